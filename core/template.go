@@ -1,0 +1,133 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Slots a template may contain. Render replaces every occurrence in a single
+// pass, so text inserted for one slot (a question that happens to contain
+// "{answer}", say) is never substituted again.
+const (
+	// QuestionsSlot is replaced by the task's questions joined with JoinQuestions.
+	// Every template must contain it.
+	QuestionsSlot = "{questions}"
+	// ThinkSlot, SearchSlot, InformationSlot and AnswerSlot are replaced by the
+	// configured tag names (Tags), so a template can write "<{think}>" and follow
+	// whatever names an experiment uses. They are optional.
+	ThinkSlot       = "{think}"
+	SearchSlot      = "{search}"
+	InformationSlot = "{information}"
+	AnswerSlot      = "{answer}"
+)
+
+// Template is a task prompt: the user message the agent receives every turn.
+// Name labels it in experiments and exports; Text holds the prompt with the
+// slots above.
+type Template struct {
+	Name string `json:"name"`
+	Text string `json:"text"`
+}
+
+// defaultTemplateText is the built-in prompt. It asks for MEM1's protocol
+// (arXiv 2506.15841): a <think> block that is the agent's only memory, one
+// search per turn, information coming back in its own tag, and one final
+// answer listing the answers in question order separated by ';'.
+const defaultTemplateText = `You are a research agent answering several questions with the help of a search engine. You work in turns.
+
+Start every reply with <{think}> ... </{think}>. This block is your internal state: after each turn your earlier replies and the search results are removed, and this block is the only thing you carry into the next turn. Use it to
+- copy over every fact from the latest results that could help with any of the questions,
+- note which questions are already solved and what their answers are,
+- list the searches you have made, so you do not repeat them,
+- keep track of how many turns you have left (each search result tells you).
+
+Then finish the reply with exactly one action:
+- <{search}> one query </{search}> to look something up. Ask about one thing at a time. The results come back to you inside <{information}> ... </{information}>.
+- <{answer}> answer to question 1; answer to question 2; ... </{answer}> once you are done or out of turns. Give only the short answers, no explanations, one per question, in the same order as the questions, separated by semicolons.
+
+So a reply is either <{think}>...</{think}><{search}>...</{search}> or <{think}>...</{think}><{answer}>...</{answer}>, nothing else.
+
+Questions: {questions}
+`
+
+// DefaultTemplate returns the built-in MEM1-style prompt (name "mem1-default").
+func DefaultTemplate() Template {
+	return Template{Name: "mem1-default", Text: defaultTemplateText}
+}
+
+// ParseTemplate checks text and returns it as a Template. It fails when text
+// does not contain QuestionsSlot. The text is kept byte for byte.
+func ParseTemplate(name, text string) (Template, error) {
+	if !strings.Contains(text, QuestionsSlot) {
+		return Template{}, fmt.Errorf("template %q: missing the %s slot", name, QuestionsSlot)
+	}
+	return Template{Name: name, Text: text}, nil
+}
+
+// LoadTemplate reads a template file. Its name is the file name without the
+// extension. Errors name the path: unreadable file or missing QuestionsSlot.
+func LoadTemplate(path string) (Template, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Template{}, fmt.Errorf("load template: %w", err)
+	}
+	base := filepath.Base(path)
+	name := strings.TrimSuffix(base, filepath.Ext(base))
+	t, err := ParseTemplate(name, string(data))
+	if err != nil {
+		return Template{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// Render fills the template for task with the default tag names (DefaultTags).
+// It is RenderWith(task, DefaultTags()).
+func (t Template) Render(task Task) string {
+	return t.RenderWith(task, DefaultTags())
+}
+
+// RenderWith fills the template for task: QuestionsSlot becomes
+// JoinQuestions of the objectives' questions and the tag slots become the names
+// in tags. Everything else is copied byte for byte (line endings, whitespace,
+// invalid UTF-8 included). Tag names are not validated here; the turn loop
+// validates them before rendering.
+func (t Template) RenderWith(task Task, tags Tags) string {
+	questions := make([]string, len(task.Objectives))
+	for i, o := range task.Objectives {
+		questions[i] = o.Question
+	}
+	r := strings.NewReplacer(
+		QuestionsSlot, JoinQuestions(questions),
+		ThinkSlot, tags.Think,
+		SearchSlot, tags.Search,
+		InformationSlot, tags.Information,
+		AnswerSlot, tags.Answer,
+	)
+	return r.Replace(t.Text)
+}
+
+// JoinQuestions joins the questions of a task as MEM1 builds its multi-objective
+// prompts: each question trimmed of surrounding whitespace, "?" appended when it
+// does not already end with one, joined with "; ". Questions that are empty
+// after trimming are skipped.
+func JoinQuestions(questions []string) string {
+	parts := make([]string, 0, len(questions))
+	for _, q := range questions {
+		q = strings.TrimSpace(q)
+		if q == "" {
+			continue
+		}
+		if !strings.HasSuffix(q, "?") {
+			q += "?"
+		}
+		parts = append(parts, q)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// errEmptyTemplate is returned by AgentConfig.Normalized for a template whose
+// text lacks the questions slot.
+var errEmptyTemplate = errors.New("template has no " + QuestionsSlot + " slot")
