@@ -1,0 +1,175 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order; migration i (0-based) takes the schema from
+// version i to version i+1, recorded in PRAGMA user_version. Never edit a released
+// entry: append a new one.
+var migrations = []string{
+	// 1: corpus, questions, experiments, tasks, rollouts, turns.
+	`
+CREATE TABLE datasets (
+	name TEXT PRIMARY KEY NOT NULL CHECK (name <> '')
+) WITHOUT ROWID;
+
+-- passages: the retrieval corpus. content_hash is the hex SHA-1 of
+-- title + NUL + whitespace-collapsed text; raw imports use it to reuse a passage
+-- that is already stored under another id.
+CREATE TABLE passages (
+	rowid        INTEGER PRIMARY KEY,
+	id           TEXT NOT NULL UNIQUE CHECK (id <> ''),
+	title        TEXT NOT NULL,
+	text         TEXT NOT NULL,
+	datasets     TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(datasets)),
+	content_hash TEXT NOT NULL
+);
+CREATE INDEX passages_content_hash ON passages(content_hash);
+
+-- External-content FTS5 index over passages(title, text). Tokenizer: porter
+-- stemming on top of unicode61 with diacritics folded (see search.go).
+CREATE VIRTUAL TABLE passages_fts USING fts5(
+	title, text,
+	content = 'passages', content_rowid = 'rowid',
+	tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER passages_ai AFTER INSERT ON passages BEGIN
+	INSERT INTO passages_fts(rowid, title, text) VALUES (new.rowid, new.title, new.text);
+END;
+CREATE TRIGGER passages_ad AFTER DELETE ON passages BEGIN
+	INSERT INTO passages_fts(passages_fts, rowid, title, text) VALUES ('delete', old.rowid, old.title, old.text);
+END;
+CREATE TRIGGER passages_au AFTER UPDATE OF title, text ON passages BEGIN
+	INSERT INTO passages_fts(passages_fts, rowid, title, text) VALUES ('delete', old.rowid, old.title, old.text);
+	INSERT INTO passages_fts(rowid, title, text) VALUES (new.rowid, new.title, new.text);
+END;
+
+CREATE TABLE questions (
+	id                  TEXT PRIMARY KEY NOT NULL CHECK (id <> ''),
+	dataset             TEXT NOT NULL REFERENCES datasets(name),
+	seq                 INTEGER NOT NULL CHECK (seq >= 0),
+	question            TEXT NOT NULL,
+	golden              TEXT NOT NULL CHECK (json_valid(golden)),
+	gold_passage_ids    TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(gold_passage_ids)),
+	context_passage_ids TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(context_passage_ids)),
+	type                TEXT,
+	level               TEXT,
+	source_file         TEXT NOT NULL DEFAULT '',
+	UNIQUE (dataset, seq)
+);
+
+CREATE TABLE experiments (
+	id          INTEGER PRIMARY KEY,
+	name        TEXT NOT NULL,
+	created_at  TEXT NOT NULL,
+	config_json TEXT NOT NULL,
+	config_hash TEXT NOT NULL,
+	status      TEXT NOT NULL
+);
+
+CREATE TABLE tasks (
+	id            INTEGER PRIMARY KEY,
+	experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+	key           TEXT NOT NULL,
+	dataset       TEXT NOT NULL,
+	objectives    INTEGER NOT NULL,
+	task_json     TEXT NOT NULL CHECK (json_valid(task_json)),
+	UNIQUE (experiment_id, key)
+);
+
+CREATE TABLE rollouts (
+	id            INTEGER PRIMARY KEY,
+	experiment_id INTEGER NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+	task_id       INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+	policy        TEXT NOT NULL,
+	model         TEXT NOT NULL,
+	status        TEXT NOT NULL,
+	em            REAL NOT NULL DEFAULT 0,
+	f1            REAL NOT NULL DEFAULT 0,
+	score_json    TEXT NOT NULL DEFAULT '',
+	answer        TEXT NOT NULL DEFAULT '',
+	peak_tokens   INTEGER NOT NULL DEFAULT 0,
+	total_tokens  INTEGER NOT NULL DEFAULT 0,
+	turns         INTEGER NOT NULL DEFAULT 0,
+	seconds       REAL NOT NULL DEFAULT 0,
+	hit_max_turns INTEGER NOT NULL DEFAULT 0,
+	error         TEXT NOT NULL DEFAULT '',
+	started_at    TEXT,
+	finished_at   TEXT,
+	heartbeat_at  TEXT
+);
+CREATE INDEX rollouts_experiment ON rollouts(experiment_id, status);
+CREATE INDEX rollouts_task ON rollouts(task_id);
+CREATE INDEX rollouts_status ON rollouts(status);
+
+CREATE TABLE turns (
+	id                INTEGER PRIMARY KEY,
+	rollout_id        INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+	idx               INTEGER NOT NULL CHECK (idx >= 0),
+	context           TEXT NOT NULL,
+	response          TEXT NOT NULL,
+	internal_state    TEXT NOT NULL,
+	action            TEXT NOT NULL,
+	query             TEXT NOT NULL,
+	answer            TEXT NOT NULL,
+	information       TEXT NOT NULL,
+	passages          TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(passages)),
+	prompt_tokens     INTEGER NOT NULL,
+	completion_tokens INTEGER NOT NULL,
+	usage_reported    INTEGER NOT NULL,
+	latency_ms        REAL NOT NULL,
+	finish_reason     TEXT NOT NULL,
+	created_at        TEXT NOT NULL,
+	UNIQUE (rollout_id, idx)
+);
+`,
+}
+
+// LatestSchemaVersion is the schema version this build writes.
+func LatestSchemaVersion() int { return len(migrations) }
+
+// SchemaVersion reads the store's schema version (PRAGMA user_version).
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	if err := s.w.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return 0, fmt.Errorf("storage: read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// migrate applies every pending migration, each in its own transaction that also
+// bumps user_version, so a failed migration leaves the previous version intact.
+func (s *Store) migrate(ctx context.Context) error {
+	v, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v > len(migrations) {
+		return fmt.Errorf("storage: %s has schema version %d but this build knows only up to %d; use a newer mem1lab to open it",
+			s.path, v, len(migrations))
+	}
+	for i := v; i < len(migrations); i++ {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			// Re-read inside the write lock: another process may have migrated meanwhile.
+			var cur int
+			if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&cur); err != nil {
+				return err
+			}
+			if cur != i {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", i+1))
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("storage: migration %d of %s: %w", i+1, s.path, err)
+		}
+	}
+	return nil
+}
