@@ -1,0 +1,102 @@
+package experiments
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// Composition rules.
+const (
+	ComposeRuleConsecutive = "consecutive"
+	ComposeRuleRandom      = "random"
+)
+
+// ComposeConsecutive builds N-objective tasks by MEM1's rule
+// (gen_data/data_process/qa_search_test_merge_multi.py): questions are grouped by
+// source (Question.SourceFile), ordered by Seq, and cut into consecutive runs of
+// n; a source's last run shorter than n is dropped. Sources follow the order of
+// their first question's Seq. Keys are "{dataset}/n{n}/{index:04d}", numbered
+// over the whole composition. n < 1 gives no tasks. Question ids and gold aliases
+// are kept per objective.
+func ComposeConsecutive(dataset string, qs []storage.Question, n int) []core.Task {
+	if n < 1 {
+		return nil
+	}
+	sorted := sortedBySeq(qs)
+	var order []string
+	bySource := map[string][]storage.Question{}
+	for _, q := range sorted {
+		if _, ok := bySource[q.SourceFile]; !ok {
+			order = append(order, q.SourceFile)
+		}
+		bySource[q.SourceFile] = append(bySource[q.SourceFile], q)
+	}
+	var tasks []core.Task
+	for _, src := range order {
+		group := bySource[src]
+		for i := 0; i+n <= len(group); i += n {
+			tasks = append(tasks, makeTask(fmt.Sprintf("%s/n%d/%04d", dataset, n, len(tasks)), dataset, group[i:i+n]))
+		}
+	}
+	return tasks
+}
+
+// ComposeRandom builds `tasks` N-objective tasks of questions drawn at random
+// (seeded; the same inputs and seed give the same tasks). A question appears at
+// most once within a task; across tasks questions are drawn without replacement
+// until the pool runs out, then the pool is reshuffled. Keys are
+// "{dataset}/n{n}/random/{index:04d}". tasks ≤ 0 means len(qs)/n. n < 1 or fewer
+// than n questions give no tasks.
+func ComposeRandom(dataset string, qs []storage.Question, n, tasks int, seed int64) []core.Task {
+	if n < 1 || len(qs) < n {
+		return nil
+	}
+	if tasks <= 0 {
+		tasks = len(qs) / n
+	}
+	pool := sortedBySeq(qs)                                      // independent of the caller's order
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6d656d316c6162)) // "mem1lab"
+	perm := rng.Perm(len(pool))
+	next := 0
+	out := make([]core.Task, 0, tasks)
+	for t := 0; t < tasks; t++ {
+		picked := make([]storage.Question, 0, n)
+		used := map[int]bool{}
+		for len(picked) < n {
+			if next == len(perm) {
+				perm = rng.Perm(len(pool))
+				next = 0
+			}
+			idx := perm[next]
+			next++
+			if used[idx] {
+				continue // reshuffled pool gave a question already in this task
+			}
+			used[idx] = true
+			picked = append(picked, pool[idx])
+		}
+		out = append(out, makeTask(fmt.Sprintf("%s/n%d/random/%04d", dataset, n, t), dataset, picked))
+	}
+	return out
+}
+
+func sortedBySeq(qs []storage.Question) []storage.Question {
+	out := append([]storage.Question(nil), qs...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out
+}
+
+func makeTask(key, dataset string, qs []storage.Question) core.Task {
+	t := core.Task{Key: key, Dataset: dataset, Objectives: make([]core.Objective, len(qs))}
+	for i, q := range qs {
+		o := q.Objective()
+		o.Gold = append([]string(nil), o.Gold...)
+		o.GoldPassageIDs = append([]string(nil), o.GoldPassageIDs...)
+		t.Objectives[i] = o
+	}
+	return t
+}

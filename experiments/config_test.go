@@ -1,0 +1,124 @@
+package experiments
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestDefaultRunConfig(t *testing.T) {
+	c := DefaultRunConfig()
+	require.NoError(t, c.Validate())
+	assert.Equal(t, "completions", c.Mode)
+	assert.Equal(t, 0.01, c.Temperature)
+	assert.Equal(t, 0.95, c.TopP)
+	assert.Equal(t, 1024, c.MaxTokens)
+	assert.Equal(t, 3, c.TopK)
+	assert.Equal(t, "mem1", c.Policy)
+	assert.Equal(t, "mem1", c.Scheme)
+	assert.Equal(t, "consecutive", c.Compose)
+	assert.Equal(t, "hotpotqa", c.Dataset)
+	assert.Equal(t, 2, c.Objectives)
+	assert.Equal(t, 10, c.Tasks)
+	assert.Equal(t, 4, c.Concurrency)
+	assert.Equal(t, 120.0, c.TimeoutSeconds)
+	assert.Equal(t, 6, c.MaxTurnsFor(4))
+	assert.Equal(t, 20, c.MaxTurnsFor(5))
+	c.MaxTurns = 3
+	assert.Equal(t, 3, c.MaxTurnsFor(16))
+}
+
+func TestValidateNamesEveryBadField(t *testing.T) {
+	c := DefaultRunConfig()
+	c.Endpoint = "ftp://x"
+	c.Mode = "stream"
+	c.TopP = 0
+	c.Objectives = 0
+	c.Policy = "forget"
+	c.Scheme = "bleu"
+	c.Concurrency = 0
+	c.APIKeyEnv = "sk-123 secret"
+	err := c.Validate()
+	require.Error(t, err)
+	for _, key := range []string{"endpoint:", "mode:", "top_p:", "objectives:", "policy:", "scheme:", "concurrency:", "api_key_env:"} {
+		assert.Contains(t, err.Error(), key)
+	}
+	assert.NotContains(t, err.Error(), "temperature:")
+}
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "run.toml")
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+	return p
+}
+
+func TestLoadRunConfig(t *testing.T) {
+	c, err := LoadRunConfig(writeFile(t, "objectives = 4\npolicy = \"full\"\nmode = \"chat\"\n"))
+	require.NoError(t, err)
+	want := DefaultRunConfig()
+	want.Objectives, want.Policy, want.Mode = 4, "full", "chat"
+	assert.Equal(t, want, c)
+
+	p := writeFile(t, "objective = 4\n[extra]\nx = 1\n")
+	_, err = LoadRunConfig(p)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), p+": unknown keys:")
+	assert.Contains(t, err.Error(), "objective")
+	assert.Contains(t, err.Error(), "extra.x")
+
+	p = writeFile(t, "objectives = 4\ntop_k = \"three\"\n")
+	_, err = LoadRunConfig(p)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), p)
+
+	p = writeFile(t, "objectives = 4\nmode = \n")
+	_, err = LoadRunConfig(p)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), p+":2:")
+
+	p = writeFile(t, "objectives = -1\n")
+	_, err = LoadRunConfig(p)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "objectives: -1")
+}
+
+func TestCanonicalTOMLAndHash(t *testing.T) {
+	c := DefaultRunConfig()
+	a, err := c.CanonicalTOML()
+	require.NoError(t, err)
+	b, err := c.CanonicalTOML()
+	require.NoError(t, err)
+	assert.Equal(t, a, b)
+	assert.True(t, strings.Contains(string(a), "temperature = 0.01"), string(a))
+	assert.Len(t, c.Hash(), 64)
+	assert.Equal(t, c.Hash(), DefaultRunConfig().Hash())
+	d := c
+	d.Objectives = 3
+	assert.NotEqual(t, c.Hash(), d.Hash())
+
+	// The canonical form loads back to the same config and the same bytes.
+	back, err := LoadRunConfig(writeFile(t, string(a)))
+	require.NoError(t, err)
+	assert.Equal(t, c, back)
+	again, err := back.CanonicalTOML()
+	require.NoError(t, err)
+	assert.Equal(t, a, again)
+}
+
+func TestEndpointConfigReadsKeyFromEnv(t *testing.T) {
+	t.Setenv("MEM1LAB_TEST_KEY", "sk-test")
+	c := DefaultRunConfig()
+	c.APIKeyEnv = "MEM1LAB_TEST_KEY"
+	ep := c.EndpointConfig()
+	assert.Equal(t, "sk-test", ep.APIKey)
+	assert.Equal(t, 120*time.Second, ep.Timeout)
+	b, err := c.CanonicalTOML()
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "sk-test")
+}

@@ -1,0 +1,61 @@
+package experiments
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// bundleDir is the shared QA bundle, ../shared/data/qa-bundle from the repo root.
+var bundleDir = filepath.Join("..", "..", "shared", "data", "qa-bundle")
+
+var (
+	bundleOnce  sync.Once
+	bundleSt    *storage.Store
+	bundleErr   error
+	bundleTmp   string
+	bundleMutex sync.Mutex
+)
+
+// bundleStore returns a store with the real bundle imported, shared by the
+// package's tests (imported once). Tests that need it are skipped when the
+// bundle is absent.
+func bundleStore(t *testing.T) *storage.Store {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(bundleDir, "unified", "questions.jsonl")); err != nil {
+		t.Skipf("qa-bundle not found at %s: %v", bundleDir, err)
+	}
+	bundleOnce.Do(func() {
+		bundleTmp, bundleErr = os.MkdirTemp("", "mem1lab-experiments-")
+		if bundleErr != nil {
+			return
+		}
+		bundleSt, bundleErr = storage.Open(filepath.Join(bundleTmp, "lab.db"))
+		if bundleErr != nil {
+			return
+		}
+		_, bundleErr = bundleSt.ImportBundle(context.Background(), bundleDir)
+	})
+	require.NoError(t, bundleErr)
+	return bundleSt
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bundleSt != nil {
+		if err := bundleSt.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "closing store:", err)
+		}
+	}
+	if bundleTmp != "" {
+		_ = os.RemoveAll(bundleTmp)
+	}
+	os.Exit(code)
+}

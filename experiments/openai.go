@@ -1,0 +1,358 @@
+package experiments
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/mem1lab/mem1lab/core"
+)
+
+// Endpoint modes.
+const (
+	// ModeCompletions sends a hand-built Qwen chat prefix to /v1/completions, as
+	// MEM1's released checkpoint is served (the carried state continues an open
+	// assistant turn).
+	ModeCompletions = "completions"
+	// ModeChat sends messages to /v1/chat/completions; the server applies its own
+	// chat template.
+	ModeChat = "chat"
+)
+
+// QwenDefaultSystem is Qwen2.5's default system line, used by RenderQwenPrefix
+// when no system prompt is given.
+const QwenDefaultSystem = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+
+// maxResponseBody bounds how much of a response body the adapter keeps for
+// decoding vLLM's extra fields (64 MiB; real replies are a few KiB).
+const maxResponseBody = 64 << 20
+
+// Endpoint is one OpenAI-compatible inference server plus the sampling settings
+// used for every turn.
+type Endpoint struct {
+	// BaseURL is the API root, e.g. "http://127.0.0.1:8000/v1". A URL with an
+	// empty path gets "/v1" appended.
+	BaseURL string
+	Model   string // model name sent in requests
+	Mode    string // ModeCompletions or ModeChat
+	// APIKey is sent as a bearer token when not empty. It is never stored.
+	APIKey string
+	// SystemPrompt is the system message. In completions mode "" means
+	// QwenDefaultSystem; in chat mode "" sends no system message.
+	SystemPrompt string
+	Temperature  float64 // 0 = greedy (sent as the smallest float32 above 0)
+	TopP         float64 // 0 = server default
+	MaxTokens    int     // tokens generated per turn; 0 = server default
+	// Timeout bounds one request (connection, generation and reply); 0 = none.
+	Timeout time.Duration
+}
+
+// Validate reports the first bad field of the endpoint.
+func (ep Endpoint) Validate() error {
+	if ep.Mode != ModeCompletions && ep.Mode != ModeChat {
+		return fmt.Errorf("endpoint mode %q: want %q or %q", ep.Mode, ModeCompletions, ModeChat)
+	}
+	if _, err := normalizeBaseURL(ep.BaseURL); err != nil {
+		return err
+	}
+	if strings.TrimSpace(ep.Model) == "" {
+		return errors.New("endpoint model: empty (the model name the server serves)")
+	}
+	if ep.Temperature < 0 || ep.Temperature > 2 || math.IsNaN(ep.Temperature) {
+		return fmt.Errorf("endpoint temperature %g: want 0..2", ep.Temperature)
+	}
+	if ep.TopP < 0 || ep.TopP > 1 || math.IsNaN(ep.TopP) {
+		return fmt.Errorf("endpoint top_p %g: want 0..1", ep.TopP)
+	}
+	if ep.MaxTokens < 0 {
+		return fmt.Errorf("endpoint max_tokens %d: want ≥ 0", ep.MaxTokens)
+	}
+	if ep.Timeout < 0 {
+		return fmt.Errorf("endpoint timeout %s: want ≥ 0", ep.Timeout)
+	}
+	return nil
+}
+
+// normalizeBaseURL checks that raw is an absolute http(s) URL and appends "/v1"
+// when its path is empty.
+func normalizeBaseURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", errors.New("endpoint URL: empty (want e.g. http://127.0.0.1:8000/v1)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("endpoint URL %q: %w", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("endpoint URL %q: scheme must be http or https", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("endpoint URL %q: no host", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1"
+	}
+	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// OpenAIModel is the go-openai adapter behind NewModel. It is safe for
+// concurrent use by several rollouts.
+type OpenAIModel struct {
+	ep        Endpoint
+	client    *openai.Client
+	transport *http.Transport
+}
+
+// NewModel returns a core.Model that calls the endpoint's /completions or
+// /chat/completions. Errors: an invalid mode, URL, model name or sampling value.
+// The returned model also implements io.Closer (it drops idle connections).
+func NewModel(ep Endpoint) (core.Model, error) {
+	return NewOpenAIModel(ep)
+}
+
+// NewOpenAIModel is NewModel with the concrete type.
+func NewOpenAIModel(ep Endpoint) (*OpenAIModel, error) {
+	if err := ep.Validate(); err != nil {
+		return nil, err
+	}
+	base, _ := normalizeBaseURL(ep.BaseURL)
+	cfg := openai.DefaultConfig(ep.APIKey)
+	cfg.BaseURL = base
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	cfg.HTTPClient = &http.Client{Transport: &captureTransport{base: tr}}
+	return &OpenAIModel{ep: ep, client: openai.NewClientWithConfig(cfg), transport: tr}, nil
+}
+
+// Endpoint returns the endpoint the model was built from.
+func (m *OpenAIModel) Endpoint() Endpoint { return m.ep }
+
+// Close drops idle keep-alive connections. The model stays usable.
+func (m *OpenAIModel) Close() error {
+	m.transport.CloseIdleConnections()
+	return nil
+}
+
+// Complete sends one turn. Errors carry the server's message and HTTP status
+// (go-openai's *openai.APIError is wrapped, so errors.As finds it) or the
+// transport failure; a timeout says so.
+func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	if m.ep.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, m.ep.Timeout)
+		defer cancel()
+	}
+	slot := &captureSlot{}
+	ctx = context.WithValue(ctx, captureKey{}, slot)
+
+	temp := float32(m.ep.Temperature)
+	if temp <= 0 {
+		temp = math.SmallestNonzeroFloat32 // go-openai omits a zero temperature
+	}
+	var (
+		out core.Completion
+		err error
+	)
+	switch m.ep.Mode {
+	case ModeCompletions:
+		prompt := RenderQwenPrefix(m.ep.SystemPrompt, c)
+		out.Sent = prompt
+		var resp openai.CompletionResponse
+		resp, err = m.client.CreateCompletion(ctx, openai.CompletionRequest{
+			Model:       m.ep.Model,
+			Prompt:      prompt,
+			MaxTokens:   m.ep.MaxTokens,
+			Temperature: temp,
+			TopP:        float32(m.ep.TopP),
+			Stop:        stops,
+		})
+		if err == nil {
+			if len(resp.Choices) == 0 {
+				return out, fmt.Errorf("%s/completions: reply has no choices", m.ep.BaseURL)
+			}
+			out.Text = resp.Choices[0].Text
+			out.FinishReason = resp.Choices[0].FinishReason
+		}
+	default:
+		msgs := ChatMessages(m.ep.SystemPrompt, c)
+		out.Sent = RenderChatMessages(msgs)
+		req := openai.ChatCompletionRequest{
+			Model:       m.ep.Model,
+			MaxTokens:   m.ep.MaxTokens,
+			Temperature: temp,
+			TopP:        float32(m.ep.TopP),
+			Stop:        stops,
+		}
+		for _, msg := range msgs {
+			req.Messages = append(req.Messages, openai.ChatCompletionMessage{Role: msg.Role, Content: msg.Content})
+		}
+		var resp openai.ChatCompletionResponse
+		resp, err = m.client.CreateChatCompletion(ctx, req)
+		if err == nil {
+			if len(resp.Choices) == 0 {
+				return out, fmt.Errorf("%s/chat/completions: reply has no choices", m.ep.BaseURL)
+			}
+			out.Text = resp.Choices[0].Message.Content
+			out.FinishReason = string(resp.Choices[0].FinishReason)
+		}
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && m.ep.Timeout > 0 && ctx.Err() != nil {
+			return out, fmt.Errorf("%s %s: request timed out after %s: %w", m.ep.Mode, m.ep.BaseURL, m.ep.Timeout, err)
+		}
+		var apiErr *openai.APIError
+		if errors.As(err, &apiErr) && apiErr.Code != nil && fmt.Sprint(apiErr.Code) != "" {
+			return out, fmt.Errorf("%s %s: %w (code %v)", m.ep.Mode, m.ep.BaseURL, err, apiErr.Code)
+		}
+		return out, fmt.Errorf("%s %s: %w", m.ep.Mode, m.ep.BaseURL, err)
+	}
+	extra := decodeVLLMExtras(slot.body)
+	out.StopReason = extra.stopReason
+	if extra.usage != nil {
+		out.Usage = core.Usage{PromptTokens: extra.usage.PromptTokens, CompletionTokens: extra.usage.CompletionTokens, Reported: true}
+	} else {
+		out.Usage = core.Usage{PromptTokens: core.EstimateTokens(out.Sent), CompletionTokens: core.EstimateTokens(out.Text)}
+	}
+	return out, nil
+}
+
+// RenderQwenPrefix builds the raw completions prompt MEM1 sends to its Qwen2.5
+// checkpoint: a system turn, the task prompt as the user turn, and an open
+// assistant turn continued by the kept exchanges (each response followed by its
+// information block), concatenated without separators:
+//
+//	<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n{r0}{i0}{r1}{i1}…
+//
+// An empty system uses QwenDefaultSystem.
+func RenderQwenPrefix(system string, c core.Context) string {
+	if system == "" {
+		system = QwenDefaultSystem
+	}
+	var b strings.Builder
+	b.WriteString("<|im_start|>system\n")
+	b.WriteString(system)
+	b.WriteString("<|im_end|>\n<|im_start|>user\n")
+	b.WriteString(c.Prompt)
+	b.WriteString("<|im_end|>\n<|im_start|>assistant\n")
+	for _, ex := range c.History {
+		b.WriteString(ex.Response)
+		b.WriteString(ex.Information)
+	}
+	return b.String()
+}
+
+// Message is one chat message.
+type Message struct {
+	Role    string
+	Content string
+}
+
+// ChatMessages lays a context out as chat messages: the system message (only
+// when system is not empty), the task prompt as a user message, then for each
+// kept exchange an assistant message (the response) and, when the turn searched,
+// a user message (the information block).
+func ChatMessages(system string, c core.Context) []Message {
+	var msgs []Message
+	if system != "" {
+		msgs = append(msgs, Message{Role: openai.ChatMessageRoleSystem, Content: system})
+	}
+	msgs = append(msgs, Message{Role: openai.ChatMessageRoleUser, Content: c.Prompt})
+	for _, ex := range c.History {
+		msgs = append(msgs, Message{Role: openai.ChatMessageRoleAssistant, Content: ex.Response})
+		if ex.Information != "" {
+			msgs = append(msgs, Message{Role: openai.ChatMessageRoleUser, Content: ex.Information})
+		}
+	}
+	return msgs
+}
+
+// RenderChatMessages renders messages readably for Completion.Sent: one
+// "<|role|>\ncontent" block per message, blocks separated by a newline.
+func RenderChatMessages(msgs []Message) string {
+	var b strings.Builder
+	for i, m := range msgs {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString("<|" + m.Role + "|>\n")
+		b.WriteString(m.Content)
+	}
+	return b.String()
+}
+
+// captureKey marks a request context that wants its response body kept.
+type captureKey struct{}
+
+// captureSlot receives the raw body of a successful response.
+type captureSlot struct{ body []byte }
+
+// captureTransport reads the body of 2xx responses for requests whose context
+// carries a captureSlot, keeps a copy there and hands go-openai an identical
+// body, so fields go-openai does not decode (vLLM's stop_reason) can be read.
+type captureTransport struct{ base http.RoundTripper }
+
+func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp, err
+	}
+	slot, _ := req.Context().Value(captureKey{}).(*captureSlot)
+	if slot == nil {
+		return resp, nil
+	}
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	_ = resp.Body.Close()
+	if rerr != nil {
+		return nil, fmt.Errorf("reading reply: %w", rerr)
+	}
+	slot.body = body
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, nil
+}
+
+type vllmExtras struct {
+	stopReason string
+	usage      *wireUsage
+}
+
+type wireUsage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+}
+
+// decodeVLLMExtras reads choices[0].stop_reason (a string, null, or a token id
+// number, which gives "") and usage from a reply body; anything undecodable
+// gives zero values.
+func decodeVLLMExtras(body []byte) vllmExtras {
+	var wire struct {
+		Choices []struct {
+			StopReason json.RawMessage `json:"stop_reason"`
+		} `json:"choices"`
+		Usage *wireUsage `json:"usage"`
+	}
+	if len(body) == 0 || json.Unmarshal(body, &wire) != nil {
+		return vllmExtras{}
+	}
+	var ex vllmExtras
+	if len(wire.Choices) > 0 && len(wire.Choices[0].StopReason) > 0 {
+		var s string
+		if json.Unmarshal(wire.Choices[0].StopReason, &s) == nil {
+			ex.stopReason = s
+		}
+	}
+	if wire.Usage != nil && (wire.Usage.PromptTokens > 0 || wire.Usage.CompletionTokens > 0) {
+		ex.usage = wire.Usage
+	}
+	return ex
+}
