@@ -1,0 +1,101 @@
+package views
+
+import (
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/widget"
+)
+
+// dataTable is a read-only table of strings with a header row. Tapping a cell
+// selects its row; double-tapping a cell activates the row (e.g. opens it).
+type dataTable struct {
+	headers    []string
+	rows       [][]string
+	selected   int // -1 when none
+	table      *widget.Table
+	onSelect   func(row int)
+	onActivate func(row int)
+}
+
+func newDataTable(headers []string, widths []float32) *dataTable {
+	d := &dataTable{headers: headers, selected: -1}
+	d.table = widget.NewTableWithHeaders(
+		func() (int, int) { return len(d.rows), len(d.headers) },
+		func() fyne.CanvasObject { return newTableCell(d) },
+		func(id widget.TableCellID, o fyne.CanvasObject) {
+			c := o.(*tableCell)
+			c.id = id
+			text := ""
+			if id.Row >= 0 && id.Row < len(d.rows) && id.Col < len(d.rows[id.Row]) {
+				text = d.rows[id.Row][id.Col]
+			}
+			c.SetText(text)
+		},
+	)
+	d.table.ShowHeaderColumn = false
+	d.table.CreateHeader = func() fyne.CanvasObject {
+		l := widget.NewLabel("header")
+		l.TextStyle.Bold = true
+		l.Truncation = fyne.TextTruncateEllipsis
+		return l
+	}
+	d.table.UpdateHeader = func(id widget.TableCellID, o fyne.CanvasObject) {
+		text := ""
+		if id.Row < 0 && id.Col >= 0 && id.Col < len(d.headers) {
+			text = d.headers[id.Col]
+		}
+		o.(*widget.Label).SetText(text)
+	}
+	d.table.OnSelected = func(id widget.TableCellID) {
+		if id.Row < 0 || id.Row >= len(d.rows) {
+			return
+		}
+		d.selected = id.Row
+		if d.onSelect != nil {
+			d.onSelect(id.Row)
+		}
+	}
+	for i, w := range widths {
+		d.table.SetColumnWidth(i, w)
+	}
+	return d
+}
+
+// setRows replaces the content and clears the selection.
+func (d *dataTable) setRows(rows [][]string) {
+	d.rows = rows
+	d.selected = -1
+	d.table.UnselectAll()
+	d.table.Refresh()
+}
+
+// selectRow selects row as if it had been tapped.
+func (d *dataTable) selectRow(row int) {
+	d.table.Select(widget.TableCellID{Row: row, Col: 0})
+}
+
+// tableCell is a truncating label that forwards taps to its table.
+type tableCell struct {
+	widget.Label
+	id    widget.TableCellID
+	table *dataTable
+}
+
+func newTableCell(t *dataTable) *tableCell {
+	c := &tableCell{table: t}
+	c.Truncation = fyne.TextTruncateEllipsis
+	c.ExtendBaseWidget(c)
+	return c
+}
+
+// Tapped selects the cell's row.
+func (c *tableCell) Tapped(*fyne.PointEvent) {
+	c.table.table.Select(widget.TableCellID{Row: c.id.Row, Col: c.id.Col})
+}
+
+// DoubleTapped selects and activates the cell's row.
+func (c *tableCell) DoubleTapped(*fyne.PointEvent) {
+	c.Tapped(nil)
+	if c.table.onActivate != nil && c.id.Row >= 0 && c.id.Row < len(c.table.rows) {
+		c.table.onActivate(c.id.Row)
+	}
+}
