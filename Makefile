@@ -1,0 +1,50 @@
+# mem1lab — the two set-up commands are `make run` and `make test`; everything else is optional.
+GO        ?= go
+TAGS      := sqlite_fts5
+TESTTAGS  := ci,sqlite_fts5
+BUNDLE    ?= $(abspath $(CURDIR)/../shared/data/qa-bundle)
+BIN       := bin/mem1lab
+PKGS      := ./...
+export CGO_ENABLED := 1
+
+.PHONY: run build test vet bench fuzz screenshot deps deps-gui deps-screenshot clean
+
+## run: install what the desktop build needs, build, and open the app on the default store
+run: build
+	./$(BIN) --bundle "$(BUNDLE)"
+
+## build: the desktop (OpenGL) binary in bin/
+build: deps-gui
+	$(GO) build -tags $(TAGS) -o $(BIN) .
+
+## test: go vet plus every unit and integration test (race detector on, Fyne's in-memory driver)
+test: deps
+	$(GO) vet -tags $(TESTTAGS) $(PKGS)
+	$(GO) test -race -count=1 -tags $(TESTTAGS) $(PKGS)
+
+## bench: speed and memory benchmarks, reported (never asserted)
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchmem -tags $(TESTTAGS) $(PKGS)
+
+## fuzz: a longer run of the response-parser fuzz test
+fuzz: deps
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./core
+
+## screenshot: run the app under Xvfb on a demo store and save PNGs in docs/
+screenshot: deps-screenshot build
+	BUNDLE="$(BUNDLE)" BIN="$(BIN)" scripts/screenshot.sh
+
+deps:
+	scripts/deps.sh test
+	$(GO) mod download
+
+deps-gui:
+	scripts/deps.sh run
+	$(GO) mod download
+
+deps-screenshot:
+	scripts/deps.sh screenshot
+	$(GO) mod download
+
+clean:
+	rm -rf bin

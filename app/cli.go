@@ -1,0 +1,524 @@
+// Package app wires the store, the runner and the views into the desktop app, and
+// parses the headless subcommands that share the GUI's store.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// CLI runs mem1lab's subcommands. Its writers and environment are fields so tests
+// can capture output.
+type CLI struct {
+	Stdout io.Writer
+	Stderr io.Writer
+	// GUI opens the desktop app; nil means the app has no GUI (headless builds).
+	GUI func(opts GUIOptions) error
+}
+
+// Main runs mem1lab with the process's arguments (without the program name) and
+// returns the exit status.
+func Main(args []string) int {
+	c := &CLI{Stdout: os.Stdout, Stderr: os.Stderr, GUI: RunGUI}
+	return c.Run(args)
+}
+
+type command struct {
+	name, args, summary string
+	run                 func(c *CLI, ctx context.Context, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
+		{"run", "[--config FILE.toml] [flags]", "compose tasks and run an experiment against an OpenAI-compatible endpoint", (*CLI).cmdRun},
+		{"ls", "", "list experiments in the store", (*CLI).cmdLs},
+		{"show", "ROLLOUT", "print a stored rollout turn by turn", (*CLI).cmdShow},
+		{"score", "FILE.jsonl [--scheme mem1|squad] [--json]", "rescore trajectories in the MEM1 reference pipeline's JSONL", (*CLI).cmdScore},
+		{"help", "", "this list", nil},
+	}
+}
+
+// Run dispatches one invocation: no arguments (or only flags) opens the GUI.
+func (c *CLI) Run(args []string) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
+		return c.runGUI(args)
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" {
+		c.usage(c.Stdout)
+		return 0
+	}
+	for _, cmd := range commands() {
+		if cmd.name != name || cmd.run == nil {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err := cmd.run(c, ctx, args[1:])
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err != nil {
+			fmt.Fprintf(c.Stderr, "mem1lab %s: %v\n", name, err)
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(c.Stderr, "mem1lab: unknown command %q\n\n", name)
+	c.usage(c.Stderr)
+	return 2
+}
+
+func (c *CLI) usage(w io.Writer) {
+	fmt.Fprintln(w, "mem1lab — a workbench for long-horizon agents with consolidated memory (MEM1)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage:")
+	fmt.Fprintln(w, "  mem1lab [--db PATH] [--bundle DIR]   open the desktop app")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, cmd := range commands() {
+		fmt.Fprintf(tw, "  mem1lab %s %s\t%s\n", cmd.name, cmd.args, cmd.summary)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Every command takes --db PATH (default %s).\n", DefaultDBPath())
+	fmt.Fprintln(w, "`mem1lab COMMAND -h` lists a command's flags.")
+}
+
+func (c *CLI) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("mem1lab "+name, flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	return fs
+}
+
+// openStore opens the store and, when it holds no questions yet and a bundle is
+// found, imports the bundle first.
+func (c *CLI) openStore(ctx context.Context, path, bundle string) (*storage.Store, error) {
+	st, err := storage.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if bundle == "" {
+		bundle = DefaultBundleDir()
+	}
+	if bundle != "" {
+		done, err := st.BundleImported(ctx)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		if !done {
+			fmt.Fprintf(c.Stderr, "importing %s into %s …\n", bundle, path)
+			stats, err := st.ImportBundle(ctx, bundle)
+			if err != nil {
+				st.Close()
+				return nil, err
+			}
+			fmt.Fprintf(c.Stderr, "imported %d questions and %d passages in %s\n",
+				stats.Questions, stats.Passages, stats.Elapsed.Round(time.Millisecond))
+		}
+	}
+	return st, nil
+}
+
+func (c *CLI) cmdImport(ctx context.Context, args []string) error {
+	fs := c.flags("import")
+	db := fs.String("db", DefaultDBPath(), "SQLite store")
+	bundle := fs.String("bundle", "", "QA bundle folder (unified/questions.jsonl, unified/corpus.jsonl); default: ../shared/data/qa-bundle")
+	hotpot := fs.String("hotpot", "", "raw HotpotQA distractor JSONL (Hugging Face hotpot_qa rows)")
+	nq := fs.String("nq", "", "raw NQ-open JSONL ({question, answer[]})")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := storage.Open(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	var total storage.ImportStats
+	add := func(s storage.ImportStats) {
+		total.Questions += s.Questions
+		total.Passages += s.Passages
+		total.Files = append(total.Files, s.Files...)
+		total.Elapsed += s.Elapsed
+	}
+	if *hotpot == "" && *nq == "" {
+		dir := *bundle
+		if dir == "" {
+			dir = DefaultBundleDir()
+		}
+		if dir == "" {
+			return errors.New("no bundle found: pass --bundle DIR (the folder holding unified/questions.jsonl)")
+		}
+		s, err := st.ImportBundle(ctx, dir)
+		if err != nil {
+			return err
+		}
+		add(s)
+	}
+	if *hotpot != "" {
+		s, err := st.ImportHotpotDistractor(ctx, *hotpot)
+		if err != nil {
+			return err
+		}
+		add(s)
+	}
+	if *nq != "" {
+		s, err := st.ImportNQOpen(ctx, *nq)
+		if err != nil {
+			return err
+		}
+		add(s)
+	}
+	fmt.Fprintf(c.Stdout, "imported %d questions and %d passages from %d file(s) in %s\n",
+		total.Questions, total.Passages, len(total.Files), total.Elapsed.Round(time.Millisecond))
+	infos, err := st.Datasets(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "dataset\tquestions\tpassages")
+	for _, d := range infos {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", d.Name, d.Questions, d.Passages)
+	}
+	return tw.Flush()
+}
+
+// runFlags binds every RunConfig field to a flag of the same key.
+func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "experiment name")
+	fs.StringVar(&cfg.Endpoint, "endpoint", cfg.Endpoint, "OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+	fs.StringVar(&cfg.Model, "model", cfg.Model, "model name sent with each request")
+	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "completions (raw Qwen chat prefix, as MEM1) or chat")
+	fs.StringVar(&cfg.APIKeyEnv, "api-key-env", cfg.APIKeyEnv, "name of the environment variable holding the API key (the key is never stored)")
+	fs.Float64Var(&cfg.Temperature, "temperature", cfg.Temperature, "sampling temperature")
+	fs.Float64Var(&cfg.TopP, "top-p", cfg.TopP, "nucleus sampling top_p")
+	fs.IntVar(&cfg.MaxTokens, "max-tokens", cfg.MaxTokens, "max tokens generated per turn")
+	fs.Float64Var(&cfg.TimeoutSeconds, "timeout", cfg.TimeoutSeconds, "per-request timeout in seconds")
+	fs.StringVar(&cfg.Dataset, "dataset", cfg.Dataset, "dataset: hotpotqa, nq or musique")
+	fs.IntVar(&cfg.Objectives, "objectives", cfg.Objectives, "objectives (questions) per task")
+	fs.IntVar(&cfg.Tasks, "tasks", cfg.Tasks, "tasks to run (0 = every task the composition yields)")
+	fs.StringVar(&cfg.Compose, "compose", cfg.Compose, "composition rule: consecutive (MEM1) or random")
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition")
+	fs.StringVar(&cfg.Policy, "policy", cfg.Policy, "memory policy: mem1 or full")
+	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "max turns per rollout (0 = 6 up to 4 objectives, 20 beyond)")
+	fs.IntVar(&cfg.TopK, "top-k", cfg.TopK, "passages per search")
+	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
+	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
+}
+
+// configArg finds the value of --config (or -config) in args, "" when absent.
+func configArg(args []string) string {
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+func (c *CLI) cmdRun(ctx context.Context, args []string) error {
+	// The config file is the base; flags given on the command line override it.
+	cfg := experiments.DefaultRunConfig()
+	if path := configArg(args); path != "" {
+		var err error
+		if cfg, err = experiments.LoadRunConfig(path); err != nil {
+			return err
+		}
+	}
+	fs := c.flags("run")
+	db := fs.String("db", DefaultDBPath(), "SQLite store")
+	bundle := fs.String("bundle", "", "QA bundle imported first when the store is empty")
+	fs.String("config", "", "TOML file with the same keys as the flags (flags given override it)")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	quiet := fs.Bool("quiet", false, "no progress line")
+	runFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	st, err := c.openStore(ctx, *db, *bundle)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	r := &experiments.Runner{Store: st, Env: st}
+	var bar *progressLine
+	if !*quiet {
+		bar = newProgressLine(c.Stderr)
+	}
+	summary, err := r.Run(ctx, cfg, func(p experiments.Progress) {
+		if bar != nil {
+			bar.update(p)
+		}
+	})
+	if bar != nil {
+		bar.finish()
+	}
+	if err != nil && summary.Experiment == 0 {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.Stdout)
+		if encErr := enc.Encode(summary); encErr != nil {
+			return encErr
+		}
+	} else {
+		writeSummary(c.Stdout, summary)
+	}
+	return err
+}
+
+func writeSummary(w io.Writer, s experiments.Summary) {
+	fmt.Fprintf(w, "experiment %d\n", s.Experiment)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "policy\tobjectives\trollouts\tfailed\tmean EM\tmean F1\tmean peak tokens\tmean s\t")
+	for _, g := range s.Groups {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3f\t%.3f\t%.0f\t%.2f\t\n",
+			g.Policy, g.Objectives, g.Rollouts, g.Failed, g.MeanEM, g.MeanF1, g.MeanPeakTokens, g.MeanSeconds)
+	}
+	tw.Flush()
+}
+
+// progressLine draws a one-line progress bar: refreshed in place on a terminal,
+// one line per finished rollout otherwise.
+type progressLine struct {
+	w        io.Writer
+	tty      bool
+	lastDone int
+	started  time.Time
+	drawn    bool
+}
+
+func newProgressLine(w io.Writer) *progressLine {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return &progressLine{w: w, tty: tty, lastDone: -1, started: time.Now()}
+}
+
+func (p *progressLine) update(pr experiments.Progress) {
+	finished := pr.Done + pr.Failed
+	if !p.tty && finished == p.lastDone {
+		return
+	}
+	p.lastDone = finished
+	const width = 30
+	filled := 0
+	if pr.Total > 0 {
+		filled = width * finished / pr.Total
+	}
+	line := fmt.Sprintf("[%s%s] %d/%d rollouts  %d failed  %d running  %d turns  %s",
+		strings.Repeat("#", filled), strings.Repeat(".", width-filled),
+		finished, pr.Total, pr.Failed, pr.Running, pr.Turns, time.Since(p.started).Round(time.Second))
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.drawn = true
+	} else {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progressLine) finish() {
+	if p.tty && p.drawn {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func (c *CLI) cmdLs(ctx context.Context, args []string) error {
+	fs := c.flags("ls")
+	db := fs.String("db", DefaultDBPath(), "SQLite store")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	st, err := storage.Open(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	exps, err := st.Experiments(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "id\tname\tcreated\tstatus\trollouts\tdone\tfailed\tmean EM\tmean F1")
+	for _, e := range exps {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%.3f\t%.3f\n", e.ID, e.Name,
+			e.CreatedAt.Local().Format("2006-01-02 15:04"), e.Status, e.Rollouts, e.Done, e.Failed, e.MeanEM, e.MeanF1)
+	}
+	return tw.Flush()
+}
+
+func (c *CLI) cmdShow(ctx context.Context, args []string) error {
+	fs := c.flags("show")
+	db := fs.String("db", DefaultDBPath(), "SQLite store")
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: mem1lab show ROLLOUT (a rollout id, see the Runs screen or `mem1lab ls`)")
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if err != nil {
+		return fmt.Errorf("rollout id %q is not a number", fs.Arg(0))
+	}
+	st, err := storage.Open(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	d, err := st.Rollout(ctx, id)
+	if err != nil {
+		return err
+	}
+	writeRollout(c.Stdout, d)
+	return nil
+}
+
+func writeRollout(w io.Writer, d storage.RolloutDetail) {
+	fmt.Fprintf(w, "rollout %d  experiment %d  task %s  policy %s  model %s  status %s\n",
+		d.ID, d.ExperimentID, d.TaskKey, d.Policy, d.Model, d.Status)
+	if d.Error != "" {
+		fmt.Fprintf(w, "error: %s\n", d.Error)
+	}
+	fmt.Fprintf(w, "EM %.3g  F1 %.3g  peak tokens %d  total tokens %d  turns %d  %.2f s\n\n",
+		d.EM, d.F1, d.PeakTokens, d.TotalTokens, d.RolloutRow.Turns, d.Seconds)
+	for i, o := range d.Task.Objectives {
+		mark := ""
+		if i < len(d.Score.PerObjective) {
+			po := d.Score.PerObjective[i]
+			mark = fmt.Sprintf("  → %q (EM %.0f, F1 %.2f)", po.Answer, po.EM, po.F1)
+		}
+		fmt.Fprintf(w, "objective %d: %s\n  gold: %s%s\n", i+1, o.Question, strings.Join(o.Gold, " | "), mark)
+	}
+	for _, t := range d.Turns {
+		fmt.Fprintf(w, "\n── turn %d ── %s  context %d + generated %d tokens  %s  finish %s\n",
+			t.Index+1, t.Action, t.PromptTokens, t.CompletionTokens, t.Latency.Round(time.Millisecond), t.FinishReason)
+		section(w, "internal state", t.InternalState)
+		section(w, "query", t.Query)
+		section(w, "information", t.Information)
+		section(w, "answer", t.Answer)
+		if t.Action == core.ActionNone {
+			section(w, "response", t.Response)
+		}
+	}
+}
+
+func section(w io.Writer, title, text string) {
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	fmt.Fprintf(w, "%s:\n", title)
+	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+}
+
+// reorder moves flags after positional arguments to the front, so
+// `mem1lab show 12 --db x.db` works like `mem1lab show --db x.db 12`.
+func reorder(fs *flag.FlagSet, args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") {
+				if f := fs.Lookup(name); f != nil {
+					if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); !(ok && bf.IsBoolFlag()) && i+1 < len(args) {
+						flags = append(flags, args[i+1])
+						i++
+					}
+				}
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(flags, pos...)
+}
+
+func (c *CLI) cmdScore(ctx context.Context, args []string) error {
+	fs := c.flags("score")
+	scheme := fs.String("scheme", "mem1", "scoring scheme: "+strings.Join(core.Schemes(), " or "))
+	asJSON := fs.Bool("json", false, "one JSON object per input line, then the means")
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("usage: mem1lab score FILE.jsonl [--scheme mem1|squad] [--json]")
+	}
+	ts, err := experiments.ReadTrajectoriesJSONL(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	lines, meanEM, meanF1, err := experiments.ScoreTrajectories(ts, *scheme)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.Stdout)
+		for _, l := range lines {
+			if err := enc.Encode(map[string]any{"line": l.Line, "em": l.Score.EM, "f1": l.Score.F1}); err != nil {
+				return err
+			}
+		}
+		return enc.Encode(map[string]any{"mean_em": meanEM, "mean_f1": meanF1})
+	}
+	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "line\tobjectives\tEM\tF1\tnote\t")
+	for i, l := range lines {
+		fmt.Fprintf(tw, "%d\t%d\t%.3f\t%.3f\t%s\t\n", l.Line, len(ts[i].Gold), l.Score.EM, l.Score.F1, scoreNote(l.Score))
+	}
+	fmt.Fprintf(tw, "mean\t\t%.3f\t%.3f\t\t\n", meanEM, meanF1)
+	return tw.Flush()
+}
+
+// scoreNote says why a trajectory scored 0 when the reason is structural.
+func scoreNote(s core.Score) string {
+	switch {
+	case s.Unbalanced:
+		return "unbalanced answer tags"
+	case s.NoAnswer:
+		return "no answer"
+	case s.CountMismatch:
+		return fmt.Sprintf("%d answers", len(s.Answers))
+	}
+	return ""
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Captures the app's screens under Xvfb into docs/screenshots/.
+# A fresh demo store gets the QA bundle and real rollouts made by `mem1lab run`
+# against the tiny llama.cpp server in ../shared/llm (it writes stories, not MEM1
+# tags, so these rollouts show the robustness path: malformed output scored 0).
+# Needs: Xvfb, xdotool, ImageMagick's import (scripts/deps.sh screenshot).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin/mem1lab}
+BUNDLE=${BUNDLE:-$(cd .. && pwd)/shared/data/qa-bundle}
+SERVE=${SERVE:-$(cd .. && pwd)/shared/llm/serve}
+OUT=${OUT:-docs/screenshots}
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+db="$work/demo.db"
+export XDG_DATA_HOME="$work/xdg" XDG_CONFIG_HOME="$work/xdg-config"
+
+"$BIN" import --db "$db" --bundle "$BUNDLE" >/dev/null
+
+# A real CLI run against the tiny model server (README shows its output).
+"$SERVE" --port 0 --ctx 4096 2>"$work/serve.log" &
+pids+=($!)
+for _ in $(seq 1 600); do grep -q 'listening on http' "$work/serve.log" && break; sleep 0.1; done
+url=$(grep -o 'http://[0-9.:]*' "$work/serve.log" | head -1)
+for _ in $(seq 1 100); do curl -fs "$url/health" >/dev/null && break; sleep 0.1; done
+"$BIN" run --db "$db" --endpoint "$url/v1" --model stories260K --objectives 2 --tasks 6 \
+  --max-tokens 48 --concurrency 2 --name "tiny model, mem1" --quiet | tee "$OUT/cli-run.txt"
+"$BIN" run --db "$db" --endpoint "$url/v1" --model stories260K --mode chat --policy full --objectives 2 \
+  --tasks 6 --max-tokens 48 --concurrency 2 --name "tiny model, full, chat" --quiet >/dev/null
+
+export DISPLAY=:99
+Xvfb :99 -screen 0 1400x900x24 -nolisten tcp >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
+
+# shot NAME ARGS...: opens the app with ARGS, waits for its window, saves OUT/NAME.png
+shot() {
+  local name=$1; shift
+  "$BIN" --db "$db" --width 1360 --height 860 "$@" >"$work/$name.log" 2>&1 &
+  local app=$!
+  local wid=""
+  for _ in $(seq 1 200); do wid=$(xdotool search --name '^mem1lab' 2>/dev/null | head -1 || true); [ -n "$wid" ] && break; sleep 0.1; done
+  [ -n "$wid" ] || { echo "screenshot: no window for $name" >&2; cat "$work/$name.log" >&2; kill $app; return 1; }
+  sleep "${SETTLE:-3}"
+  import -window "$wid" "$OUT/$name.png"
+  kill $app; wait $app 2>/dev/null || true
+  echo "wrote $OUT/$name.png"
+}
+shot data --screen Data
+shot runs --screen Runs
+shot trace --rollout 1   # the first rollout of a fresh store
