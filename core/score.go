@@ -85,7 +85,9 @@ func ScoreTrajectoryWith(scheme, trajectory string, gold [][]string, tags Tags) 
 	if !knownScheme(scheme) {
 		return Score{}, fmt.Errorf("unknown scoring scheme %q (known: %s)", scheme, strings.Join(Schemes(), ", "))
 	}
-	s := Score{Scheme: scheme}
+	// Every objective gets an entry, scored 0 unless the answer list is usable,
+	// so views and exports can show per-objective marks for any trajectory.
+	s := Score{Scheme: scheme, PerObjective: make([]ObjectiveScore, len(gold))}
 	content, st := lastAnswer(trajectory, tags.Answer)
 	switch st {
 	case answerUnbalanced:
@@ -100,9 +102,14 @@ func ScoreTrajectoryWith(scheme, trajectory string, gold [][]string, tags Tags) 
 	for i, p := range parts {
 		s.Answers[i] = pyStrip(p)
 	}
-	s.PerObjective = make([]ObjectiveScore, len(gold))
 	if len(parts) != len(gold) {
+		// MEM1 scores the whole task 0; the answers are still shown by position.
 		s.CountMismatch = true
+		for i := range s.PerObjective {
+			if i < len(s.Answers) {
+				s.PerObjective[i].Answer = s.Answers[i]
+			}
+		}
 		return s, nil
 	}
 	for i, aliases := range gold {

@@ -117,14 +117,14 @@ func TestScoreTrajectory(t *testing.T) {
 		{
 			name: "count mismatch", scheme: SchemeMEM1,
 			traj: answerTraj("Paris; London"), gold: [][]string{{"Paris"}, {"London"}, {"Rome"}},
-			per:     make([]ObjectiveScore, 3),
+			per:     []ObjectiveScore{{Answer: "Paris"}, {Answer: "London"}, {}},
 			answers: []string{"Paris", "London"},
 			flags:   Score{CountMismatch: true},
 		},
 		{
 			name: "trailing separator is an extra answer", scheme: SchemeMEM1,
 			traj: answerTraj("Paris;"), gold: [][]string{{"Paris"}},
-			per:     make([]ObjectiveScore, 1),
+			per:     []ObjectiveScore{{Answer: "Paris"}},
 			answers: []string{"Paris", ""},
 			flags:   Score{CountMismatch: true},
 		},
@@ -146,12 +146,12 @@ func TestScoreTrajectory(t *testing.T) {
 		{
 			name: "unbalanced counts", scheme: SchemeMEM1,
 			traj: "<answer>Paris</answer><answer>Paris", gold: [][]string{{"Paris"}},
-			flags: Score{Unbalanced: true},
+			flags: Score{Unbalanced: true}, per: make([]ObjectiveScore, 1),
 		},
 		{
 			name: "unbalanced order", scheme: SchemeMEM1,
 			traj: "<answer>Paris</answer></answer><answer>", gold: [][]string{{"Paris"}},
-			flags: Score{Unbalanced: true},
+			flags: Score{Unbalanced: true}, per: make([]ObjectiveScore, 1),
 		},
 		{
 			// Balanced by eval.py's rules; the lazy match takes "<answer>Paris".
@@ -164,7 +164,7 @@ func TestScoreTrajectory(t *testing.T) {
 		{
 			name: "no answer", scheme: SchemeMEM1,
 			traj: "<think>x</think><search>q</search>", gold: [][]string{{"Paris"}},
-			flags: Score{NoAnswer: true},
+			flags: Score{NoAnswer: true}, per: make([]ObjectiveScore, 1),
 		},
 		{
 			name: "empty answer is one empty part", scheme: SchemeMEM1,

@@ -86,8 +86,11 @@ func (p *dataPanel) reload() {
 		p.counts.setRows(rows)
 		if len(ds) == 0 {
 			p.status.SetText("No datasets imported yet (mem1lab import).")
-		} else {
-			p.status.SetText("")
+			return
+		}
+		p.status.SetText("")
+		if p.previewSeq == 0 {
+			p.counts.selectRow(0) // preview the first dataset until the user picks one
 		}
 	})
 }

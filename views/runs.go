@@ -165,6 +165,10 @@ func (p *runsPanel) reload() {
 		}
 		p.table.setRows(rows)
 		p.status.SetText(fmt.Sprintf("%d experiments", len(es)))
+		if p.selectedID == 0 && len(es) > 0 {
+			p.table.selectRow(0) // the newest experiment until the user picks one
+			return
+		}
 		for i, e := range es {
 			if e.ID == p.selectedID {
 				p.table.selectRow(i)

@@ -316,6 +316,9 @@ func (p *tracePanel) showAnswers() {
 		if s.NoAnswer {
 			t += " · no answer given"
 		}
+		if s.Unbalanced {
+			t += " · unbalanced answer tags (scored 0)"
+		}
 		p.totals.SetText(t)
 	}
 	objs := make([]fyne.CanvasObject, 0, 3*len(p.marks))
