@@ -50,6 +50,7 @@ func commands() []command {
 		{"ls", "", "list experiments in the store", (*CLI).cmdLs},
 		{"show", "ROLLOUT", "print a stored rollout turn by turn", (*CLI).cmdShow},
 		{"score", "FILE.jsonl [--scheme mem1|squad] [--json]", "rescore trajectories in the MEM1 reference pipeline's JSONL", (*CLI).cmdScore},
+		{"oracle", "[--addr HOST:PORT]", "serve a retrieval-oracle MEM1 agent (OpenAI-compatible, no GPU) for pipeline checks", (*CLI).cmdOracle},
 		{"help", "", "this list", nil},
 	}
 }

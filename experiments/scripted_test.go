@@ -2,13 +2,8 @@ package experiments
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,200 +12,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments/oracle"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
-// scriptedAgent is an OpenAI-compatible server that plays a competent MEM1
-// agent without a model. Each request it:
-//   - reads the questions from the task prompt ("Questions: q1?; q2?; …");
-//   - reads its own internal state from the last <think> block in the carried
-//     context ("fact K: answer" lines and "searching: K");
-//   - reads the last <information> block, and if the objective it searched has a
-//     gold alias occurring (whole words, any case) in it, "learns" that alias,
-//     else records "unknown" (recognising the answer in a passage is its only
-//     use of gold: it never answers a question it did not search and read);
-//   - searches the next objective without a fact (query = the question), or,
-//     when all are known, on the last turn (no "</search>" stop) or when the
-//     budget hint says one turn is left, answers "<answer>a1; a2; …</answer>"
-//     from its state alone.
-//
-// It honours stop strings (cuts before the first one, reports vLLM's
-// stop_reason) and reports usage as characters/4.
-type scriptedAgent struct {
-	gold map[string][]string // question (trimmed, "?" appended as JoinQuestions does) → aliases
-
-	mu       sync.Mutex
-	requests map[string]int // path → count
-}
-
-func newScriptedAgent(qs []storage.Question) *scriptedAgent {
-	a := &scriptedAgent{gold: map[string][]string{}, requests: map[string]int{}}
-	for _, q := range qs {
-		a.gold[core.JoinQuestions([]string{q.Question})] = q.Golden
-	}
-	return a
-}
-
-var (
-	thinkRE   = regexp.MustCompile(`(?s)<think>(.*?)</think>`)
-	infoRE    = regexp.MustCompile(`(?s)<information>(.*?)</information>`)
-	factRE    = regexp.MustCompile(`(?m)^fact (\d+): (.*)$`)
-	searchRE  = regexp.MustCompile(`(?m)^searching: (\d+)$`)
-	turnsRE   = regexp.MustCompile(`You have (\d+) turns? left`)
-	qPromptRE = regexp.MustCompile(`(?m)^Questions: (.*)$`)
-)
-
-type scriptedRequest struct {
-	Model    string   `json:"model"`
-	Prompt   string   `json:"prompt"`
-	Stop     []string `json:"stop"`
-	Messages []struct {
-		Role    string `json:"role"`
-		Content string `json:"content"`
-	} `json:"messages"`
-}
-
-func (a *scriptedAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	a.requests[r.URL.Path]++
-	a.mu.Unlock()
-	var req scriptedRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		http.Error(w, `{"error":{"message":"bad json","type":"invalid_request_error"}}`, http.StatusBadRequest)
-		return
-	}
-	var prompt, carried string
-	var sent int
-	switch r.URL.Path {
-	case "/v1/completions":
-		_, rest, _ := strings.Cut(req.Prompt, "<|im_start|>user\n")
-		prompt, carried, _ = strings.Cut(rest, "<|im_end|>\n<|im_start|>assistant\n")
-		sent = len(req.Prompt)
-	case "/v1/chat/completions":
-		seenUser := false
-		for _, m := range req.Messages {
-			sent += len(m.Content)
-			switch {
-			case m.Role == "system":
-			case m.Role == "user" && !seenUser:
-				prompt, seenUser = m.Content, true
-			default:
-				carried += m.Content
-			}
-		}
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	text := a.act(prompt, carried, req.Stop)
-	finish, stopReason := "stop", any(nil)
-	for _, s := range req.Stop {
-		if i := strings.Index(text, s); i >= 0 {
-			text, stopReason = text[:i], s
-			break
-		}
-	}
-	usage := map[string]int{"prompt_tokens": sent / 4, "completion_tokens": len(text)/4 + 1}
-	usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-	choice := map[string]any{"index": 0, "finish_reason": finish, "stop_reason": stopReason}
-	obj := "text_completion"
-	if r.URL.Path == "/v1/completions" {
-		choice["text"] = text
-	} else {
-		obj = "chat.completion"
-		choice["message"] = map[string]any{"role": "assistant", "content": text}
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"id": "scripted", "object": obj, "model": req.Model,
-		"choices": []any{choice}, "usage": usage})
-}
-
-// act writes one response from the prompt and the carried context.
-func (a *scriptedAgent) act(prompt, carried string, stops []string) string {
-	m := qPromptRE.FindStringSubmatch(prompt)
-	if m == nil {
-		return "I cannot find the questions."
-	}
-	questions := strings.Split(m[1], "?; ")
-	for i := 0; i < len(questions)-1; i++ {
-		questions[i] += "?" // the separator took it
-	}
-	facts := map[int]string{}
-	searching := 0
-	if ts := thinkRE.FindAllStringSubmatchIndex(carried, -1); len(ts) > 0 {
-		last := ts[len(ts)-1]
-		state := carried[last[2]:last[3]]
-		for _, f := range factRE.FindAllStringSubmatch(state, -1) {
-			k, _ := strconv.Atoi(f[1])
-			facts[k] = f[2]
-		}
-		if s := searchRE.FindStringSubmatch(state); s != nil {
-			searching, _ = strconv.Atoi(s[1])
-		}
-		// The information that answered that search follows the last think.
-		if infos := infoRE.FindAllStringSubmatch(carried[last[1]:], -1); searching > 0 && len(infos) > 0 {
-			info := infos[len(infos)-1][1]
-			facts[searching] = "unknown"
-			for _, alias := range a.gold[questions[searching-1]] {
-				if containsWords(info, alias) {
-					facts[searching] = alias
-					break
-				}
-			}
-		}
-	}
-	turnsLeft := -1
-	if ms := turnsRE.FindAllStringSubmatch(carried, -1); len(ms) > 0 {
-		turnsLeft, _ = strconv.Atoi(ms[len(ms)-1][1])
-	}
-	// The last turn offers only the "</answer>" stop; the hint counts down too.
-	canSearch := turnsLeft != 1 && contains(stops, "</search>")
-	next := 0
-	for k := 1; k <= len(questions); k++ {
-		if _, ok := facts[k]; !ok {
-			next = k
-			break
-		}
-	}
-	var st strings.Builder
-	keys := make([]int, 0, len(facts))
-	for k := range facts {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&st, "fact %d: %s\n", k, facts[k])
-	}
-	if next > 0 && canSearch {
-		fmt.Fprintf(&st, "searching: %d\n", next)
-		return "<think>\n" + st.String() + "</think>\n<search>" + questions[next-1] + "</search>"
-	}
-	answers := make([]string, len(questions))
-	for k := range questions {
-		answers[k] = facts[k+1]
-		if answers[k] == "" {
-			answers[k] = "unknown"
-		}
-	}
-	return "<think>\n" + st.String() + "</think>\n<answer>" + strings.Join(answers, "; ") + "</answer>"
-}
-
-// containsWords reports whether phrase occurs in text as whole words, ignoring case.
-func containsWords(text, phrase string) bool {
-	phrase = strings.TrimSpace(phrase)
-	if phrase == "" {
-		return false
-	}
-	re, err := regexp.Compile(`(?i)(^|\W)` + regexp.QuoteMeta(phrase) + `($|\W)`)
-	return err == nil && re.MatchString(text)
-}
-
+// TestScriptedAgentEndToEnd drives HotpotQA tasks from the shared bundle through
+// the retrieval-oracle agent (package oracle: a scripted OpenAI-compatible server
+// that plays MEM1's protocol and carries its facts in <think>), in both modes and
+// under both policies.
 func TestScriptedAgentEndToEnd(t *testing.T) {
 	st := bundleStore(t)
 	ctx := context.Background()
 	qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
 	require.NoError(t, err)
-	agent := newScriptedAgent(qs)
+	agent := oracle.New(qs)
 	srv := httptest.NewServer(agent)
 	defer srv.Close()
 
@@ -298,12 +113,10 @@ func TestScriptedAgentEndToEnd(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("scripted agent: summed EM %.0f over %d rollouts", totalEM, 8*tasks)
+	t.Logf("oracle agent: summed EM %.0f over %d rollouts", totalEM, 8*tasks)
 	assert.Positive(t, totalEM, "the scripted agent finds some answers")
-	agent.mu.Lock()
-	assert.Positive(t, agent.requests["/v1/completions"])
-	assert.Positive(t, agent.requests["/v1/chat/completions"])
-	agent.mu.Unlock()
+	assert.Positive(t, agent.Requests("/v1/completions"))
+	assert.Positive(t, agent.Requests("/v1/chat/completions"))
 
 	for _, mode := range []string{ModeCompletions, ModeChat} {
 		for _, n := range []int{2, 4} {
