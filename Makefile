@@ -17,10 +17,12 @@ run: build
 build: deps-gui
 	$(GO) build -tags $(TAGS) -o $(BIN) .
 
-## test: go vet plus every unit and integration test (race detector on, Fyne's in-memory driver)
-test: deps
+## test: go vet, every unit and integration test (race detector on, Fyne's in-memory
+## driver), then the one Xvfb smoke test of the real desktop build
+test: deps-screenshot
 	$(GO) vet -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -race -count=1 -tags $(TESTTAGS) $(PKGS)
+	$(GO) test -count=1 -tags smoke,$(TAGS) -run TestSmoke ./app
 
 ## bench: speed and memory benchmarks, reported (never asserted)
 bench: deps

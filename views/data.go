@@ -41,7 +41,7 @@ type dataPanel struct {
 
 func newDataPanel(u *UI) *dataPanel {
 	p := &dataPanel{u: u}
-	p.counts = newDataTable([]string{"Dataset", "Questions", "Passages"}, []float32{160, 100, 100})
+	p.counts = newDataTable([]string{"Dataset", "Questions", "Passages"}, []float32{100, 90, 90})
 	p.counts.onSelect = func(row int) { p.selectDataset(p.datasets[row].Name) }
 
 	p.preview = newDataTable([]string{"#", "Question", "Gold answers"}, []float32{50, 520, 260})
