@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Captures the app's screens under Xvfb into docs/screenshots/.
-# A fresh demo store gets the QA bundle and real rollouts made by `mem1lab run`
-# against the tiny llama.cpp server in ../shared/llm (it writes stories, not MEM1
-# tags, so these rollouts show the robustness path: malformed output scored 0).
+# A fresh demo store gets the QA bundle and rollouts made by `mem1lab run`:
+#   - against `mem1lab oracle`, the retrieval-oracle agent (well-formed MEM1 turns
+#     on real HotpotQA tasks), under the mem1 and full policies;
+#   - against the tiny llama.cpp server in ../shared/llm (it writes stories, not
+#     MEM1 tags, so these rollouts show the robustness path: malformed output
+#     scored 0). Its CLI output is saved for the README.
 # Needs: Xvfb, xdotool, ImageMagick's import (scripts/deps.sh screenshot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,14 +22,27 @@ export XDG_DATA_HOME="$work/xdg" XDG_CONFIG_HOME="$work/xdg-config"
 
 "$BIN" import --db "$db" --bundle "$BUNDLE" >/dev/null
 
+# Oracle runs first, so rollout 1 is a well-formed MEM1 trajectory.
+"$BIN" oracle --db "$db" --addr 127.0.0.1:0 2>"$work/oracle.log" &
+pids+=($!)
+for _ in $(seq 1 300); do grep -q 'listening on http' "$work/oracle.log" && break; sleep 0.1; done
+ourl=$(grep -o 'http://[0-9.:]*' "$work/oracle.log" | head -1)
+[ -n "$ourl" ] || { echo "screenshot: the oracle did not start" >&2; cat "$work/oracle.log" >&2; exit 1; }
+for policy in mem1 full; do
+  "$BIN" run --db "$db" --endpoint "$ourl/v1" --model mem1lab-oracle --objectives 4 --tasks 8 \
+    --policy $policy --name "oracle, $policy, 4 objectives" --quiet >/dev/null
+done
+
 # A real CLI run against the tiny model server (README shows its output).
 "$SERVE" --port 0 --ctx 4096 2>"$work/serve.log" &
 pids+=($!)
 for _ in $(seq 1 600); do grep -q 'listening on http' "$work/serve.log" && break; sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*' "$work/serve.log" | head -1)
+[ -n "$url" ] || { echo "screenshot: the tiny model server did not start" >&2; cat "$work/serve.log" >&2; exit 1; }
 for _ in $(seq 1 100); do curl -fs "$url/health" >/dev/null && break; sleep 0.1; done
-"$BIN" run --db "$db" --endpoint "$url/v1" --model stories260K --objectives 2 --tasks 6 \
-  --max-tokens 48 --concurrency 2 --name "tiny model, mem1" --quiet | tee "$OUT/cli-run.txt"
+args=(--endpoint "$url/v1" --model stories260K --objectives 2 --tasks 6 --max-tokens 48 --concurrency 2)
+echo "\$ mem1lab run ${args[*]}" | sed "s#$url#http://127.0.0.1:PORT#" >"$OUT/cli-run.txt"
+"$BIN" run --db "$db" "${args[@]}" --name "tiny model, mem1" 2>&1 | tee -a "$OUT/cli-run.txt"
 "$BIN" run --db "$db" --endpoint "$url/v1" --model stories260K --mode chat --policy full --objectives 2 \
   --tasks 6 --max-tokens 48 --concurrency 2 --name "tiny model, full, chat" --quiet >/dev/null
 
@@ -50,4 +66,5 @@ shot() {
 }
 shot data --screen Data
 shot runs --screen Runs
-shot trace --rollout 1   # the first rollout of a fresh store
+shot trace --rollout 1   # the first rollout of a fresh store: oracle, mem1 policy
+shot trace-full --rollout 9   # the same task under the full policy
