@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -51,6 +50,192 @@ type RunConfig struct {
 
 	// Execution.
 	Concurrency int `toml:"concurrency" json:"concurrency"` // rollouts in flight
+
+	// Grid and run control. Every key below is left out of the canonical form
+	// while unset, so configs written before it keep their hash.
+
+	// ObjectivesGrid, when set, replaces objectives: one setting per value
+	// (e.g. [1, 2, 4, 8, 16]), each with its own tasks.
+	ObjectivesGrid []int `toml:"objectives_grid,omitempty" json:"objectives_grid,omitempty"`
+	// Policies, when set, replaces policy: one setting per memory policy.
+	Policies []string `toml:"policies,omitempty" json:"policies,omitempty"`
+	// RequestsPerSecond caps requests to the endpoint (0 = no cap).
+	RequestsPerSecond float64 `toml:"requests_per_second,omitempty" json:"requests_per_second,omitempty"`
+	// Retries is how many times a failed model call is retried (0 = 4, negative = none).
+	Retries int `toml:"retries,omitempty" json:"retries,omitempty"`
+	// RetryBaseSeconds is the first backoff (0 = 0.25 s); each retry doubles it, up to 30 s, with jitter.
+	RetryBaseSeconds float64 `toml:"retry_base_seconds,omitempty" json:"retry_base_seconds,omitempty"`
+	// BreakerFailures failed calls in a row pause an endpoint (0 = 8).
+	BreakerFailures int `toml:"breaker_failures,omitempty" json:"breaker_failures,omitempty"`
+	// BreakerCooldownSeconds is how long the breaker pauses it (0 = 5 s).
+	BreakerCooldownSeconds float64 `toml:"breaker_cooldown_seconds,omitempty" json:"breaker_cooldown_seconds,omitempty"`
+	// APIKeyKeyring names the OS keyring entry holding the endpoint's key, used
+	// when api_key_env is unset or empty.
+	APIKeyKeyring string `toml:"api_key_keyring,omitempty" json:"api_key_keyring,omitempty"`
+	// Tags, when set, renames the protocol's tags (default think, search,
+	// information, answer).
+	Tags *TagNames `toml:"tags,omitempty" json:"tags,omitempty"`
+	// Endpoints, when set, replaces endpoint, model, mode, api_key_env,
+	// timeout_seconds, concurrency and requests_per_second: endpoints serving the
+	// same model share that model's rollouts; each distinct model is a setting.
+	Endpoints []EndpointProfile `toml:"endpoints,omitempty" json:"endpoints,omitempty"`
+}
+
+// TagNames are the protocol's tag names (core.Tags) as config keys.
+type TagNames struct {
+	Think       string `toml:"think" json:"think"`
+	Search      string `toml:"search" json:"search"`
+	Information string `toml:"information" json:"information"`
+	Answer      string `toml:"answer" json:"answer"`
+}
+
+// CoreTags is the core.Tags of the config: its Tags, or MEM1's defaults.
+func (c RunConfig) CoreTags() core.Tags {
+	if c.Tags == nil {
+		return core.DefaultTags()
+	}
+	return core.Tags{Think: c.Tags.Think, Search: c.Tags.Search, Information: c.Tags.Information, Answer: c.Tags.Answer}
+}
+
+// EndpointProfile is one inference server in a run: where it is, what it
+// serves, how to find its API key and how hard it may be driven. The key itself
+// is never part of a profile.
+type EndpointProfile struct {
+	Name      string `toml:"name" json:"name"`
+	URL       string `toml:"url" json:"url"`
+	Model     string `toml:"model" json:"model"`
+	Mode      string `toml:"mode" json:"mode"`
+	APIKeyEnv string `toml:"api_key_env,omitempty" json:"api_key_env,omitempty"`
+	// APIKeyKeyring names the OS keyring entry holding the key (used when the
+	// environment variable is unset or empty).
+	APIKeyKeyring     string  `toml:"api_key_keyring,omitempty" json:"api_key_keyring,omitempty"`
+	TimeoutSeconds    float64 `toml:"timeout_seconds,omitempty" json:"timeout_seconds,omitempty"`
+	Concurrency       int     `toml:"concurrency" json:"concurrency"`
+	RequestsPerSecond float64 `toml:"requests_per_second,omitempty" json:"requests_per_second,omitempty"`
+}
+
+// Validate reports every bad field of the profile, each named by its key.
+func (p EndpointProfile) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	if strings.TrimSpace(p.Name) == "" {
+		bad("name", "empty")
+	}
+	if _, err := normalizeBaseURL(p.URL); err != nil {
+		bad("url", "%v", err)
+	}
+	if strings.TrimSpace(p.Model) == "" {
+		bad("model", "empty (the model name the server serves)")
+	}
+	if p.Mode != ModeCompletions && p.Mode != ModeChat {
+		bad("mode", "%q: want %q or %q", p.Mode, ModeCompletions, ModeChat)
+	}
+	if p.APIKeyEnv != "" && !envNameRE.MatchString(p.APIKeyEnv) {
+		bad("api_key_env", "%q is not an environment variable name (the name, never the key)", p.APIKeyEnv)
+	}
+	if math.IsNaN(p.TimeoutSeconds) || p.TimeoutSeconds < 0 {
+		bad("timeout_seconds", "%g: want ≥ 0 (0 = the run's)", p.TimeoutSeconds)
+	}
+	if p.Concurrency < 1 || p.Concurrency > 256 {
+		bad("concurrency", "%d: want 1..256", p.Concurrency)
+	}
+	if math.IsNaN(p.RequestsPerSecond) || p.RequestsPerSecond < 0 {
+		bad("requests_per_second", "%g: want ≥ 0 (0 = no cap)", p.RequestsPerSecond)
+	}
+	return errors.Join(errs...)
+}
+
+// ObjectivesList is the objectives of every setting: ObjectivesGrid, or [Objectives].
+func (c RunConfig) ObjectivesList() []int {
+	if len(c.ObjectivesGrid) > 0 {
+		return c.ObjectivesGrid
+	}
+	return []int{c.Objectives}
+}
+
+// PolicyList is the policies of every setting: Policies, or [Policy].
+func (c RunConfig) PolicyList() []string {
+	if len(c.Policies) > 0 {
+		return c.Policies
+	}
+	return []string{c.Policy}
+}
+
+// EndpointList is the run's endpoints: Endpoints (a zero timeout taking
+// timeout_seconds), or one profile named "default" built from the top-level
+// endpoint keys.
+func (c RunConfig) EndpointList() []EndpointProfile {
+	if len(c.Endpoints) == 0 {
+		return []EndpointProfile{{Name: "default", URL: c.Endpoint, Model: c.Model, Mode: c.Mode, APIKeyEnv: c.APIKeyEnv, APIKeyKeyring: c.APIKeyKeyring,
+			TimeoutSeconds: c.TimeoutSeconds, Concurrency: c.Concurrency, RequestsPerSecond: c.RequestsPerSecond}}
+	}
+	out := make([]EndpointProfile, len(c.Endpoints))
+	for i, p := range c.Endpoints {
+		if p.TimeoutSeconds == 0 {
+			p.TimeoutSeconds = c.TimeoutSeconds
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// Models lists the distinct models of EndpointList in first-seen order.
+func (c RunConfig) Models() []string {
+	var out []string
+	for _, p := range c.EndpointList() {
+		if !contains(out, p.Model) {
+			out = append(out, p.Model)
+		}
+	}
+	return out
+}
+
+// EndpointFor is p's endpoint with this config's sampling settings; the API key
+// is read from the environment variable p.APIKeyEnv names ("" when unset).
+func (c RunConfig) EndpointFor(p EndpointProfile) Endpoint {
+	key, _ := ResolveKey(p.APIKeyEnv, p.APIKeyKeyring)
+	return Endpoint{
+		BaseURL:     p.URL,
+		Model:       p.Model,
+		Mode:        p.Mode,
+		APIKey:      key,
+		Temperature: c.Temperature,
+		TopP:        c.TopP,
+		MaxTokens:   c.MaxTokens,
+		Timeout:     time.Duration(p.TimeoutSeconds * float64(time.Second)),
+	}
+}
+
+// ForEndpoint is c with its top-level endpoint keys set from p (what
+// Runner.NewModel receives for each endpoint).
+func (c RunConfig) ForEndpoint(p EndpointProfile) RunConfig {
+	c.Endpoint, c.Model, c.Mode, c.APIKeyEnv, c.APIKeyKeyring = p.URL, p.Model, p.Mode, p.APIKeyEnv, p.APIKeyKeyring
+	c.TimeoutSeconds, c.Concurrency, c.RequestsPerSecond = p.TimeoutSeconds, p.Concurrency, p.RequestsPerSecond
+	c.Endpoints = nil
+	return c
+}
+
+// retryPolicy resolves the retry and breaker keys' defaults.
+func (c RunConfig) retryPolicy() retryPolicy {
+	rp := retryPolicy{retries: 4, base: 250 * time.Millisecond, max: 30 * time.Second, breakerFailures: 8, cooldown: 5 * time.Second}
+	switch {
+	case c.Retries > 0:
+		rp.retries = c.Retries
+	case c.Retries < 0:
+		rp.retries = 0
+	}
+	if c.RetryBaseSeconds > 0 {
+		rp.base = time.Duration(c.RetryBaseSeconds * float64(time.Second))
+	}
+	if c.BreakerFailures > 0 {
+		rp.breakerFailures = c.BreakerFailures
+	}
+	if c.BreakerCooldownSeconds > 0 {
+		rp.cooldown = time.Duration(c.BreakerCooldownSeconds * float64(time.Second))
+	}
+	return rp
 }
 
 // Group is one (policy, objectives) setting's aggregate, the shape of
@@ -82,6 +267,40 @@ type Progress struct {
 	Turns      int
 	// Cancelled counts rollouts that ended because the run was cancelled.
 	Cancelled int
+	// Queued counts rollouts not started yet.
+	Queued int
+	// Retries counts failed model calls in this run.
+	Retries int
+	// Paused is true while a pause is in effect.
+	Paused bool
+	// Elapsed is this run's wall time so far.
+	Elapsed time.Duration
+	// TurnsPerSecond and TokensPerSecond (context plus generation) are this
+	// run's rates so far.
+	TurnsPerSecond  float64
+	TokensPerSecond float64
+	// ETA estimates the time left from this run's rollout finishing rate (0
+	// until a rollout finished).
+	ETA time.Duration
+	// Settings is the progress of each grid setting, in grid order.
+	Settings []SettingProgress
+	// Endpoints is each endpoint's share of the calls so far.
+	Endpoints []EndpointStats
+}
+
+// SettingProgress is one grid setting's progress: counts, and running means
+// over its done rollouts.
+type SettingProgress struct {
+	Model          string
+	Policy         string
+	Objectives     int
+	Total          int
+	Done           int
+	Failed         int
+	Running        int
+	MeanEM         float64
+	MeanF1         float64
+	MeanPeakTokens float64
 }
 
 // DefaultRunConfig returns MEM1's evaluation settings (arXiv 2506.15841 and the
@@ -169,6 +388,49 @@ func (c RunConfig) Validate() error {
 	if c.Concurrency < 1 || c.Concurrency > 256 {
 		bad("concurrency", "%d: want 1..256", c.Concurrency)
 	}
+	for i, n := range c.ObjectivesGrid {
+		if n < 1 {
+			bad("objectives_grid", "entry %d is %d: want ≥ 1", i+1, n)
+		}
+		if slicesIndex(c.ObjectivesGrid, n) < i {
+			bad("objectives_grid", "%d is listed twice", n)
+		}
+	}
+	for i, p := range c.Policies {
+		if _, err := core.PolicyByName(p); err != nil {
+			bad("policies", "entry %d: %v", i+1, err)
+		}
+		if contains(c.Policies[:i], p) {
+			bad("policies", "%q is listed twice", p)
+		}
+	}
+	if math.IsNaN(c.RequestsPerSecond) || c.RequestsPerSecond < 0 {
+		bad("requests_per_second", "%g: want ≥ 0 (0 = no cap)", c.RequestsPerSecond)
+	}
+	if math.IsNaN(c.RetryBaseSeconds) || c.RetryBaseSeconds < 0 {
+		bad("retry_base_seconds", "%g: want ≥ 0", c.RetryBaseSeconds)
+	}
+	if c.BreakerFailures < 0 {
+		bad("breaker_failures", "%d: want ≥ 0", c.BreakerFailures)
+	}
+	if math.IsNaN(c.BreakerCooldownSeconds) || c.BreakerCooldownSeconds < 0 {
+		bad("breaker_cooldown_seconds", "%g: want ≥ 0", c.BreakerCooldownSeconds)
+	}
+	if c.Tags != nil {
+		if err := c.CoreTags().Validate(); err != nil {
+			bad("tags", "%v", err)
+		}
+	}
+	names := map[string]bool{}
+	for i, p := range c.Endpoints {
+		if err := p.Validate(); err != nil {
+			bad(fmt.Sprintf("endpoints[%d]", i+1), "%v", strings.ReplaceAll(err.Error(), "\n", "; "))
+		}
+		if names[p.Name] {
+			bad(fmt.Sprintf("endpoints[%d]", i+1), "name %q is used twice", p.Name)
+		}
+		names[p.Name] = true
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -176,6 +438,15 @@ func (c RunConfig) Validate() error {
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func slicesIndex(xs []int, x int) int {
+	for i, y := range xs {
+		if y == x {
+			return i
+		}
+	}
+	return -1
+}
 
 func contains(list []string, s string) bool {
 	for _, x := range list {
@@ -245,10 +516,7 @@ func (c RunConfig) MaxTurnsFor(n int) int {
 // EndpointConfig is the inference endpoint of this config; the API key is read from
 // the environment variable named by APIKeyEnv ("" when unset).
 func (c RunConfig) EndpointConfig() Endpoint {
-	key := ""
-	if c.APIKeyEnv != "" {
-		key = os.Getenv(c.APIKeyEnv)
-	}
+	key, _ := ResolveKey(c.APIKeyEnv, c.APIKeyKeyring)
 	return Endpoint{
 		BaseURL:     c.Endpoint,
 		Model:       c.Model,

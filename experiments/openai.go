@@ -207,14 +207,26 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 		}
 	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && m.ep.Timeout > 0 && ctx.Err() != nil {
-			return out, fmt.Errorf("%s %s: request timed out after %s: %w", m.ep.Mode, m.ep.BaseURL, m.ep.Timeout, err)
-		}
+		ce := &CallError{Status: slot.status, RetryAfter: parseRetryAfter(slot.retryAfter, time.Now())}
 		var apiErr *openai.APIError
-		if errors.As(err, &apiErr) && apiErr.Code != nil && fmt.Sprint(apiErr.Code) != "" {
-			return out, fmt.Errorf("%s %s: %w (code %v)", m.ep.Mode, m.ep.BaseURL, err, apiErr.Code)
+		var reqErr *openai.RequestError
+		switch {
+		case errors.Is(err, context.DeadlineExceeded) && m.ep.Timeout > 0 && ctx.Err() != nil:
+			ce.Timeout = true
+			ce.Err = fmt.Errorf("%s %s: request timed out after %s: %w", m.ep.Mode, m.ep.BaseURL, m.ep.Timeout, err)
+		case errors.As(err, &apiErr) && apiErr.Code != nil && fmt.Sprint(apiErr.Code) != "":
+			ce.Err = fmt.Errorf("%s %s: %w (code %v)", m.ep.Mode, m.ep.BaseURL, err, apiErr.Code)
+		default:
+			ce.Err = fmt.Errorf("%s %s: %w", m.ep.Mode, m.ep.BaseURL, err)
 		}
-		return out, fmt.Errorf("%s %s: %w", m.ep.Mode, m.ep.BaseURL, err)
+		if ce.Status == 0 {
+			if errors.As(err, &apiErr) {
+				ce.Status = apiErr.HTTPStatusCode
+			} else if errors.As(err, &reqErr) {
+				ce.Status = reqErr.HTTPStatusCode
+			}
+		}
+		return out, ce
 	}
 	extra := decodeVLLMExtras(slot.body)
 	out.StopReason = extra.stopReason
@@ -293,8 +305,13 @@ func RenderChatMessages(msgs []Message) string {
 // captureKey marks a request context that wants its response body kept.
 type captureKey struct{}
 
-// captureSlot receives the raw body of a successful response.
-type captureSlot struct{ body []byte }
+// captureSlot receives the raw body of a successful response, and the status
+// and Retry-After header of any response.
+type captureSlot struct {
+	body       []byte
+	status     int
+	retryAfter string
+}
 
 // captureTransport reads the body of 2xx responses for requests whose context
 // carries a captureSlot, keeps a copy there and hands go-openai an identical
@@ -303,11 +320,15 @@ type captureTransport struct{ base http.RoundTripper }
 
 func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
+	slot, _ := req.Context().Value(captureKey{}).(*captureSlot)
+	if err != nil {
 		return resp, err
 	}
-	slot, _ := req.Context().Value(captureKey{}).(*captureSlot)
-	if slot == nil {
+	if slot != nil {
+		slot.status = resp.StatusCode
+		slot.retryAfter = resp.Header.Get("Retry-After")
+	}
+	if slot == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp, nil
 	}
 	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,62 +16,101 @@ import (
 )
 
 // RunStore is what the runner needs from the store (*storage.Store satisfies
-// it): questions to compose tasks from, and the experiment/task/rollout/turn
-// writes, each committed as it happens.
+// it): questions to compose tasks from, the experiment/task/rollout/turn writes
+// (each committed as it happens), and the lease and queue of a running
+// experiment.
 type RunStore interface {
 	// Questions returns up to limit questions of dataset ordered by seq after
 	// skipping offset; limit ≤ 0 means all.
 	Questions(ctx context.Context, dataset string, offset, limit int) ([]storage.Question, error)
 	CreateExperiment(ctx context.Context, name, configJSON, configHash string) (int64, error)
+	Experiment(ctx context.Context, id int64) (storage.ExperimentRow, error)
 	SetExperimentStatus(ctx context.Context, id int64, status string) error
 	AddTasks(ctx context.Context, expID int64, tasks []core.Task) (map[string]int64, error)
-	CreateRollout(ctx context.Context, expID, taskID int64, policy, model string) (int64, error)
-	StartRollout(ctx context.Context, id int64) error
+	QueueRollouts(ctx context.Context, expID int64, specs []storage.RolloutSpec) ([]int64, error)
+	ExperimentLease(ctx context.Context, id int64) (storage.Lease, error)
+	ClaimExperiment(ctx context.Context, id int64, owner, prev string) (bool, error)
+	TouchExperiment(ctx context.Context, id int64, owner string) (string, error)
+	ReleaseExperiment(ctx context.Context, id int64, owner string) error
+	SetExperimentControl(ctx context.Context, id int64, control string) error
+	RequeueInterrupted(ctx context.Context, expID int64) (int, error)
+	CancelQueued(ctx context.Context, expID int64) (int, error)
+	QueuedRollouts(ctx context.Context, expID int64) ([]storage.PendingRollout, error)
+	ClaimRollout(ctx context.Context, id int64, endpoint string) (bool, error)
+	Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 	AppendTurn(ctx context.Context, rolloutID int64, t core.Turn) error
+	RecordAttempt(ctx context.Context, a storage.Attempt) error
 	FinishRollout(ctx context.Context, id int64, r storage.RolloutResult) error
 	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
 }
 
 var _ RunStore = (*storage.Store)(nil)
 
-// Runner runs experiments: composes tasks from the store's questions, records
-// the experiment, and plays every rollout through core.Agent with a bounded
-// worker pool, storing each turn as soon as it completes.
+// ErrBusy is wrapped when an experiment is being run by another live process.
+var ErrBusy = errors.New("experiment is being run elsewhere")
+
+// ErrCancelRequested is returned (wrapping context.Canceled) when a run ends
+// because Control(…, "cancel") or `mem1lab cancel` asked it to.
+var ErrCancelRequested = fmt.Errorf("cancel requested: %w", context.Canceled)
+
+// Runner runs experiments: it expands a config's grid (endpoint models ×
+// policies × objectives × tasks) into rollouts queued in the store, and plays
+// them through core.Agent on workers bound to endpoints (each endpoint gets as
+// many workers as its concurrency, so endpoints serving one model share its
+// rollouts in proportion to their concurrency), with rate limits, retries with
+// backoff, a circuit breaker per endpoint, pause/resume/cancel and resumption
+// after a crash. Every turn is stored as soon as it completes.
 type Runner struct {
 	Store RunStore
 	// Env answers searches (the store's FTS5 index, or an HTTPRetriever).
 	Env core.Environment
-	// NewModel builds the model for a config; nil = the go-openai adapter
-	// (NewModel(cfg.EndpointConfig()), key from os.Getenv(cfg.APIKeyEnv)). A
-	// model that implements io.Closer is closed when the run ends.
+	// NewModel builds the model for one endpoint: it receives the config with its
+	// top-level endpoint keys set to that endpoint (RunConfig.ForEndpoint). nil =
+	// the go-openai adapter, key from the environment variable the profile names.
+	// A model that implements io.Closer is closed when the run ends.
 	NewModel func(RunConfig) (core.Model, error)
 	// Clock is passed to each agent (nil = time.Now).
 	Clock func() time.Time
+	// Heartbeat is how often a running experiment refreshes its lease and its
+	// rollouts' heartbeats and reads control requests (0 = 1 s).
+	Heartbeat time.Duration
+	// StaleAfter is how old a lease must be before another process may take the
+	// experiment over (0 = 15 s). A lease whose process is gone from this host
+	// is taken over at once.
+	StaleAfter time.Duration
+
+	mu     sync.Mutex
+	active map[int64]*activeRun
 }
 
-// Run plays the experiment described by cfg and returns its summary.
+// activeRun is an experiment this Runner is playing.
+type activeRun struct {
+	gate      *gate
+	cancel    context.CancelFunc
+	requested bool // cancel was requested through Control or the store
+	mu        sync.Mutex
+}
+
+// Run creates the experiment described by cfg and plays it to the end; see
+// Create and Resume.
 //
-// Steps: validate cfg; load the dataset's questions; compose tasks (cfg.Compose,
-// the first cfg.Tasks of them when cfg.Tasks > 0); create the experiment with
-// cfg as JSON and cfg.Hash() (the API key is never in cfg, only the name of its
-// environment variable); add the tasks; queue one rollout per task; run them on
-// cfg.Concurrency workers. Each rollout is started, every turn is appended as it
-// completes, and it is finished with its score, peak/total tokens, turns,
-// seconds and error. A rollout whose model or retrieval call fails is stored as
-// failed with the error text and the other rollouts go on.
-//
+// A rollout whose model calls keep failing (after retries) or whose retrieval
+// fails is stored as failed with the error text and the others go on.
 // Cancelling ctx stops launching rollouts; rollouts in flight end as cancelled
-// (their finished turns stay stored), the rollouts never started stay queued,
-// and the experiment is marked cancelled. Run returns only after every worker
-// has returned.
+// (their finished turns stay stored, and Resume continues them), the rollouts
+// never started stay queued, and the experiment is marked cancelled. Run
+// returns only after every worker and the heartbeat have stopped.
 //
 // progress (may be nil) is called after each stored turn and each finished
-// rollout. Calls are serialised: never two at once, never after Run returns.
+// rollout (and when a pause starts or ends). Calls are serialised: never two at
+// once, never after Run returns.
 //
 // The experiment ends "done", or "failed" when every rollout failed, or
-// "cancelled". Errors: an invalid config, no questions or no tasks for the
-// dataset, a model that cannot be built, store failures outside a rollout, and
-// ctx.Err() after a cancellation (the summary is still filled in).
+// "cancelled".
+//
+// Errors: an invalid config, no questions or no tasks for the dataset, a model
+// that cannot be built, store failures outside a rollout, and ctx.Err() after a
+// cancellation (the summary is still filled in).
 func (r *Runner) Run(ctx context.Context, cfg RunConfig, progress func(Progress)) (Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return Summary{}, err
@@ -78,113 +118,609 @@ func (r *Runner) Run(ctx context.Context, cfg RunConfig, progress func(Progress)
 	if r.Store == nil || r.Env == nil {
 		return Summary{}, errors.New("runner: no store or no environment")
 	}
-	agentCfg, err := agentConfig(cfg)
+	eps, closeEps, err := r.endpoints(cfg)
 	if err != nil {
 		return Summary{}, err
 	}
-	newModel := r.NewModel
-	if newModel == nil {
-		newModel = func(c RunConfig) (core.Model, error) { return NewModel(c.EndpointConfig()) }
-	}
-	model, err := newModel(cfg)
+	defer closeEps()
+	expID, err := r.Create(ctx, cfg)
 	if err != nil {
-		return Summary{}, fmt.Errorf("runner: model: %w", err)
+		return Summary{Experiment: expID}, err
 	}
-	if cl, ok := model.(io.Closer); ok {
-		defer cl.Close()
-	}
+	return r.execute(ctx, expID, cfg, eps, progress)
+}
 
+// Plan is what a config's grid will make, for the composer's preview.
+type Plan struct {
+	Settings []Setting
+	Tasks    []core.Task // every distinct task, by objectives then key
+	Rollouts int
+}
+
+// Setting is one cell of the grid: a model (its endpoints share it), a policy
+// and a number of objectives, with the number of tasks it runs.
+type Setting struct {
+	Model      string `json:"model"`
+	Policy     string `json:"policy"`
+	Objectives int    `json:"objectives"`
+	Tasks      int    `json:"tasks"`
+}
+
+// PlanGrid expands cfg over qs (the dataset's questions): for each objectives
+// value the composed tasks (ComposeTasks), times policies, times models.
+// Errors: an objectives value that yields no task.
+func PlanGrid(cfg RunConfig, qs []storage.Question) (Plan, error) {
+	var plan Plan
+	for _, n := range cfg.ObjectivesList() {
+		c := cfg
+		c.Objectives = n
+		tasks := ComposeTasks(c, qs)
+		if len(tasks) == 0 {
+			return Plan{}, fmt.Errorf("runner: dataset %q (%d questions) yields no %d-objective task", cfg.Dataset, len(qs), n)
+		}
+		plan.Tasks = append(plan.Tasks, tasks...)
+		for _, m := range cfg.Models() {
+			for _, p := range cfg.PolicyList() {
+				plan.Settings = append(plan.Settings, Setting{Model: m, Policy: p, Objectives: n, Tasks: len(tasks)})
+				plan.Rollouts += len(tasks)
+			}
+		}
+	}
+	return plan, nil
+}
+
+// Create validates cfg, composes its grid from the store's questions and
+// records the experiment (status queued) with cfg as JSON and cfg.Hash() (the
+// API key is never in cfg, only where to find it), its tasks, and one queued
+// rollout per (task, policy, model), all queued in one transaction. It returns
+// the experiment id (0 when nothing was recorded).
+func (r *Runner) Create(ctx context.Context, cfg RunConfig) (int64, error) {
+	if err := cfg.Validate(); err != nil {
+		return 0, err
+	}
+	for _, p := range cfg.PolicyList() {
+		c := cfg
+		c.Policy = p
+		if _, err := agentConfig(c); err != nil {
+			return 0, err
+		}
+	}
 	qs, err := r.Store.Questions(ctx, cfg.Dataset, 0, 0)
 	if err != nil {
-		return Summary{}, fmt.Errorf("runner: questions: %w", err)
+		return 0, fmt.Errorf("runner: questions: %w", err)
 	}
 	if len(qs) == 0 {
-		return Summary{}, fmt.Errorf("runner: dataset %q has no questions (import it first)", cfg.Dataset)
+		return 0, fmt.Errorf("runner: dataset %q has no questions (import it first)", cfg.Dataset)
 	}
-	tasks := ComposeTasks(cfg, qs)
-	if len(tasks) == 0 {
-		return Summary{}, fmt.Errorf("runner: dataset %q (%d questions) yields no %d-objective task", cfg.Dataset, len(qs), cfg.Objectives)
+	plan, err := PlanGrid(cfg, qs)
+	if err != nil {
+		return 0, err
 	}
-
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
-		return Summary{}, err
+		return 0, err
 	}
 	name := cfg.Name
 	if name == "" {
-		name = fmt.Sprintf("%s n%d %s %s", cfg.Dataset, cfg.Objectives, cfg.Policy, cfg.Model)
+		ns := make([]string, 0, len(cfg.ObjectivesList()))
+		for _, n := range cfg.ObjectivesList() {
+			ns = append(ns, fmt.Sprint(n))
+		}
+		name = fmt.Sprintf("%s n%s %s %s", cfg.Dataset, strings.Join(ns, ","), strings.Join(cfg.PolicyList(), ","), strings.Join(cfg.Models(), ","))
 	}
 	expID, err := r.Store.CreateExperiment(ctx, name, string(cfgJSON), cfg.Hash())
 	if err != nil {
-		return Summary{}, fmt.Errorf("runner: %w", err)
+		return 0, fmt.Errorf("runner: %w", err)
 	}
-	sum := Summary{Experiment: expID}
-	taskIDs, err := r.Store.AddTasks(ctx, expID, tasks)
+	taskIDs, err := r.Store.AddTasks(ctx, expID, plan.Tasks)
 	if err != nil {
 		r.setStatus(expID, storage.StatusFailed)
+		return expID, fmt.Errorf("runner: %w", err)
+	}
+	var specs []storage.RolloutSpec
+	for _, t := range plan.Tasks {
+		for _, p := range cfg.PolicyList() {
+			for _, m := range cfg.Models() {
+				specs = append(specs, storage.RolloutSpec{TaskID: taskIDs[t.Key], Policy: p, Model: m})
+			}
+		}
+	}
+	if _, err := r.Store.QueueRollouts(ctx, expID, specs); err != nil {
+		r.setStatus(expID, storage.StatusFailed)
+		return expID, fmt.Errorf("runner: %w", err)
+	}
+	return expID, nil
+}
+
+// StoredConfig reads experiment expID's config back from the store.
+func (r *Runner) StoredConfig(ctx context.Context, expID int64) (RunConfig, error) {
+	e, err := r.Store.Experiment(ctx, expID)
+	if err != nil {
+		return RunConfig{}, err
+	}
+	var cfg RunConfig
+	if err := json.Unmarshal([]byte(e.ConfigJSON), &cfg); err != nil {
+		return RunConfig{}, fmt.Errorf("runner: experiment %d: stored config: %w", expID, err)
+	}
+	return cfg, nil
+}
+
+// Resume plays experiment expID's unfinished rollouts: queued ones, and those
+// left running by a crash or cancelled, each continued from its last stored
+// turn (the next context is rebuilt from the stored turns, so the rollout goes
+// on exactly as if never interrupted). It fails with ErrBusy while another
+// live process holds the experiment.
+func (r *Runner) Resume(ctx context.Context, expID int64, progress func(Progress)) (Summary, error) {
+	if r.Store == nil || r.Env == nil {
+		return Summary{}, errors.New("runner: no store or no environment")
+	}
+	cfg, err := r.StoredConfig(ctx, expID)
+	if err != nil {
+		return Summary{Experiment: expID}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Summary{Experiment: expID}, err
+	}
+	eps, closeEps, err := r.endpoints(cfg)
+	if err != nil {
+		return Summary{Experiment: expID}, err
+	}
+	defer closeEps()
+	return r.execute(ctx, expID, cfg, eps, progress)
+}
+
+// endpoints builds every endpoint's model.
+func (r *Runner) endpoints(cfg RunConfig) ([]*endpointState, func(), error) {
+	newModel := r.NewModel
+	if newModel == nil {
+		newModel = func(c RunConfig) (core.Model, error) {
+			if _, err := ResolveKey(c.APIKeyEnv, c.APIKeyKeyring); err != nil {
+				return nil, err
+			}
+			return NewModel(c.EndpointConfig())
+		}
+	}
+	rp := cfg.retryPolicy()
+	var eps []*endpointState
+	closeAll := func() {
+		for _, e := range eps {
+			if cl, ok := e.model.(io.Closer); ok {
+				_ = cl.Close()
+			}
+		}
+	}
+	for _, p := range cfg.EndpointList() {
+		m, err := newModel(cfg.ForEndpoint(p))
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("runner: model of endpoint %s: %w", p.Name, err)
+		}
+		eps = append(eps, newEndpointState(p, m, rp))
+	}
+	return eps, closeAll, nil
+}
+
+// Control asks experiment expID to "pause" (no new model call starts until
+// resumed), "resume" or "cancel" (rollouts in flight end as cancelled, queued
+// ones stay queued for a later Resume). The request takes effect at once when
+// this Runner plays the experiment, and within a heartbeat in any other process
+// playing it (it is recorded in the store). Cancelling an experiment that no
+// live process plays marks its queued rollouts and itself cancelled.
+func (r *Runner) Control(ctx context.Context, expID int64, action string) error {
+	control := ""
+	switch action {
+	case "pause":
+		control = "pause"
+	case "resume":
+	case "cancel":
+		control = "cancel"
+	default:
+		return fmt.Errorf("runner: unknown action %q (want pause, resume or cancel)", action)
+	}
+	if err := r.Store.SetExperimentControl(ctx, expID, control); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	a := r.active[expID]
+	r.mu.Unlock()
+	if a != nil {
+		switch action {
+		case "pause":
+			a.gate.set(true)
+			r.setStatus(expID, StatusPaused)
+		case "resume":
+			a.gate.set(false)
+			r.setStatus(expID, storage.StatusRunning)
+		case "cancel":
+			a.mu.Lock()
+			a.requested = true
+			a.mu.Unlock()
+			a.cancel()
+		}
+		return nil
+	}
+	l, err := r.Store.ExperimentLease(ctx, expID)
+	if err != nil {
+		return err
+	}
+	if action == "cancel" && !r.ownerAlive(l) {
+		if _, err := r.Store.CancelQueued(ctx, expID); err != nil {
+			return err
+		}
+		return r.Store.SetExperimentStatus(ctx, expID, storage.StatusCancelled)
+	}
+	return nil
+}
+
+// Active reports whether this Runner is playing experiment expID now, and
+// whether it is paused.
+func (r *Runner) Active(expID int64) (running, paused bool) {
+	r.mu.Lock()
+	a := r.active[expID]
+	r.mu.Unlock()
+	if a == nil {
+		return false, false
+	}
+	return true, a.gate.isPaused()
+}
+
+// StatusPaused is the experiment status while a pause is in effect.
+const StatusPaused = "paused"
+
+func (r *Runner) heartbeat() time.Duration {
+	if r.Heartbeat > 0 {
+		return r.Heartbeat
+	}
+	return time.Second
+}
+
+func (r *Runner) staleAfter() time.Duration {
+	if r.StaleAfter > 0 {
+		return r.StaleAfter
+	}
+	return 15 * time.Second
+}
+
+// ownerAlive reports whether a lease is held by a live process.
+func (r *Runner) ownerAlive(l storage.Lease) bool {
+	if l.Owner == "" {
+		return false
+	}
+	if time.Since(l.At) > r.staleAfter() {
+		return false
+	}
+	return ownerProcessAlive(l.Owner)
+}
+
+// claim takes experiment expID's lease for owner.
+func (r *Runner) claim(ctx context.Context, expID int64, owner string) error {
+	l, err := r.Store.ExperimentLease(ctx, expID)
+	if err != nil {
+		return err
+	}
+	if r.ownerAlive(l) {
+		return fmt.Errorf("runner: experiment %d: %w (%s, heartbeat %s ago)", expID, ErrBusy, l.Owner, time.Since(l.At).Round(time.Second))
+	}
+	ok, err := r.Store.ClaimExperiment(ctx, expID, owner, l.Owner)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("runner: experiment %d: %w (claimed meanwhile)", expID, ErrBusy)
+	}
+	return nil
+}
+
+// execute plays experiment expID's unfinished rollouts on eps.
+func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []*endpointState, progress func(Progress)) (Summary, error) {
+	sum := Summary{Experiment: expID}
+	owner := newOwner()
+	if err := r.claim(ctx, expID, owner); err != nil {
+		return sum, err
+	}
+	bg := context.WithoutCancel(ctx)
+	defer func() { _ = r.Store.ReleaseExperiment(bg, expID, owner) }()
+
+	acfgs := map[string]core.AgentConfig{}
+	for _, p := range cfg.PolicyList() {
+		c := cfg
+		c.Policy = p
+		a, err := agentConfig(c)
+		if err != nil {
+			return sum, err
+		}
+		acfgs[p] = a
+	}
+	if _, err := r.Store.RequeueInterrupted(ctx, expID); err != nil {
 		return sum, fmt.Errorf("runner: %w", err)
 	}
-	jobs := make([]job, len(tasks))
-	for i, t := range tasks {
-		id, err := r.Store.CreateRollout(ctx, expID, taskIDs[t.Key], cfg.Policy, cfg.Model)
-		if err != nil {
-			r.setStatus(expID, storage.StatusFailed)
-			return sum, fmt.Errorf("runner: %w", err)
-		}
-		jobs[i] = job{rolloutID: id, task: t}
+	pending, err := r.Store.QueuedRollouts(ctx, expID)
+	if err != nil {
+		return sum, fmt.Errorf("runner: %w", err)
+	}
+	rows, err := r.Store.Rollouts(ctx, expID)
+	if err != nil {
+		return sum, fmt.Errorf("runner: %w", err)
 	}
 	if err := r.Store.SetExperimentStatus(ctx, expID, storage.StatusRunning); err != nil {
 		return sum, fmt.Errorf("runner: %w", err)
 	}
 
-	tr := &tracker{p: Progress{Experiment: expID, Total: len(jobs)}, fn: progress}
-	queue := make(chan job)
-	var wg sync.WaitGroup
-	workers := min(cfg.Concurrency, len(jobs))
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range queue {
-				r.play(ctx, j, model, agentCfg, tr)
-			}
-		}()
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	act := &activeRun{gate: newGate(), cancel: cancelRun}
+	r.mu.Lock()
+	if r.active == nil {
+		r.active = map[int64]*activeRun{}
 	}
-feed:
-	for _, j := range jobs {
-		select {
-		case <-ctx.Done():
-			break feed
-		case queue <- j:
+	r.active[expID] = act
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.active, expID)
+		r.mu.Unlock()
+	}()
+
+	tr := newTracker(expID, rows, eps, act.gate, progress)
+	rp := cfg.retryPolicy()
+	appendTurn := r.Store.AppendTurn
+	if bs, ok := r.Store.(batchTurnStore); ok {
+		tw := newTurnWriter(bs)
+		defer tw.close() // when execute returns, after wg.Wait below has seen every worker stop
+		appendTurn = func(_ context.Context, id int64, t core.Turn) error { return tw.append(id, t) }
+	}
+
+	// Heartbeat: lease, rollouts' heartbeats, control requests from the store.
+	hbDone := make(chan struct{})
+	hbStop := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		t := time.NewTicker(r.heartbeat())
+		defer t.Stop()
+		for {
+			select {
+			case <-hbStop:
+				return
+			case <-t.C:
+			}
+			control, err := r.Store.TouchExperiment(bg, expID, owner)
+			if err != nil {
+				continue
+			}
+			switch control {
+			case "cancel":
+				act.mu.Lock()
+				act.requested = true
+				act.mu.Unlock()
+				cancelRun()
+			case "pause":
+				if act.gate.set(true) {
+					r.setStatus(expID, StatusPaused)
+					tr.changed()
+				}
+			default:
+				if act.gate.set(false) {
+					r.setStatus(expID, storage.StatusRunning)
+					tr.changed()
+				}
+			}
+		}
+	}()
+
+	queues := map[string]chan storage.PendingRollout{}
+	for _, m := range cfg.Models() {
+		queues[m] = make(chan storage.PendingRollout, len(pending))
+	}
+	for _, p := range pending {
+		q, ok := queues[p.Model]
+		if !ok {
+			// A rollout for a model no endpoint serves any more: fail it clearly.
+			_ = r.Store.FinishRollout(bg, p.ID, storage.RolloutResult{Status: storage.StatusFailed,
+				Error: fmt.Sprintf("no endpoint serves model %q", p.Model)})
+			tr.finish(p, storage.StatusFailed, core.Outcome{}, nil)
+			continue
+		}
+		q <- p
+	}
+	for _, q := range queues {
+		close(q)
+	}
+	var wg sync.WaitGroup
+	for _, ep := range eps {
+		q := queues[ep.profile.Model]
+		for w := 0; w < ep.profile.Concurrency; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					if act.gate.wait(runCtx) != nil {
+						return
+					}
+					var job storage.PendingRollout
+					var ok bool
+					select {
+					case <-runCtx.Done():
+						return
+					case job, ok = <-q:
+					}
+					if !ok {
+						return
+					}
+					if runCtx.Err() != nil {
+						return // left queued for a later resume
+					}
+					r.play(runCtx, job, ep, acfgs[job.Policy], rp, act.gate, tr, appendTurn)
+				}
+			}()
 		}
 	}
-	close(queue)
 	wg.Wait()
+	close(hbStop)
+	<-hbDone
 
-	// The run's own context may be cancelled: the closing writes must still land.
-	bg := context.WithoutCancel(ctx)
+	act.mu.Lock()
+	requested := act.requested
+	act.mu.Unlock()
 	status := storage.StatusDone
-	done, failed, storeErr := tr.counts()
-	switch {
-	case ctx.Err() != nil:
-		status = storage.StatusCancelled
-	case failed == len(jobs) && done == 0:
-		status = storage.StatusFailed
-	}
+	final, err := r.Store.Rollouts(bg, expID)
 	var errs []error
-	if err := r.Store.SetExperimentStatus(bg, expID, status); err != nil {
-		errs = append(errs, fmt.Errorf("runner: %w", err))
-	}
-	errs = append(errs, storeErr...)
-	rows, err := r.Store.Rollouts(bg, expID)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("runner: %w", err))
 	}
-	sum.Groups = Summarize(rows)
-	if ctx.Err() != nil {
+	done, failed, queued := 0, 0, 0
+	for _, row := range final {
+		switch row.Status {
+		case storage.StatusDone:
+			done++
+		case storage.StatusFailed:
+			failed++
+		case storage.StatusQueued, storage.StatusRunning:
+			queued++
+		}
+	}
+	switch {
+	case runCtx.Err() != nil:
+		status = storage.StatusCancelled
+	case queued > 0:
+		status = storage.StatusCancelled
+	case failed == len(final) && done == 0:
+		status = storage.StatusFailed
+	}
+	if err := r.Store.SetExperimentStatus(bg, expID, status); err != nil {
+		errs = append(errs, fmt.Errorf("runner: %w", err))
+	}
+	if requested {
+		_ = r.Store.SetExperimentControl(bg, expID, "")
+	}
+	errs = append(errs, tr.storeErrors()...)
+	sum.Groups = Summarize(final)
+	switch {
+	case ctx.Err() != nil:
 		errs = append(errs, ctx.Err())
+	case requested:
+		errs = append(errs, ErrCancelRequested)
 	}
 	return sum, errors.Join(errs...)
+}
+
+// play runs one rollout on ep (from its last stored turn) and records its result.
+func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
+	appendTurn func(context.Context, int64, core.Turn) error) {
+	bg := context.WithoutCancel(ctx)
+	ok, err := r.Store.ClaimRollout(ctx, j.ID, ep.profile.Name)
+	if err != nil || !ok {
+		if err != nil {
+			tr.storeError(err)
+		}
+		return // left queued (store failure) or taken by another worker
+	}
+	prior, err := r.Store.Turns(bg, j.ID)
+	if err != nil {
+		res := storage.RolloutResult{Status: storage.StatusFailed, Error: err.Error()}
+		tr.finish(j, res.Status, core.Outcome{}, r.finish(bg, j.ID, res))
+		return
+	}
+	tr.start(j)
+	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr}
+	agent := &core.Agent{Model: model, Env: r.Env, Config: acfg, Clock: r.Clock}
+	onTurn := func(t core.Turn) error {
+		// The turn is stored even when ctx was cancelled during its call.
+		if err := appendTurn(bg, j.ID, t); err != nil {
+			return err
+		}
+		tr.turn(t)
+		return nil
+	}
+	began := time.Now()
+	out, err := agent.Run(ctx, j.Task, prior, onTurn)
+	secs := time.Since(began).Seconds()
+	for _, t := range prior {
+		secs += t.Latency.Seconds()
+	}
+	res := storage.RolloutResult{
+		Status:      storage.StatusDone,
+		Score:       out.Score,
+		Answer:      out.Answer,
+		PeakTokens:  out.PeakTokens,
+		TotalTokens: out.TotalTokens,
+		Turns:       len(out.Turns),
+		Seconds:     secs,
+		HitMaxTurns: out.HitMaxTurns,
+	}
+	if err != nil {
+		res.Status = storage.StatusFailed
+		if ctx.Err() != nil {
+			res.Status = storage.StatusCancelled
+		}
+		res.Error = err.Error()
+	}
+	tr.finish(j, res.Status, out, r.finish(bg, j.ID, res))
+}
+
+// callModel is the model one rollout talks to: it waits for the pause gate, the
+// endpoint's breaker and rate limit before each call, retries failed calls
+// that are worth retrying with exponential backoff and jitter (honouring
+// Retry-After), and records every failed attempt in the store.
+type callModel struct {
+	store     RunStore
+	ep        *endpointState
+	gate      *gate
+	rp        retryPolicy
+	rolloutID int64
+	turn      int // index of the turn the next call is for
+	tr        *tracker
+}
+
+func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	for attempt := 1; ; attempt++ {
+		if err := m.gate.wait(ctx); err != nil {
+			return core.Completion{}, err
+		}
+		if err := m.ep.acquire(ctx); err != nil {
+			return core.Completion{}, err
+		}
+		start := time.Now()
+		comp, err := m.ep.model.Complete(ctx, c, stops)
+		if err == nil {
+			m.ep.report(false)
+			m.turn++
+			return comp, nil
+		}
+		if ctx.Err() != nil {
+			return comp, err // the run was cancelled: not the endpoint's fault
+		}
+		m.ep.report(true)
+		var ce *CallError
+		status, retryAfter := 0, time.Duration(0)
+		if errors.As(err, &ce) {
+			status, retryAfter = ce.Status, ce.RetryAfter
+		}
+		if rerr := m.store.RecordAttempt(context.WithoutCancel(ctx), storage.Attempt{RolloutID: m.rolloutID, Turn: m.turn,
+			Attempt: attempt, Endpoint: m.ep.profile.Name, Status: status, Error: err.Error(), Latency: time.Since(start)}); rerr != nil {
+			m.tr.storeError(rerr)
+		}
+		m.tr.retry()
+		if !Retryable(err) || attempt > m.rp.retries {
+			if attempt > 1 {
+				err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+			}
+			return comp, err
+		}
+		if err := sleepCtx(ctx, m.rp.backoff(attempt, retryAfter)); err != nil {
+			return comp, err
+		}
+	}
+}
+
+func (r *Runner) finish(ctx context.Context, id int64, res storage.RolloutResult) error {
+	if err := r.Store.FinishRollout(ctx, id, res); err != nil {
+		return fmt.Errorf("runner: rollout %d: %w", id, err)
+	}
+	return nil
+}
+
+func (r *Runner) setStatus(id int64, status string) {
+	_ = r.Store.SetExperimentStatus(context.Background(), id, status)
 }
 
 // ComposeTasks composes cfg's tasks from the dataset's questions: the rule in
@@ -218,127 +754,12 @@ func agentConfig(cfg RunConfig) (core.AgentConfig, error) {
 	}
 	return core.AgentConfig{
 		Template: tmpl,
-		Tags:     core.DefaultTags(),
+		Tags:     cfg.CoreTags(),
 		Policy:   pol,
 		MaxTurns: cfg.MaxTurns,
 		TopK:     cfg.TopK,
 		Scheme:   cfg.Scheme,
 	}, nil
-}
-
-type job struct {
-	rolloutID int64
-	task      core.Task
-}
-
-// play runs one rollout and records its result.
-func (r *Runner) play(ctx context.Context, j job, model core.Model, acfg core.AgentConfig, tr *tracker) {
-	bg := context.WithoutCancel(ctx)
-	if err := r.Store.StartRollout(ctx, j.rolloutID); err != nil {
-		status := storage.StatusFailed
-		if ctx.Err() != nil {
-			status = storage.StatusCancelled
-		}
-		tr.finish(status, r.finish(bg, j.rolloutID, storage.RolloutResult{Status: status, Error: err.Error()}))
-		return
-	}
-	tr.start()
-	// acfg.MaxTurns 0 lets the agent apply core.DefaultMaxTurns per task.
-	agent := &core.Agent{Model: model, Env: r.Env, Config: acfg, Clock: r.Clock}
-	onTurn := func(t core.Turn) error {
-		// The turn is stored even when ctx was cancelled during its call.
-		if err := r.Store.AppendTurn(bg, j.rolloutID, t); err != nil {
-			return err
-		}
-		tr.turn()
-		return nil
-	}
-	began := time.Now()
-	out, err := agent.Run(ctx, j.task, nil, onTurn)
-	res := storage.RolloutResult{
-		Status:      storage.StatusDone,
-		Score:       out.Score,
-		Answer:      out.Answer,
-		PeakTokens:  out.PeakTokens,
-		TotalTokens: out.TotalTokens,
-		Turns:       len(out.Turns),
-		Seconds:     time.Since(began).Seconds(),
-		HitMaxTurns: out.HitMaxTurns,
-	}
-	if err != nil {
-		res.Status = storage.StatusFailed
-		if ctx.Err() != nil {
-			res.Status = storage.StatusCancelled
-		}
-		res.Error = err.Error()
-	}
-	tr.finish(res.Status, r.finish(bg, j.rolloutID, res))
-}
-
-func (r *Runner) finish(ctx context.Context, id int64, res storage.RolloutResult) error {
-	if err := r.Store.FinishRollout(ctx, id, res); err != nil {
-		return fmt.Errorf("runner: rollout %d: %w", id, err)
-	}
-	return nil
-}
-
-func (r *Runner) setStatus(id int64, status string) {
-	_ = r.Store.SetExperimentStatus(context.Background(), id, status)
-}
-
-// tracker counts progress and serialises the progress callback.
-type tracker struct {
-	mu       sync.Mutex
-	p        Progress
-	fn       func(Progress)
-	storeErr []error
-}
-
-func (t *tracker) emit() {
-	if t.fn != nil {
-		t.fn(t.p)
-	}
-}
-
-func (t *tracker) start() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.p.Running++
-}
-
-func (t *tracker) turn() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.p.Turns++
-	t.emit()
-}
-
-// finish records a rollout's end. A rollout that never started (StartRollout
-// failed) is not counted as running.
-func (t *tracker) finish(status string, storeErr error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if storeErr != nil {
-		t.storeErr = append(t.storeErr, storeErr)
-	}
-	if t.p.Running > 0 {
-		t.p.Running--
-	}
-	switch status {
-	case storage.StatusDone:
-		t.p.Done++
-	case storage.StatusCancelled:
-		t.p.Cancelled++
-	default:
-		t.p.Failed++
-	}
-	t.emit()
-}
-
-func (t *tracker) counts() (done, failed int, errs []error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.p.Done, t.p.Failed, t.storeErr
 }
 
 // Summarize aggregates rollout rows by (policy, objectives), groups sorted by

@@ -126,6 +126,99 @@ CREATE TABLE turns (
 	UNIQUE (rollout_id, idx)
 );
 `,
+	// 2: trace search (FTS5 over turns' internal state, query and answer, and over
+	// tasks' questions) and indexes for the rollout browser and Compare.
+	`
+-- turns_fts is contentless: it only answers "which turns hold these words". Its
+-- rowid is rollout_id << 16 | idx, so a match names its rollout without reading
+-- the (large) turns table (turn indices stay far below 65536). The triggers give
+-- it each turn's text.
+CREATE VIRTUAL TABLE turns_fts USING fts5(
+	internal_state, query, answer,
+	content = '',
+	tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER turns_fts_ai AFTER INSERT ON turns BEGIN
+	INSERT INTO turns_fts(rowid, internal_state, query, answer)
+		VALUES ((new.rollout_id << 16) | new.idx, new.internal_state, new.query, new.answer);
+END;
+CREATE TRIGGER turns_fts_ad AFTER DELETE ON turns BEGIN
+	INSERT INTO turns_fts(turns_fts, rowid, internal_state, query, answer)
+		VALUES ('delete', (old.rollout_id << 16) | old.idx, old.internal_state, old.query, old.answer);
+END;
+CREATE TRIGGER turns_fts_au AFTER UPDATE OF rollout_id, idx, internal_state, query, answer ON turns BEGIN
+	INSERT INTO turns_fts(turns_fts, rowid, internal_state, query, answer)
+		VALUES ('delete', (old.rollout_id << 16) | old.idx, old.internal_state, old.query, old.answer);
+	INSERT INTO turns_fts(rowid, internal_state, query, answer)
+		VALUES ((new.rollout_id << 16) | new.idx, new.internal_state, new.query, new.answer);
+END;
+INSERT INTO turns_fts(rowid, internal_state, query, answer)
+	SELECT (rollout_id << 16) | idx, internal_state, query, answer FROM turns;
+
+-- tasks_fts holds, under the task's id, its objectives' questions joined by spaces.
+CREATE VIRTUAL TABLE tasks_fts USING fts5(
+	questions,
+	tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER tasks_fts_ai AFTER INSERT ON tasks BEGIN
+	INSERT INTO tasks_fts(rowid, questions)
+		SELECT new.id, COALESCE(group_concat(json_extract(j.value, '$.question'), ' '), '')
+		FROM json_each(new.task_json, '$.objectives') AS j;
+END;
+CREATE TRIGGER tasks_fts_ad AFTER DELETE ON tasks BEGIN
+	DELETE FROM tasks_fts WHERE rowid = old.id;
+END;
+CREATE TRIGGER tasks_fts_au AFTER UPDATE OF task_json ON tasks BEGIN
+	DELETE FROM tasks_fts WHERE rowid = old.id;
+	INSERT INTO tasks_fts(rowid, questions)
+		SELECT new.id, COALESCE(group_concat(json_extract(j.value, '$.question'), ' '), '')
+		FROM json_each(new.task_json, '$.objectives') AS j;
+END;
+INSERT INTO tasks_fts(rowid, questions)
+	SELECT t.id, COALESCE((SELECT group_concat(json_extract(j.value, '$.question'), ' ')
+	                       FROM json_each(t.task_json, '$.objectives') AS j), '')
+	FROM tasks t;
+
+CREATE INDEX tasks_key ON tasks(key);
+CREATE INDEX tasks_dataset ON tasks(dataset);
+CREATE INDEX rollouts_em ON rollouts(em);
+CREATE INDEX rollouts_peak ON rollouts(peak_tokens);
+CREATE INDEX rollouts_policy ON rollouts(policy);
+CREATE INDEX rollouts_model ON rollouts(model);
+`,
+	// 3: run control. experiments.owner/owner_at are the lease of the process
+	// running the experiment ("host|pid|nonce", heartbeat time); control is a
+	// request from another process or screen ("" | "pause" | "cancel").
+	// rollouts.endpoint names the endpoint that played it, rollouts.retries counts
+	// its failed model calls; attempts keeps each failed call; endpoint_profiles
+	// keeps the Endpoints screen's profiles (no API keys: only where to find one).
+	`
+ALTER TABLE experiments ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE experiments ADD COLUMN owner_at TEXT;
+ALTER TABLE experiments ADD COLUMN control TEXT NOT NULL DEFAULT '';
+ALTER TABLE rollouts ADD COLUMN endpoint TEXT NOT NULL DEFAULT '';
+ALTER TABLE rollouts ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX experiments_hash ON experiments(config_hash);
+
+CREATE TABLE attempts (
+	id         INTEGER PRIMARY KEY,
+	rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+	turn_idx   INTEGER NOT NULL CHECK (turn_idx >= 0),
+	attempt    INTEGER NOT NULL CHECK (attempt >= 1),
+	endpoint   TEXT NOT NULL,
+	status     INTEGER NOT NULL DEFAULT 0,
+	error      TEXT NOT NULL,
+	latency_ms REAL NOT NULL,
+	created_at TEXT NOT NULL
+);
+CREATE INDEX attempts_rollout ON attempts(rollout_id, turn_idx);
+
+CREATE TABLE endpoint_profiles (
+	name         TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+	profile_json TEXT NOT NULL CHECK (json_valid(profile_json)),
+	updated_at   TEXT NOT NULL
+) WITHOUT ROWID;
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

@@ -173,6 +173,48 @@ func (s *Store) AppendTurn(ctx context.Context, rolloutID int64, t core.Turn) er
 	if t.Index < 0 {
 		return fmt.Errorf("storage: append turn: negative index %d", t.Index)
 	}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return appendTurnTx(ctx, tx, rolloutID, t) })
+}
+
+// TurnWrite is one turn of a rollout, for AppendTurns.
+type TurnWrite struct {
+	RolloutID int64
+	Turn      core.Turn
+}
+
+// AppendTurns stores turns of several rollouts in one transaction (a group
+// commit: the runner's writer gathers the turns that finish together) and
+// returns one error per write, nil for each stored turn. When any write of
+// the batch fails, the batch is rolled back and each write is retried on its
+// own with AppendTurn, so every write gets its own outcome.
+func (s *Store) AppendTurns(ctx context.Context, ws []TurnWrite) []error {
+	errs := make([]error, len(ws))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, w := range ws {
+			if w.Turn.Index < 0 {
+				return fmt.Errorf("storage: append turn: negative index %d", w.Turn.Index)
+			}
+			if err := appendTurnTx(ctx, tx, w.RolloutID, w.Turn); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return errs
+	}
+	if len(ws) == 1 {
+		errs[0] = err
+		return errs
+	}
+	for i, w := range ws {
+		errs[i] = s.AppendTurn(ctx, w.RolloutID, w.Turn)
+	}
+	return errs
+}
+
+// appendTurnTx inserts one turn and refreshes its rollout's heartbeat inside tx.
+func appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t core.Turn) error {
 	passages := t.Passages
 	if passages == nil {
 		passages = []core.Passage{}
@@ -181,30 +223,28 @@ func (s *Store) AppendTurn(ctx context.Context, rolloutID int64, t core.Turn) er
 	if err != nil {
 		return fmt.Errorf("storage: append turn: %w", err)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		ts := now()
-		res, err := tx.ExecContext(ctx, `UPDATE rollouts SET heartbeat_at = ? WHERE id = ?`, ts, rolloutID)
-		if err != nil {
-			return fmt.Errorf("storage: append turn to rollout %d: %w", rolloutID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("storage: append turn: rollout %d: %w", rolloutID, ErrNotFound)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO turns(rollout_id, idx, context, response, internal_state, action,
-			query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
-			finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			rolloutID, t.Index, t.Context, t.Response, t.InternalState, t.Action.String(), t.Query, t.Answer,
-			t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
-			float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts)
-		var se sqlite3.Error
-		if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
-			return fmt.Errorf("storage: append turn: rollout %d already has turn %d: %w", rolloutID, t.Index, ErrDuplicate)
-		}
-		if err != nil {
-			return fmt.Errorf("storage: append turn %d to rollout %d: %w", t.Index, rolloutID, err)
-		}
-		return nil
-	})
+	ts := now()
+	res, err := tx.ExecContext(ctx, `UPDATE rollouts SET heartbeat_at = ? WHERE id = ?`, ts, rolloutID)
+	if err != nil {
+		return fmt.Errorf("storage: append turn to rollout %d: %w", rolloutID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("storage: append turn: rollout %d: %w", rolloutID, ErrNotFound)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO turns(rollout_id, idx, context, response, internal_state, action,
+		query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
+		finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rolloutID, t.Index, t.Context, t.Response, t.InternalState, t.Action.String(), t.Query, t.Answer,
+		t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
+		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts)
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
+		return fmt.Errorf("storage: append turn: rollout %d already has turn %d: %w", rolloutID, t.Index, ErrDuplicate)
+	}
+	if err != nil {
+		return fmt.Errorf("storage: append turn %d to rollout %d: %w", t.Index, rolloutID, err)
+	}
+	return nil
 }
 
 // FinishRollout writes a rollout's result and finish time. r.Status must be
@@ -372,6 +412,344 @@ func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 			t.Passages = nil
 		}
 		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// RolloutSpec is one rollout to queue: a stored task under a policy and model.
+type RolloutSpec struct {
+	TaskID int64
+	Policy string
+	Model  string
+}
+
+// QueueRollouts queues every spec for experiment expID in one transaction and
+// returns the new rollout ids in spec order. A task that is not the
+// experiment's is an error wrapping ErrNotFound and nothing is queued.
+func (s *Store) QueueRollouts(ctx context.Context, expID int64, specs []RolloutSpec) ([]int64, error) {
+	ids := make([]int64, len(specs))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ins, err := tx.PrepareContext(ctx, `
+			INSERT INTO rollouts(experiment_id, task_id, policy, model, status)
+			SELECT experiment_id, id, ?, ?, ? FROM tasks WHERE id = ? AND experiment_id = ?`)
+		if err != nil {
+			return fmt.Errorf("storage: queue rollouts: %w", err)
+		}
+		defer ins.Close()
+		for i, sp := range specs {
+			res, err := ins.ExecContext(ctx, sp.Policy, sp.Model, StatusQueued, sp.TaskID, expID)
+			if err != nil {
+				return fmt.Errorf("storage: queue rollouts: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return fmt.Errorf("storage: queue rollouts: task %d of experiment %d: %w", sp.TaskID, expID, ErrNotFound)
+			}
+			if ids[i], err = res.LastInsertId(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// Lease is who runs an experiment and what was asked of it.
+type Lease struct {
+	Owner   string    // "" when no process holds the experiment
+	At      time.Time // the owner's last heartbeat (zero when none)
+	Control string    // "", "pause" or "cancel"
+	Status  string    // the experiment's status
+}
+
+// ExperimentLease reads experiment id's lease, control request and status.
+func (s *Store) ExperimentLease(ctx context.Context, id int64) (Lease, error) {
+	var l Lease
+	var at sql.NullString
+	err := s.w.QueryRowContext(ctx, `SELECT owner, owner_at, control, status FROM experiments WHERE id = ?`, id).
+		Scan(&l.Owner, &at, &l.Control, &l.Status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Lease{}, fmt.Errorf("storage: experiment %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Lease{}, fmt.Errorf("storage: experiment %d lease: %w", id, err)
+	}
+	if at.Valid {
+		l.At = parseTime(at.String)
+	}
+	return l, nil
+}
+
+// ClaimExperiment makes owner the holder of experiment id when its current
+// holder is prev (compare and swap) and reports whether it did. A claim also
+// clears the control request.
+func (s *Store) ClaimExperiment(ctx context.Context, id int64, owner, prev string) (bool, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE experiments SET owner = ?, owner_at = ?, control = '' WHERE id = ? AND owner = ?`,
+		owner, now(), id, prev)
+	if err != nil {
+		return false, fmt.Errorf("storage: claim experiment %d: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// TouchExperiment is the owner's heartbeat: it refreshes the lease and the
+// heartbeat of the experiment's running rollouts, and returns the control
+// request. A lease held by another owner is an error.
+func (s *Store) TouchExperiment(ctx context.Context, id int64, owner string) (string, error) {
+	var control string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		ts := now()
+		res, err := tx.ExecContext(ctx, `UPDATE experiments SET owner_at = ? WHERE id = ? AND owner = ?`, ts, id, owner)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("storage: experiment %d is no longer held by %s", id, owner)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE rollouts SET heartbeat_at = ? WHERE experiment_id = ? AND status = ?`,
+			ts, id, StatusRunning); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT control FROM experiments WHERE id = ?`, id).Scan(&control)
+	})
+	if err != nil {
+		return "", fmt.Errorf("storage: heartbeat of experiment %d: %w", id, err)
+	}
+	return control, nil
+}
+
+// ReleaseExperiment gives up owner's lease on experiment id (no-op when another holds it).
+func (s *Store) ReleaseExperiment(ctx context.Context, id int64, owner string) error {
+	_, err := s.w.ExecContext(ctx, `UPDATE experiments SET owner = '', owner_at = NULL WHERE id = ? AND owner = ?`, id, owner)
+	if err != nil {
+		return fmt.Errorf("storage: release experiment %d: %w", id, err)
+	}
+	return nil
+}
+
+// SetExperimentControl records a control request ("", "pause" or "cancel") for
+// whoever runs experiment id.
+func (s *Store) SetExperimentControl(ctx context.Context, id int64, control string) error {
+	switch control {
+	case "", "pause", "cancel":
+	default:
+		return fmt.Errorf("storage: control %q: want \"\", \"pause\" or \"cancel\"", control)
+	}
+	return s.updateOne(ctx, fmt.Sprintf("experiment %d", id), `UPDATE experiments SET control = ? WHERE id = ?`, control, id)
+}
+
+// RequeueInterrupted puts the experiment's running and cancelled rollouts back
+// in the queue, keeping their stored turns (a resumed rollout continues from its
+// last stored turn), and returns how many it requeued. Only the experiment's
+// lease holder may call it.
+func (s *Store) RequeueInterrupted(ctx context.Context, expID int64) (int, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE rollouts SET status = ?, error = '', finished_at = NULL
+		WHERE experiment_id = ? AND status IN (?, ?)`, StatusQueued, expID, StatusRunning, StatusCancelled)
+	if err != nil {
+		return 0, fmt.Errorf("storage: requeue rollouts of experiment %d: %w", expID, err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// CancelQueued marks the experiment's queued rollouts cancelled and returns how many.
+func (s *Store) CancelQueued(ctx context.Context, expID int64) (int, error) {
+	res, err := s.w.ExecContext(ctx, `UPDATE rollouts SET status = ?, error = 'cancelled before it started', finished_at = ?
+		WHERE experiment_id = ? AND status = ?`, StatusCancelled, now(), expID, StatusQueued)
+	if err != nil {
+		return 0, fmt.Errorf("storage: cancel rollouts of experiment %d: %w", expID, err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// PendingRollout is a queued rollout with its task, ready to play.
+type PendingRollout struct {
+	ID     int64
+	Task   core.Task
+	Policy string
+	Model  string
+}
+
+// QueuedRollouts lists experiment expID's queued rollouts by id with their tasks.
+func (s *Store) QueuedRollouts(ctx context.Context, expID int64) ([]PendingRollout, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT r.id, r.policy, r.model, t.task_json FROM rollouts r
+		JOIN tasks t ON t.id = r.task_id WHERE r.experiment_id = ? AND r.status = ? ORDER BY r.id`, expID, StatusQueued)
+	if err != nil {
+		return nil, fmt.Errorf("storage: queued rollouts: %w", err)
+	}
+	defer rows.Close()
+	var out []PendingRollout
+	for rows.Next() {
+		var p PendingRollout
+		var tj string
+		if err := rows.Scan(&p.ID, &p.Policy, &p.Model, &tj); err != nil {
+			return nil, fmt.Errorf("storage: queued rollouts: %w", err)
+		}
+		if err := json.Unmarshal([]byte(tj), &p.Task); err != nil {
+			return nil, fmt.Errorf("storage: rollout %d: task: %w", p.ID, err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ClaimRollout marks a queued rollout running on endpoint and reports whether it
+// was queued (a rollout is started at most once at a time).
+func (s *Store) ClaimRollout(ctx context.Context, id int64, endpoint string) (bool, error) {
+	t := now()
+	res, err := s.w.ExecContext(ctx, `UPDATE rollouts SET status = ?, endpoint = ?, heartbeat_at = ?,
+		started_at = COALESCE(started_at, ?), finished_at = NULL WHERE id = ? AND status = ?`,
+		StatusRunning, endpoint, t, t, id, StatusQueued)
+	if err != nil {
+		return false, fmt.Errorf("storage: claim rollout %d: %w", id, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// Attempt is one failed model call of a turn.
+type Attempt struct {
+	RolloutID int64
+	Turn      int // 0-based turn index
+	Attempt   int // 1-based
+	Endpoint  string
+	Status    int // HTTP status, 0 when the call failed before one arrived
+	Error     string
+	Latency   time.Duration
+}
+
+// RecordAttempt stores a failed model call and counts it in the rollout's retries.
+func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		ts := now()
+		res, err := tx.ExecContext(ctx, `UPDATE rollouts SET retries = retries + 1, heartbeat_at = ? WHERE id = ?`, ts, a.RolloutID)
+		if err != nil {
+			return fmt.Errorf("storage: record attempt: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("storage: record attempt: rollout %d: %w", a.RolloutID, ErrNotFound)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO attempts(rollout_id, turn_idx, attempt, endpoint, status, error, latency_ms, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.RolloutID, a.Turn, a.Attempt, a.Endpoint, a.Status, a.Error,
+			float64(a.Latency)/float64(time.Millisecond), ts)
+		if err != nil {
+			return fmt.Errorf("storage: record attempt: %w", err)
+		}
+		return nil
+	})
+}
+
+// Attempts returns a rollout's failed model calls by turn then attempt.
+func (s *Store) Attempts(ctx context.Context, rolloutID int64) ([]Attempt, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT turn_idx, attempt, endpoint, status, error, latency_ms FROM attempts
+		WHERE rollout_id = ? ORDER BY turn_idx, attempt, id`, rolloutID)
+	if err != nil {
+		return nil, fmt.Errorf("storage: attempts of rollout %d: %w", rolloutID, err)
+	}
+	defer rows.Close()
+	var out []Attempt
+	for rows.Next() {
+		a := Attempt{RolloutID: rolloutID}
+		var ms float64
+		if err := rows.Scan(&a.Turn, &a.Attempt, &a.Endpoint, &a.Status, &a.Error, &ms); err != nil {
+			return nil, fmt.Errorf("storage: attempts of rollout %d: %w", rolloutID, err)
+		}
+		a.Latency = time.Duration(ms * float64(time.Millisecond))
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// RolloutRun is what the run monitor needs of each rollout: where it stands and
+// which endpoint played it.
+type RolloutRun struct {
+	ID       int64
+	Status   string
+	Endpoint string
+	Retries  int
+	Error    string
+}
+
+// RolloutRuns lists experiment expID's rollouts by id with status, endpoint,
+// retries and error.
+func (s *Store) RolloutRuns(ctx context.Context, expID int64) ([]RolloutRun, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, status, endpoint, retries, error FROM rollouts
+		WHERE experiment_id = ? ORDER BY id`, expID)
+	if err != nil {
+		return nil, fmt.Errorf("storage: rollout runs: %w", err)
+	}
+	defer rows.Close()
+	var out []RolloutRun
+	for rows.Next() {
+		var r RolloutRun
+		if err := rows.Scan(&r.ID, &r.Status, &r.Endpoint, &r.Retries, &r.Error); err != nil {
+			return nil, fmt.Errorf("storage: rollout runs: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// ExperimentsByHash lists the ids of experiments whose config hash is hash, newest first.
+func (s *Store) ExperimentsByHash(ctx context.Context, hash string) ([]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM experiments WHERE config_hash = ? ORDER BY id DESC`, hash)
+	if err != nil {
+		return nil, fmt.Errorf("storage: experiments by hash: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// SaveEndpointProfile stores (or replaces) a named endpoint profile as JSON.
+// The profile must hold no secret: only where to find the API key.
+func (s *Store) SaveEndpointProfile(ctx context.Context, name, profileJSON string) error {
+	if strings.TrimSpace(name) == "" {
+		return errors.New("storage: endpoint profile: empty name")
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO endpoint_profiles(name, profile_json, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET profile_json = excluded.profile_json, updated_at = excluded.updated_at`,
+		name, profileJSON, now())
+	if err != nil {
+		return fmt.Errorf("storage: save endpoint profile %q: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteEndpointProfile removes a named endpoint profile (no-op when absent).
+func (s *Store) DeleteEndpointProfile(ctx context.Context, name string) error {
+	_, err := s.w.ExecContext(ctx, `DELETE FROM endpoint_profiles WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("storage: delete endpoint profile %q: %w", name, err)
+	}
+	return nil
+}
+
+// EndpointProfiles returns name → profile JSON for every stored profile.
+func (s *Store) EndpointProfiles(ctx context.Context) (map[string]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT name, profile_json FROM endpoint_profiles ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("storage: endpoint profiles: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var n, j string
+		if err := rows.Scan(&n, &j); err != nil {
+			return nil, err
+		}
+		out[n] = j
 	}
 	return out, rows.Err()
 }

@@ -2,16 +2,23 @@ package views
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
@@ -23,28 +30,57 @@ var (
 	composeChoices = []string{"consecutive", "random"}
 )
 
-// runPanel is the New run screen: the run settings form, Run/Cancel, live progress
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// runPanel is the New experiment screen: the run settings form, Run/Cancel, live progress
 // and the finished run's summary by group.
 type runPanel struct {
 	u       *UI
 	content fyne.CanvasObject
 
 	name, endpoint, model, apiKeyEnv               *widget.Entry
-	mode, policy, dataset, compose                 *widget.Select
+	mode, dataset, compose                         *widget.Select
+	policies                                       *widget.CheckGroup
+	endpoints                                      *widget.CheckGroup
 	objectives, tasks, seed, concurrency, maxTurns *widget.Entry
-	topK, temperature, topP, maxTokens             *widget.Entry
+	topK, temperature, topP, maxTokens, template   *widget.Entry
+	tagThink, tagSearch, tagInfo, tagAnswer        *widget.Entry
+	rps                                            *widget.Entry
 	form                                           *widget.Form
-	runBt, cancelBt                                *widget.Button
+	runBt, cancelBt, previewBt                     *widget.Button
+	importBt, exportBt                             *widget.Button
 	errors                                         *widget.Label
+	plan                                           *widget.Label
+	prompt                                         *widget.Entry
+	offer                                          *widget.Label
+	resumeBt, freshBt                              *widget.Button
+	offerBox                                       *fyne.Container
+	offerID                                        int64
+	pending                                        experiments.RunConfig
 	bar                                            *widget.ProgressBar
 	progress                                       *widget.Label
 	status                                         *widget.Label
 	summary                                        *dataTable
 	groups                                         []experiments.Group
+	profiles                                       map[string]experiments.EndpointProfile
 
 	running bool
 	cancel  context.CancelFunc
 	runSeq  int
+}
+
+// RunController is what a Runner offers beyond Run for run control
+// (*experiments.Runner has it): resume an experiment from the store, and pause,
+// resume or cancel a running one.
+type RunController interface {
+	Resume(ctx context.Context, expID int64, progress func(experiments.Progress)) (experiments.Summary, error)
+	Control(ctx context.Context, expID int64, action string) error
+}
+
+// hashLookup finds experiments by config hash (*storage.Store has it); the New
+// experiment screen uses it to offer a resume instead of a duplicate.
+type hashLookup interface {
+	ExperimentsByHash(ctx context.Context, hash string) ([]int64, error)
 }
 
 func newRunPanel(u *UI) *runPanel {
@@ -70,13 +106,28 @@ func newRunPanel(u *UI) *runPanel {
 	p.mode = choose(modeChoices, def.Mode, "completions")
 	p.apiKeyEnv = entry(def.APIKeyEnv)
 	p.apiKeyEnv.SetPlaceHolder("e.g. OPENAI_API_KEY (the key itself is never stored)")
-	p.policy = choose(policyChoices, def.Policy, "mem1")
+	p.policies = widget.NewCheckGroup(policyChoices, nil)
+	p.policies.Horizontal = true
+	if len(def.Policies) > 0 {
+		p.policies.SetSelected(def.Policies)
+	} else if def.Policy != "" {
+		p.policies.SetSelected([]string{def.Policy})
+	} else {
+		p.policies.SetSelected([]string{"mem1"})
+	}
+	p.endpoints = widget.NewCheckGroup(nil, nil)
+	p.template = entry(def.Template)
+	p.template.SetPlaceHolder("built-in MEM1 template; or a file with a {questions} slot")
+	p.rps = entry(ftoa(def.RequestsPerSecond))
+	tags := def.CoreTags()
+	p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer = entry(tags.Think), entry(tags.Search), entry(tags.Information), entry(tags.Answer)
 	p.dataset = widget.NewSelect(nil, nil)
 	if def.Dataset != "" {
 		p.dataset.SetOptions([]string{def.Dataset})
 		p.dataset.SetSelected(def.Dataset)
 	}
-	p.objectives = entry(itoa(def.Objectives))
+	p.objectives = entry(intList(def.ObjectivesList()))
+	p.objectives.SetPlaceHolder("e.g. 1, 2, 4, 8, 16")
 	p.tasks = entry(itoa(def.Tasks))
 	p.seed = entry(strconv.FormatInt(def.Seed, 10))
 	p.compose = choose(composeChoices, def.Compose, "consecutive")
@@ -93,10 +144,12 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Model", p.model),
 		widget.NewFormItem("Mode", p.mode),
 		widget.NewFormItem("API key env var", p.apiKeyEnv),
-		widget.NewFormItem("Policy", p.policy),
+		widget.NewFormItem("Requests/s (0 = no cap)", p.rps),
+		widget.NewFormItem("Saved endpoints", p.endpoints),
+		widget.NewFormItem("Policies", p.policies),
 		widget.NewFormItem("Dataset", p.dataset),
-		widget.NewFormItem("Objectives", p.objectives),
-		widget.NewFormItem("Tasks (0 = all)", p.tasks),
+		widget.NewFormItem("Objectives (list)", p.objectives),
+		widget.NewFormItem("Tasks per setting (0 = all)", p.tasks),
 		widget.NewFormItem("Seed", p.seed),
 		widget.NewFormItem("Compose", p.compose),
 		widget.NewFormItem("Concurrency", p.concurrency),
@@ -105,7 +158,10 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Temperature", p.temperature),
 		widget.NewFormItem("Top-p", p.topP),
 		widget.NewFormItem("Max tokens per turn", p.maxTokens),
+		widget.NewFormItem("Prompt template file", p.template),
+		widget.NewFormItem("Tag names", container.NewGridWithColumns(4, p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer)),
 	)
+	p.form.Items[5].HintText = "with saved endpoints checked, the URL fields above are not used"
 
 	p.runBt = widget.NewButton("Run", p.start)
 	p.runBt.Importance = widget.HighImportance
@@ -121,10 +177,33 @@ func newRunPanel(u *UI) *runPanel {
 	p.summary = newDataTable([]string{"Policy", "Objectives", "Rollouts", "Failed", "Mean EM", "Mean F1", "Mean peak tokens", "Mean seconds"},
 		[]float32{80, 90, 80, 70, 80, 80, 130, 110})
 
-	buttons := container.NewHBox(p.runBt, p.cancelBt)
-	left := container.NewVScroll(container.NewVBox(p.form, buttons, p.errors))
+	p.previewBt = widget.NewButton("Preview", p.preview)
+	p.importBt = widget.NewButton("Import TOML…", p.askImport)
+	p.exportBt = widget.NewButton("Export TOML…", p.askExport)
+	p.plan = widget.NewLabel("Preview shows how many rollouts the grid makes.")
+	p.plan.Wrapping = fyne.TextWrapWord
+	p.prompt = widget.NewMultiLineEntry()
+	p.prompt.TextStyle = fyne.TextStyle{Monospace: true}
+	p.prompt.Wrapping = fyne.TextWrapWord
+	p.prompt.SetMinRowsVisible(8)
+	p.prompt.Disable()
+	p.offer = widget.NewLabel("")
+	p.offer.Wrapping = fyne.TextWrapWord
+	p.resumeBt = widget.NewButton("Resume it", p.resumeOffered)
+	p.resumeBt.Importance = widget.HighImportance
+	p.freshBt = widget.NewButton("Start a new one", func() {
+		p.offerBox.Hide()
+		p.launch(p.pending)
+	})
+	p.offerBox = container.NewVBox(p.offer, container.NewHBox(p.resumeBt, p.freshBt))
+	p.offerBox.Hide()
+
+	buttons := container.NewHBox(p.runBt, p.cancelBt, p.previewBt, p.importBt, p.exportBt)
+	left := container.NewVScroll(container.NewVBox(p.form, buttons, p.errors, p.offerBox))
 	right := container.NewBorder(
-		container.NewVBox(widget.NewLabelWithStyle("Progress", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		container.NewVBox(widget.NewLabelWithStyle("Grid", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+			p.plan, p.prompt,
+			widget.NewLabelWithStyle("Progress", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 			p.bar, p.progress, p.status,
 			widget.NewLabelWithStyle("Summary by group", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
 		nil, nil, nil, p.summary.table)
@@ -148,6 +227,7 @@ func (p *runPanel) reloadDatasets() {
 		for i, d := range ds {
 			names[i] = d.Name
 		}
+		p.reloadProfiles()
 		cur := p.dataset.Selected
 		p.dataset.SetOptions(names)
 		switch {
@@ -213,15 +293,67 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 		bad("Mode: choose completions or chat")
 	}
 	cfg.APIKeyEnv = strings.TrimSpace(p.apiKeyEnv.Text)
-	cfg.Policy = p.policy.Selected
-	if !contains(policyChoices, cfg.Policy) {
-		bad("Policy: choose mem1 or full")
+	if cfg.APIKeyEnv != "" && !envNameRE.MatchString(cfg.APIKeyEnv) {
+		bad("API key env var: %q is not a variable name (give the name of the variable, never the key)", cfg.APIKeyEnv)
+	}
+	cfg.Policies = nil
+	switch pol := p.policies.Selected; len(pol) {
+	case 0:
+		bad("Policies: check mem1, full or both")
+	case 1:
+		cfg.Policy = pol[0]
+	default:
+		cfg.Policy = pol[0]
+		cfg.Policies = append([]string(nil), pol...)
+	}
+	cfg.Endpoints = nil
+	for _, name := range p.endpoints.Selected {
+		if prof, ok := p.profiles[name]; ok {
+			cfg.Endpoints = append(cfg.Endpoints, prof)
+		}
 	}
 	cfg.Dataset = p.dataset.Selected
 	if cfg.Dataset == "" {
 		bad("Dataset: choose an imported dataset")
 	}
-	cfg.Objectives = intField("Objectives", p.objectives, 1)
+	cfg.ObjectivesGrid = nil
+	var objs []int
+	for _, f := range strings.FieldsFunc(p.objectives.Text, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
+		v, err := strconv.Atoi(f)
+		if err != nil {
+			bad("Objectives: %q is not a whole number", f)
+			continue
+		}
+		if v < 1 {
+			bad("Objectives must be at least 1 (got %d)", v)
+			continue
+		}
+		if slices.Contains(objs, v) {
+			bad("Objectives: %d is listed twice", v)
+			continue
+		}
+		objs = append(objs, v)
+	}
+	switch {
+	case len(objs) == 0 && strings.TrimSpace(p.objectives.Text) == "":
+		bad("Objectives: give one number or a list such as 1, 2, 4")
+	case len(objs) == 1:
+		cfg.Objectives = objs[0]
+	case len(objs) > 1:
+		cfg.Objectives = objs[0]
+		cfg.ObjectivesGrid = objs
+	}
+	cfg.Template = strings.TrimSpace(p.template.Text)
+	cfg.Tags = nil
+	tn := experiments.TagNames{Think: strings.TrimSpace(p.tagThink.Text), Search: strings.TrimSpace(p.tagSearch.Text),
+		Information: strings.TrimSpace(p.tagInfo.Text), Answer: strings.TrimSpace(p.tagAnswer.Text)}
+	if d := core.DefaultTags(); tn != (experiments.TagNames{Think: d.Think, Search: d.Search, Information: d.Information, Answer: d.Answer}) {
+		ct := core.Tags{Think: tn.Think, Search: tn.Search, Information: tn.Information, Answer: tn.Answer}
+		if err := ct.Validate(); err != nil {
+			bad("Tag names: %v", err)
+		}
+		cfg.Tags = &tn
+	}
 	cfg.Tasks = intField("Tasks", p.tasks, 0)
 	if s := strings.TrimSpace(p.seed.Text); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
@@ -247,6 +379,28 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 		bad("Top-p must be more than 0 and at most 1 (got %g)", cfg.TopP)
 	}
 	cfg.MaxTokens = intField("Max tokens", p.maxTokens, 1)
+	if v, ok := floatField("Requests/s", p.rps); ok {
+		if v < 0 {
+			bad("Requests/s must be 0 (no cap) or more (got %g)", v)
+		}
+		cfg.RequestsPerSecond = v
+	}
+	if len(errs) == 0 {
+		// What the form cannot check itself (a template without a {questions} slot, …).
+		if err := cfg.Validate(); err != nil {
+			errs = append(errs, strings.TrimPrefix(err.Error(), "invalid run config: "))
+		}
+		for _, pol := range cfg.PolicyList() {
+			c := cfg
+			c.Policy = pol
+			if c.Template != "" {
+				if _, err := experiments.PreviewPrompt(c, core.Task{Objectives: []core.Objective{{Question: "?"}}}); err != nil {
+					errs = append(errs, "Prompt template file: "+err.Error())
+					break
+				}
+			}
+		}
+	}
 	if len(errs) > 0 {
 		return cfg, errors.New(strings.Join(errs, "\n"))
 	}
@@ -254,7 +408,8 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 }
 
 // start validates the form and launches the run in a goroutine with its own
-// cancellable context.
+// cancellable context. When the store holds an unfinished experiment with the
+// same config (same hash), it offers to resume that one instead.
 func (p *runPanel) start() {
 	if p.running {
 		return
@@ -269,6 +424,67 @@ func (p *runPanel) start() {
 		return
 	}
 	p.errors.SetText("")
+	hl, ok := p.u.deps.Store.(hashLookup)
+	if _, canResume := p.u.deps.Runner.(RunController); !ok || !canResume {
+		p.launch(cfg)
+		return
+	}
+	p.runBt.Disable()
+	background(p.u, func(ctx context.Context) (storage.ExperimentRow, error) {
+		ids, err := hl.ExperimentsByHash(ctx, cfg.Hash())
+		if err != nil {
+			return storage.ExperimentRow{}, err
+		}
+		for _, id := range ids {
+			e, err := p.u.deps.Store.Experiment(ctx, id)
+			if err != nil {
+				return storage.ExperimentRow{}, err
+			}
+			if e.Done+e.Failed < e.Rollouts {
+				return e, nil
+			}
+		}
+		return storage.ExperimentRow{}, nil
+	}, func(e storage.ExperimentRow, err error) {
+		p.runBt.Enable()
+		if err != nil || e.ID == 0 {
+			p.launch(cfg)
+			return
+		}
+		p.pending, p.offerID = cfg, e.ID
+		p.offer.SetText(fmt.Sprintf("Experiment #%d has this exact config and %d of its %d rollouts unfinished. Resume it rather than run it twice?",
+			e.ID, e.Rollouts-e.Done-e.Failed, e.Rollouts))
+		p.resumeBt.SetText(fmt.Sprintf("Resume #%d", e.ID))
+		p.offerBox.Show()
+	})
+}
+
+// resumeOffered resumes the experiment the offer named.
+func (p *runPanel) resumeOffered() {
+	p.offerBox.Hide()
+	rc, ok := p.u.deps.Runner.(RunController)
+	if !ok || p.offerID == 0 {
+		return
+	}
+	id := p.offerID
+	p.begin(func(ctx context.Context, progress func(experiments.Progress)) (experiments.Summary, error) {
+		return rc.Resume(ctx, id, progress)
+	})
+}
+
+// launch starts a new experiment with cfg.
+func (p *runPanel) launch(cfg experiments.RunConfig) {
+	runner := p.u.deps.Runner
+	p.begin(func(ctx context.Context, progress func(experiments.Progress)) (experiments.Summary, error) {
+		return runner.Run(ctx, cfg, progress)
+	})
+}
+
+// begin runs play in a goroutine, showing its progress here and on Runs.
+func (p *runPanel) begin(play func(ctx context.Context, progress func(experiments.Progress)) (experiments.Summary, error)) {
+	if p.running {
+		return
+	}
 	ctx, cancel := context.WithCancel(p.u.ctx)
 	p.running, p.cancel = true, cancel
 	p.runSeq++
@@ -281,19 +497,19 @@ func (p *runPanel) start() {
 	p.groups = nil
 	p.summary.setRows(nil)
 
-	runner := p.u.deps.Runner
 	p.u.jobs.Add(1)
 	go func() {
 		defer p.u.jobs.Done()
 		defer cancel()
-		sum, err := runner.Run(ctx, cfg, func(pr experiments.Progress) {
+		sum, err := play(ctx, func(pr experiments.Progress) {
 			p.u.do(func() {
 				if seq == p.runSeq && p.running {
 					p.showProgress(pr)
 				}
+				p.u.runs.live(pr)
 			})
 		})
-		cancelled := ctx.Err() != nil
+		cancelled := ctx.Err() != nil || errors.Is(err, context.Canceled)
 		p.u.do(func() { p.finish(sum, err, cancelled) })
 	}()
 }
@@ -315,17 +531,33 @@ func (p *runPanel) showProgress(pr experiments.Progress) {
 	p.progress.SetText(progressText(pr))
 }
 
-// progressText is e.g. "12 done, 1 failed, 3 running of 40 · 87 turns".
+// progressText is e.g. "12 done, 1 failed, 3 running of 40 · 87 turns", then,
+// when known, the rates, the ETA, the retries and a pause.
 func progressText(pr experiments.Progress) string {
 	s := fmt.Sprintf("%d done, %d failed, %d running of %d · %d turns", pr.Done, pr.Failed, pr.Running, pr.Total, pr.Turns)
 	if pr.Experiment != 0 {
 		s = fmt.Sprintf("Experiment #%d: %s", pr.Experiment, s)
+	}
+	if pr.TurnsPerSecond > 0 {
+		s += fmt.Sprintf(" · %.1f turns/s · %.0f tokens/s", pr.TurnsPerSecond, pr.TokensPerSecond)
+	}
+	if pr.ETA > 0 {
+		s += " · ETA " + pr.ETA.Round(time.Second).String()
+	}
+	if pr.Retries > 0 {
+		s += fmt.Sprintf(" · %d retries", pr.Retries)
+	}
+	if pr.Paused {
+		s += " · paused"
 	}
 	return s
 }
 
 func (p *runPanel) finish(sum experiments.Summary, err error, cancelled bool) {
 	p.running, p.cancel = false, nil
+	if sum.Experiment != 0 {
+		delete(p.u.runs.playing, sum.Experiment)
+	}
 	p.runBt.Enable()
 	p.cancelBt.Disable()
 	switch {
@@ -347,4 +579,253 @@ func (p *runPanel) finish(sum experiments.Summary, err error, cancelled bool) {
 	p.summary.setRows(rows)
 	p.u.runs.reload()
 	p.u.rollouts.reload()
+}
+
+func intList(ns []int) string {
+	parts := make([]string, len(ns))
+	for i, n := range ns {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// profileStore keeps endpoint profiles (*storage.Store has it).
+type profileStore interface {
+	EndpointProfiles(ctx context.Context) (map[string]string, error)
+	SaveEndpointProfile(ctx context.Context, name, profileJSON string) error
+	DeleteEndpointProfile(ctx context.Context, name string) error
+}
+
+// loadProfiles reads and decodes the stored endpoint profiles (none when the
+// store keeps none).
+func loadProfiles(ctx context.Context, st Store) (map[string]experiments.EndpointProfile, error) {
+	ps, ok := st.(profileStore)
+	if !ok {
+		return nil, nil
+	}
+	raw, err := ps.EndpointProfiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]experiments.EndpointProfile, len(raw))
+	for name, j := range raw {
+		var p experiments.EndpointProfile
+		if err := json.Unmarshal([]byte(j), &p); err != nil {
+			return nil, fmt.Errorf("endpoint profile %q: %w", name, err)
+		}
+		out[name] = p
+	}
+	return out, nil
+}
+
+// reloadProfiles offers the saved endpoint profiles as checkboxes, keeping
+// the checked ones that still exist.
+func (p *runPanel) reloadProfiles() {
+	background(p.u, func(ctx context.Context) (map[string]experiments.EndpointProfile, error) {
+		return loadProfiles(ctx, p.u.deps.Store)
+	}, func(ps map[string]experiments.EndpointProfile, err error) {
+		if err != nil {
+			p.status.SetText("Could not list endpoint profiles: " + err.Error())
+			return
+		}
+		p.profiles = ps
+		names := make([]string, 0, len(ps))
+		for n := range ps {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		var keep []string
+		for _, n := range p.endpoints.Selected {
+			if _, ok := ps[n]; ok {
+				keep = append(keep, n)
+			}
+		}
+		p.endpoints.Options = names
+		p.endpoints.SetSelected(keep)
+		p.endpoints.Refresh()
+	})
+}
+
+// preview validates the form, then counts the rollouts the grid makes and
+// shows the first task's rendered prompt.
+func (p *runPanel) preview() {
+	cfg, err := p.config()
+	if err != nil {
+		p.errors.SetText(err.Error())
+		return
+	}
+	p.errors.SetText("")
+	type result struct {
+		plan   experiments.Plan
+		prompt string
+	}
+	background(p.u, func(ctx context.Context) (result, error) {
+		qs, err := p.u.deps.Store.Questions(ctx, cfg.Dataset, 0, 0)
+		if err != nil {
+			return result{}, err
+		}
+		plan, err := experiments.PlanGrid(cfg, qs)
+		if err != nil {
+			return result{}, err
+		}
+		prompt, err := experiments.PreviewPrompt(cfg, plan.Tasks[0])
+		return result{plan, prompt}, err
+	}, func(r result, err error) {
+		if err != nil {
+			p.plan.SetText("Cannot make this grid: " + err.Error())
+			p.prompt.SetText("")
+			return
+		}
+		p.plan.SetText(planText(r.plan))
+		p.prompt.SetText(r.prompt)
+	})
+}
+
+// planText is e.g. "40 rollouts: 4 settings (2 policies × 2 objective counts ×
+// 1 model), 10 tasks each".
+func planText(pl experiments.Plan) string {
+	var models, policies []string
+	var objs []int
+	for _, s := range pl.Settings {
+		if !slices.Contains(models, s.Model) {
+			models = append(models, s.Model)
+		}
+		if !slices.Contains(policies, s.Policy) {
+			policies = append(policies, s.Policy)
+		}
+		if !slices.Contains(objs, s.Objectives) {
+			objs = append(objs, s.Objectives)
+		}
+	}
+	plural := func(n int, one, many string) string {
+		if n == 1 {
+			return fmt.Sprintf("%d %s", n, one)
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	}
+	return fmt.Sprintf("%s: %s (%s × %s × %s), %s in all",
+		plural(pl.Rollouts, "rollout", "rollouts"), plural(len(pl.Settings), "setting", "settings"),
+		plural(len(models), "model", "models"), plural(len(policies), "policy", "policies"),
+		plural(len(objs), "objective count", "objective counts"), plural(len(pl.Tasks), "task", "tasks"))
+}
+
+// exportTOML writes the form's config as canonical TOML (the bytes whose hash
+// identifies the experiment).
+func (p *runPanel) exportTOML(w io.Writer) error {
+	cfg, err := p.config()
+	if err != nil {
+		return err
+	}
+	b, err := cfg.CanonicalTOML()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+// importTOML loads a TOML config file into the form.
+func (p *runPanel) importTOML(path string) error {
+	cfg, err := experiments.LoadRunConfig(path)
+	if err != nil {
+		return err
+	}
+	p.setConfig(cfg)
+	return nil
+}
+
+// setConfig fills the form from cfg. Endpoint profiles in cfg that are not
+// saved yet are offered (checked) for this session.
+func (p *runPanel) setConfig(cfg experiments.RunConfig) {
+	ftoa := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+	p.name.SetText(cfg.Name)
+	p.endpoint.SetText(cfg.Endpoint)
+	p.model.SetText(cfg.Model)
+	p.mode.SetSelected(cfg.Mode)
+	p.apiKeyEnv.SetText(cfg.APIKeyEnv)
+	p.rps.SetText(ftoa(cfg.RequestsPerSecond))
+	p.policies.SetSelected(cfg.PolicyList())
+	if !slices.Contains(p.dataset.Options, cfg.Dataset) {
+		p.dataset.SetOptions(append(p.dataset.Options, cfg.Dataset))
+	}
+	p.dataset.SetSelected(cfg.Dataset)
+	p.objectives.SetText(intList(cfg.ObjectivesList()))
+	p.tasks.SetText(strconv.Itoa(cfg.Tasks))
+	p.seed.SetText(strconv.FormatInt(cfg.Seed, 10))
+	p.compose.SetSelected(cfg.Compose)
+	p.concurrency.SetText(strconv.Itoa(cfg.Concurrency))
+	p.maxTurns.SetText(strconv.Itoa(cfg.MaxTurns))
+	p.topK.SetText(strconv.Itoa(cfg.TopK))
+	p.temperature.SetText(ftoa(cfg.Temperature))
+	p.topP.SetText(ftoa(cfg.TopP))
+	p.maxTokens.SetText(strconv.Itoa(cfg.MaxTokens))
+	p.template.SetText(cfg.Template)
+	tags := cfg.CoreTags()
+	p.tagThink.SetText(tags.Think)
+	p.tagSearch.SetText(tags.Search)
+	p.tagInfo.SetText(tags.Information)
+	p.tagAnswer.SetText(tags.Answer)
+	if p.profiles == nil {
+		p.profiles = map[string]experiments.EndpointProfile{}
+	}
+	var names []string
+	for _, e := range cfg.Endpoints {
+		p.profiles[e.Name] = e
+		names = append(names, e.Name)
+		if !slices.Contains(p.endpoints.Options, e.Name) {
+			p.endpoints.Options = append(p.endpoints.Options, e.Name)
+		}
+	}
+	p.endpoints.SetSelected(names)
+	p.endpoints.Refresh()
+	// Keys the form does not show come along unchanged.
+	def := p.u.deps.DefaultRun
+	def.Scheme, def.TimeoutSeconds = cfg.Scheme, cfg.TimeoutSeconds
+	def.Retries, def.RetryBaseSeconds, def.BreakerFailures, def.BreakerCooldownSeconds =
+		cfg.Retries, cfg.RetryBaseSeconds, cfg.BreakerFailures, cfg.BreakerCooldownSeconds
+	p.u.deps.DefaultRun = def
+}
+
+func (p *runPanel) askImport() {
+	w := p.u.deps.Window
+	if w == nil {
+		return
+	}
+	dialog.ShowFileOpen(func(rc fyne.URIReadCloser, err error) {
+		if err != nil || rc == nil {
+			return
+		}
+		path := rc.URI().Path()
+		_ = rc.Close()
+		if err := p.importTOML(path); err != nil {
+			p.errors.SetText(err.Error())
+			return
+		}
+		p.errors.SetText("")
+		p.status.SetText("Loaded " + path)
+	}, w)
+}
+
+func (p *runPanel) askExport() {
+	w := p.u.deps.Window
+	if w == nil {
+		return
+	}
+	if _, err := p.config(); err != nil {
+		p.errors.SetText(err.Error())
+		return
+	}
+	d := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
+		if err != nil || wc == nil {
+			return
+		}
+		defer wc.Close()
+		if err := p.exportTOML(wc); err != nil {
+			p.errors.SetText(err.Error())
+			return
+		}
+		p.status.SetText("Saved " + wc.URI().Path())
+	}, w)
+	d.SetFileName("experiment.toml")
+	d.Show()
 }

@@ -2,12 +2,15 @@ package views
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -22,6 +25,18 @@ type runsPanel struct {
 	rollouts    *rolloutList
 	status      *widget.Label
 	seq         int
+
+	// Run control of the selected experiment.
+	title                        *widget.Label
+	bar                          *widget.ProgressBar
+	progress                     *widget.Label
+	settings                     *dataTable
+	pauseBt, unpauseBt, cancelBt *widget.Button
+	continueBt                   *widget.Button
+	liveProgress                 map[int64]experiments.Progress
+	playing                      map[int64]bool // experiments this UI is playing
+	lastFinished                 map[int64]int
+	settingSeq                   int
 }
 
 func newRunsPanel(u *UI) *runsPanel {
@@ -34,14 +49,241 @@ func newRunsPanel(u *UI) *runsPanel {
 		p.selectedID = e.ID
 		p.rollouts.load(e.ID)
 		u.rollouts.selectExperiment(e.ID)
+		p.showSelected(e)
 	}
 	refresh := widget.NewButton("Refresh", p.reload)
 	top := container.NewBorder(container.NewBorder(nil, nil, widget.NewLabelWithStyle("Experiments", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), refresh, p.status),
 		nil, nil, nil, p.table.table)
-	split := container.NewVSplit(top, p.rollouts.content)
-	split.Offset = 0.4
+
+	p.liveProgress, p.playing, p.lastFinished = map[int64]experiments.Progress{}, map[int64]bool{}, map[int64]int{}
+	p.title = widget.NewLabelWithStyle("No experiment selected", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.bar = widget.NewProgressBar()
+	p.progress = widget.NewLabel("")
+	p.progress.Wrapping = fyne.TextWrapWord
+	p.settings = newDataTable([]string{"Model", "Policy", "Objectives", "Done", "Failed", "Running", "Of", "Mean EM", "Mean peak tokens"},
+		[]float32{200, 70, 85, 60, 60, 70, 50, 80, 130})
+	p.pauseBt = widget.NewButton("Pause", func() { p.control("pause") })
+	p.unpauseBt = widget.NewButton("Go on", func() { p.control("resume") })
+	p.cancelBt = widget.NewButton("Cancel", func() { p.control("cancel") })
+	p.cancelBt.Importance = widget.DangerImportance
+	p.continueBt = widget.NewButton("Resume run", p.continueRun)
+	p.continueBt.Importance = widget.HighImportance
+	p.setButtons()
+	ctl := container.NewBorder(
+		container.NewVBox(container.NewBorder(nil, nil, p.title, container.NewHBox(p.pauseBt, p.unpauseBt, p.cancelBt, p.continueBt)),
+			p.bar, p.progress), nil, nil, nil, p.settings.table)
+
+	lower := container.NewVSplit(ctl, p.rollouts.content)
+	lower.Offset = 0.4
+	split := container.NewVSplit(top, lower)
+	split.Offset = 0.3
 	p.content = split
 	return p
+}
+
+// controller is the runner's run control, nil when it has none.
+func (p *runsPanel) controller() RunController {
+	rc, _ := p.u.deps.Runner.(RunController)
+	return rc
+}
+
+// setButtons enables the controls that apply to the selected experiment.
+func (p *runsPanel) setButtons() {
+	id := p.selectedID
+	var e *storage.ExperimentRow
+	for i := range p.experiments {
+		if p.experiments[i].ID == id {
+			e = &p.experiments[i]
+		}
+	}
+	rc := p.controller()
+	live, isLive := p.liveProgress[id]
+	active := rc != nil && e != nil && (p.playing[id] || e.Status == storage.StatusRunning || e.Status == experiments.StatusPaused)
+	enable := func(b *widget.Button, on bool) {
+		if on {
+			b.Enable()
+		} else {
+			b.Disable()
+		}
+	}
+	paused := (isLive && live.Paused) || (e != nil && e.Status == experiments.StatusPaused)
+	enable(p.pauseBt, active && !paused)
+	enable(p.unpauseBt, active && paused)
+	enable(p.cancelBt, active)
+	unfinished := e != nil && e.Done+e.Failed < e.Rollouts
+	enable(p.continueBt, rc != nil && unfinished && !p.playing[id] && e.Status != storage.StatusRunning && e.Status != experiments.StatusPaused)
+}
+
+// live receives a progress snapshot of an experiment this UI plays.
+func (p *runsPanel) live(pr experiments.Progress) {
+	if pr.Experiment == 0 {
+		return
+	}
+	p.liveProgress[pr.Experiment] = pr
+	p.playing[pr.Experiment] = true
+	if pr.Experiment == p.selectedID {
+		p.showLive(pr)
+	}
+	if fin := pr.Done + pr.Failed; fin != p.lastFinished[pr.Experiment] {
+		p.lastFinished[pr.Experiment] = fin
+		p.reload()
+	}
+	if p.u.charts != nil {
+		p.u.charts.live(pr) // charts of a running experiment follow it (at most every 2 s)
+	}
+}
+
+// ended is told when this UI stops playing an experiment.
+func (p *runsPanel) ended(id int64) {
+	delete(p.playing, id)
+	p.reload()
+}
+
+func (p *runsPanel) showLive(pr experiments.Progress) {
+	if pr.Total > 0 {
+		p.bar.SetValue(float64(pr.Done+pr.Failed) / float64(pr.Total))
+	}
+	p.progress.SetText(progressText(pr))
+	rows := make([][]string, len(pr.Settings))
+	for i, s := range pr.Settings {
+		rows[i] = settingRow(s)
+	}
+	p.settings.setRows(rows)
+	p.setButtons()
+}
+
+func settingRow(s experiments.SettingProgress) []string {
+	return []string{s.Model, s.Policy, strconv.Itoa(s.Objectives), strconv.Itoa(s.Done), strconv.Itoa(s.Failed),
+		strconv.Itoa(s.Running), strconv.Itoa(s.Total), fmt.Sprintf("%.3f", s.MeanEM), fmt.Sprintf("%.0f", s.MeanPeakTokens)}
+}
+
+// showSelected shows the selected experiment: its live progress when this UI
+// plays it, else its stored counts and per-setting means.
+func (p *runsPanel) showSelected(e storage.ExperimentRow) {
+	p.title.SetText(experimentLabel(e) + " · " + e.Status)
+	p.settingSeq++ // a stored-settings load still in flight for an earlier selection is stale now
+	if pr, ok := p.liveProgress[e.ID]; ok && p.playing[e.ID] {
+		p.showLive(pr)
+		return
+	}
+	if e.Rollouts > 0 {
+		p.bar.SetValue(float64(e.Done+e.Failed) / float64(e.Rollouts))
+	} else {
+		p.bar.SetValue(0)
+	}
+	p.progress.SetText(fmt.Sprintf("%d done, %d failed, %d running of %d", e.Done, e.Failed, e.Running, e.Rollouts))
+	p.setButtons()
+	seq := p.settingSeq
+	id := e.ID
+	background(p.u, func(ctx context.Context) ([]experiments.SettingProgress, error) {
+		rows, err := p.u.deps.Store.Rollouts(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return settingsOf(rows), nil
+	}, func(ss []experiments.SettingProgress, err error) {
+		if seq != p.settingSeq || p.playing[id] {
+			return
+		}
+		if err != nil {
+			p.progress.SetText("Could not read rollouts: " + err.Error())
+			return
+		}
+		rows := make([][]string, len(ss))
+		for i, s := range ss {
+			rows[i] = settingRow(s)
+		}
+		p.settings.setRows(rows)
+	})
+}
+
+// settingsOf aggregates stored rollouts by (model, policy, objectives), in
+// first-seen order; means are over done rollouts.
+func settingsOf(rows []storage.RolloutRow) []experiments.SettingProgress {
+	type key struct {
+		m, p string
+		n    int
+	}
+	idx := map[key]int{}
+	var out []experiments.SettingProgress
+	for _, r := range rows {
+		k := key{r.Model, r.Policy, r.Objectives}
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, experiments.SettingProgress{Model: r.Model, Policy: r.Policy, Objectives: r.Objectives})
+		}
+		s := &out[i]
+		s.Total++
+		switch r.Status {
+		case storage.StatusDone:
+			s.Done++
+			s.MeanEM += (r.EM - s.MeanEM) / float64(s.Done)
+			s.MeanPeakTokens += (float64(r.PeakTokens) - s.MeanPeakTokens) / float64(s.Done)
+		case storage.StatusFailed:
+			s.Failed++
+		case storage.StatusRunning:
+			s.Running++
+		}
+	}
+	return out
+}
+
+// control sends pause, resume or cancel to the selected experiment.
+func (p *runsPanel) control(action string) {
+	rc := p.controller()
+	id := p.selectedID
+	if rc == nil || id == 0 {
+		return
+	}
+	background(p.u, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, rc.Control(ctx, id, action)
+	}, func(_ struct{}, err error) {
+		if err != nil {
+			p.status.SetText(fmt.Sprintf("Could not %s experiment #%d: %v", action, id, err))
+			return
+		}
+		if pr, ok := p.liveProgress[id]; ok {
+			pr.Paused = action == "pause"
+			p.liveProgress[id] = pr
+			if id == p.selectedID {
+				p.showLive(pr)
+			}
+		}
+		p.status.SetText(fmt.Sprintf("Experiment #%d: %s requested", id, action))
+		p.reload()
+	})
+}
+
+// continueRun resumes the selected experiment's unfinished rollouts (after a
+// crash or a cancel), from each rollout's last stored turn.
+func (p *runsPanel) continueRun() {
+	rc := p.controller()
+	id := p.selectedID
+	if rc == nil || id == 0 || p.playing[id] {
+		return
+	}
+	p.playing[id] = true
+	p.setButtons()
+	p.u.jobs.Add(1)
+	go func() {
+		defer p.u.jobs.Done()
+		_, err := rc.Resume(p.u.ctx, id, func(pr experiments.Progress) {
+			p.u.do(func() { p.live(pr) })
+		})
+		p.u.do(func() {
+			switch {
+			case errors.Is(err, context.Canceled):
+				p.status.SetText(fmt.Sprintf("Experiment #%d cancelled; finished turns are kept.", id))
+			case err != nil:
+				p.status.SetText(fmt.Sprintf("Experiment #%d: %v", id, err))
+			default:
+				p.status.SetText(fmt.Sprintf("Experiment #%d finished.", id))
+			}
+			p.ended(id)
+		})
+	}()
 }
 
 // reload fetches the experiments, keeping the selected one selected.

@@ -1,0 +1,152 @@
+package experiments
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/mem1lab/mem1lab/core"
+)
+
+// endpointState is one endpoint of a running experiment: its model, its rate
+// limit and its circuit breaker. Its concurrency is enforced by the runner,
+// which binds that many workers to it.
+type endpointState struct {
+	profile EndpointProfile
+	model   core.Model
+	limiter *rate.Limiter // nil = no cap
+
+	mu        sync.Mutex
+	failRun   int       // failed calls in a row
+	openUntil time.Time // breaker open (endpoint paused) until then
+	threshold int
+	cooldown  time.Duration
+	requests  int // calls sent
+	failures  int // calls failed
+}
+
+func newEndpointState(p EndpointProfile, m core.Model, rp retryPolicy) *endpointState {
+	e := &endpointState{profile: p, model: m, threshold: rp.breakerFailures, cooldown: rp.cooldown}
+	if p.RequestsPerSecond > 0 {
+		// Burst 1: requests are spaced evenly, so the rate holds over any window.
+		e.limiter = rate.NewLimiter(rate.Limit(p.RequestsPerSecond), 1)
+	}
+	return e
+}
+
+// acquire waits until the endpoint may be sent a request: its breaker closed
+// (or its cooldown over) and a rate-limit token available.
+func (e *endpointState) acquire(ctx context.Context) error {
+	for {
+		e.mu.Lock()
+		wait := time.Until(e.openUntil)
+		e.mu.Unlock()
+		if wait <= 0 {
+			break
+		}
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
+		}
+	}
+	if e.limiter != nil {
+		if err := e.limiter.Wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("endpoint %s: rate limit: %w", e.profile.Name, err)
+		}
+	}
+	e.mu.Lock()
+	e.requests++
+	e.mu.Unlock()
+	return nil
+}
+
+// report feeds a call's outcome to the circuit breaker: threshold failures in a
+// row pause the endpoint for the cooldown; after it, each further failure in
+// the same run pauses it again, and one success closes the breaker.
+func (e *endpointState) report(failed bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !failed {
+		e.failRun = 0
+		return
+	}
+	e.failures++
+	e.failRun++
+	if e.threshold > 0 && e.failRun >= e.threshold {
+		e.openUntil = time.Now().Add(e.cooldown)
+	}
+}
+
+// breakerOpen reports whether the endpoint is paused by its breaker now.
+func (e *endpointState) breakerOpen() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return time.Now().Before(e.openUntil)
+}
+
+// EndpointStats is one endpoint's share of a run so far.
+type EndpointStats struct {
+	Name     string
+	Requests int
+	Failures int
+	Paused   bool // its circuit breaker is open
+}
+
+func (e *endpointState) stats() EndpointStats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return EndpointStats{Name: e.profile.Name, Requests: e.requests, Failures: e.failures, Paused: time.Now().Before(e.openUntil)}
+}
+
+// gate pauses a run: while closed, workers take no new rollout and rollouts in
+// flight wait before their next model call.
+type gate struct {
+	mu     sync.Mutex
+	paused bool
+	open   chan struct{} // closed while not paused
+}
+
+func newGate() *gate {
+	g := &gate{open: make(chan struct{})}
+	close(g.open)
+	return g
+}
+
+func (g *gate) set(paused bool) (changed bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if paused == g.paused {
+		return false
+	}
+	g.paused = paused
+	if paused {
+		g.open = make(chan struct{})
+	} else {
+		close(g.open)
+	}
+	return true
+}
+
+func (g *gate) isPaused() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.paused
+}
+
+// wait blocks while the gate is paused.
+func (g *gate) wait(ctx context.Context) error {
+	g.mu.Lock()
+	ch := g.open
+	g.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,121 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// CallError is a failed model call as the go-openai adapter reports it: the
+// HTTP status (0 when no response arrived), the server's Retry-After (0 when
+// none), whether the per-request timeout fired, and the wrapped error.
+type CallError struct {
+	Status     int
+	RetryAfter time.Duration
+	Timeout    bool
+	Err        error
+}
+
+func (e *CallError) Error() string { return e.Err.Error() }
+func (e *CallError) Unwrap() error { return e.Err }
+
+// Retryable reports whether a failed model call is worth sending again: HTTP 408,
+// 429 and 5xx, a per-request timeout, and transport failures (refused or reset
+// connections, a reply cut short). Other 4xx replies (a bad request, an unknown
+// model, a context too long) and a cancelled run are final.
+func Retryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ce *CallError
+	if errors.As(err, &ce) {
+		if ce.Timeout {
+			return true
+		}
+		switch {
+		case ce.Status == http.StatusRequestTimeout, ce.Status == http.StatusTooManyRequests, ce.Status >= 500:
+			return true
+		case ce.Status >= 400:
+			return false
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"connection reset", "connection refused", "EOF", "broken pipe", "server closed"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP date
+// (0 when empty, unreadable or in the past).
+func parseRetryAfter(h string, now time.Time) time.Duration {
+	h = strings.TrimSpace(h)
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(h, 64); err == nil && s > 0 {
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// retryPolicy is the resolved retry and circuit-breaker settings of a run.
+type retryPolicy struct {
+	retries         int           // retries after the first attempt
+	base, max       time.Duration // first backoff and its cap
+	breakerFailures int           // failures in a row that open an endpoint's breaker
+	cooldown        time.Duration // how long an open breaker pauses its endpoint
+}
+
+// backoff is the wait before retry number attempt (1-based): "full jitter"
+// exponential backoff, a uniform draw in [d/2, d] with d = base·2^(attempt−1)
+// capped at max, and never shorter than the server's Retry-After.
+func (rp retryPolicy) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := rp.base
+	for i := 1; i < attempt && d < rp.max; i++ {
+		d *= 2
+	}
+	d = min(d, rp.max)
+	if d > 0 {
+		d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	}
+	if retryAfter > d {
+		d = min(retryAfter, 5*time.Minute)
+	}
+	return d
+}
+
+// sleepCtx waits d or until ctx ends (then returns ctx.Err()).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
