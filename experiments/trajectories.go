@@ -30,9 +30,18 @@ type Trajectory struct {
 	Text string
 	// Turns is the number of turn indices read into Text.
 	Turns int
+	// Steps holds every turn of the line, fields t{i}, r{i} and i{i} for i = 0, 1,
+	// … until the first i with none of the three (not bounded by eval.py's 10).
+	Steps []TrajectoryStep
 	// Gold holds the accepted aliases per objective. A flat "Golden_answer" list
 	// of strings is one objective's aliases (eval.py wraps it the same way).
 	Gold [][]string
+}
+
+// TrajectoryStep is one turn of a reference-pipeline line: the fields t{i},
+// r{i} and i{i} as written ("" when absent or null).
+type TrajectoryStep struct {
+	Think, Response, Information string
 }
 
 // LineScore is one trajectory's score.
@@ -97,10 +106,14 @@ func parseTrajectory(data []byte) (Trajectory, error) {
 		}
 	}
 	var text bytes.Buffer
-	for i := 0; i < referenceMaxTurns; i++ {
+	for i := 0; ; i++ {
 		present := false
-		for _, p := range []string{"t", "r", "i"} {
-			key := p + strconv.Itoa(i)
+		var step TrajectoryStep
+		for _, f := range []struct {
+			p   string
+			dst *string
+		}{{"t", &step.Think}, {"r", &step.Response}, {"i", &step.Information}} {
+			key := f.p + strconv.Itoa(i)
 			raw, ok := obj[key]
 			if !ok {
 				continue
@@ -109,16 +122,20 @@ func parseTrajectory(data []byte) (Trajectory, error) {
 			if string(raw) == "null" {
 				continue
 			}
-			var s string
-			if err := json.Unmarshal(raw, &s); err != nil {
+			if err := json.Unmarshal(raw, f.dst); err != nil {
 				return Trajectory{}, fmt.Errorf("field %s: not a string", key)
 			}
-			text.WriteString(s)
 		}
 		if !present {
 			break
 		}
-		t.Turns = i + 1
+		t.Steps = append(t.Steps, step)
+		if i < referenceMaxTurns {
+			text.WriteString(step.Think)
+			text.WriteString(step.Response)
+			text.WriteString(step.Information)
+			t.Turns = i + 1
+		}
 	}
 	t.Text = text.String()
 	raw, ok := obj["Golden_answer"]

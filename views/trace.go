@@ -2,8 +2,10 @@ package views
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -14,26 +16,52 @@ import (
 	"github.com/mem1lab/mem1lab/storage"
 )
 
+// livePollInterval is how often Trace reloads a rollout that is still running
+// (0 = never; the tests turn it off and drive refreshes themselves).
+var livePollInterval = 2 * time.Second
+
+// traceNav is where ↑/↓ move in Trace: either a fixed list of rollout ids (the
+// Runs screen's list) or the rollout browser's query, position pos in its order.
+type traceNav struct {
+	ids   []int64
+	query *storage.RolloutQuery
+	pos   int // index of the open rollout in the query's order
+	total int // rollouts the query selects
+}
+
 // tracePanel is the Trace screen: one rollout stepped turn by turn.
 type tracePanel struct {
 	u       *UI
 	content fyne.CanvasObject
 
 	detail   storage.RolloutDetail
+	config   string // the experiment's config JSON, for the request parameters
 	loaded   bool
 	turn     int     // 0-based index of the turn shown
 	siblings []int64 // rollouts of the list it was opened from, for ↑/↓
+	nav      traceNav
 	seq      int
 
 	header, turnLabel, turnInfo, status *widget.Label
 	first, prev, next, last             *widget.Button
-	state, information, sent, response  *widget.RichText
+	slider                              *widget.Slider
+	sliding                             bool // the slider is being set from show
+	state, diff, information            *widget.RichText
+	sent, response, params              *widget.RichText
+	diffSummary                         *widget.Label
+	facts                               *fyne.Container
+	passages                            *fyne.Container
 	query                               *widget.Label
 	accordion                           *widget.Accordion
+	copyResponse, copyParams, copySent  *widget.Button
 	totals                              *widget.Label
 	answers                             *fyne.Container
 	marks                               []answerMark
 	chart                               *tokenChart
+	compareBt                           *widget.Button
+
+	liveStop context.CancelFunc  // stops the poller of a running rollout
+	scrolls  []*container.Scroll // re-laid out when the turn changes
 }
 
 func newTracePanel(u *UI) *tracePanel {
@@ -48,18 +76,45 @@ func newTracePanel(u *UI) *tracePanel {
 	p.next = widget.NewButtonWithIcon("Next", theme.NavigateNextIcon(), func() { p.step(1) })
 	p.next.IconPlacement = widget.ButtonIconTrailingText
 	p.last = widget.NewButtonWithIcon("", theme.MediaSkipNextIcon(), func() { p.step(1 << 30) })
+	p.slider = widget.NewSlider(1, 1)
+	p.slider.Step = 1
+	p.slider.OnChanged = func(v float64) {
+		if !p.sliding {
+			p.step(int(v+0.5) - 1 - p.turn)
+		}
+	}
+	p.compareBt = widget.NewButtonWithIcon("Compare…", theme.ViewRestoreIcon(), func() {
+		if p.loaded {
+			p.u.OpenCompare(p.detail.ID, 0)
+		}
+	})
 
 	mono := func() *widget.RichText {
 		r := widget.NewRichText()
 		r.Wrapping = fyne.TextWrapWord
 		return r
 	}
-	p.state, p.information, p.sent, p.response = mono(), mono(), mono(), mono()
+	p.state, p.diff, p.information, p.sent, p.response, p.params = mono(), mono(), mono(), mono(), mono(), mono()
+	p.diffSummary = widget.NewLabel("")
+	p.facts = container.NewVBox()
+	p.passages = container.NewVBox()
 	p.query = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
 	p.query.Wrapping = fyne.TextWrapWord
+	copyOf := func(what func() string) func() {
+		return func() {
+			if a := fyne.CurrentApp(); a != nil && a.Clipboard() != nil {
+				a.Clipboard().SetContent(what())
+				p.status.SetText("Copied to the clipboard.")
+			}
+		}
+	}
+	p.copySent = widget.NewButtonWithIcon("Copy context", theme.ContentCopyIcon(), copyOf(func() string { return p.sent.String() }))
+	p.copyResponse = widget.NewButtonWithIcon("Copy response", theme.ContentCopyIcon(), copyOf(func() string { return p.response.String() }))
+	p.copyParams = widget.NewButtonWithIcon("Copy parameters", theme.ContentCopyIcon(), copyOf(func() string { return p.params.String() }))
 	p.accordion = widget.NewAccordion(
-		widget.NewAccordionItem("Exact context sent", p.sent),
-		widget.NewAccordionItem("Raw response", p.response),
+		widget.NewAccordionItem("Exact context sent", container.NewBorder(container.NewHBox(p.copySent), nil, nil, nil, p.sent)),
+		widget.NewAccordionItem("Raw response", container.NewBorder(container.NewHBox(p.copyResponse), nil, nil, nil, p.response)),
+		widget.NewAccordionItem("Request parameters", container.NewBorder(container.NewHBox(p.copyParams), nil, nil, nil, p.params)),
 	)
 	p.accordion.MultiOpen = true
 	p.totals = widget.NewLabel("")
@@ -70,19 +125,21 @@ func newTracePanel(u *UI) *tracePanel {
 	bold := func(s string) *widget.Label {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	}
-	nav := container.NewHBox(p.first, p.prev, p.turnLabel, p.next, p.last, p.turnInfo)
-	top := container.NewVBox(p.header, nav, p.status)
+	nav := container.NewBorder(nil, nil, container.NewHBox(p.first, p.prev, p.turnLabel, p.next, p.last), p.compareBt, p.slider)
+	top := container.NewVBox(p.header, nav, container.NewHBox(p.turnInfo, p.status))
 	left := container.NewVScroll(container.NewVBox(
 		bold("Internal state"), p.state,
+		container.NewHBox(bold("State diff against the previous turn"), p.diffSummary), p.diff,
 		bold("Query"), p.query,
-		bold("Information"), p.information,
+		bold("Information"), p.passages, p.information,
 		p.accordion,
 	))
+	answers := container.NewVScroll(container.NewVBox(bold("Answers"), p.totals, p.answers, bold("Facts carried in the internal state"), p.facts))
 	right := container.NewBorder(
-		container.NewVBox(bold("Context tokens per turn"), p.chart.raster),
-		nil, nil, nil,
-		container.NewVScroll(container.NewVBox(bold("Answers"), p.totals, p.answers)),
+		container.NewVBox(bold("Context size per turn (tokens: context + generation)"), p.chart.raster),
+		nil, nil, nil, answers,
 	)
+	p.scrolls = []*container.Scroll{left, answers}
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.6
 	p.content = container.NewBorder(top, nil, nil, nil, split)
@@ -95,13 +152,42 @@ func newTracePanel(u *UI) *tracePanel {
 func (p *tracePanel) open(id int64, siblings []int64) {
 	if siblings != nil {
 		p.siblings = siblings
+		p.nav = traceNav{ids: siblings}
 	}
+	p.load(id, false)
+}
+
+// openInQuery opens rollout id, which sits at position pos of the browser's
+// query q (total rollouts selected); ↑/↓ then walk that query's order.
+func (p *tracePanel) openInQuery(id int64, q storage.RolloutQuery, pos, total int) {
+	p.siblings = nil
+	p.nav = traceNav{query: &q, pos: pos, total: total}
+	p.load(id, false)
+}
+
+// load fetches rollout id (and its experiment's config). keep keeps the turn
+// shown (clamped), for refreshes of the same rollout.
+func (p *tracePanel) load(id int64, keep bool) {
 	p.seq++
 	seq := p.seq
-	p.status.SetText(fmt.Sprintf("Loading rollout #%d…", id))
-	background(p.u, func(ctx context.Context) (storage.RolloutDetail, error) {
-		return p.u.deps.Store.Rollout(ctx, id)
-	}, func(d storage.RolloutDetail, err error) {
+	if !keep {
+		p.status.SetText(fmt.Sprintf("Loading rollout #%d…", id))
+	}
+	type loaded struct {
+		d   storage.RolloutDetail
+		cfg string
+	}
+	background(p.u, func(ctx context.Context) (loaded, error) {
+		d, err := p.u.deps.Store.Rollout(ctx, id)
+		if err != nil {
+			return loaded{}, err
+		}
+		cfg := ""
+		if e, err := p.u.deps.Store.Experiment(ctx, d.ExperimentID); err == nil {
+			cfg = e.ConfigJSON
+		}
+		return loaded{d, cfg}, nil
+	}, func(l loaded, err error) {
 		if seq != p.seq {
 			return
 		}
@@ -109,17 +195,69 @@ func (p *tracePanel) open(id int64, siblings []int64) {
 			p.status.SetText(fmt.Sprintf("Could not load rollout #%d: %v", id, err))
 			return
 		}
-		p.status.SetText("")
-		p.detail, p.loaded, p.turn = d, true, 0
-		p.marks = answerMarks(d)
+		if !keep {
+			p.status.SetText("")
+		}
+		same := p.loaded && p.detail.ID == l.d.ID
+		p.detail, p.config, p.loaded = l.d, l.cfg, true
+		if !keep || !same {
+			p.turn = 0
+		}
+		p.turn = max(0, min(p.turn, len(l.d.Turns)-1))
+		p.marks = answerMarks(l.d)
 		p.showAnswers()
-		tokens := make([]int, len(d.Turns))
-		for i, t := range d.Turns {
+		tokens := make([]int, len(l.d.Turns))
+		for i, t := range l.d.Turns {
 			tokens[i] = t.Tokens()
 		}
 		p.chart.setTokens(tokens)
 		p.show()
+		p.watch()
 	})
+}
+
+// refresh reloads the rollout shown, keeping its turn: new turns of a running
+// rollout appear as they are stored.
+func (p *tracePanel) refresh() {
+	if p.loaded {
+		p.load(p.detail.ID, true)
+	}
+}
+
+// watch starts polling the rollout shown while it is running (livePollInterval),
+// and stops any earlier poller.
+func (p *tracePanel) watch() {
+	if p.liveStop != nil {
+		p.liveStop()
+		p.liveStop = nil
+	}
+	if livePollInterval <= 0 || !p.loaded || (p.detail.Status != storage.StatusRunning && p.detail.Status != storage.StatusQueued) {
+		return
+	}
+	ctx, cancel := context.WithCancel(p.u.ctx)
+	p.liveStop = cancel
+	id := p.detail.ID
+	tick := time.NewTicker(livePollInterval)
+	go func() {
+		defer tick.Stop()
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			p.u.do(func() {
+				if ctx.Err() == nil && p.detail.ID == id {
+					p.refresh()
+				}
+			})
+		}
+	}()
+}
+
+// stopWatching ends the live poller, if any.
+func (p *tracePanel) stopWatching() {
+	if p.liveStop != nil {
+		p.liveStop()
+		p.liveStop = nil
+	}
 }
 
 // step moves by delta turns, clamped to the rollout's turns.
@@ -141,8 +279,33 @@ func (p *tracePanel) step(delta int) {
 	}
 }
 
-// openSibling opens the rollout delta places away in the list Trace was opened from.
+// openSibling opens the rollout delta places away in the list or browser query
+// Trace was opened from.
 func (p *tracePanel) openSibling(delta int) {
+	if q := p.nav.query; q != nil {
+		pos := p.nav.pos + delta
+		if pos < 0 || pos >= p.nav.total {
+			return
+		}
+		qq := *q
+		qq.Offset, qq.Limit = pos, 1
+		seq := p.seq + 1
+		p.seq = seq
+		background(p.u, func(ctx context.Context) (storage.RolloutPage, error) {
+			return p.u.deps.Store.BrowseRollouts(ctx, qq)
+		}, func(pg storage.RolloutPage, err error) {
+			if seq != p.seq {
+				return
+			}
+			if err != nil || len(pg.Rows) == 0 {
+				p.status.SetText(fmt.Sprintf("Could not move to the next rollout: %v", err))
+				return
+			}
+			p.nav.pos, p.nav.total = pos, pg.Total
+			p.load(pg.Rows[0].ID, false)
+		})
+		return
+	}
 	for i, id := range p.siblings {
 		if id == p.detail.ID {
 			j := i + delta
@@ -177,20 +340,33 @@ func (p *tracePanel) show() {
 	n := len(p.detail.Turns)
 	if p.loaded {
 		d := p.detail
-		p.header.SetText(fmt.Sprintf("Rollout #%d · %s · policy %s · %d objectives · %s · EM %.2f · F1 %.2f · peak %d tokens",
-			d.ID, d.TaskKey, d.Policy, max(d.Objectives, len(d.Task.Objectives)), d.Status, d.EM, d.F1, d.PeakTokens))
+		h := fmt.Sprintf("Rollout #%d · %s · policy %s · %s · %d objectives · %s · EM %.2f · F1 %.2f · peak %d tokens",
+			d.ID, d.TaskKey, d.Policy, d.Model, max(d.Objectives, len(d.Task.Objectives)), d.Status, d.EM, d.F1, d.PeakTokens)
+		if p.nav.query != nil && p.nav.total > 0 {
+			h += fmt.Sprintf(" · %d of %d in the filter", p.nav.pos+1, p.nav.total)
+		}
+		p.header.SetText(h)
 	}
 	if n == 0 {
 		p.turnLabel.SetText("turn 0 of 0")
 		p.turnInfo.SetText("")
 		setMono(p.state, "")
+		p.diff.Segments = nil
+		p.diff.Refresh()
+		p.diffSummary.SetText("")
 		setMono(p.information, "")
 		setMono(p.sent, "")
 		setMono(p.response, "")
+		setMono(p.params, "")
 		p.query.SetText("")
+		p.passages.Objects = nil
+		p.passages.Refresh()
+		p.facts.Objects = nil
+		p.facts.Refresh()
 		for _, b := range []*widget.Button{p.first, p.prev, p.next, p.last} {
 			b.Disable()
 		}
+		p.slider.Disable()
 		p.chart.setCurrent(-1)
 		return
 	}
@@ -208,6 +384,7 @@ func (p *tracePanel) show() {
 	}
 	p.turnInfo.SetText(info)
 	setMono(p.state, orDash(t.InternalState, "(no internal state)"))
+	p.showDiff()
 	switch t.Action {
 	case core.ActionSearch:
 		p.query.SetText(t.Query)
@@ -216,17 +393,151 @@ func (p *tracePanel) show() {
 	default:
 		p.query.SetText("(no query)")
 	}
+	p.showPassages(t)
 	setMono(p.information, orDash(t.Information, "(no information this turn)"))
-	setMono(p.sent, t.Context)
+	setMono(p.sent, orDash(t.Context, "(no context recorded)"))
 	setMono(p.response, t.Response)
-	p.accordion.Items[0].Title = fmt.Sprintf("Exact context sent (%d tokens)", t.PromptTokens)
+	setMono(p.params, p.requestParams(t))
+	p.accordion.Items[0].Title = fmt.Sprintf("Exact context sent (%d prompt tokens · %d completion tokens)", t.PromptTokens, t.CompletionTokens)
 	p.accordion.Refresh()
+	p.showFacts()
 	atFirst, atLast := p.turn == 0, p.turn == n-1
 	enable(p.first, !atFirst)
 	enable(p.prev, !atFirst)
 	enable(p.next, !atLast)
 	enable(p.last, !atLast)
+	p.sliding = true
+	p.slider.Min, p.slider.Max = 1, float64(max(n, 1))
+	if n > 1 {
+		p.slider.Enable()
+	} else {
+		p.slider.Disable()
+	}
+	p.slider.SetValue(float64(p.turn + 1))
+	p.sliding = false
 	p.chart.setCurrent(p.turn)
+	p.relayout()
+}
+
+// relayout lays the panels out again after their contents changed size.
+func (p *tracePanel) relayout() {
+	for _, s := range p.scrolls {
+		s.Content.Refresh()
+		s.Refresh()
+	}
+}
+
+// showDiff renders the internal state of this turn against the previous one.
+func (p *tracePanel) showDiff() {
+	t := p.detail.Turns[p.turn]
+	if p.turn == 0 {
+		p.diff.Segments = diffSegments([]diffPart{{Op: diffAdded, Text: t.InternalState}})
+		p.diffSummary.SetText("(first turn: everything is new)")
+	} else {
+		parts := wordDiff(p.detail.Turns[p.turn-1].InternalState, t.InternalState)
+		p.diff.Segments = diffSegments(parts)
+		k, a, d := diffCounts(parts)
+		p.diffSummary.SetText(fmt.Sprintf("%d words kept · %d added · %d dropped", k, a, d))
+	}
+	p.diff.Refresh()
+}
+
+// passageLine is the information panel's line for one passage: rank, title,
+// and the objectives it is a gold supporting passage of.
+func passageLine(ps core.Passage, objs []core.Objective) (string, bool) {
+	var gold []string
+	for k, o := range objs {
+		for _, id := range o.GoldPassageIDs {
+			if id != "" && id == ps.ID {
+				gold = append(gold, fmt.Sprint(k+1))
+				break
+			}
+		}
+	}
+	s := fmt.Sprintf("#%d  %s", ps.Rank, ps.Title)
+	if ps.ID != "" {
+		s += "  [" + ps.ID + "]"
+	}
+	if len(gold) > 0 {
+		return s + "  [gold passage of objective " + strings.Join(gold, ", ") + "]", true
+	}
+	return s, false
+}
+
+func (p *tracePanel) showPassages(t core.Turn) {
+	objs := make([]fyne.CanvasObject, 0, len(t.Passages))
+	for i, ps := range t.Passages {
+		if ps.Rank == 0 {
+			ps.Rank = i + 1
+		}
+		line, gold := passageLine(ps, p.detail.Task.Objectives)
+		l := widget.NewLabel(line)
+		l.Truncation = fyne.TextTruncateEllipsis
+		if gold {
+			l.Importance = widget.SuccessImportance
+			l.TextStyle.Bold = true
+		}
+		objs = append(objs, l)
+	}
+	p.passages.Objects = objs
+	p.passages.Refresh()
+}
+
+// showFacts lists, per objective, whether a gold answer is in this turn's
+// internal state, and the turns whose state holds one.
+func (p *tracePanel) showFacts() {
+	objs := p.detail.Task.Objectives
+	per := make([][]bool, len(p.detail.Turns))
+	for i, t := range p.detail.Turns {
+		per[i] = factsCarried(t.InternalState, objs)
+	}
+	rows := make([]fyne.CanvasObject, 0, len(objs))
+	for k, o := range objs {
+		var in []string
+		for i := range per {
+			if per[i][k] {
+				in = append(in, fmt.Sprint(i+1))
+			}
+		}
+		now := per[p.turn][k]
+		mark := "✗ not in this turn's state"
+		if now {
+			mark = "✓ in this turn's state"
+		}
+		seen := "never carried"
+		if len(in) > 0 {
+			seen = "carried in turns " + strings.Join(in, " ")
+		}
+		l := widget.NewLabel(fmt.Sprintf("%d. %s: %s · %s", k+1, strings.Join(o.Gold, " | "), mark, seen))
+		l.Wrapping = fyne.TextWrapWord
+		if now {
+			l.Importance = widget.SuccessImportance
+		}
+		rows = append(rows, l)
+	}
+	p.facts.Objects = rows
+	p.facts.Refresh()
+}
+
+// requestParams is the raw view's request description: this turn's call and the
+// experiment's settings as stored.
+func (p *tracePanel) requestParams(t core.Turn) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rollout %d · turn %d · model %s · policy %s\n", p.detail.ID, t.Index+1, p.detail.Model, p.detail.Policy)
+	fmt.Fprintf(&b, "prompt_tokens %d · completion_tokens %d · usage reported %v · finish_reason %q · latency %s\n",
+		t.PromptTokens, t.CompletionTokens, t.UsageReported, t.FinishReason, t.Latency)
+	if p.config != "" {
+		var v any
+		if json.Unmarshal([]byte(p.config), &v) == nil {
+			if pretty, err := json.MarshalIndent(v, "", "  "); err == nil {
+				b.WriteString("experiment config:\n")
+				b.Write(pretty)
+				return b.String()
+			}
+		}
+		b.WriteString("experiment config: " + p.config)
+	}
+	return b.String()
 }
 
 func enable(b *widget.Button, on bool) {
@@ -265,23 +576,27 @@ func (m answerMark) Correct() bool { return m.Scored && m.EM > 0 }
 // answerMarks pairs each objective with its answer: from Score.PerObjective when
 // the rollout was scored, else from the last <answer> split on ';'.
 func answerMarks(d storage.RolloutDetail) []answerMark {
-	marks := make([]answerMark, len(d.Task.Objectives))
-	scored := len(d.Score.PerObjective) > 0
+	return answerMarksOf(d.Task, d.Turns, d.Score)
+}
+
+func answerMarksOf(task core.Task, turns []core.Turn, score core.Score) []answerMark {
+	marks := make([]answerMark, len(task.Objectives))
+	scored := len(score.PerObjective) > 0
 	var raw []string
 	if !scored {
-		for i := len(d.Turns) - 1; i >= 0; i-- {
-			if d.Turns[i].Action == core.ActionAnswer {
-				for _, a := range strings.Split(d.Turns[i].Answer, ";") {
+		for i := len(turns) - 1; i >= 0; i-- {
+			if turns[i].Action == core.ActionAnswer {
+				for _, a := range strings.Split(turns[i].Answer, ";") {
 					raw = append(raw, strings.TrimSpace(a))
 				}
 				break
 			}
 		}
 	}
-	for i, o := range d.Task.Objectives {
+	for i, o := range task.Objectives {
 		m := answerMark{Question: o.Question, Gold: o.Gold, Scored: scored}
-		if scored && i < len(d.Score.PerObjective) {
-			s := d.Score.PerObjective[i]
+		if scored && i < len(score.PerObjective) {
+			s := score.PerObjective[i]
 			m.Answer, m.EM, m.F1 = s.Answer, s.EM, s.F1
 		} else if i < len(raw) {
 			m.Answer = raw[i]

@@ -1,0 +1,368 @@
+package views
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// outcomeText names how two rollouts did on one objective: "A right / B wrong",
+// "A wrong / B right", "both right", "both wrong", or "not scored" when either is
+// unscored.
+func outcomeText(a, b answerMark) string {
+	if !a.Scored || !b.Scored {
+		return "not scored"
+	}
+	switch ac, bc := a.Correct(), b.Correct(); {
+	case ac && bc:
+		return "both right"
+	case ac:
+		return "A right / B wrong"
+	case bc:
+		return "A wrong / B right"
+	}
+	return "both wrong"
+}
+
+// disagreement is one objective on which the two experiments of a pair differ.
+type disagreement struct {
+	Pair      int // index into the pairs
+	Objective int // 0-based
+	Question  string
+	Gold      []string
+	A, B      answerMark
+}
+
+// disagreements lists, for each scored pair, the objectives one rollout got
+// right (EM) and the other did not, in pair then objective order.
+func disagreements(pairs []storage.RolloutPair) []disagreement {
+	var out []disagreement
+	for i, p := range pairs {
+		ma := answerMarksOf(p.Task, nil, p.ScoreA)
+		mb := answerMarksOf(p.Task, nil, p.ScoreB)
+		for k := range p.Task.Objectives {
+			if !ma[k].Scored || !mb[k].Scored || ma[k].Correct() == mb[k].Correct() {
+				continue
+			}
+			o := p.Task.Objectives[k]
+			out = append(out, disagreement{Pair: i, Objective: k, Question: o.Question, Gold: o.Gold, A: ma[k], B: mb[k]})
+		}
+	}
+	return out
+}
+
+// turnCell is what Compare shows of one side's turn: its action and text.
+func turnCell(t core.Turn) string {
+	switch t.Action {
+	case core.ActionSearch:
+		return "search: " + t.Query
+	case core.ActionAnswer:
+		return "answer: " + t.Answer
+	}
+	return "(no action)"
+}
+
+// comparePanel is the Compare screen: two rollouts on one task side by side with
+// turns aligned, and, for a pair of experiments, the objectives where they differ.
+type comparePanel struct {
+	u       *UI
+	content fyne.CanvasObject
+
+	a, b    storage.RolloutDetail
+	loaded  bool // both sides loaded
+	same    []storage.RolloutRow
+	header  *widget.Label
+	pickB   *widget.Select
+	turns   *dataTable // aligned turns
+	outcome *dataTable // final per-objective outcome
+	chartA  *tokenChart
+	chartB  *tokenChart
+	status  *widget.Label
+	seq     int
+	quiet   bool
+
+	experiments []storage.ExperimentRow
+	expA, expB  *widget.Select
+	pairs       []storage.RolloutPair
+	disagree    []disagreement
+	table       *dataTable
+	pairStatus  *widget.Label
+	pseq, eseq  int
+}
+
+func newComparePanel(u *UI) *comparePanel {
+	p := &comparePanel{u: u}
+	p.header = widget.NewLabelWithStyle("Pick a rollout in Rollouts or Trace and press Compare, or choose two experiments below.",
+		fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.header.Wrapping = fyne.TextWrapWord
+	p.status = widget.NewLabel("")
+	p.pickB = widget.NewSelect(nil, func(label string) {
+		if p.quiet {
+			return
+		}
+		for _, r := range p.same {
+			if sameTaskLabel(r) == label && r.ID != p.b.ID {
+				p.open(p.a.ID, r.ID)
+			}
+		}
+	})
+	p.pickB.PlaceHolder = "(other rollouts on this task)"
+	p.turns = newDataTable([]string{"Turn", "A tokens", "A", "B tokens", "B"}, []float32{50, 80, 380, 80, 380})
+	p.outcome = newDataTable([]string{"Objective", "Gold", "A answer", "B answer", "Outcome"}, []float32{260, 160, 170, 170, 140})
+	p.chartA, p.chartB = newTokenChart(), newTokenChart()
+	p.chartA.raster.SetMinSize(fyne.NewSize(200, 110))
+	p.chartB.raster.SetMinSize(fyne.NewSize(200, 110))
+
+	p.expA = widget.NewSelect(nil, func(string) { p.loadPairs() })
+	p.expA.PlaceHolder = "(experiment A)"
+	p.expB = widget.NewSelect(nil, func(string) { p.loadPairs() })
+	p.expB.PlaceHolder = "(experiment B)"
+	p.table = newDataTable([]string{"Task", "#", "Question", "Gold", "A answer", "B answer", "Outcome"},
+		[]float32{140, 30, 300, 140, 140, 140, 130})
+	p.table.onActivate = func(row int) {
+		if row >= 0 && row < len(p.disagree) {
+			pr := p.pairs[p.disagree[row].Pair]
+			p.open(pr.A.ID, pr.B.ID)
+		}
+	}
+	p.pairStatus = widget.NewLabel("")
+
+	bold := func(s string) *widget.Label {
+		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	}
+	charts := container.NewGridWithColumns(2,
+		container.NewBorder(bold("A: context size per turn"), nil, nil, nil, p.chartA.raster),
+		container.NewBorder(bold("B: context size per turn"), nil, nil, nil, p.chartB.raster))
+	inner := container.NewVSplit(container.NewBorder(charts, nil, nil, nil, p.turns.table),
+		container.NewBorder(bold("Final outcome per objective"), nil, nil, nil, p.outcome.table))
+	inner.Offset = 0.62
+	top := container.NewBorder(
+		container.NewVBox(p.header, container.NewBorder(nil, nil, widget.NewLabel("B:"), nil, p.pickB), p.status),
+		nil, nil, nil,
+		inner)
+	bottom := container.NewBorder(
+		container.NewVBox(bold("Where two experiments disagree (double-click to compare the pair)"),
+			container.NewGridWithColumns(2, p.expA, p.expB), p.pairStatus),
+		nil, nil, nil, p.table.table)
+	split := container.NewVSplit(top, bottom)
+	split.Offset = 0.78
+	p.content = split
+	return p
+}
+
+func sameTaskLabel(r storage.RolloutRow) string {
+	return fmt.Sprintf("#%d · exp %d · %s · %s · EM %.2f", r.ID, r.ExperimentID, r.Policy, r.Model, r.EM)
+}
+
+// open loads rollouts a and b (b = 0: another rollout on a's task, preferring
+// one under another policy) and shows them side by side.
+func (p *comparePanel) open(a, b int64) {
+	p.seq++
+	seq := p.seq
+	p.status.SetText(fmt.Sprintf("Loading rollout #%d…", a))
+	type loaded struct {
+		a, b storage.RolloutDetail
+		same []storage.RolloutRow
+	}
+	background(p.u, func(ctx context.Context) (loaded, error) {
+		var l loaded
+		var err error
+		if l.a, err = p.u.deps.Store.Rollout(ctx, a); err != nil {
+			return l, err
+		}
+		if l.same, err = p.u.deps.Store.SameTaskRollouts(ctx, a); err != nil {
+			return l, err
+		}
+		if b == 0 {
+			b = otherRollout(l.same, l.a.RolloutRow)
+		}
+		if b == 0 {
+			return l, fmt.Errorf("no other rollout on task %s", l.a.TaskKey)
+		}
+		l.b, err = p.u.deps.Store.Rollout(ctx, b)
+		return l, err
+	}, func(l loaded, err error) {
+		if seq != p.seq {
+			return
+		}
+		p.a, p.b, p.same = l.a, l.b, l.same
+		p.loaded = err == nil
+		p.quiet = true
+		labels := []string{}
+		for _, r := range l.same {
+			if r.ID != l.a.ID {
+				labels = append(labels, sameTaskLabel(r))
+			}
+		}
+		p.pickB.SetOptions(labels)
+		if err == nil {
+			p.pickB.SetSelected(sameTaskLabel(l.b.RolloutRow))
+		} else {
+			p.pickB.ClearSelected()
+		}
+		p.quiet = false
+		if err != nil {
+			p.status.SetText(fmt.Sprintf("Could not compare: %v", err))
+			p.show()
+			return
+		}
+		p.status.SetText("")
+		p.show()
+	})
+}
+
+// otherRollout picks the rollout to compare a with among same: the first under
+// another policy, else the first under another model, else the first other one;
+// 0 when there is none.
+func otherRollout(same []storage.RolloutRow, a storage.RolloutRow) int64 {
+	for _, pick := range []func(storage.RolloutRow) bool{
+		func(r storage.RolloutRow) bool { return r.Policy != a.Policy },
+		func(r storage.RolloutRow) bool { return r.Model != a.Model },
+		func(storage.RolloutRow) bool { return true },
+	} {
+		for _, r := range same {
+			if r.ID != a.ID && pick(r) {
+				return r.ID
+			}
+		}
+	}
+	return 0
+}
+
+// show renders the loaded pair.
+func (p *comparePanel) show() {
+	if !p.loaded {
+		p.turns.setRows(nil)
+		p.outcome.setRows(nil)
+		p.chartA.setTokens(nil)
+		p.chartB.setTokens(nil)
+		return
+	}
+	a, b := p.a, p.b
+	side := func(name string, d storage.RolloutDetail) string {
+		s := fmt.Sprintf("%s: #%d %s", name, d.ID, d.Policy)
+		if a.Model != b.Model {
+			s += " " + d.Model
+		}
+		return s + fmt.Sprintf(" · EM %.2f · peak %d tokens", d.EM, d.PeakTokens)
+	}
+	p.header.SetText(fmt.Sprintf("Task %s   %s   %s", a.TaskKey, side("A", a), side("B", b)))
+	n := max(len(a.Turns), len(b.Turns))
+	rows := make([][]string, n)
+	tokens := func(ts []core.Turn) []int {
+		out := make([]int, len(ts))
+		for i, t := range ts {
+			out[i] = t.Tokens()
+		}
+		return out
+	}
+	for i := range rows {
+		r := []string{strconv.Itoa(i + 1), "", "—", "", "—"}
+		if i < len(a.Turns) {
+			r[1], r[2] = strconv.Itoa(a.Turns[i].Tokens()), turnCell(a.Turns[i])
+		}
+		if i < len(b.Turns) {
+			r[3], r[4] = strconv.Itoa(b.Turns[i].Tokens()), turnCell(b.Turns[i])
+		}
+		rows[i] = r
+	}
+	p.turns.setRows(rows)
+	p.chartA.setTokens(tokens(a.Turns))
+	p.chartB.setTokens(tokens(b.Turns))
+	ma, mb := answerMarks(a), answerMarks(b)
+	out := make([][]string, len(ma))
+	for k := range ma {
+		bm := answerMark{}
+		if k < len(mb) {
+			bm = mb[k]
+		}
+		out[k] = []string{fmt.Sprintf("%d. %s", k+1, ma[k].Question), strings.Join(ma[k].Gold, " | "),
+			orDash(ma[k].Answer, "(none)"), orDash(bm.Answer, "(none)"), outcomeText(ma[k], bm)}
+	}
+	p.outcome.setRows(out)
+}
+
+// reloadExperiments refreshes the experiment choices of the pair table.
+func (p *comparePanel) reloadExperiments() {
+	p.eseq++
+	seq := p.eseq
+	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
+		return p.u.deps.Store.Experiments(ctx)
+	}, func(es []storage.ExperimentRow, err error) {
+		if seq != p.eseq || err != nil {
+			return
+		}
+		p.experiments = es
+		labels := make([]string, len(es))
+		for i, e := range es {
+			labels[i] = experimentLabel(e)
+		}
+		p.expA.SetOptions(labels)
+		p.expB.SetOptions(labels)
+	})
+}
+
+func (p *comparePanel) experimentID(s *widget.Select) int64 {
+	for _, e := range p.experiments {
+		if experimentLabel(e) == s.Selected {
+			return e.ID
+		}
+	}
+	return 0
+}
+
+// setPair chooses experiments a and b for the disagreement table.
+func (p *comparePanel) setPair(a, b int64) {
+	for _, e := range p.experiments {
+		if e.ID == a {
+			p.expA.SetSelected(experimentLabel(e))
+		}
+		if e.ID == b {
+			p.expB.SetSelected(experimentLabel(e))
+		}
+	}
+}
+
+// loadPairs fills the disagreement table for the chosen experiment pair.
+func (p *comparePanel) loadPairs() {
+	a, b := p.experimentID(p.expA), p.experimentID(p.expB)
+	if a == 0 || b == 0 {
+		return
+	}
+	p.pseq++
+	seq := p.pseq
+	p.pairStatus.SetText("Pairing rollouts…")
+	background(p.u, func(ctx context.Context) ([]storage.RolloutPair, error) {
+		return p.u.deps.Store.PairRollouts(ctx, a, b)
+	}, func(pairs []storage.RolloutPair, err error) {
+		if seq != p.pseq {
+			return
+		}
+		if err != nil {
+			p.pairStatus.SetText("Could not pair the experiments: " + err.Error())
+			return
+		}
+		p.pairs = pairs
+		p.disagree = disagreements(pairs)
+		rows := make([][]string, len(p.disagree))
+		aWins := 0
+		for i, d := range p.disagree {
+			if d.A.Correct() {
+				aWins++
+			}
+			rows[i] = []string{pairs[d.Pair].TaskKey, strconv.Itoa(d.Objective + 1), d.Question, strings.Join(d.Gold, " | "),
+				orDash(d.A.Answer, "(none)"), orDash(d.B.Answer, "(none)"), outcomeText(d.A, d.B)}
+		}
+		p.table.setRows(rows)
+		p.pairStatus.SetText(fmt.Sprintf("%d tasks in both · %d objectives differ: A right on %d, B right on %d",
+			len(pairs), len(p.disagree), aWins, len(p.disagree)-aWins))
+	})
+}
