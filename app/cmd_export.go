@@ -1,0 +1,147 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// exportKinds are the tables `mem1lab export --what` writes.
+var exportKinds = []string{"rollouts", "turns", "aggregates", "trajectories"}
+
+// parseExperimentIDs reads "3" or "3,4,7" (ids of stored experiments).
+func parseExperimentIDs(s string) ([]int64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("--experiment ID is required (see `mem1lab ls`; several: 3,4,7)")
+	}
+	var ids []int64
+	for _, part := range strings.Split(s, ",") {
+		id, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("--experiment: %q is not an experiment id", part)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// checkExperiments fails with a clear message for an id the store does not hold.
+func checkExperiments(ctx context.Context, st *storage.Store, ids []int64) error {
+	for _, id := range ids {
+		if _, err := st.Experiment(ctx, id); err != nil {
+			if errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("no experiment %d in %s (see `mem1lab ls`)", id, st.Path())
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAtomically writes through fn into a temporary file beside path and
+// renames it over path only when fn succeeds, so a failed export never leaves a
+// truncated file or clobbers an earlier one. path "-" writes to stdout.
+func writeAtomically(stdout io.Writer, path string, fn func(io.Writer) error) error {
+	if path == "-" {
+		return fn(stdout)
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := fn(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// cmdExport writes one experiment's (or several's) rollouts, turns, aggregates
+// or trajectories to a file (column orders: experiments.RolloutColumns,
+// TurnColumns, AggregateColumns).
+func (c *CLI) cmdExport(ctx context.Context, args []string) error {
+	fs := c.flags("export")
+	db := fs.String("db", DefaultDBPath(), "SQLite store")
+	exp := fs.String("experiment", "", "experiment id, or several comma-separated")
+	what := fs.String("what", "", "rollouts | turns | aggregates (CSV) | trajectories (MEM1 JSONL)")
+	out := fs.String("out", "", "output file (- = stdout)")
+	pooled := fs.Bool("pool-models", false, "aggregates: group by (policy, objectives) across models")
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	ids, err := parseExperimentIDs(*exp)
+	if err != nil {
+		return err
+	}
+	valid := false
+	for _, k := range exportKinds {
+		valid = valid || *what == k
+	}
+	if !valid {
+		return fmt.Errorf("--what %q: want one of %s", *what, strings.Join(exportKinds, ", "))
+	}
+	if *out == "" {
+		return errors.New("--out FILE is required (- for stdout)")
+	}
+	if _, err := os.Stat(*db); err != nil {
+		return fmt.Errorf("store %s: %w", *db, err)
+	}
+	st, err := storage.Open(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := checkExperiments(ctx, st, ids); err != nil {
+		return err
+	}
+	lines := 0
+	err = writeAtomically(c.Stdout, *out, func(w io.Writer) error {
+		switch *what {
+		case "rollouts":
+			return experiments.WriteRolloutsCSV(ctx, w, st, ids...)
+		case "turns":
+			return experiments.WriteTurnsCSV(ctx, w, st, ids...)
+		case "aggregates":
+			aggs, err := experiments.ExperimentAggregates(ctx, st, !*pooled, ids...)
+			if err != nil {
+				return err
+			}
+			lines = len(aggs)
+			return experiments.WriteAggregatesCSV(w, aggs)
+		default:
+			n, err := experiments.WriteTrajectoriesJSONL(ctx, w, st, ids...)
+			lines = n
+			return err
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if *out != "-" {
+		note := ""
+		switch *what {
+		case "aggregates":
+			note = fmt.Sprintf(" (%d groups)", lines)
+		case "trajectories":
+			note = fmt.Sprintf(" (%d finished rollouts)", lines)
+		}
+		fmt.Fprintf(c.Stderr, "wrote %s of experiment %s to %s%s\n", *what, *exp, *out, note)
+	}
+	return nil
+}

@@ -1,0 +1,87 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/mem1lab/mem1lab/experiments/figures"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// cmdPlot draws one chart of stored experiments into a PNG, SVG or PDF file.
+func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
+	fs := c.flags("plot")
+	db := fs.String("db", DefaultDBPath(), "SQLite store")
+	exp := fs.String("experiment", "", "experiment id, or several comma-separated")
+	names := make([]string, len(figures.Kinds))
+	for i, k := range figures.Kinds {
+		names[i] = string(k)
+	}
+	chart := fs.String("chart", "accuracy", strings.Join(names, " | "))
+	out := fs.String("out", "", "output file: .pdf, .svg or .png")
+	metric := fs.String("metric", "em", "accuracy metric: em or f1")
+	perObj := fs.Bool("per-objective", false, "EM/F1 divided by the number of objectives instead of summed")
+	overlay := fs.Bool("overlay", false, "draw MEM1 Table 1 (arXiv:2506.15841) as dashed reference series")
+	size := fs.String("size", "single", "single (3.5 in) or double (7 in) column")
+	dpi := fs.Int("dpi", 300, "PNG resolution")
+	title := fs.String("title", "", "figure title (default: the chart's)")
+	pooled := fs.Bool("pool-models", false, "one series per policy across models")
+	dataset := fs.String("dataset", "", "only rollouts of this dataset (default: all)")
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	ids, err := parseExperimentIDs(*exp)
+	if err != nil {
+		return err
+	}
+	kind, err := figures.ParseKind(*chart)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("--out FILE (.pdf, .svg or .png) is required")
+	}
+	format, err := figures.FormatOf(*out)
+	if err != nil {
+		return err
+	}
+	sz, err := figures.ParseSize(*size)
+	if err != nil {
+		return err
+	}
+	if *dpi < 10 || *dpi > 2400 {
+		return fmt.Errorf("--dpi %d: want 10..2400", *dpi)
+	}
+	if _, err := os.Stat(*db); err != nil {
+		return fmt.Errorf("store %s: %w", *db, err)
+	}
+	st, err := storage.Open(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := checkExperiments(ctx, st, ids); err != nil {
+		return err
+	}
+	data, _, err := figures.Load(ctx, st, ids, figures.LoadOptions{Dataset: *dataset, ByModel: !*pooled, Curves: kind == figures.Context})
+	if err != nil {
+		return err
+	}
+	fig, err := figures.Build(data, figures.Options{Kind: kind, Metric: *metric, PerObjective: *perObj,
+		Overlay: *overlay, Title: *title, FontSize: sz.FontSize})
+	if err != nil {
+		return err
+	}
+	if err := writeAtomically(c.Stdout, *out, func(w io.Writer) error { return fig.Write(w, format, sz, *dpi, nil) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.Stderr, "wrote %s chart (%d points) of experiment %s to %s\n", kind, fig.Points, *exp, *out)
+	return nil
+}

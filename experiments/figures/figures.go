@@ -1,0 +1,675 @@
+// Package figures draws mem1lab's charts with gonum/plot: accuracy, peak tokens,
+// time and turns against the number of objectives, the per-turn context size and
+// the accuracy–memory frontier, with MEM1's Table 1 as an optional dashed
+// overlay. One code path serves the app (Render into an image of the window's
+// size) and the exports (Write as PNG at a DPI, SVG or PDF at a size preset).
+package figures
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+	"gonum.org/v1/plot/vg/vgpdf"
+	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/mem1lab/mem1lab/experiments"
+)
+
+// Kind names a chart.
+type Kind string
+
+// The charts.
+const (
+	Accuracy Kind = "accuracy" // EM or F1 vs objectives, error bars, log2 x
+	Peak     Kind = "peak"     // peak tokens vs objectives
+	Context  Kind = "context"  // mean context+generation tokens at turn t, with a ±stderr band
+	Frontier Kind = "frontier" // EM (or F1) against peak tokens, one point per group
+	Time     Kind = "time"     // seconds per rollout vs objectives
+	Turns    Kind = "turns"    // turns used vs objectives
+)
+
+// Kinds lists every chart, in menu order.
+var Kinds = []Kind{Accuracy, Peak, Context, Frontier, Time, Turns}
+
+// ParseKind accepts a Kind's name.
+func ParseKind(s string) (Kind, error) {
+	for _, k := range Kinds {
+		if string(k) == s {
+			return k, nil
+		}
+	}
+	names := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		names[i] = string(k)
+	}
+	return "", fmt.Errorf("unknown chart %q (want %s)", s, strings.Join(names, ", "))
+}
+
+// Options choose what a chart shows.
+type Options struct {
+	Kind Kind
+	// Metric is "em" or "f1" (Accuracy and Frontier); "" = em.
+	Metric string
+	// PerObjective divides EM/F1 by the number of objectives (0..1) instead of
+	// the summed score (0..N) MEM1 reports.
+	PerObjective bool
+	// Overlay draws MEM1's Table 1 as dashed reference series (Accuracy, Peak,
+	// Frontier, Time), collapsed entries marked with a cross, with Citation.
+	Overlay bool
+	// Title replaces the default title ("" = default).
+	Title string
+	// Foreground colours axes and text (nil = black); Background fills the
+	// figure (nil = white; color.Transparent in the app).
+	Foreground, Background color.Color
+	// FontSize is the base text size in points (0 = 9).
+	FontSize vg.Length
+}
+
+// Data is what charts are drawn from.
+type Data struct {
+	Aggregates []experiments.Aggregate
+	Curves     []experiments.ContextCurve
+}
+
+// Figure is a built chart: the plot and its legend, drawn beside it.
+type Figure struct {
+	Plot   *plot.Plot
+	Legend plot.Legend
+	// Labels are the legend texts in order (series first, then the overlay).
+	Labels []string
+	// Caption is drawn small under the chart (the citation when the paper
+	// overlay is shown), "" for none.
+	Caption string
+	// Points is how many data points the chart draws.
+	Points int
+
+	pointLabels []*plotter.Labels
+}
+
+// ErrUnknownKind is returned by Build for a Kind not in Kinds.
+var ErrUnknownKind = errors.New("figures: unknown chart kind")
+
+// series colours: gonum's default palette for our runs, a muted one for the paper.
+var paperPalette = []color.Color{
+	color.NRGBA{0x7f, 0x7f, 0x7f, 0xff}, color.NRGBA{0xa6, 0x76, 0x1d, 0xff}, color.NRGBA{0x66, 0xa6, 0x1e, 0xff},
+	color.NRGBA{0xe7, 0x29, 0x8a, 0xff}, color.NRGBA{0x75, 0x70, 0xb3, 0xff}, color.NRGBA{0xd9, 0x5f, 0x02, 0xff},
+	color.NRGBA{0x1b, 0x9e, 0x77, 0xff},
+}
+
+// seriesLabel names a (model, policy) series: "policy" alone when the model is
+// pooled, else "policy · model" with the model's last path element.
+func seriesLabel(k experiments.GroupKey) string {
+	if k.Model == "" {
+		return k.Policy
+	}
+	m := k.Model
+	if i := strings.LastIndex(m, "/"); i >= 0 && i < len(m)-1 {
+		m = m[i+1:]
+	}
+	return k.Policy + " · " + m
+}
+
+type seriesKey struct{ model, policy string }
+
+// groupSeries splits aggregates into (model, policy) series, objectives ascending.
+func groupSeries(aggs []experiments.Aggregate) ([]seriesKey, map[seriesKey][]experiments.Aggregate) {
+	by := map[seriesKey][]experiments.Aggregate{}
+	var keys []seriesKey
+	for _, a := range aggs {
+		if a.EM.N == 0 {
+			continue // no done rollout yet
+		}
+		k := seriesKey{a.Model, a.Policy}
+		if _, ok := by[k]; !ok {
+			keys = append(keys, k)
+		}
+		by[k] = append(by[k], a)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].model != keys[j].model {
+			return keys[i].model < keys[j].model
+		}
+		return keys[i].policy < keys[j].policy
+	})
+	for _, k := range keys {
+		s := by[k]
+		sort.Slice(s, func(i, j int) bool { return s[i].Objectives < s[j].Objectives })
+	}
+	return keys, by
+}
+
+// errXY is points with vertical and horizontal error bars.
+type errXY struct {
+	plotter.XYs
+	plotter.YErrors
+	plotter.XErrors
+}
+
+// Build draws the chart o.Kind from d. It fails only for an unknown kind or a
+// malformed embedded paper table; empty data gives an empty, labelled chart.
+func Build(d Data, o Options) (*Figure, error) {
+	if o.Metric == "" {
+		o.Metric = "em"
+	}
+	if o.Metric != "em" && o.Metric != "f1" {
+		return nil, fmt.Errorf("figures: metric %q: want em or f1", o.Metric)
+	}
+	fg := o.Foreground
+	if fg == nil {
+		fg = color.Black
+	}
+	size := o.FontSize
+	if size == 0 {
+		size = 9
+	}
+	p := plot.New()
+	p.BackgroundColor = color.Transparent
+	p.Title.TextStyle.Color = fg
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Color = fg
+		a.Label.TextStyle.Color = fg
+		a.Tick.Label.Color = fg
+		a.Tick.Color = fg
+		a.Tick.Marker = plainTicks{}
+	}
+	f := &Figure{Plot: p, Legend: plot.NewLegend()}
+	f.Legend.TextStyle.Color = fg
+	f.Legend.Left = true
+	f.Legend.Top = true
+	f.Legend.ThumbnailWidth = 0.3 * vg.Inch
+	f.SetFontSize(size)
+
+	metricName := strings.ToUpper(o.Metric)
+	yAcc := metricName + " (sum over objectives)"
+	if o.PerObjective {
+		yAcc = metricName + " per objective"
+	}
+	var err error
+	switch o.Kind {
+	case Accuracy:
+		p.Title.Text = metricName + " vs number of objectives"
+		p.Y.Label.Text = yAcc
+		err = f.vsObjectives(d.Aggregates, func(a experiments.Aggregate) experiments.Stat { return accuracy(a, o) },
+			func(r PaperRow) float64 { return paperAccuracy(r, o) }, o)
+		p.Y.Min = 0
+	case Peak:
+		p.Title.Text = "Peak tokens vs number of objectives"
+		p.Y.Label.Text = "peak tokens (context + generation)"
+		err = f.vsObjectives(d.Aggregates, func(a experiments.Aggregate) experiments.Stat { return a.PeakTokens },
+			func(r PaperRow) float64 { return r.PeakTokens }, o)
+		p.Y.Min = 0
+	case Time:
+		p.Title.Text = "Inference time vs number of objectives"
+		p.Y.Label.Text = "seconds per trajectory"
+		err = f.vsObjectives(d.Aggregates, func(a experiments.Aggregate) experiments.Stat { return a.Seconds },
+			func(r PaperRow) float64 { return r.TimeS }, o)
+		p.Y.Min = 0
+	case Turns:
+		p.Title.Text = "Turns used vs number of objectives"
+		p.Y.Label.Text = "turns per trajectory"
+		o.Overlay = false // the paper reports no turn counts
+		err = f.vsObjectives(d.Aggregates, func(a experiments.Aggregate) experiments.Stat { return a.Turns }, nil, o)
+		p.Y.Min = 0
+	case Frontier:
+		p.Title.Text = "Accuracy–memory frontier"
+		p.X.Label.Text = "peak tokens (context + generation)"
+		p.Y.Label.Text = yAcc
+		err = f.frontier(d.Aggregates, o)
+	case Context:
+		p.Title.Text = "Context size per turn"
+		p.X.Label.Text = "turn"
+		p.Y.Label.Text = "tokens (context + generation)"
+		err = f.context(d.Curves)
+		p.Y.Min = 0
+	default:
+		return nil, fmt.Errorf("%w %q", ErrUnknownKind, o.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if o.Title != "" {
+		p.Title.Text = o.Title
+	}
+	if f.Points == 0 {
+		p.Title.Text += " — no finished rollouts"
+	}
+	return f, nil
+}
+
+func accuracy(a experiments.Aggregate, o Options) experiments.Stat {
+	s := a.EM
+	if o.Metric == "f1" {
+		s = a.F1
+	}
+	if o.PerObjective {
+		s = s.Scaled(float64(a.Objectives))
+	}
+	return s
+}
+
+func paperAccuracy(r PaperRow, o Options) float64 {
+	v := r.EM
+	if o.Metric == "f1" {
+		v = r.F1
+	}
+	if o.PerObjective && r.Objectives > 0 {
+		v /= float64(r.Objectives)
+	}
+	return v
+}
+
+// plainTicks are gonum's default tick positions labelled in the shortest
+// form ("2500", not "2500.00").
+type plainTicks struct{}
+
+func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'g', 6, 64)
+		}
+	}
+	return ts
+}
+
+// log2Axis puts x on a log scale with ticks at the powers of two in [lo, hi].
+func log2Axis(a *plot.Axis, lo, hi float64) {
+	if lo <= 0 || hi <= 0 || math.IsInf(lo, 0) {
+		lo, hi = 1, 16
+	}
+	a.Scale = plot.LogScale{}
+	var ticks plot.ConstantTicks
+	for v := 1.0; v <= hi*1.01; v *= 2 {
+		if v >= lo*0.99 {
+			ticks = append(ticks, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', -1, 64)})
+		}
+	}
+	a.Tick.Marker = ticks
+	a.Min, a.Max = lo/1.25, hi*1.25
+	a.Label.Text = "objectives (log₂)"
+}
+
+// vsObjectives draws one line with error bars per (model, policy) series and,
+// when o.Overlay and paper is set, the paper's systems dashed.
+func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiments.Aggregate) experiments.Stat,
+	paper func(PaperRow) float64, o Options) error {
+	keys, by := groupSeries(aggs)
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i, k := range keys {
+		s := by[k]
+		pts := errXY{XYs: make(plotter.XYs, len(s)), YErrors: make(plotter.YErrors, len(s)), XErrors: make(plotter.XErrors, len(s))}
+		for j, a := range s {
+			st := stat(a)
+			pts.XYs[j] = plotter.XY{X: float64(a.Objectives), Y: st.Mean}
+			pts.YErrors[j] = struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr}
+			lo, hi = math.Min(lo, float64(a.Objectives)), math.Max(hi, float64(a.Objectives))
+		}
+		if err := f.addLine(pts.XYs, plotutil.Color(i), plotutil.Shape(i), nil, seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})); err != nil {
+			return err
+		}
+		eb, err := plotter.NewYErrorBars(pts)
+		if err != nil {
+			return err
+		}
+		eb.LineStyle.Color = plotutil.Color(i)
+		f.Plot.Add(eb)
+		f.Points += len(s)
+	}
+	if o.Overlay && paper != nil {
+		plo, phi, err := f.overlay(func(r PaperRow) plotter.XY { return plotter.XY{X: float64(r.Objectives), Y: paper(r)} })
+		if err != nil {
+			return err
+		}
+		lo, hi = math.Min(lo, plo), math.Max(hi, phi)
+	}
+	log2Axis(&f.Plot.X, lo, hi)
+	return nil
+}
+
+// denseSeries is the length above which a series is drawn as a bare line: point
+// glyphs would cover each other and cost most of the drawing time.
+const denseSeries = 40
+
+// addLine adds a line with point glyphs (a bare line for long series) and its
+// legend entry.
+func (f *Figure) addLine(xys plotter.XYs, c color.Color, shape draw.GlyphDrawer, dashes []vg.Length, label string) error {
+	if len(xys) > denseSeries {
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return err
+		}
+		l.LineStyle.Color = c
+		l.LineStyle.Width = vg.Points(1.2)
+		l.LineStyle.Dashes = dashes
+		f.Plot.Add(l)
+		f.Legend.Add(label, l)
+		f.Labels = append(f.Labels, label)
+		return nil
+	}
+	l, sc, err := plotter.NewLinePoints(xys)
+	if err != nil {
+		return err
+	}
+	l.LineStyle.Color = c
+	l.LineStyle.Width = vg.Points(1.2)
+	l.LineStyle.Dashes = dashes
+	sc.GlyphStyle.Color = c
+	sc.GlyphStyle.Shape = shape
+	sc.GlyphStyle.Radius = vg.Points(2.5)
+	f.Plot.Add(l, sc)
+	f.Legend.Add(label, l, sc)
+	f.Labels = append(f.Labels, label)
+	return nil
+}
+
+// overlay draws each paper system as a dashed line of xy(row), collapsed
+// entries crossed, and adds the citation to the legend. It returns the x range.
+func (f *Figure) overlay(xy func(PaperRow) plotter.XY) (lo, hi float64, err error) {
+	rows, err := PaperTable1()
+	if err != nil {
+		return 0, 0, err
+	}
+	lo, hi = math.Inf(1), math.Inf(-1)
+	names, by := paperSystems(rows)
+	var collapsed plotter.XYs
+	for i, name := range names {
+		rs := by[name]
+		sort.Slice(rs, func(a, b int) bool { return rs[a].Objectives < rs[b].Objectives })
+		pts := make(plotter.XYs, len(rs))
+		for j, r := range rs {
+			pts[j] = xy(r)
+			lo, hi = math.Min(lo, pts[j].X), math.Max(hi, pts[j].X)
+			if r.Collapsed {
+				collapsed = append(collapsed, pts[j])
+			}
+		}
+		c := paperPalette[i%len(paperPalette)]
+		if err := f.addLine(pts, c, draw.CircleGlyph{}, []vg.Length{vg.Points(4), vg.Points(2)}, name+" (paper)"); err != nil {
+			return 0, 0, err
+		}
+	}
+	if len(collapsed) > 0 {
+		sc, err := plotter.NewScatter(collapsed)
+		if err != nil {
+			return 0, 0, err
+		}
+		sc.GlyphStyle.Shape = draw.CrossGlyph{}
+		sc.GlyphStyle.Radius = vg.Points(5)
+		sc.GlyphStyle.Color = color.NRGBA{0xc0, 0x00, 0x00, 0xff}
+		f.Plot.Add(sc)
+		f.Legend.Add("collapsed (paper)", sc)
+		f.Labels = append(f.Labels, "collapsed (paper)")
+	}
+	f.Caption = Citation
+	return lo, hi, nil
+}
+
+// frontier draws metric against peak tokens, one point per group, joined in
+// objective order per series and labelled with the objective count.
+func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
+	keys, by := groupSeries(aggs)
+	for i, k := range keys {
+		s := by[k]
+		pts := errXY{XYs: make(plotter.XYs, len(s)), YErrors: make(plotter.YErrors, len(s)), XErrors: make(plotter.XErrors, len(s))}
+		labels := make([]string, len(s))
+		for j, a := range s {
+			st := accuracy(a, o)
+			pts.XYs[j] = plotter.XY{X: a.PeakTokens.Mean, Y: st.Mean}
+			pts.YErrors[j] = struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr}
+			pts.XErrors[j] = struct{ Low, High float64 }{Low: a.PeakTokens.StdErr, High: a.PeakTokens.StdErr}
+			labels[j] = "n=" + strconv.Itoa(a.Objectives)
+		}
+		c := plotutil.Color(i)
+		if err := f.addLine(pts.XYs, c, plotutil.Shape(i), nil, seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})); err != nil {
+			return err
+		}
+		ye, err := plotter.NewYErrorBars(pts)
+		if err != nil {
+			return err
+		}
+		ye.LineStyle.Color = c
+		xe, err := plotter.NewXErrorBars(pts)
+		if err != nil {
+			return err
+		}
+		xe.LineStyle.Color = c
+		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: pts.XYs, Labels: labels})
+		if err != nil {
+			return err
+		}
+		for i := range lb.TextStyle {
+			lb.TextStyle[i].Color = c
+			lb.TextStyle[i].Font.Size = f.Legend.TextStyle.Font.Size * 0.8 / 0.9
+		}
+		lb.Offset = vg.Point{X: vg.Points(4), Y: vg.Points(2)}
+		f.pointLabels = append(f.pointLabels, lb)
+		f.Plot.Add(ye, xe, lb)
+		f.Points += len(s)
+	}
+	if o.Overlay {
+		if _, _, err := f.overlay(func(r PaperRow) plotter.XY { return plotter.XY{X: r.PeakTokens, Y: paperAccuracy(r, o)} }); err != nil {
+			return err
+		}
+	}
+	f.Plot.X.Min, f.Plot.Y.Min = 0, 0
+	return nil
+}
+
+// context draws each group's mean tokens per turn with a ±stderr band.
+func (f *Figure) context(curves []experiments.ContextCurve) error {
+	sorted := append([]experiments.ContextCurve(nil), curves...)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i], sorted[j]
+		if a.Model != b.Model {
+			return a.Model < b.Model
+		}
+		if a.Policy != b.Policy {
+			return a.Policy < b.Policy
+		}
+		return a.Objectives < b.Objectives
+	})
+	maxTurn := 1
+	for i, c := range sorted {
+		if len(c.Points) == 0 {
+			continue
+		}
+		col := plotutil.Color(i)
+		line := make(plotter.XYs, len(c.Points))
+		band := make(plotter.XYs, 0, 2*len(c.Points))
+		for j, pt := range c.Points {
+			line[j] = plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean}
+			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean + pt.Tokens.StdErr})
+			maxTurn = max(maxTurn, pt.Turn)
+		}
+		for j := len(c.Points) - 1; j >= 0; j-- {
+			pt := c.Points[j]
+			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean - pt.Tokens.StdErr})
+		}
+		if len(c.Points) > 1 {
+			poly, err := plotter.NewPolygon(band)
+			if err != nil {
+				return err
+			}
+			r, g, b, _ := col.RGBA()
+			poly.Color = color.NRGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 0x40}
+			poly.LineStyle.Width = 0
+			f.Plot.Add(poly)
+		}
+		label := seriesLabel(c.GroupKey) + ", n=" + strconv.Itoa(c.Objectives)
+		if err := f.addLine(line, col, plotutil.Shape(i), nil, label); err != nil {
+			return err
+		}
+		f.Points += len(c.Points)
+	}
+	var ticks plot.ConstantTicks
+	step := max(1, maxTurn/10)
+	for t := 1; t <= maxTurn; t += step {
+		ticks = append(ticks, plot.Tick{Value: float64(t), Label: strconv.Itoa(t)})
+	}
+	f.Plot.X.Tick.Marker = ticks
+	f.Plot.X.Min, f.Plot.X.Max = 0.5, float64(maxTurn)+0.5
+	return nil
+}
+
+// SetFontSize sets the base text size in points: axis labels at size, the
+// title 1.2×, ticks, legend and point labels 0.9×, the caption 0.75×.
+func (f *Figure) SetFontSize(size vg.Length) {
+	p := f.Plot
+	p.Title.TextStyle.Font.Size = size * 1.2
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Label.TextStyle.Font.Size = size
+		a.Tick.Label.Font.Size = size * 0.9
+	}
+	f.Legend.TextStyle.Font.Size = size * 0.9
+	for _, lb := range f.pointLabels {
+		for i := range lb.TextStyle {
+			lb.TextStyle[i].Font.Size = size * 0.8
+		}
+	}
+}
+
+// Draw lays the figure out on c, filled with bg first when bg is not nil: the
+// caption along the bottom, the legend on the right when it fits in 40% of the
+// width, else below the plot.
+func (f *Figure) Draw(c draw.Canvas, bg color.Color) {
+	if bg != nil {
+		c.SetColor(bg)
+		c.Fill(c.Rectangle.Path())
+	}
+	pad := vg.Points(4)
+	if f.Caption != "" {
+		sty := f.Legend.TextStyle
+		sty.Font.Size = sty.Font.Size * 0.75 / 0.9
+		sty.XAlign, sty.YAlign = draw.XRight, draw.YBottom
+		ch := sty.Height(f.Caption) + pad
+		c.FillText(sty, vg.Point{X: c.Max.X - pad, Y: c.Min.Y + pad/2}, f.Caption)
+		c = draw.Crop(c, 0, 0, ch, 0)
+	}
+	if len(f.Labels) == 0 {
+		f.Plot.Draw(c)
+		return
+	}
+	lr := f.Legend.Rectangle(c)
+	lw, lh := lr.Size().X+2*pad, lr.Size().Y+2*pad
+	w, h := c.Rectangle.Size().X, c.Rectangle.Size().Y
+	if lw <= 0.4*w {
+		f.Plot.Draw(draw.Crop(c, 0, -lw, 0, 0))
+		f.Legend.Draw(draw.Crop(c, w-lw+pad, -pad, 0, -pad))
+		return
+	}
+	lh = min(lh, 0.5*h)
+	f.Plot.Draw(draw.Crop(c, 0, 0, lh, 0))
+	f.Legend.Draw(draw.Crop(c, pad, 0, pad, -(h - lh)))
+}
+
+// Size is a figure size preset.
+type Size struct {
+	Name          string
+	Width, Height vg.Length
+	FontSize      vg.Length
+}
+
+// Size presets: a single column (3.5 in wide) and a double column (7 in) of a
+// two-column paper.
+var (
+	SingleColumn = Size{Name: "single", Width: 3.5 * vg.Inch, Height: 3.2 * vg.Inch, FontSize: 7}
+	DoubleColumn = Size{Name: "double", Width: 7 * vg.Inch, Height: 3.6 * vg.Inch, FontSize: 9}
+)
+
+// ParseSize accepts "single" or "double".
+func ParseSize(s string) (Size, error) {
+	switch s {
+	case "single", "":
+		return SingleColumn, nil
+	case "double":
+		return DoubleColumn, nil
+	}
+	return Size{}, fmt.Errorf("unknown size %q (want single or double)", s)
+}
+
+// Formats are the export formats Write accepts.
+var Formats = []string{"png", "svg", "pdf"}
+
+// FormatOf returns the format named by a file's extension ("fig.PDF" → "pdf").
+func FormatOf(path string) (string, error) {
+	i := strings.LastIndex(path, ".")
+	if i >= 0 {
+		ext := strings.ToLower(path[i+1:])
+		for _, f := range Formats {
+			if ext == f {
+				return f, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("%s: unknown figure format (want .png, .svg or .pdf)", path)
+}
+
+// Write draws f at size onto w in format ("png", "svg" or "pdf"); dpi is the
+// PNG resolution (0 = 300) and is ignored by the vector formats. The background
+// is bg (nil = white).
+func (f *Figure) Write(w io.Writer, format string, size Size, dpi int, bg color.Color) error {
+	if bg == nil {
+		bg = color.White
+	}
+	if dpi <= 0 {
+		dpi = 300
+	}
+	var c interface {
+		vg.CanvasSizer
+		io.WriterTo
+	}
+	switch format {
+	case "png":
+		ic := vgimg.NewWith(vgimg.UseWH(size.Width, size.Height), vgimg.UseDPI(dpi), vgimg.UseBackgroundColor(bg))
+		c = vgimg.PngCanvas{Canvas: ic}
+	case "svg":
+		c = vgsvg.New(size.Width, size.Height)
+	case "pdf":
+		pc := vgpdf.New(size.Width, size.Height)
+		pc.EmbedFonts(true)
+		c = pc
+	default:
+		return fmt.Errorf("figures: format %q: want png, svg or pdf", format)
+	}
+	if size.FontSize > 0 {
+		old := f.Legend.TextStyle.Font.Size / 0.9
+		f.SetFontSize(size.FontSize)
+		defer f.SetFontSize(old)
+	}
+	f.Draw(draw.New(c), bg)
+	_, err := c.WriteTo(w)
+	return err
+}
+
+// Render draws f into a w×h pixel image; scale is pixels per point·72/inch
+// (1 = 72 DPI: text keeps its point size on a 1× screen). Non-positive sizes give
+// a 1×1 image.
+func (f *Figure) Render(w, h int, scale float64, bg color.Color) image.Image {
+	if w <= 0 || h <= 0 {
+		return image.NewNRGBA(image.Rect(0, 0, 1, 1))
+	}
+	if scale <= 0 {
+		scale = 1
+	}
+	if bg == nil {
+		bg = color.Transparent
+	}
+	dpi := max(1, int(72*scale+0.5))
+	in := func(px int) vg.Length { return vg.Length(float64(px)/float64(dpi)) * vg.Inch }
+	c := vgimg.NewWith(vgimg.UseWH(in(w), in(h)), vgimg.UseDPI(dpi), vgimg.UseBackgroundColor(bg))
+	f.Draw(draw.New(c), nil)
+	return c.Image()
+}

@@ -1,0 +1,69 @@
+package figures
+
+import (
+	"context"
+	"sort"
+
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// Source is what Load reads (*storage.Store satisfies it).
+type Source interface {
+	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
+	EachTurnTokens(ctx context.Context, expIDs []int64, fn func(storage.TurnTokens) error) error
+}
+
+var _ Source = (*storage.Store)(nil)
+
+// LoadOptions choose what Load reads.
+type LoadOptions struct {
+	// Dataset keeps only rollouts of this dataset ("" = all).
+	Dataset string
+	// ByModel groups by (model, policy, objectives); false pools models.
+	ByModel bool
+	// Curves also reads the per-turn token counts (the Context chart needs them;
+	// they are streamed, one turn at a time).
+	Curves bool
+}
+
+// Load reads the rollouts of the experiments ids and aggregates them
+// (experiments.Aggregates), and with o.Curves the per-turn context curves. It
+// also returns the datasets those experiments hold, sorted (for a filter menu).
+func Load(ctx context.Context, st Source, ids []int64, o LoadOptions) (Data, []string, error) {
+	var d Data
+	var rows []storage.RolloutRow
+	seen := map[string]bool{}
+	for _, id := range ids {
+		rs, err := st.Rollouts(ctx, id)
+		if err != nil {
+			return d, nil, err
+		}
+		for _, r := range rs {
+			seen[r.Dataset] = true
+			if o.Dataset == "" || r.Dataset == o.Dataset {
+				rows = append(rows, r)
+			}
+		}
+	}
+	datasets := make([]string, 0, len(seen))
+	for k := range seen {
+		datasets = append(datasets, k)
+	}
+	sort.Strings(datasets)
+	d.Aggregates = experiments.Aggregates(rows, o.ByModel)
+	if o.Curves && len(ids) > 0 {
+		b := experiments.NewCurveBuilder(o.ByModel)
+		err := st.EachTurnTokens(ctx, ids, func(t storage.TurnTokens) error {
+			if o.Dataset != "" && t.Dataset != o.Dataset {
+				return nil
+			}
+			return b.Add(t)
+		})
+		if err != nil {
+			return d, nil, err
+		}
+		d.Curves = b.Curves()
+	}
+	return d, datasets, nil
+}

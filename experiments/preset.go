@@ -1,0 +1,82 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/mem1lab/mem1lab/core"
+)
+
+// Table1PresetName is the preset that reruns MEM1's Table 1 settings.
+const Table1PresetName = "Reproduce MEM1 Table 1"
+
+// Table1Objectives and Table1Policies are the preset's grid (MEM1, arXiv
+// 2506.15841, Table 1 reports 2, 8 and 16 objectives; 1 and 4 fill in the curve).
+var (
+	Table1Objectives = []int{1, 2, 4, 8, 16}
+	Table1Policies   = []string{"mem1", "full"}
+)
+
+// DefaultPresetTasks is the preset's tasks per setting.
+const DefaultPresetTasks = 100
+
+// Table1Preset returns one RunConfig per setting of the Table 1 grid, objectives
+// ascending, mem1 before full at each count. Everything but the grid comes from
+// base (endpoint, model, mode, dataset, sampling, concurrency…); tasks ≤ 0 means
+// DefaultPresetTasks; MaxTurns is set explicitly to MEM1's limit for the count
+// (core.DefaultMaxTurns: 6 up to 4 objectives, 20 beyond); each setting is named
+// "MEM1 Table 1 · POLICY n=N".
+func Table1Preset(base RunConfig, tasks int) []RunConfig {
+	if tasks <= 0 {
+		tasks = DefaultPresetTasks
+	}
+	var out []RunConfig
+	for _, n := range Table1Objectives {
+		for _, p := range Table1Policies {
+			c := base
+			c.Objectives, c.Policy, c.Tasks = n, p, tasks
+			c.MaxTurns = core.DefaultMaxTurns(n)
+			c.Name = fmt.Sprintf("MEM1 Table 1 · %s n=%d", p, n)
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// SettingRunner runs one experiment (*Runner satisfies it).
+type SettingRunner interface {
+	Run(ctx context.Context, cfg RunConfig, progress func(Progress)) (Summary, error)
+}
+
+// RunSettings runs cfgs one after the other with r. progress (may be nil) gets the
+// setting's index with each of its progress reports; done (may be nil) is called
+// after each setting with its summary and error. A setting that fails does not
+// stop the others; a cancelled ctx does. It returns the summaries of the settings
+// that ran (Experiment 0 for one that could not start) and their errors joined,
+// each prefixed with the setting's name.
+func RunSettings(ctx context.Context, r SettingRunner, cfgs []RunConfig,
+	progress func(setting int, p Progress), done func(setting int, s Summary, err error)) ([]Summary, error) {
+	var sums []Summary
+	var errs []error
+	for i, c := range cfgs {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		var pf func(Progress)
+		if progress != nil {
+			i := i
+			pf = func(p Progress) { progress(i, p) }
+		}
+		s, err := r.Run(ctx, c, pf)
+		sums = append(sums, s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Name, err))
+		}
+		if done != nil {
+			done(i, s, err)
+		}
+	}
+	return sums, errors.Join(errs...)
+}

@@ -1,0 +1,758 @@
+package views
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"gonum.org/v1/plot/vg"
+
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/experiments/figures"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// Chart choices offered by the Charts screen, in menu order. "Accuracy + peak
+// tokens" shows the two charts side by side (what the Table 1 preset opens).
+const (
+	chartAccuracy = "Accuracy vs objectives"
+	chartPeak     = "Peak tokens vs objectives"
+	chartContext  = "Context size per turn"
+	chartFrontier = "Accuracy–memory frontier"
+	chartTime     = "Time per trajectory"
+	chartTurns    = "Turns used"
+	chartPair     = "Accuracy + peak tokens"
+)
+
+var chartChoices = []string{chartAccuracy, chartPeak, chartContext, chartFrontier, chartTime, chartTurns, chartPair}
+
+// chartKinds maps a choice to the charts it shows.
+var chartKinds = map[string][]figures.Kind{
+	chartAccuracy: {figures.Accuracy},
+	chartPeak:     {figures.Peak},
+	chartContext:  {figures.Context},
+	chartFrontier: {figures.Frontier},
+	chartTime:     {figures.Time},
+	chartTurns:    {figures.Turns},
+	chartPair:     {figures.Accuracy, figures.Peak},
+}
+
+// allDatasets is the dataset filter's "no filter" choice.
+const allDatasets = "all datasets"
+
+const (
+	groupModelPolicy = "model + policy"
+	groupPolicy      = "policy (models pooled)"
+)
+
+// Export choices of the Charts screen.
+const (
+	exportRollouts     = "rollouts CSV"
+	exportTurns        = "turns CSV"
+	exportAggregates   = "aggregates CSV"
+	exportTrajectories = "trajectories JSONL (MEM1)"
+)
+
+// chartSettings is a snapshot of the controls, taken on the UI thread.
+type chartSettings struct {
+	ids          []int64
+	dataset      string // "" = every dataset
+	choice       string
+	metric       string
+	perObjective bool
+	byModel      bool
+	overlay      bool
+	fg           color.Color
+	fontSize     vg.Length // points; the theme's text size on screen
+}
+
+func (s chartSettings) options(k figures.Kind) figures.Options {
+	return figures.Options{Kind: k, Metric: s.metric, PerObjective: s.perObjective, Overlay: s.overlay, Foreground: s.fg,
+		FontSize: s.fontSize}
+}
+
+// chartsPanel is the Charts screen: pick experiments, a chart, the metric and
+// grouping, toggle the MEM1 Table 1 overlay, export figures and tables, and run
+// the "Reproduce MEM1 Table 1" preset. Data is loaded and figures are built and
+// rendered in goroutines; results come back through fyne.Do.
+type chartsPanel struct {
+	u       *UI
+	content fyne.CanvasObject
+
+	exps     []storage.ExperimentRow
+	selected map[int64]bool
+	// autoSelect picks the newest experiment while nothing was chosen yet.
+	autoSelect bool
+	expCheck   *widget.CheckGroup
+	labelID    map[string]int64
+	syncing    bool
+
+	choice   *widget.Select
+	metric   *widget.RadioGroup
+	perObj   *widget.Check
+	grouping *widget.Select
+	dataset  *widget.Select
+	overlay  *widget.Check
+	size     *widget.Select
+	dpi      *widget.Entry
+	status   *widget.Label
+	// presetStatus reports the Table 1 preset's progress.
+	presetStatus *widget.Label
+	presetBt     *widget.Button
+	cancelBt     *widget.Button
+	grid         *fyne.Container
+	views        []*chartView
+
+	seq        int
+	figs       []*figures.Figure // last built, one per view
+	presetStop context.CancelFunc
+	lastLive   time.Time
+}
+
+func newChartsPanel(u *UI) *chartsPanel {
+	p := &chartsPanel{u: u, selected: map[int64]bool{}, labelID: map[string]int64{}, autoSelect: true}
+	p.expCheck = widget.NewCheckGroup(nil, func(labels []string) {
+		if p.syncing {
+			return
+		}
+		p.autoSelect = false
+		p.selected = map[int64]bool{}
+		for _, l := range labels {
+			p.selected[p.labelID[l]] = true
+		}
+		p.redraw()
+	})
+	p.choice = widget.NewSelect(chartChoices, func(string) { p.redraw() })
+	p.metric = widget.NewRadioGroup([]string{"EM", "F1"}, func(string) { p.redraw() })
+	p.metric.Horizontal = true
+	p.metric.Required = true
+	p.perObj = widget.NewCheck("per objective", func(bool) { p.redraw() })
+	p.grouping = widget.NewSelect([]string{groupModelPolicy, groupPolicy}, func(string) { p.redraw() })
+	p.dataset = widget.NewSelect([]string{allDatasets}, func(string) { p.redraw() })
+	p.overlay = widget.NewCheck("MEM1 Table 1 overlay", func(bool) { p.redraw() })
+	p.size = widget.NewSelect([]string{figures.SingleColumn.Name, figures.DoubleColumn.Name}, nil)
+	p.dpi = widget.NewEntry()
+	p.dpi.SetText("300")
+	p.status = widget.NewLabel("")
+	p.status.Wrapping = fyne.TextWrapWord
+	p.presetStatus = widget.NewLabel("")
+	p.presetStatus.Wrapping = fyne.TextWrapWord
+
+	p.syncing = true
+	p.choice.SetSelected(chartAccuracy)
+	p.metric.SetSelected("EM")
+	p.grouping.SetSelected(groupModelPolicy)
+	p.dataset.SetSelected(allDatasets)
+	p.size.SetSelected(figures.SingleColumn.Name)
+	p.syncing = false
+
+	exportFig := func(format string) *widget.Button {
+		return widget.NewButton(strings.ToUpper(format), func() { p.saveDialog("figure."+format, func(w io.WriteCloser) { p.exportFigure(w, format) }) })
+	}
+	exportTable := widget.NewSelect([]string{exportRollouts, exportTurns, exportAggregates, exportTrajectories}, nil)
+	exportTable.PlaceHolder = "Export table…"
+	exportTable.OnChanged = func(what string) {
+		if what == "" {
+			return
+		}
+		name := map[string]string{exportRollouts: "rollouts.csv", exportTurns: "turns.csv", exportAggregates: "aggregates.csv",
+			exportTrajectories: "trajectories.jsonl"}[what]
+		p.saveDialog(name, func(w io.WriteCloser) { p.exportTable(w, what) })
+		exportTable.ClearSelected()
+	}
+	p.presetBt = widget.NewButton(experiments.Table1PresetName+"…", p.presetDialog)
+	p.cancelBt = widget.NewButton("Stop preset", p.stopPreset)
+	p.cancelBt.Disable()
+
+	p.views = []*chartView{newChartView(u), newChartView(u)}
+	p.grid = container.NewGridWithColumns(1, p.views[0].raster)
+
+	bold := func(s string) *widget.Label {
+		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	}
+	controls := container.NewVBox(
+		bold("Chart"), p.choice,
+		bold("Metric"), p.metric, p.perObj,
+		bold("Grouping"), p.grouping,
+		bold("Dataset"), p.dataset,
+		p.overlay,
+		widget.NewSeparator(),
+		bold("Export figure"), container.NewGridWithColumns(2, widget.NewLabel("size"), p.size, widget.NewLabel("PNG dpi"), p.dpi),
+		container.NewGridWithColumns(3, exportFig("png"), exportFig("svg"), exportFig("pdf")),
+		exportTable,
+		widget.NewSeparator(),
+		p.presetBt, p.cancelBt, p.presetStatus,
+	)
+	expBox := container.NewBorder(
+		container.NewBorder(nil, nil, bold("Experiments"), widget.NewButton("Refresh", p.reload)),
+		nil, nil, nil, container.NewVScroll(p.expCheck))
+	left := container.NewVSplit(expBox, container.NewVScroll(controls))
+	left.Offset = 0.35
+	main := container.NewBorder(nil, p.status, nil, nil, p.grid)
+	split := container.NewHSplit(left, main)
+	split.Offset = 0.25
+	p.content = split
+	return p
+}
+
+// reload lists the experiments again, keeping the selection; with nothing
+// selected yet it selects the newest experiment. The charts are redrawn.
+func (p *chartsPanel) reload() {
+	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
+		return p.u.deps.Store.Experiments(ctx)
+	}, func(es []storage.ExperimentRow, err error) {
+		if err != nil {
+			p.status.SetText("Could not list experiments: " + err.Error())
+			return
+		}
+		p.setExperiments(es)
+		p.redraw()
+	})
+}
+
+func (p *chartsPanel) setExperiments(es []storage.ExperimentRow) {
+	p.exps = es
+	p.labelID = map[string]int64{}
+	labels := make([]string, len(es))
+	known := map[int64]bool{}
+	for i, e := range es {
+		labels[i] = experimentLabel(e)
+		p.labelID[labels[i]] = e.ID
+		known[e.ID] = true
+	}
+	for id := range p.selected {
+		if !known[id] {
+			delete(p.selected, id)
+		}
+	}
+	if p.autoSelect && len(p.selected) == 0 && len(es) > 0 {
+		p.selected[es[0].ID] = true
+	}
+	var sel []string
+	for i, e := range es {
+		if p.selected[e.ID] {
+			sel = append(sel, labels[i])
+		}
+	}
+	p.syncing = true
+	p.expCheck.Options = labels
+	p.expCheck.SetSelected(sel)
+	p.expCheck.Refresh()
+	p.syncing = false
+}
+
+// selectExperiments replaces the selection (ids of listed experiments) and redraws.
+func (p *chartsPanel) selectExperiments(ids ...int64) {
+	p.autoSelect = false
+	p.selected = map[int64]bool{}
+	for _, id := range ids {
+		p.selected[id] = true
+	}
+	p.setExperiments(p.exps)
+	p.redraw()
+}
+
+// settings snapshots the controls (UI thread).
+func (p *chartsPanel) settings() chartSettings {
+	s := chartSettings{choice: p.choice.Selected, metric: strings.ToLower(p.metric.Selected),
+		perObjective: p.perObj.Checked, byModel: p.grouping.Selected != groupPolicy, overlay: p.overlay.Checked,
+		fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize() * 0.85)}
+	if d := p.dataset.Selected; d != allDatasets {
+		s.dataset = d
+	}
+	if _, ok := chartKinds[s.choice]; !ok {
+		s.choice = chartAccuracy
+	}
+	for id, on := range p.selected {
+		if on {
+			s.ids = append(s.ids, id)
+		}
+	}
+	sort.Slice(s.ids, func(i, j int) bool { return s.ids[i] < s.ids[j] })
+	return s
+}
+
+// loadChartData is figures.Load with the panel's settings.
+func loadChartData(ctx context.Context, st Store, ids []int64, dataset string, byModel, curves bool) (figures.Data, []string, error) {
+	return figures.Load(ctx, st, ids, figures.LoadOptions{Dataset: dataset, ByModel: byModel, Curves: curves})
+}
+
+type builtCharts struct {
+	data     figures.Data
+	datasets []string
+	figs     []*figures.Figure
+}
+
+// redraw loads the data for the current settings and rebuilds the figures in
+// the background; only the latest request's result is applied.
+func (p *chartsPanel) redraw() {
+	if p.syncing {
+		return
+	}
+	p.seq++
+	seq := p.seq
+	s := p.settings()
+	kinds := chartKinds[s.choice]
+	needCurves := false
+	for _, k := range kinds {
+		needCurves = needCurves || k == figures.Context
+	}
+	p.setColumns(len(kinds))
+	background(p.u, func(ctx context.Context) (builtCharts, error) {
+		d, datasets, err := loadChartData(ctx, p.u.deps.Store, s.ids, s.dataset, s.byModel, needCurves)
+		if err != nil {
+			return builtCharts{}, err
+		}
+		out := builtCharts{data: d, datasets: datasets}
+		for _, k := range kinds {
+			f, err := figures.Build(d, s.options(k))
+			if err != nil {
+				return builtCharts{}, err
+			}
+			out.figs = append(out.figs, f)
+		}
+		return out, nil
+	}, func(b builtCharts, err error) {
+		if seq != p.seq {
+			return
+		}
+		if err != nil {
+			p.status.SetText("Could not draw the chart: " + err.Error())
+			return
+		}
+		p.figs = b.figs
+		p.syncing = true
+		p.dataset.Options = append([]string{allDatasets}, b.datasets...)
+		p.dataset.Refresh()
+		p.syncing = false
+		points := 0
+		for i, f := range b.figs {
+			p.views[i].setFigure(f)
+			points += f.Points
+		}
+		groups := 0
+		for _, a := range b.data.Aggregates {
+			if a.EM.N > 0 {
+				groups++
+			}
+		}
+		msg := fmt.Sprintf("%d experiments · %d groups with finished rollouts · %d points", len(s.ids), groups, points)
+		if s.dataset != "" {
+			msg += " · dataset " + s.dataset
+		}
+		if s.overlay {
+			msg += " · " + figures.Citation
+		}
+		p.status.SetText(msg)
+	})
+}
+
+// setColumns shows n chart views side by side.
+func (p *chartsPanel) setColumns(n int) {
+	objs := make([]fyne.CanvasObject, 0, n)
+	for i := 0; i < n && i < len(p.views); i++ {
+		objs = append(objs, p.views[i].raster)
+	}
+	if len(p.grid.Objects) == len(objs) {
+		return
+	}
+	p.grid.Layout = container.NewGridWithColumns(max(1, len(objs))).Layout
+	p.grid.Objects = objs
+	p.grid.Refresh()
+}
+
+// saveDialog asks for a file and hands its writer to write; without a window it
+// reports that saving needs one.
+func (p *chartsPanel) saveDialog(name string, write func(io.WriteCloser)) {
+	w := p.u.deps.Window
+	if w == nil {
+		p.status.SetText("Saving needs the app window")
+		return
+	}
+	d := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
+		if err != nil {
+			p.status.SetText("Save: " + err.Error())
+			return
+		}
+		if wc == nil {
+			return // cancelled
+		}
+		write(wc)
+	}, w)
+	d.SetFileName(name)
+	d.Show()
+}
+
+// exportFigure builds the current chart afresh at the chosen size preset and
+// writes it to w in format (png, svg or pdf), in the background; w is closed.
+// With two charts shown, the first is exported.
+func (p *chartsPanel) exportFigure(w io.WriteCloser, format string) {
+	s := p.settings()
+	s.fg = nil // black on white for print
+	size, err := figures.ParseSize(p.size.Selected)
+	if err != nil {
+		size = figures.SingleColumn
+	}
+	dpi, err := strconv.Atoi(strings.TrimSpace(p.dpi.Text))
+	if err != nil || dpi < 10 || dpi > 2400 {
+		_ = w.Close()
+		p.status.SetText(fmt.Sprintf("PNG dpi %q: want a number 10..2400", p.dpi.Text))
+		return
+	}
+	kind := chartKinds[s.choice][0]
+	background(p.u, func(ctx context.Context) (string, error) {
+		defer w.Close()
+		d, _, err := loadChartData(ctx, p.u.deps.Store, s.ids, s.dataset, s.byModel, kind == figures.Context)
+		if err != nil {
+			return "", err
+		}
+		o := s.options(kind)
+		o.FontSize = size.FontSize
+		f, err := figures.Build(d, o)
+		if err != nil {
+			return "", err
+		}
+		if err := f.Write(w, format, size, dpi, nil); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("Saved %s chart as %s (%s column)", kind, strings.ToUpper(format), size.Name), nil
+	}, func(msg string, err error) {
+		if err != nil {
+			p.status.SetText("Export failed: " + err.Error())
+			return
+		}
+		p.status.SetText(msg)
+	})
+}
+
+// exportTable writes the selected experiments' rollouts, turns or trajectories
+// (whole experiments), or the aggregates the charts show (dataset filter
+// applied), to w in the background; w is closed.
+func (p *chartsPanel) exportTable(w io.WriteCloser, what string) {
+	s := p.settings()
+	background(p.u, func(ctx context.Context) (string, error) {
+		defer w.Close()
+		if len(s.ids) == 0 {
+			return "", errors.New("no experiment selected")
+		}
+		st := p.u.deps.Store
+		switch what {
+		case exportRollouts:
+			return what, experiments.WriteRolloutsCSV(ctx, w, st, s.ids...)
+		case exportTurns:
+			return what, experiments.WriteTurnsCSV(ctx, w, st, s.ids...)
+		case exportAggregates: // what the charts show: the dataset filter applies
+			d, _, err := loadChartData(ctx, st, s.ids, s.dataset, s.byModel, false)
+			if err != nil {
+				return "", err
+			}
+			return what, experiments.WriteAggregatesCSV(w, d.Aggregates)
+		case exportTrajectories:
+			n, err := experiments.WriteTrajectoriesJSONL(ctx, w, st, s.ids...)
+			return fmt.Sprintf("%s (%d finished rollouts)", what, n), err
+		}
+		return "", fmt.Errorf("unknown export %q", what)
+	}, func(msg string, err error) {
+		if err != nil {
+			p.status.SetText("Export failed: " + err.Error())
+			return
+		}
+		p.status.SetText("Saved " + msg)
+	})
+}
+
+// presetDialog asks for the endpoint and tasks per setting, then starts the
+// Table 1 preset.
+func (p *chartsPanel) presetDialog() {
+	w := p.u.deps.Window
+	if w == nil {
+		p.presetStatus.SetText("The preset needs the app window")
+		return
+	}
+	base := p.u.deps.DefaultRun
+	endpoint := widget.NewEntry()
+	endpoint.SetText(base.Endpoint)
+	model := widget.NewEntry()
+	model.SetText(base.Model)
+	mode := widget.NewSelect([]string{experiments.ModeCompletions, experiments.ModeChat}, nil)
+	mode.SetSelected(base.Mode)
+	dataset := widget.NewEntry()
+	dataset.SetText(base.Dataset)
+	tasks := widget.NewEntry()
+	tasks.SetText(strconv.Itoa(experiments.DefaultPresetTasks))
+	items := []*widget.FormItem{
+		widget.NewFormItem("Endpoint", endpoint), widget.NewFormItem("Model", model), widget.NewFormItem("Mode", mode),
+		widget.NewFormItem("Dataset", dataset), widget.NewFormItem("Tasks per setting", tasks),
+	}
+	d := dialog.NewForm(experiments.Table1PresetName, "Run", "Cancel", items, func(ok bool) {
+		if !ok {
+			return
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(tasks.Text))
+		if err != nil || n < 1 {
+			p.presetStatus.SetText(fmt.Sprintf("Tasks per setting %q: want a whole number ≥ 1", tasks.Text))
+			return
+		}
+		cfg := base
+		cfg.Endpoint, cfg.Model, cfg.Mode, cfg.Dataset = strings.TrimSpace(endpoint.Text), strings.TrimSpace(model.Text), mode.Selected, strings.TrimSpace(dataset.Text)
+		p.startPreset(cfg, n)
+	}, w)
+	d.Resize(fyne.NewSize(520, 360))
+	d.Show()
+}
+
+// startPreset runs the Table 1 grid (experiments.Table1Preset of base, tasks per
+// setting) one setting after the other with the UI's Runner, and shows the
+// accuracy and peak-token charts with the paper overlay, adding each setting's
+// experiment as it starts and redrawing as rollouts finish (at most every 2 s).
+func (p *chartsPanel) startPreset(base experiments.RunConfig, tasks int) {
+	r := p.u.deps.Runner
+	if r == nil {
+		p.presetStatus.SetText("Runs are unavailable in this build")
+		return
+	}
+	if p.presetStop != nil {
+		p.presetStatus.SetText("The preset is already running")
+		return
+	}
+	cfgs := experiments.Table1Preset(base, tasks)
+	if err := cfgs[0].Validate(); err != nil {
+		p.presetStatus.SetText("Preset: " + err.Error())
+		return
+	}
+	ctx, cancel := context.WithCancel(p.u.ctx)
+	p.presetStop = cancel
+	p.presetBt.Disable()
+	p.cancelBt.Enable()
+	p.syncing = true
+	p.choice.SetSelected(chartPair)
+	p.overlay.SetChecked(true)
+	p.syncing = false
+	p.selectExperiments()
+	_ = p.u.Show(ScreenCharts)
+	p.presetStatus.SetText(fmt.Sprintf("Preset: %d settings × %d tasks on %s", len(cfgs), tasks, base.Model))
+
+	var mu sync.Mutex
+	ids := []int64{}
+	p.u.jobs.Add(1)
+	go func() {
+		defer p.u.jobs.Done()
+		_, err := experiments.RunSettings(ctx, r, cfgs, func(i int, pr experiments.Progress) {
+			mu.Lock()
+			newExp := pr.Experiment != 0 && (len(ids) == 0 || ids[len(ids)-1] != pr.Experiment)
+			if newExp {
+				ids = append(ids, pr.Experiment)
+			}
+			sel := append([]int64(nil), ids...)
+			mu.Unlock()
+			line := fmt.Sprintf("Preset: setting %d/%d (%s) · %d/%d rollouts", i+1, len(cfgs), cfgs[i].Name, pr.Done+pr.Failed, pr.Total)
+			p.u.do(func() {
+				p.presetStatus.SetText(line)
+				if newExp || time.Since(p.lastLive) > 2*time.Second {
+					p.lastLive = time.Now()
+					p.liveRefresh(sel)
+				}
+			})
+		}, func(i int, s experiments.Summary, err error) {
+			mu.Lock()
+			if s.Experiment != 0 && (len(ids) == 0 || ids[len(ids)-1] != s.Experiment) {
+				ids = append(ids, s.Experiment)
+			}
+			sel := append([]int64(nil), ids...)
+			mu.Unlock()
+			p.u.do(func() { p.liveRefresh(sel) })
+		})
+		p.u.do(func() {
+			p.presetStop = nil
+			cancel()
+			p.presetBt.Enable()
+			p.cancelBt.Disable()
+			mu.Lock()
+			n := len(ids)
+			mu.Unlock()
+			if err != nil {
+				p.presetStatus.SetText(fmt.Sprintf("Preset ended (%d settings recorded): %v", n, err))
+				return
+			}
+			p.presetStatus.SetText(fmt.Sprintf("Preset done: %d settings recorded", n))
+		})
+	}()
+}
+
+// liveRefresh selects ids and reloads the experiment list and the charts.
+func (p *chartsPanel) liveRefresh(ids []int64) {
+	p.autoSelect = false
+	p.selected = map[int64]bool{}
+	for _, id := range ids {
+		p.selected[id] = true
+	}
+	p.reload()
+}
+
+func (p *chartsPanel) stopPreset() {
+	if p.presetStop != nil {
+		p.presetStop()
+	}
+}
+
+// chartView shows one figure in a canvas.Raster that follows its size. The
+// raster's generator never draws on the UI thread: it returns the last image and,
+// when the size or the figure changed, renders a new one in a goroutine and
+// refreshes the raster when done.
+type chartView struct {
+	u      *UI
+	raster *canvas.Raster
+
+	mu           sync.Mutex
+	fig          *figures.Figure
+	gen          int
+	img          image.Image
+	imgW, imgH   int
+	imgGen       int
+	busy         bool
+	renderedOnce chan struct{} // closed after the first image is ready (tests)
+}
+
+func newChartView(u *UI) *chartView {
+	v := &chartView{u: u, renderedOnce: make(chan struct{})}
+	v.raster = canvas.NewRaster(v.generate)
+	v.raster.SetMinSize(fyne.NewSize(320, 240))
+	return v
+}
+
+func (v *chartView) setFigure(f *figures.Figure) {
+	v.mu.Lock()
+	v.fig = f
+	v.gen++
+	v.mu.Unlock()
+	v.raster.Refresh()
+}
+
+func (v *chartView) figure() *figures.Figure {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.fig
+}
+
+func (v *chartView) generate(w, h int) image.Image {
+	scale := 1.0
+	if sw := v.raster.Size().Width; sw > 0 && w > 0 {
+		scale = float64(w) / float64(sw)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.img != nil && v.imgW == w && v.imgH == h && v.imgGen == v.gen {
+		return v.img
+	}
+	if v.fig != nil && !v.busy && w > 0 && h > 0 {
+		v.busy = true
+		fig, gen := v.fig, v.gen
+		v.u.jobs.Add(1)
+		go func() {
+			defer v.u.jobs.Done()
+			img := fig.Render(w, h, scale, nil)
+			v.mu.Lock()
+			v.img, v.imgW, v.imgH, v.imgGen, v.busy = img, w, h, gen, false
+			select {
+			case <-v.renderedOnce:
+			default:
+				close(v.renderedOnce)
+			}
+			v.mu.Unlock()
+			fyne.Do(v.raster.Refresh)
+		}()
+	}
+	if v.img == nil {
+		return image.NewNRGBA(image.Rect(0, 0, 1, 1))
+	}
+	return v.img
+}
+
+// ChartsOptions choose what OpenCharts shows.
+type ChartsOptions struct {
+	// Experiments to include; nil = every experiment in the store.
+	Experiments []int64
+	// Chart is a figures.Kind name (accuracy, peak, context, frontier, time,
+	// turns) or "pair" for accuracy and peak tokens side by side; "" keeps the
+	// current chart.
+	Chart string
+	// Overlay shows MEM1 Table 1 as dashed reference series.
+	Overlay bool
+}
+
+// OpenCharts shows the Charts screen with o's experiments, chart and overlay
+// (for the app's command line and screenshots). An unknown chart name is an
+// error and changes nothing.
+func (u *UI) OpenCharts(o ChartsOptions) error {
+	p := u.charts
+	choice := p.choice.Selected
+	if o.Chart != "" {
+		choice = ""
+		if o.Chart == "pair" {
+			choice = chartPair
+		}
+		for c, ks := range chartKinds {
+			if len(ks) == 1 && string(ks[0]) == o.Chart {
+				choice = c
+			}
+		}
+		if choice == "" {
+			return fmt.Errorf("views: unknown chart %q (want accuracy, peak, context, frontier, time, turns or pair)", o.Chart)
+		}
+	}
+	p.syncing = true
+	p.choice.SetSelected(choice)
+	p.overlay.SetChecked(o.Overlay)
+	p.syncing = false
+	_ = u.Show(ScreenCharts)
+	ids := o.Experiments
+	background(u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
+		return u.deps.Store.Experiments(ctx)
+	}, func(es []storage.ExperimentRow, err error) {
+		if err != nil {
+			p.status.SetText("Could not list experiments: " + err.Error())
+			return
+		}
+		p.exps = es
+		if ids == nil {
+			for _, e := range es {
+				ids = append(ids, e.ID)
+			}
+		}
+		p.selectExperiments(ids...)
+	})
+	return nil
+}
+
+// live is told of a progress snapshot of a run this UI plays (one line in the
+// runs panel's live handler wires it): when a rollout of an experiment shown
+// here finished, the charts are redrawn, at most every 2 s.
+func (p *chartsPanel) live(pr experiments.Progress) {
+	if !p.selected[pr.Experiment] || time.Since(p.lastLive) < 2*time.Second {
+		return
+	}
+	p.lastLive = time.Now()
+	p.redraw()
+}
+
+// exportShortcut (Ctrl+E) shows Charts and asks where to save the current
+// chart as PDF.
+func (p *chartsPanel) exportShortcut() {
+	_ = p.u.Show(ScreenCharts)
+	p.saveDialog("figure.pdf", func(w io.WriteCloser) { p.exportFigure(w, "pdf") })
+}
