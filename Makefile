@@ -28,6 +28,16 @@ test: deps-screenshot
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchmem -tags $(TESTTAGS) $(PKGS)
 
+.PHONY: bench-charts
+## bench-charts: the chart and export benchmarks alone (1M-turn CSV export: peak RSS/heap; 10k-point redraw)
+bench-charts: deps
+	$(GO) test -run '^$$' -bench 'TurnsCSV1M|Redraw10k' -benchmem -tags $(TESTTAGS) ./experiments/...
+
+.PHONY: bench-browse
+## bench-browse: the trace inspector's benchmarks alone (rollout browser over a generated 100k-rollout / 1M-turn store, made once in $TMPDIR, about 70 s; opening a 20-turn rollout)
+bench-browse: deps
+	$(GO) test -run '^$$' -bench 'Browse|OpenRollout|Facets|Trace' -benchmem -tags $(TESTTAGS) ./storage/ ./views/
+
 ## fuzz: a longer run of the response-parser fuzz test
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./core

@@ -46,10 +46,15 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
-		{"run", "[--config FILE.toml] [flags]", "compose tasks and run an experiment against an OpenAI-compatible endpoint", (*CLI).cmdRun},
+		{"run", "[--config FILE.toml] [flags] | --resume ID", "compose tasks and run an experiment against an OpenAI-compatible endpoint", (*CLI).cmdRun},
 		{"ls", "", "list experiments in the store", (*CLI).cmdLs},
+		{"cancel", "ID", "cancel a running experiment (its finished turns are kept; `run --resume ID` continues it)", (*CLI).cmdCancel},
+		{"pause", "ID [--resume]", "pause a running experiment, or let it go on with --resume", (*CLI).cmdPause},
 		{"show", "ROLLOUT", "print a stored rollout turn by turn", (*CLI).cmdShow},
 		{"score", "FILE.jsonl [--scheme mem1|squad] [--json]", "rescore trajectories in the MEM1 reference pipeline's JSONL", (*CLI).cmdScore},
+		{"import-trajectories", "FILE.jsonl [--name NAME] [--policy P] [--model M]", "load the MEM1 reference pipeline's JSONL into the store as an experiment (all lines or none)", (*CLI).cmdImportTrajectories},
+		{"export", "--experiment ID --what rollouts|turns|aggregates|trajectories --out FILE", "write an experiment's rollouts, turns or aggregates as CSV, or its trajectories as MEM1 JSONL", (*CLI).cmdExport},
+		{"plot", "--experiment ID --chart accuracy|peak|context|frontier|time|turns --out FIG.pdf|svg|png", "draw a chart of stored experiments as a publication figure (--overlay adds MEM1 Table 1)", (*CLI).cmdPlot},
 		{"oracle", "[--addr HOST:PORT]", "serve a retrieval-oracle MEM1 agent (OpenAI-compatible, no GPU) for pipeline checks", (*CLI).cmdOracle},
 		{"help", "", "this list", nil},
 	}
@@ -212,16 +217,75 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", cfg.MaxTokens, "max tokens generated per turn")
 	fs.Float64Var(&cfg.TimeoutSeconds, "timeout", cfg.TimeoutSeconds, "per-request timeout in seconds")
 	fs.StringVar(&cfg.Dataset, "dataset", cfg.Dataset, "dataset: hotpotqa, nq or musique")
-	fs.IntVar(&cfg.Objectives, "objectives", cfg.Objectives, "objectives (questions) per task")
+	fs.Var(objectivesFlag{cfg}, "objectives", "objectives (questions) per task; a list such as 1,2,4,8,16 runs one setting per value")
 	fs.IntVar(&cfg.Tasks, "tasks", cfg.Tasks, "tasks to run (0 = every task the composition yields)")
 	fs.StringVar(&cfg.Compose, "compose", cfg.Compose, "composition rule: consecutive (MEM1) or random")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition")
-	fs.StringVar(&cfg.Policy, "policy", cfg.Policy, "memory policy: mem1 or full")
+	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full or window:K; a list such as mem1,full runs one setting per policy")
 	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "max turns per rollout (0 = 6 up to 4 objectives, 20 beyond)")
 	fs.IntVar(&cfg.TopK, "top-k", cfg.TopK, "passages per search")
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
+}
+
+// objectivesFlag sets RunConfig.Objectives from one number, or ObjectivesGrid
+// from a comma-separated list (one setting per value).
+type objectivesFlag struct{ cfg *experiments.RunConfig }
+
+func (f objectivesFlag) String() string {
+	if f.cfg == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(f.cfg.ObjectivesList()))
+	for _, n := range f.cfg.ObjectivesList() {
+		parts = append(parts, strconv.Itoa(n))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f objectivesFlag) Set(s string) error {
+	var list []int
+	for _, part := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", part)
+		}
+		list = append(list, n)
+	}
+	f.cfg.Objectives, f.cfg.ObjectivesGrid = list[0], nil
+	if len(list) > 1 {
+		f.cfg.ObjectivesGrid = list
+	}
+	return nil
+}
+
+// policyFlag sets RunConfig.Policy from one name, or Policies from a
+// comma-separated list (one setting per policy).
+type policyFlag struct{ cfg *experiments.RunConfig }
+
+func (f policyFlag) String() string {
+	if f.cfg == nil {
+		return ""
+	}
+	return strings.Join(f.cfg.PolicyList(), ",")
+}
+
+func (f policyFlag) Set(s string) error {
+	var list []string
+	for _, part := range strings.Split(s, ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			list = append(list, p)
+		}
+	}
+	if len(list) == 0 {
+		return errors.New("no policy named")
+	}
+	f.cfg.Policy, f.cfg.Policies = list[0], nil
+	if len(list) > 1 {
+		f.cfg.Policies = list
+	}
+	return nil
 }
 
 // configArg finds the value of --config (or -config) in args, "" when absent.
@@ -256,6 +320,8 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 	fs.String("config", "", "TOML file with the same keys as the flags (flags given override it)")
 	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
 	quiet := fs.Bool("quiet", false, "no progress line")
+	resume := fs.Int64("resume", 0, "resume experiment ID (its unfinished and interrupted rollouts) instead of starting one")
+	fresh := fs.Bool("new", false, "start a new experiment even when an unfinished one has the same config")
 	runFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -263,29 +329,63 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
+	if *resume == 0 {
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
 	}
-	st, err := c.openStore(ctx, *db, *bundle)
+	var st *storage.Store
+	var err error
+	if *resume != 0 {
+		st, err = storage.Open(*db)
+	} else {
+		st, err = c.openStore(ctx, *db, *bundle)
+	}
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
 	r := &experiments.Runner{Store: st, Env: st}
+	if *resume == 0 && !*fresh {
+		// An identical config that did not finish is resumed, not duplicated.
+		ids, err := st.ExperimentsByHash(ctx, cfg.Hash())
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			e, err := st.Experiment(ctx, id)
+			if err != nil {
+				return err
+			}
+			if e.Done+e.Failed < e.Rollouts {
+				return fmt.Errorf("experiment %d has this config and %d of its %d rollouts unfinished: "+
+					"resume it with `mem1lab run --resume %d`, or pass --new to start another", id, e.Rollouts-e.Done-e.Failed, e.Rollouts, id)
+			}
+		}
+	}
 	var bar *progressLine
 	if !*quiet {
 		bar = newProgressLine(c.Stderr)
 	}
-	summary, err := r.Run(ctx, cfg, func(p experiments.Progress) {
+	onProgress := func(p experiments.Progress) {
 		if bar != nil {
 			bar.update(p)
 		}
-	})
+	}
+	var summary experiments.Summary
+	if *resume != 0 {
+		summary, err = r.Resume(ctx, *resume, onProgress)
+	} else {
+		summary, err = r.Run(ctx, cfg, onProgress)
+	}
 	if bar != nil {
 		bar.finish()
 	}
 	if err != nil && summary.Experiment == 0 {
+		return err
+	}
+	if err != nil && len(summary.Groups) == 0 {
 		return err
 	}
 	if *asJSON {
@@ -341,9 +441,19 @@ func (p *progressLine) update(pr experiments.Progress) {
 	if pr.Total > 0 {
 		filled = width * finished / pr.Total
 	}
-	line := fmt.Sprintf("[%s%s] %d/%d rollouts  %d failed  %d running  %d turns  %s",
+	line := fmt.Sprintf("[%s%s] %d/%d rollouts  %d failed  %d running  %d turns  %.1f turns/s  %.0f tok/s  %s",
 		strings.Repeat("#", filled), strings.Repeat(".", width-filled),
-		finished, pr.Total, pr.Failed, pr.Running, pr.Turns, time.Since(p.started).Round(time.Second))
+		finished, pr.Total, pr.Failed, pr.Running, pr.Turns, pr.TurnsPerSecond, pr.TokensPerSecond,
+		time.Since(p.started).Round(time.Second))
+	if pr.ETA > 0 {
+		line += "  ETA " + pr.ETA.Round(time.Second).String()
+	}
+	if pr.Retries > 0 {
+		line += fmt.Sprintf("  %d retries", pr.Retries)
+	}
+	if pr.Paused {
+		line += "  PAUSED"
+	}
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 		p.drawn = true
@@ -477,6 +587,7 @@ func reorder(fs *flag.FlagSet, args []string) []string {
 
 func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 	fs := c.flags("score")
+	fs.String("db", DefaultDBPath(), "accepted like every command's; scoring reads only FILE")
 	scheme := fs.String("scheme", "mem1", "scoring scheme: "+strings.Join(core.Schemes(), " or "))
 	asJSON := fs.Bool("json", false, "one JSON object per input line, then the means")
 	if err := fs.Parse(reorder(fs, args)); err != nil {

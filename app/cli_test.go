@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -142,20 +143,8 @@ func TestImportErrorKeepsTheStore(t *testing.T) {
 // TestRunJSONShowAndLs runs a small experiment against the retrieval-oracle agent
 // through the CLI and reads it back with show and ls.
 func TestRunJSONShowAndLs(t *testing.T) {
-	hotpot := needRaw(t, "hotpotqa_dev_distractor.rpt-dev.jsonl")
-	db := filepath.Join(t.TempDir(), "lab.db")
-	code, _, errOut := run(t, "import", "--db", db, "--hotpot", hotpot)
-	require.Equal(t, 0, code, errOut)
-
-	st, err := storage.Open(db)
-	require.NoError(t, err)
-	qs, err := st.Questions(context.Background(), "hotpotqa", 0, 0)
-	require.NoError(t, err)
-	require.NoError(t, st.Close())
-	srv := httptest.NewServer(oracle.New(qs))
-	defer srv.Close()
-
-	code, out, errOut := run(t, "run", "--db", db, "--endpoint", srv.URL+"/v1", "--model", oracle.ModelName,
+	db, url := oracleEndpoint(t)
+	code, out, errOut := run(t, "run", "--db", db, "--endpoint", url, "--model", oracle.ModelName,
 		"--dataset", "hotpotqa", "--objectives", "2", "--tasks", "3", "--policy", "mem1", "--json", "--quiet")
 	require.Equal(t, 0, code, errOut)
 	var summary map[string]any
@@ -174,7 +163,7 @@ func TestRunJSONShowAndLs(t *testing.T) {
 
 	// The table form with a config file; the flag given overrides the file.
 	cfg := filepath.Join(t.TempDir(), "exp.toml")
-	require.NoError(t, os.WriteFile(cfg, []byte("endpoint = \""+srv.URL+"/v1\"\nmodel = \"m\"\ndataset = \"hotpotqa\"\nobjectives = 2\ntasks = 2\npolicy = \"full\"\n"), 0o644))
+	require.NoError(t, os.WriteFile(cfg, []byte("endpoint = \""+url+"\"\nmodel = \"m\"\ndataset = \"hotpotqa\"\nobjectives = 2\ntasks = 2\npolicy = \"full\"\n"), 0o644))
 	code, out, errOut = run(t, "run", "--db", db, "--config", cfg, "--tasks", "1")
 	require.Equal(t, 0, code, errOut)
 	assert.Regexp(t, `full\s+2\s+1\s+0\s`, out, "one full-policy rollout: --tasks overrides the file")
@@ -196,10 +185,55 @@ func TestRunJSONShowAndLs(t *testing.T) {
 	assert.Contains(t, errOut, "999")
 }
 
+// oracleEndpoint imports the HotpotQA dev sample into a fresh store and serves
+// the retrieval-oracle agent over its questions; it returns the store path and
+// the endpoint's base URL (…/v1).
+func oracleEndpoint(t *testing.T) (db, url string) {
+	t.Helper()
+	hotpot := needRaw(t, "hotpotqa_dev_distractor.rpt-dev.jsonl")
+	db = filepath.Join(t.TempDir(), "lab.db")
+	code, _, errOut := run(t, "import", "--db", db, "--hotpot", hotpot)
+	require.Equal(t, 0, code, errOut)
+	st, err := storage.Open(db)
+	require.NoError(t, err)
+	qs, err := st.Questions(context.Background(), "hotpotqa", 0, 0)
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	srv := httptest.NewServer(oracle.New(qs))
+	t.Cleanup(srv.Close)
+	return db, srv.URL + "/v1"
+}
+
 func keys(m map[string]any) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestRunGridFromFlags: comma lists in --objectives and --policy fan out into one
+// setting per (policy, objectives), each reported as its own group.
+func TestRunGridFromFlags(t *testing.T) {
+	db, url := oracleEndpoint(t)
+	code, out, errOut := run(t, "run", "--db", db, "--endpoint", url, "--model", oracle.ModelName,
+		"--objectives", "1,3", "--policy", "mem1,full", "--tasks", "2", "--json", "--quiet")
+	require.Equal(t, 0, code, errOut)
+	var summary struct {
+		Groups []struct {
+			Policy     string `json:"policy"`
+			Objectives int    `json:"objectives"`
+			Rollouts   int    `json:"rollouts"`
+		} `json:"groups"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &summary), out)
+	got := map[string]int{}
+	for _, g := range summary.Groups {
+		got[fmt.Sprintf("%s/%d", g.Policy, g.Objectives)] = g.Rollouts
+	}
+	assert.Equal(t, map[string]int{"mem1/1": 2, "mem1/3": 2, "full/1": 2, "full/3": 2}, got)
+
+	code, _, errOut = run(t, "run", "--db", db, "--endpoint", url, "--objectives", "2,x")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, `"x" is not a whole number`)
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"strconv"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -24,10 +25,14 @@ const AppID = "io.github.mem1lab.mem1lab"
 type GUIOptions struct {
 	DB      string // store path
 	Bundle  string // QA bundle imported on first start ("" = look beside the checkout)
-	Screen  string // screen shown first (Data, New run, Runs, Rollouts, Trace)
+	Screen  string // screen shown first (one of views.Screens)
 	Rollout int64  // rollout opened in Trace at start (0 = none)
-	Width   float32
-	Height  float32
+	Chart   string // chart opened in Charts at start ("" = none; see views.ChartsOptions)
+	Overlay bool   // with Chart: draw MEM1 Table 1 as reference series
+	// Experiments limits Charts to these experiment ids (nil = all).
+	Experiments []int64
+	Width       float32
+	Height      float32
 }
 
 func (c *CLI) runGUI(args []string) int {
@@ -36,7 +41,10 @@ func (c *CLI) runGUI(args []string) int {
 	fs.StringVar(&opts.DB, "db", DefaultDBPath(), "SQLite store")
 	fs.StringVar(&opts.Bundle, "bundle", "", "QA bundle imported on first start (default: ../shared/data/qa-bundle)")
 	fs.StringVar(&opts.Screen, "screen", "", "screen to open first: "+strings.Join(views.Screens, ", "))
-	fs.Int64Var(&opts.Rollout, "rollout", 0, "rollout id to open in Trace")
+	fs.Int64Var(&opts.Rollout, "rollout", 0, "rollout id to open in Trace (with --screen Compare: in Compare)")
+	fs.StringVar(&opts.Chart, "chart", "", "chart to open in Charts: accuracy, peak, context, frontier, time, turns or pair")
+	fs.BoolVar(&opts.Overlay, "overlay", false, "with --chart: overlay the MEM1 paper's Table 1")
+	exps := fs.String("experiments", "", "with --chart: comma-separated experiment ids to include (default: all)")
 	w := fs.Float64("width", 1280, "window width")
 	h := fs.Float64("height", 820, "window height")
 	if err := fs.Parse(args); err != nil {
@@ -46,6 +54,17 @@ func (c *CLI) runGUI(args []string) int {
 		return 2
 	}
 	opts.Width, opts.Height = float32(*w), float32(*h)
+	for _, part := range strings.Split(*exps, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		id, err := strconv.ParseInt(part, 10, 64)
+		if err != nil {
+			fmt.Fprintf(c.Stderr, "mem1lab: --experiments: %q is not an experiment id\n", part)
+			return 2
+		}
+		opts.Experiments = append(opts.Experiments, id)
+	}
 	if c.GUI == nil {
 		fmt.Fprintln(c.Stderr, "mem1lab: this build has no GUI; see `mem1lab help`")
 		return 2
@@ -77,6 +96,7 @@ func RunGUI(opts GUIOptions) error {
 		DefaultRun: experiments.DefaultRunConfig(),
 	})
 	win.SetContent(ui.Content())
+	win.SetMainMenu(fyne.NewMainMenu(fyne.NewMenu("File", trajectoriesMenuItem(win, st, ui))))
 	win.SetMaster()
 	if opts.Width > 0 && opts.Height > 0 {
 		win.Resize(fyne.NewSize(opts.Width, opts.Height))
@@ -96,7 +116,13 @@ func RunGUI(opts GUIOptions) error {
 		}
 		fyne.Do(func() {
 			ui.Refresh()
-			if opts.Rollout > 0 {
+			if opts.Chart != "" {
+				if err := ui.OpenCharts(views.ChartsOptions{Experiments: opts.Experiments, Chart: opts.Chart, Overlay: opts.Overlay}); err != nil {
+					log.Printf("mem1lab: %v", err)
+				}
+			} else if opts.Rollout > 0 && opts.Screen == views.ScreenCompare {
+				ui.OpenCompare(opts.Rollout, 0) // beside another rollout on its task
+			} else if opts.Rollout > 0 {
 				ui.OpenRollout(opts.Rollout)
 			} else if opts.Screen != "" {
 				if err := ui.Show(opts.Screen); err != nil {
@@ -106,6 +132,7 @@ func RunGUI(opts GUIOptions) error {
 		})
 	}()
 	win.ShowAndRun()
+	ui.Shutdown() // stops a local inference server the Endpoints screen started
 	return nil
 }
 

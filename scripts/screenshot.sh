@@ -32,6 +32,9 @@ for policy in mem1 full; do
   "$BIN" run --db "$db" --endpoint "$ourl/v1" --model mem1lab-oracle --objectives 4 --tasks 8 \
     --policy $policy --name "oracle, $policy, 4 objectives" --quiet >/dev/null
 done
+# A grid for the charts: 1, 2 and 8 objectives under both policies (experiment 3).
+"$BIN" run --db "$db" --endpoint "$ourl/v1" --model mem1lab-oracle --objectives 1,2,8 --policy mem1,full \
+  --tasks 8 --concurrency 4 --name "oracle grid" --quiet >/dev/null
 
 # A real CLI run against the tiny model server (README shows its output).
 "$SERVE" --port 0 --ctx 4096 2>"$work/serve.log" &
@@ -51,7 +54,8 @@ Xvfb :99 -screen 0 1400x900x24 -nolisten tcp >/dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 
-# shot NAME ARGS...: opens the app with ARGS, waits for its window, saves OUT/NAME.png
+# shot NAME ARGS...: opens the app with ARGS, waits for its window, presses the
+# keys in $KEYS (xdotool names), saves OUT/NAME.png
 shot() {
   local name=$1; shift
   "$BIN" --db "$db" --width 1360 --height 860 "$@" >"$work/$name.log" 2>&1 &
@@ -60,11 +64,20 @@ shot() {
   for _ in $(seq 1 200); do wid=$(xdotool search --name '^mem1lab' 2>/dev/null | head -1 || true); [ -n "$wid" ] && break; sleep 0.1; done
   [ -n "$wid" ] || { echo "screenshot: no window for $name" >&2; cat "$work/$name.log" >&2; kill $app; return 1; }
   sleep "${SETTLE:-3}"
+  if [ -n "${KEYS:-}" ]; then
+    for k in $KEYS; do xdotool key --window "$wid" "$k"; sleep 0.3; done
+    sleep 1
+  fi
   import -window "$wid" "$OUT/$name.png"
   kill $app; wait $app 2>/dev/null || true
   echo "wrote $OUT/$name.png"
 }
 shot data --screen Data
+shot endpoints --screen Endpoints
+shot new-experiment --screen "New experiment"
 shot runs --screen Runs
-shot trace --rollout 1   # the first rollout of a fresh store: oracle, mem1 policy
-shot trace-full --rollout 9   # the same task under the full policy
+shot rollouts --screen Rollouts
+KEYS="Right Right" shot trace --rollout 1   # oracle, mem1 policy, turn 3: state diff and gold marks
+KEYS="Right Right" shot trace-full --rollout 9   # the same task under the full policy
+shot compare --screen Compare --rollout 1
+shot charts --chart pair --overlay --experiments 1,2,3

@@ -130,6 +130,7 @@ type fakeStore struct {
 	searchK       []int
 	questionCalls [][2]int // offset, limit
 	expCalls      int
+	browses       []storage.RolloutQuery // every BrowseRollouts query, in order
 }
 
 func newFakeStore() *fakeStore {

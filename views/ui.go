@@ -1,4 +1,4 @@
-// Package views holds mem1lab's Fyne screens: Data, New run, Runs, Rollouts and
+// Package views holds mem1lab's Fyne screens: Data, Endpoints, New experiment, Runs, Rollouts and
 // Trace, shown one at a time beside a left navigation list.
 //
 // Views depend only on the types of core, storage and experiments and on the small
@@ -38,6 +38,22 @@ type Store interface {
 	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
 	// Rollout returns one rollout with its task, turns and score.
 	Rollout(ctx context.Context, id int64) (storage.RolloutDetail, error)
+	// Experiment returns one experiment (its config JSON feeds Trace's raw view).
+	Experiment(ctx context.Context, id int64) (storage.ExperimentRow, error)
+	// BrowseRollouts returns one page of the rollouts a browser query selects.
+	BrowseRollouts(ctx context.Context, q storage.RolloutQuery) (storage.RolloutPage, error)
+	// Facets lists the policies, models, datasets and statuses the browser filters offer.
+	Facets(ctx context.Context) (storage.RolloutFacets, error)
+	// SameTaskRollouts lists the rollouts on the same task as rollout id (it included).
+	SameTaskRollouts(ctx context.Context, id int64) ([]storage.RolloutRow, error)
+	// PairRollouts pairs the rollouts of two experiments on the same tasks.
+	PairRollouts(ctx context.Context, a, b int64) ([]storage.RolloutPair, error)
+	// EachTurnTokens streams the token counts of the done rollouts' turns (Charts).
+	EachTurnTokens(ctx context.Context, expIDs []int64, fn func(storage.TurnTokens) error) error
+	// EachRollout streams one experiment's rollouts with their export fields (Charts' CSV export).
+	EachRollout(ctx context.Context, expID int64, fn func(storage.RolloutExport) error) error
+	// EachTurn streams one experiment's turns (Charts' CSV export); fn must copy what it keeps.
+	EachTurn(ctx context.Context, expID int64, fn func(*storage.TurnExport) error) error
 }
 
 // Runner runs one experiment to the end or until ctx is cancelled, calling progress
@@ -50,7 +66,7 @@ type Runner interface {
 // Deps is what NewUI needs. Store is required; Runner may be nil (the Run button
 // then reports that runs are unavailable). Window, when set, receives the
 // keyboard shortcuts (Ctrl+1..5 for the screens, ←/→/Home/End and ↑/↓ in Trace).
-// DefaultRun fills the New run form.
+// DefaultRun fills the New experiment form.
 type Deps struct {
 	Store      Store
 	Runner     Runner
@@ -60,15 +76,19 @@ type Deps struct {
 
 // Screen names, in navigation order; Show accepts them.
 const (
-	ScreenData     = "Data"
-	ScreenNewRun   = "New run"
-	ScreenRuns     = "Runs"
-	ScreenRollouts = "Rollouts"
-	ScreenTrace    = "Trace"
+	ScreenData   = "Data"
+	ScreenNewRun = "New experiment"
+	// ScreenEndpoints holds the endpoint profiles and the local server launcher.
+	ScreenEndpoints = "Endpoints"
+	ScreenRuns      = "Runs"
+	ScreenRollouts  = "Rollouts"
+	ScreenTrace     = "Trace"
+	ScreenCompare   = "Compare"
+	ScreenCharts    = "Charts"
 )
 
 // Screens lists the screen names in navigation order (Ctrl+1 is the first).
-var Screens = []string{ScreenData, ScreenNewRun, ScreenRuns, ScreenRollouts, ScreenTrace}
+var Screens = []string{ScreenData, ScreenEndpoints, ScreenNewRun, ScreenRuns, ScreenRollouts, ScreenTrace, ScreenCompare, ScreenCharts}
 
 // UI is the main window's content: the navigation list and the current screen.
 // Its methods must be called on the Fyne UI thread (or inside fyne.Do).
@@ -90,11 +110,14 @@ type UI struct {
 	screens map[string]fyne.CanvasObject
 	current string
 
-	data     *dataPanel
-	run      *runPanel
-	runs     *runsPanel
-	rollouts *rolloutsPanel
-	trace    *tracePanel
+	data      *dataPanel
+	run       *runPanel
+	endpoints *endpointsPanel
+	runs      *runsPanel
+	rollouts  *rolloutsPanel
+	trace     *tracePanel
+	compare   *comparePanel
+	charts    *chartsPanel
 }
 
 // NewUI builds every screen, registers the shortcuts on d.Window's canvas (when
@@ -104,14 +127,20 @@ func NewUI(d Deps) *UI {
 	u := &UI{deps: d, ctx: context.Background(), screens: map[string]fyne.CanvasObject{}}
 	u.data = newDataPanel(u)
 	u.run = newRunPanel(u)
+	u.endpoints = newEndpointsPanel(u)
 	u.runs = newRunsPanel(u)
 	u.rollouts = newRolloutsPanel(u)
 	u.trace = newTracePanel(u)
+	u.compare = newComparePanel(u)
+	u.charts = newChartsPanel(u)
 	u.screens[ScreenData] = u.data.content
 	u.screens[ScreenNewRun] = u.run.content
+	u.screens[ScreenEndpoints] = u.endpoints.content
 	u.screens[ScreenRuns] = u.runs.content
 	u.screens[ScreenRollouts] = u.rollouts.content
 	u.screens[ScreenTrace] = u.trace.content
+	u.screens[ScreenCompare] = u.compare.content
+	u.screens[ScreenCharts] = u.charts.content
 
 	u.nav = widget.NewList(
 		func() int { return len(Screens) },
@@ -180,8 +209,19 @@ func (u *UI) OpenRollout(id int64) {
 func (u *UI) Refresh() {
 	u.data.reload()
 	u.run.reloadDatasets()
+	u.endpoints.reload()
 	u.runs.reload()
 	u.rollouts.reload()
+	u.trace.refresh()
+	u.compare.reloadExperiments()
+	u.charts.reload()
+}
+
+// OpenCompare shows rollouts a and b side by side in Compare; b = 0 picks
+// another rollout on a's task.
+func (u *UI) OpenCompare(a, b int64) {
+	u.compare.open(a, b)
+	_ = u.Show(ScreenCompare)
 }
 
 // installShortcuts registers Ctrl+1..5 (Cmd on macOS) and the Trace keys.
@@ -193,6 +233,15 @@ func (u *UI) installShortcuts(c fyne.Canvas) {
 			func(fyne.Shortcut) { _ = u.Show(name) })
 	}
 	c.SetOnTypedKey(u.typedKey)
+	// Ctrl+E: export the current chart (Charts).
+	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyE, Modifier: fyne.KeyModifierShortcutDefault},
+		func(fyne.Shortcut) { u.charts.exportShortcut() })
+	// Ctrl+F: the rollout browser's text search.
+	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault},
+		func(fyne.Shortcut) {
+			_ = u.Show(ScreenRollouts)
+			c.Focus(u.rollouts.filter)
+		})
 }
 
 // typedKey handles keys typed while no widget has focus.

@@ -81,17 +81,17 @@ func TestNavigationAndShortcuts(t *testing.T) {
 	assert.True(t, hasText(w.Canvas(), "Experiments"), "Runs screen is drawn")
 	assert.False(t, hasText(w.Canvas(), "Try a BM25 query"), "Data screen is hidden")
 
-	err := u.Show("Compare")
+	err := u.Show("Nowhere")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `"Compare"`)
+	assert.Contains(t, err.Error(), `"Nowhere"`)
 	assert.Equal(t, ScreenRuns, u.Current())
 
 	// Tapping the navigation list switches too.
-	act(u, func() { u.nav.Select(1) })
+	act(u, func() { u.nav.Select(2) })
 	assert.Equal(t, ScreenNewRun, u.Current())
 
 	keys := []fyne.KeyName{fyne.Key1, fyne.Key2, fyne.Key3, fyne.Key4, fyne.Key5}
-	panels := []fyne.CanvasObject{u.data.content, u.run.content, u.runs.content, u.rollouts.content, u.trace.content}
+	panels := []fyne.CanvasObject{u.data.content, u.endpoints.content, u.run.content, u.runs.content, u.rollouts.content}
 	for _, i := range []int{4, 0, 3, 1, 2} {
 		act(u, func() {
 			w.canvas.TypedShortcut(&desktop.CustomShortcut{KeyName: keys[i], Modifier: fyne.KeyModifierShortcutDefault})
@@ -301,8 +301,9 @@ func TestRunsRolloutsOpenInTrace(t *testing.T) {
 	assert.Equal(t, ScreenTrace, u.Current())
 	assert.Equal(t, int64(11), u.trace.detail.ID)
 
-	// The filter narrows the table.
-	act(u, func() { u.rollouts.filter.SetText("running") })
+	// The status filter narrows the table.
+	act(u, func() { u.rollouts.status.SetSelected("running") })
+	u.wait()
 	require.Len(t, u.rollouts.list.shown, 1)
 	assert.Equal(t, int64(12), u.rollouts.list.shown[0].ID)
 }
