@@ -21,7 +21,7 @@ build: deps-gui
 ## driver), then the one Xvfb smoke test of the real desktop build
 test: deps-screenshot
 	$(GO) vet -tags $(TESTTAGS) $(PKGS)
-	$(GO) test -race -count=1 -tags $(TESTTAGS) $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -count=1 -tags smoke,$(TAGS) -run TestSmoke ./app
 
 ## bench: speed and memory benchmarks, reported (never asserted)
