@@ -1,10 +1,6 @@
 package views
 
 import (
-	"context"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -12,31 +8,16 @@ import (
 
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/experiments/oracle"
-	"github.com/mem1lab/mem1lab/storage"
 )
 
 // TestChartsPresetWithOracleRuns plays the Table 1 preset (two tasks per
 // setting) against the retrieval-oracle endpoint over the real store and the
 // shared bundle, and checks the charts it opens.
 func TestChartsPresetWithOracleRuns(t *testing.T) {
-	bundle := filepath.Join("..", "..", "shared", "data", "qa-bundle")
-	if _, err := os.Stat(filepath.Join(bundle, "unified", "questions.jsonl")); err != nil {
-		t.Skipf("qa-bundle not found: %v", err)
-	}
-	st, err := storage.Open(filepath.Join(t.TempDir(), "lab.db"))
-	require.NoError(t, err)
-	defer st.Close()
-	ctx := context.Background()
-	_, err = st.ImportBundle(ctx, bundle)
-	require.NoError(t, err)
-	qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
-	require.NoError(t, err)
-	srv := httptest.NewServer(oracle.New(qs))
-	defer srv.Close()
-
+	st, url := bundleOracle(t)
 	u, _ := newTestUI(t, st, &experiments.Runner{Store: st, Env: st})
 	base := experiments.DefaultRunConfig()
-	base.Endpoint, base.Model, base.Concurrency = srv.URL+"/v1", oracle.ModelName, 2
+	base.Endpoint, base.Model, base.Concurrency = url, oracle.ModelName, 2
 	act(u, func() { u.charts.startPreset(base, 2) })
 	u.wait()
 	p := u.charts

@@ -19,10 +19,10 @@ import (
 	"github.com/mem1lab/mem1lab/storage"
 )
 
-// oracleStore imports the shared QA bundle into a temp store and runs the
-// retrieval-oracle MEM1 agent on the same two 2-objective HotpotQA tasks under
-// policies mem1 and full. It returns the store and the two experiments' ids.
-func oracleStore(t *testing.T) (*storage.Store, int64, int64) {
+// bundleOracle imports the shared QA bundle into a temp store and serves the
+// retrieval-oracle MEM1 agent over its HotpotQA questions; it returns the store
+// and the endpoint's base URL (…/v1). Both are closed when the test ends.
+func bundleOracle(t *testing.T) (*storage.Store, string) {
 	t.Helper()
 	bundle := filepath.Join("..", "..", "shared", "data", "qa-bundle")
 	if _, err := os.Stat(filepath.Join(bundle, "unified", "questions.jsonl")); err != nil {
@@ -38,12 +38,21 @@ func oracleStore(t *testing.T) (*storage.Store, int64, int64) {
 	require.NoError(t, err)
 	srv := httptest.NewServer(oracle.New(qs))
 	t.Cleanup(srv.Close)
+	return st, srv.URL + "/v1"
+}
+
+// oracleStore runs the retrieval-oracle agent on the same two 2-objective
+// HotpotQA tasks under policies mem1 and full. It returns the store and the two
+// experiments' ids.
+func oracleStore(t *testing.T) (*storage.Store, int64, int64) {
+	t.Helper()
+	st, url := bundleOracle(t)
 	var exps []int64
 	for _, policy := range []string{"mem1", "full"} {
 		cfg := experiments.DefaultRunConfig()
-		cfg.Endpoint, cfg.Model = srv.URL+"/v1", oracle.ModelName
+		cfg.Endpoint, cfg.Model = url, oracle.ModelName
 		cfg.Objectives, cfg.Tasks, cfg.Policy, cfg.Concurrency = 2, 2, policy, 1
-		sum, err := (&experiments.Runner{Store: st, Env: st}).Run(ctx, cfg, nil)
+		sum, err := (&experiments.Runner{Store: st, Env: st}).Run(context.Background(), cfg, nil)
 		require.NoError(t, err)
 		exps = append(exps, sum.Experiment)
 	}
