@@ -216,10 +216,10 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.Float64Var(&cfg.TopP, "top-p", cfg.TopP, "nucleus sampling top_p")
 	fs.IntVar(&cfg.MaxTokens, "max-tokens", cfg.MaxTokens, "max tokens generated per turn")
 	fs.Float64Var(&cfg.TimeoutSeconds, "timeout", cfg.TimeoutSeconds, "per-request timeout in seconds")
-	fs.StringVar(&cfg.Dataset, "dataset", cfg.Dataset, "dataset: hotpotqa, nq or musique")
+	fs.Var(datasetFlag{cfg}, "dataset", "dataset: hotpotqa, nq or musique; a list such as hotpotqa,nq (with --compose mixed) mixes their questions in every task")
 	fs.Var(objectivesFlag{cfg}, "objectives", "objectives (questions) per task; a list such as 1,2,4,8,16 runs one setting per value")
 	fs.IntVar(&cfg.Tasks, "tasks", cfg.Tasks, "tasks to run (0 = every task the composition yields)")
-	fs.StringVar(&cfg.Compose, "compose", cfg.Compose, "composition rule: consecutive (MEM1) or random")
+	fs.StringVar(&cfg.Compose, "compose", cfg.Compose, "composition rule: consecutive (MEM1), random, or mixed (objectives from the --dataset list in turn)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition")
 	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full or window:K; a list such as mem1,full runs one setting per policy")
 	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "max turns per rollout (0 = 6 up to 4 objectives, 20 beyond)")
@@ -256,6 +256,38 @@ func (f objectivesFlag) Set(s string) error {
 	f.cfg.Objectives, f.cfg.ObjectivesGrid = list[0], nil
 	if len(list) > 1 {
 		f.cfg.ObjectivesGrid = list
+	}
+	return nil
+}
+
+// datasetFlag sets RunConfig.Dataset from one name, or Datasets (the sources
+// of compose = "mixed") and Dataset (the first of them) from a comma-separated
+// list.
+type datasetFlag struct{ cfg *experiments.RunConfig }
+
+func (f datasetFlag) String() string {
+	if f.cfg == nil {
+		return ""
+	}
+	if len(f.cfg.Datasets) > 0 {
+		return strings.Join(f.cfg.Datasets, ",")
+	}
+	return f.cfg.Dataset
+}
+
+func (f datasetFlag) Set(s string) error {
+	var list []string
+	for _, part := range strings.Split(s, ",") {
+		if d := strings.TrimSpace(part); d != "" {
+			list = append(list, d)
+		}
+	}
+	if len(list) == 0 {
+		return errors.New("no dataset named")
+	}
+	f.cfg.Dataset, f.cfg.Datasets = list[0], nil
+	if len(list) > 1 {
+		f.cfg.Datasets = list
 	}
 	return nil
 }

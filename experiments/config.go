@@ -38,7 +38,7 @@ type RunConfig struct {
 	Dataset    string `toml:"dataset" json:"dataset"`       // hotpotqa | nq | musique
 	Objectives int    `toml:"objectives" json:"objectives"` // N questions per task
 	Tasks      int    `toml:"tasks" json:"tasks"`           // tasks to run (0 = all the composition yields)
-	Compose    string `toml:"compose" json:"compose"`       // "consecutive" (MEM1's rule) or "random"
+	Compose    string `toml:"compose" json:"compose"`       // "consecutive" (MEM1's rule), "random" or "mixed"
 	Seed       int64  `toml:"seed" json:"seed"`
 
 	// Agent.
@@ -59,6 +59,10 @@ type RunConfig struct {
 	ObjectivesGrid []int `toml:"objectives_grid,omitempty" json:"objectives_grid,omitempty"`
 	// Policies, when set, replaces policy: one setting per memory policy.
 	Policies []string `toml:"policies,omitempty" json:"policies,omitempty"`
+	// Datasets are the sources of compose = "mixed" (e.g. ["hotpotqa", "nq"]):
+	// each task's objectives come from them in turn (ComposeMixed). Set only
+	// with compose = "mixed"; dataset is then not used to compose.
+	Datasets []string `toml:"datasets,omitempty" json:"datasets,omitempty"`
 	// RequestsPerSecond caps requests to the endpoint (0 = no cap).
 	RequestsPerSecond float64 `toml:"requests_per_second,omitempty" json:"requests_per_second,omitempty"`
 	// Retries is how many times a failed model call is retried (0 = 4, negative = none).
@@ -161,6 +165,24 @@ func (c RunConfig) PolicyList() []string {
 		return c.Policies
 	}
 	return []string{c.Policy}
+}
+
+// SourceDatasets is the datasets whose questions the tasks are composed from:
+// Datasets when compose is "mixed", else [Dataset].
+func (c RunConfig) SourceDatasets() []string {
+	if c.Compose == ComposeRuleMixed && len(c.Datasets) > 0 {
+		return c.Datasets
+	}
+	return []string{c.Dataset}
+}
+
+// TaskDataset is the Task.Dataset the composition gives: Dataset, or
+// MixedDatasetName(Datasets) when compose is "mixed".
+func (c RunConfig) TaskDataset() string {
+	if c.Compose == ComposeRuleMixed {
+		return MixedDatasetName(c.Datasets)
+	}
+	return c.Dataset
 }
 
 // EndpointList is the run's endpoints: Endpoints (a zero timeout taking
@@ -370,8 +392,25 @@ func (c RunConfig) Validate() error {
 	if c.Tasks < 0 {
 		bad("tasks", "%d: want ≥ 0 (0 = all the composition yields)", c.Tasks)
 	}
-	if c.Compose != ComposeRuleConsecutive && c.Compose != ComposeRuleRandom {
-		bad("compose", "%q: want %q or %q", c.Compose, ComposeRuleConsecutive, ComposeRuleRandom)
+	switch c.Compose {
+	case ComposeRuleConsecutive, ComposeRuleRandom:
+		if len(c.Datasets) > 0 {
+			bad("datasets", "set only with compose = %q (compose is %q): list the sources to mix, or leave datasets out and use dataset",
+				ComposeRuleMixed, c.Compose)
+		}
+	case ComposeRuleMixed:
+		if len(c.Datasets) < 2 {
+			bad("datasets", "compose = %q needs at least 2 datasets to mix (e.g. [\"hotpotqa\", \"nq\"]), got %d", ComposeRuleMixed, len(c.Datasets))
+		}
+		for i, d := range c.Datasets {
+			if !datasetNameRE.MatchString(d) {
+				bad("datasets", "entry %d is %q: want a dataset name such as hotpotqa or nq", i+1, d)
+			} else if contains(c.Datasets[:i], d) {
+				bad("datasets", "%q is listed twice", d)
+			}
+		}
+	default:
+		bad("compose", "%q: want %q, %q or %q", c.Compose, ComposeRuleConsecutive, ComposeRuleRandom, ComposeRuleMixed)
 	}
 	if _, err := core.PolicyByName(c.Policy); err != nil {
 		bad("policy", "%v", err)
@@ -438,6 +477,10 @@ func (c RunConfig) Validate() error {
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// datasetNameRE is what a dataset name looks like: letters, digits and
+// "_", "-", "." (no "+", which joins names in a mixed task's dataset).
+var datasetNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 func slicesIndex(xs []int, x int) int {
 	for i, y := range xs {

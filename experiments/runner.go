@@ -146,7 +146,34 @@ type Setting struct {
 	Tasks      int    `json:"tasks"`
 }
 
-// PlanGrid expands cfg over qs (the dataset's questions): for each objectives
+// QuestionSource gives a dataset's questions (*storage.Store and RunStore have it).
+type QuestionSource interface {
+	// Questions returns up to limit questions of dataset ordered by seq after
+	// skipping offset; limit ≤ 0 means all.
+	Questions(ctx context.Context, dataset string, offset, limit int) ([]storage.Question, error)
+}
+
+// LoadQuestions reads every question of cfg's source datasets
+// (RunConfig.SourceDatasets: the mixed sources in order, else the dataset),
+// one dataset after another, each in seq order. Errors name the dataset: a
+// read failure, or a dataset with no questions (not imported).
+func LoadQuestions(ctx context.Context, src QuestionSource, cfg RunConfig) ([]storage.Question, error) {
+	var all []storage.Question
+	for _, d := range cfg.SourceDatasets() {
+		qs, err := src.Questions(ctx, d, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("runner: questions of dataset %q: %w", d, err)
+		}
+		if len(qs) == 0 {
+			return nil, fmt.Errorf("runner: dataset %q has no questions (import it first)", d)
+		}
+		all = append(all, qs...)
+	}
+	return all, nil
+}
+
+// PlanGrid expands cfg over qs (the dataset's questions; for compose = "mixed"
+// every source dataset's questions, as LoadQuestions gives): for each objectives
 // value the composed tasks (ComposeTasks), times policies, times models.
 // Errors: an objectives value that yields no task.
 func PlanGrid(cfg RunConfig, qs []storage.Question) (Plan, error) {
@@ -156,7 +183,7 @@ func PlanGrid(cfg RunConfig, qs []storage.Question) (Plan, error) {
 		c.Objectives = n
 		tasks := ComposeTasks(c, qs)
 		if len(tasks) == 0 {
-			return Plan{}, fmt.Errorf("runner: dataset %q (%d questions) yields no %d-objective task", cfg.Dataset, len(qs), n)
+			return Plan{}, fmt.Errorf("runner: dataset %q (%d questions) yields no %d-objective task", cfg.TaskDataset(), len(qs), n)
 		}
 		plan.Tasks = append(plan.Tasks, tasks...)
 		for _, m := range cfg.Models() {
@@ -185,12 +212,9 @@ func (r *Runner) Create(ctx context.Context, cfg RunConfig) (int64, error) {
 			return 0, err
 		}
 	}
-	qs, err := r.Store.Questions(ctx, cfg.Dataset, 0, 0)
+	qs, err := LoadQuestions(ctx, r.Store, cfg)
 	if err != nil {
-		return 0, fmt.Errorf("runner: questions: %w", err)
-	}
-	if len(qs) == 0 {
-		return 0, fmt.Errorf("runner: dataset %q has no questions (import it first)", cfg.Dataset)
+		return 0, err
 	}
 	plan, err := PlanGrid(cfg, qs)
 	if err != nil {
@@ -206,7 +230,7 @@ func (r *Runner) Create(ctx context.Context, cfg RunConfig) (int64, error) {
 		for _, n := range cfg.ObjectivesList() {
 			ns = append(ns, fmt.Sprint(n))
 		}
-		name = fmt.Sprintf("%s n%s %s %s", cfg.Dataset, strings.Join(ns, ","), strings.Join(cfg.PolicyList(), ","), strings.Join(cfg.Models(), ","))
+		name = fmt.Sprintf("%s n%s %s %s", strings.Join(cfg.SourceDatasets(), "+"), strings.Join(ns, ","), strings.Join(cfg.PolicyList(), ","), strings.Join(cfg.Models(), ","))
 	}
 	expID, err := r.Store.CreateExperiment(ctx, name, string(cfgJSON), cfg.Hash())
 	if err != nil {
@@ -724,12 +748,19 @@ func (r *Runner) setStatus(id int64, status string) {
 }
 
 // ComposeTasks composes cfg's tasks from the dataset's questions: the rule in
-// cfg.Compose, cut to the first cfg.Tasks when cfg.Tasks > 0.
+// cfg.Compose, cut to the first cfg.Tasks when cfg.Tasks > 0. For "mixed", qs
+// holds every source dataset's questions and is split by Question.Dataset.
 func ComposeTasks(cfg RunConfig, qs []storage.Question) []core.Task {
 	var tasks []core.Task
 	switch cfg.Compose {
 	case ComposeRuleRandom:
 		tasks = ComposeRandom(cfg.Dataset, qs, cfg.Objectives, cfg.Tasks, cfg.Seed)
+	case ComposeRuleMixed:
+		sources := map[string][]storage.Question{}
+		for _, q := range qs {
+			sources[q.Dataset] = append(sources[q.Dataset], q)
+		}
+		tasks = ComposeMixed(sources, cfg.Datasets, cfg.Objectives, cfg.Tasks, cfg.Seed)
 	default:
 		tasks = ComposeConsecutive(cfg.Dataset, qs, cfg.Objectives)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -431,4 +432,82 @@ func TestLocalServerLauncher(t *testing.T) {
 	assert.Equal(t, "Stopped.", p.serverStatus.Text)
 	_, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
 	assert.Error(t, err, "the server is gone")
+}
+
+// TestNewExperimentMixedSources chooses Compose mixed: the dataset checkboxes
+// replace the Dataset select, fewer than two checked is refused with the
+// reason, two checked preview a prompt mixing both datasets with the rollout
+// count, launch with both sources, and survive a TOML round trip.
+func TestNewExperimentMixedSources(t *testing.T) {
+	st := newCtlStore()
+	nq := make([]storage.Question, 5)
+	for i := range nq {
+		nq[i] = storage.Question{ID: fmt.Sprintf("nq:dev-%04d", i), Dataset: "nq", Seq: i,
+			Question: fmt.Sprintf("NQ question number %d?", i), Golden: []string{fmt.Sprintf("nq answer %d", i)}}
+	}
+	st.fakeStore.mu.Lock()
+	st.fakeStore.questions["nq"] = nq
+	st.fakeStore.mu.Unlock()
+	r := newCtlRunner(nil)
+	u, w := newTestUI(t, st, r)
+	require.NoError(t, u.Show(ScreenNewRun))
+	p := u.run
+	act(u, func() {
+		assert.Equal(t, []string{"hotpotqa", "nq"}, p.sources.Options, "the store's datasets are offered")
+		assert.False(t, p.sources.Visible(), "no checkboxes until mixed is chosen")
+		assert.True(t, p.dataset.Visible())
+		assert.Contains(t, p.compose.Options, "mixed")
+		p.compose.SetSelected("mixed")
+		assert.True(t, p.sources.Visible())
+		assert.False(t, p.dataset.Visible())
+		test.Tap(p.previewBt)
+	})
+	assert.Contains(t, p.errors.Text, "Dataset: with Compose mixed, check at least two datasets to mix (0 checked)")
+	act(u, func() { p.sources.SetSelected([]string{"nq"}); test.Tap(p.previewBt) })
+	assert.Contains(t, p.errors.Text, "(1 checked)")
+
+	act(u, func() {
+		p.sources.SetSelected([]string{"nq", "hotpotqa"})
+		p.objectives.SetText("2")
+		p.tasks.SetText("3")
+		test.Tap(p.previewBt)
+	})
+	u.wait()
+	assert.Empty(t, p.errors.Text)
+	assert.Equal(t, "3 rollouts: 1 setting (1 model × 1 policy × 1 objective count), 3 tasks in all; objectives mixed from hotpotqa + nq in turn", p.plan.Text)
+	assert.Regexp(t, `HotpotQA question number \d+\?|`+regexp.QuoteMeta(sampleTask.Objectives[0].Question), p.prompt.Text)
+	assert.Regexp(t, `; NQ question number \d\?`, p.prompt.Text, "the second objective comes from nq")
+	assert.True(t, hasText(w.Canvas(), "3 rollouts"), "the count is drawn")
+
+	cfg, err := p.config()
+	require.NoError(t, err)
+	assert.Equal(t, "mixed", cfg.Compose)
+	assert.Equal(t, []string{"hotpotqa", "nq"}, cfg.Datasets, "in the order offered")
+	assert.Equal(t, "hotpotqa", cfg.Dataset)
+
+	var buf bytes.Buffer
+	require.NoError(t, p.exportTOML(&buf))
+	assert.Contains(t, buf.String(), `datasets = ["hotpotqa", "nq"]`)
+	path := filepath.Join(t.TempDir(), "mixed.toml")
+	require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o644))
+	act(u, func() {
+		p.compose.SetSelected("random")
+		assert.False(t, p.sources.Visible())
+		assert.True(t, p.dataset.Visible())
+	})
+	other, err := p.config()
+	require.NoError(t, err)
+	assert.Nil(t, other.Datasets, "sources only go with mixed")
+	act(u, func() { require.NoError(t, p.importTOML(path)) })
+	act(u, func() { assert.True(t, p.sources.Visible()) })
+	back, err := p.config()
+	require.NoError(t, err)
+	assert.Equal(t, cfg.Hash(), back.Hash())
+
+	act(u, func() { test.Tap(p.runBt) })
+	started := <-r.started
+	assert.Equal(t, []string{"hotpotqa", "nq"}, started.Datasets)
+	act(u, func() { test.Tap(p.cancelBt) })
+	u.wait()
+	assert.Contains(t, p.status.Text, "cancelled")
 }

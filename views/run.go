@@ -27,7 +27,7 @@ import (
 var (
 	modeChoices    = []string{"completions", "chat"}
 	policyChoices  = []string{"mem1", "full"}
-	composeChoices = []string{"consecutive", "random"}
+	composeChoices = []string{experiments.ComposeRuleConsecutive, experiments.ComposeRuleRandom, experiments.ComposeRuleMixed}
 )
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -41,6 +41,7 @@ type runPanel struct {
 	name, endpoint, model, apiKeyEnv               *widget.Entry
 	mode, dataset, compose                         *widget.Select
 	policies                                       *widget.CheckGroup
+	sources                                        *widget.CheckGroup // mixed composition's datasets
 	endpoints                                      *widget.CheckGroup
 	objectives, tasks, seed, concurrency, maxTurns *widget.Entry
 	topK, temperature, topP, maxTokens, template   *widget.Entry
@@ -126,11 +127,16 @@ func newRunPanel(u *UI) *runPanel {
 		p.dataset.SetOptions([]string{def.Dataset})
 		p.dataset.SetSelected(def.Dataset)
 	}
+	p.sources = widget.NewCheckGroup(append([]string(nil), def.Datasets...), nil)
+	p.sources.Horizontal = true
+	p.sources.SetSelected(def.Datasets)
 	p.objectives = entry(intList(def.ObjectivesList()))
 	p.objectives.SetPlaceHolder("e.g. 1, 2, 4, 8, 16")
 	p.tasks = entry(itoa(def.Tasks))
 	p.seed = entry(strconv.FormatInt(def.Seed, 10))
 	p.compose = choose(composeChoices, def.Compose, "consecutive")
+	p.compose.OnChanged = func(string) { p.showSources() }
+	p.showSources()
 	p.concurrency = entry(itoa(def.Concurrency))
 	p.maxTurns = entry(itoa(def.MaxTurns))
 	p.topK = entry(itoa(def.TopK))
@@ -147,7 +153,7 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Requests/s (0 = no cap)", p.rps),
 		widget.NewFormItem("Saved endpoints", p.endpoints),
 		widget.NewFormItem("Policies", p.policies),
-		widget.NewFormItem("Dataset", p.dataset),
+		widget.NewFormItem("Dataset", container.NewVBox(p.dataset, p.sources)),
 		widget.NewFormItem("Objectives (list)", p.objectives),
 		widget.NewFormItem("Tasks per setting (0 = all)", p.tasks),
 		widget.NewFormItem("Seed", p.seed),
@@ -162,6 +168,7 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Tag names", container.NewGridWithColumns(4, p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer)),
 	)
 	p.form.Items[5].HintText = "with saved endpoints checked, the URL fields above are not used"
+	p.form.Items[8].HintText = "with Compose mixed, check two or more datasets: each task takes its objectives from them in turn"
 
 	p.runBt = widget.NewButton("Run", p.start)
 	p.runBt.Importance = widget.HighImportance
@@ -229,6 +236,15 @@ func (p *runPanel) reloadDatasets() {
 		}
 		p.reloadProfiles()
 		cur := p.dataset.Selected
+		var keep []string
+		for _, n := range p.sources.Selected {
+			if contains(names, n) {
+				keep = append(keep, n)
+			}
+		}
+		p.sources.Options = names
+		p.sources.SetSelected(keep)
+		p.sources.Refresh()
 		p.dataset.SetOptions(names)
 		switch {
 		case contains(names, cur):
@@ -239,6 +255,30 @@ func (p *runPanel) reloadDatasets() {
 			p.dataset.ClearSelected()
 		}
 	})
+}
+
+// showSources shows the dataset checkboxes when Compose is mixed, the Dataset
+// select otherwise.
+func (p *runPanel) showSources() {
+	if p.compose.Selected == experiments.ComposeRuleMixed {
+		p.dataset.Hide()
+		p.sources.Show()
+	} else {
+		p.sources.Hide()
+		p.dataset.Show()
+	}
+}
+
+// checkedSources is the checked mixed sources in the order offered (so the
+// same choice always gives the same config and hash).
+func (p *runPanel) checkedSources() []string {
+	var out []string
+	for _, o := range p.sources.Options {
+		if contains(p.sources.Selected, o) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 func contains(xs []string, x string) bool {
@@ -312,9 +352,20 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 			cfg.Endpoints = append(cfg.Endpoints, prof)
 		}
 	}
-	cfg.Dataset = p.dataset.Selected
-	if cfg.Dataset == "" {
-		bad("Dataset: choose an imported dataset")
+	cfg.Datasets = nil
+	if p.compose.Selected == experiments.ComposeRuleMixed {
+		src := p.checkedSources()
+		if len(src) < 2 {
+			bad("Dataset: with Compose mixed, check at least two datasets to mix (%d checked)", len(src))
+		}
+		if len(src) > 0 {
+			cfg.Dataset, cfg.Datasets = src[0], src
+		}
+	} else {
+		cfg.Dataset = p.dataset.Selected
+		if cfg.Dataset == "" {
+			bad("Dataset: choose an imported dataset")
+		}
 	}
 	cfg.ObjectivesGrid = nil
 	var objs []int
@@ -366,7 +417,7 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	}
 	cfg.Compose = p.compose.Selected
 	if !contains(composeChoices, cfg.Compose) {
-		bad("Compose: choose consecutive or random")
+		bad("Compose: choose consecutive, random or mixed")
 	}
 	cfg.Concurrency = intField("Concurrency", p.concurrency, 1)
 	cfg.MaxTurns = intField("Max turns", p.maxTurns, 0)
@@ -660,7 +711,7 @@ func (p *runPanel) preview() {
 		prompt string
 	}
 	background(p.u, func(ctx context.Context) (result, error) {
-		qs, err := p.u.deps.Store.Questions(ctx, cfg.Dataset, 0, 0)
+		qs, err := experiments.LoadQuestions(ctx, p.u.deps.Store, cfg)
 		if err != nil {
 			return result{}, err
 		}
@@ -676,7 +727,11 @@ func (p *runPanel) preview() {
 			p.prompt.SetText("")
 			return
 		}
-		p.plan.SetText(planText(r.plan))
+		text := planText(r.plan)
+		if cfg.Compose == experiments.ComposeRuleMixed {
+			text += fmt.Sprintf("; objectives mixed from %s in turn", strings.Join(cfg.Datasets, " + "))
+		}
+		p.plan.SetText(text)
 		p.prompt.SetText(r.prompt)
 	})
 }
@@ -749,6 +804,13 @@ func (p *runPanel) setConfig(cfg experiments.RunConfig) {
 		p.dataset.SetOptions(append(p.dataset.Options, cfg.Dataset))
 	}
 	p.dataset.SetSelected(cfg.Dataset)
+	for _, d := range cfg.Datasets {
+		if !slices.Contains(p.sources.Options, d) {
+			p.sources.Options = append(p.sources.Options, d)
+		}
+	}
+	p.sources.SetSelected(cfg.Datasets)
+	p.sources.Refresh()
 	p.objectives.SetText(intList(cfg.ObjectivesList()))
 	p.tasks.SetText(strconv.Itoa(cfg.Tasks))
 	p.seed.SetText(strconv.FormatInt(cfg.Seed, 10))
