@@ -142,6 +142,16 @@ func (c *CLI) openStore(ctx context.Context, path, bundle string) (*storage.Stor
 	return st, nil
 }
 
+// openExisting opens a store that must already exist: commands that only read
+// or change recorded experiments refuse to create an empty store at a mistyped
+// path.
+func openExisting(path string) (*storage.Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return storage.Open(path)
+}
+
 func (c *CLI) cmdImport(ctx context.Context, args []string) error {
 	fs := c.flags("import")
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
@@ -506,7 +516,7 @@ func (c *CLI) cmdLs(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, err := storage.Open(*db)
+	st, err := openExisting(*db)
 	if err != nil {
 		return err
 	}
@@ -537,7 +547,7 @@ func (c *CLI) cmdShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("rollout id %q is not a number", fs.Arg(0))
 	}
-	st, err := storage.Open(*db)
+	st, err := openExisting(*db)
 	if err != nil {
 		return err
 	}

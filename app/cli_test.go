@@ -237,3 +237,15 @@ func TestRunGridFromFlags(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, `"x" is not a whole number`)
 }
+
+// TestReadCommandsRefuseAMissingStore: a mistyped --db must not leave an empty
+// store behind.
+func TestReadCommandsRefuseAMissingStore(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "typo.db")
+	for _, args := range [][]string{{"ls"}, {"show", "1"}, {"cancel", "1"}, {"export", "--experiment", "1", "--what", "rollouts", "--out", "-"}} {
+		code, _, errOut := run(t, append(args, "--db", missing)...)
+		assert.Equal(t, 1, code, "%v", args)
+		assert.Contains(t, errOut, "store "+missing, "%v", args)
+		assert.NoFileExists(t, missing, "%v created the store", args)
+	}
+}

@@ -38,7 +38,7 @@ func (c *CLI) control(ctx context.Context, name string, args []string, canResume
 	if err != nil {
 		return fmt.Errorf("experiment id %q is not a number", fs.Arg(0))
 	}
-	st, err := storage.Open(*db)
+	st, err := openExisting(*db)
 	if err != nil {
 		return err
 	}

@@ -99,10 +99,7 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	if *out == "" {
 		return errors.New("--out FILE is required (- for stdout)")
 	}
-	if _, err := os.Stat(*db); err != nil {
-		return fmt.Errorf("store %s: %w", *db, err)
-	}
-	st, err := storage.Open(*db)
+	st, err := openExisting(*db)
 	if err != nil {
 		return err
 	}

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/mem1lab/mem1lab/experiments/figures"
-	"github.com/mem1lab/mem1lab/storage"
 )
 
 // cmdPlot draws one chart of stored experiments into a PNG, SVG or PDF file.
@@ -59,10 +57,7 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	if *dpi < 10 || *dpi > 2400 {
 		return fmt.Errorf("--dpi %d: want 10..2400", *dpi)
 	}
-	if _, err := os.Stat(*db); err != nil {
-		return fmt.Errorf("store %s: %w", *db, err)
-	}
-	st, err := storage.Open(*db)
+	st, err := openExisting(*db)
 	if err != nil {
 		return err
 	}
