@@ -153,7 +153,7 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	p.log = widget.NewMultiLineEntry()
 	p.log.TextStyle = fyne.TextStyle{Monospace: true}
 	p.log.Disable()
-	p.log.SetMinRowsVisible(10)
+	p.log.SetMinRowsVisible(4)
 	launcher := widget.NewForm(
 		widget.NewFormItem("Engine", p.engine),
 		widget.NewFormItem("Command template", p.command),
@@ -172,6 +172,7 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	localBox := container.NewBorder(container.NewVBox(bold("Local inference server"), launcher,
 		container.NewHBox(p.startBt, p.stopBt), p.serverStatus), nil, nil, nil, p.log)
 	right := container.NewVSplit(container.NewVScroll(profileBox), localBox)
+	right.Offset = 0.55 // the profile form gets the room; the server log scrolls
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.22
 	p.content = split
