@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -37,6 +38,7 @@ type runsPanel struct {
 	playing                      map[int64]bool // experiments this UI is playing
 	lastFinished                 map[int64]int
 	settingSeq                   int
+	pollArmed                    bool // a reload is scheduled for experiments running elsewhere
 }
 
 func newRunsPanel(u *UI) *runsPanel {
@@ -308,6 +310,7 @@ func (p *runsPanel) reload() {
 		}
 		p.table.setRows(rows)
 		p.status.SetText(fmt.Sprintf("%d experiments", len(es)))
+		p.armPoll(es)
 		if p.selectedID == 0 && len(es) > 0 {
 			p.table.selectRow(0) // the newest experiment until the user picks one
 			return
@@ -325,4 +328,42 @@ func experimentLabel(e storage.ExperimentRow) string {
 		return fmt.Sprintf("#%d", e.ID)
 	}
 	return fmt.Sprintf("#%d %s", e.ID, e.Name)
+}
+
+// runsPollInterval is how often Runs reloads the list while an experiment another
+// process runs is listed as running (tests turn it off unless they test it).
+var runsPollInterval = 2 * time.Second
+
+// armPoll schedules one more reload after runsPollInterval while an experiment
+// that another process runs (`mem1lab run` on the same store, say) is listed as
+// running, so its progress shows here without pressing Refresh. Experiments this
+// UI plays report their progress directly and need no polling.
+func (p *runsPanel) armPoll(es []storage.ExperimentRow) {
+	if runsPollInterval <= 0 || p.pollArmed {
+		return
+	}
+	elsewhere := false
+	for _, e := range es {
+		if e.Status == storage.StatusRunning && !p.playing[e.ID] {
+			elsewhere = true
+		}
+	}
+	if !elsewhere {
+		return
+	}
+	p.pollArmed = true
+	ctx, every := p.u.ctx, runsPollInterval
+	go func() {
+		t := time.NewTimer(every)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.u.do(func() {
+			p.pollArmed = false
+			p.reload()
+		})
+	}()
 }
