@@ -65,7 +65,7 @@ type Runner interface {
 
 // Deps is what NewUI needs. Store is required; Runner may be nil (the Run button
 // then reports that runs are unavailable). Window, when set, receives the
-// keyboard shortcuts (Ctrl+1..5 for the screens, ←/→/Home/End and ↑/↓ in Trace).
+// keyboard shortcuts (Ctrl+1..8 for the screens, ←/→/Home/End and ↑/↓ in Trace).
 // DefaultRun fills the New experiment form.
 type Deps struct {
 	Store      Store
@@ -224,11 +224,14 @@ func (u *UI) OpenCompare(a, b int64) {
 	_ = u.Show(ScreenCompare)
 }
 
-// installShortcuts registers Ctrl+1..5 (Cmd on macOS) and the Trace keys.
+// installShortcuts registers Ctrl+1..8 (Cmd on macOS) for the screens, Ctrl+E,
+// Ctrl+F and the Trace keys.
 func (u *UI) installShortcuts(c fyne.Canvas) {
 	keys := []fyne.KeyName{fyne.Key1, fyne.Key2, fyne.Key3, fyne.Key4, fyne.Key5, fyne.Key6, fyne.Key7, fyne.Key8}
 	for i, name := range Screens {
-		name := name
+		if i >= len(keys) {
+			break // screens past the eighth are reached from the navigation list
+		}
 		c.AddShortcut(&desktop.CustomShortcut{KeyName: keys[i], Modifier: fyne.KeyModifierShortcutDefault},
 			func(fyne.Shortcut) { _ = u.Show(name) })
 	}
