@@ -270,6 +270,21 @@ func (f objectivesFlag) Set(s string) error {
 	return nil
 }
 
+// nameList splits a comma-separated flag value into its non-empty, trimmed
+// names; none at all is an error naming what was expected.
+func nameList(s, what string) ([]string, error) {
+	var list []string
+	for _, part := range strings.Split(s, ",") {
+		if name := strings.TrimSpace(part); name != "" {
+			list = append(list, name)
+		}
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("no %s named", what)
+	}
+	return list, nil
+}
+
 // datasetFlag sets RunConfig.Dataset from one name, or Datasets (the sources
 // of compose = "mixed") and Dataset (the first of them) from a comma-separated
 // list.
@@ -286,14 +301,9 @@ func (f datasetFlag) String() string {
 }
 
 func (f datasetFlag) Set(s string) error {
-	var list []string
-	for _, part := range strings.Split(s, ",") {
-		if d := strings.TrimSpace(part); d != "" {
-			list = append(list, d)
-		}
-	}
-	if len(list) == 0 {
-		return errors.New("no dataset named")
+	list, err := nameList(s, "dataset")
+	if err != nil {
+		return err
 	}
 	f.cfg.Dataset, f.cfg.Datasets = list[0], nil
 	if len(list) > 1 {
@@ -314,14 +324,9 @@ func (f policyFlag) String() string {
 }
 
 func (f policyFlag) Set(s string) error {
-	var list []string
-	for _, part := range strings.Split(s, ",") {
-		if p := strings.TrimSpace(part); p != "" {
-			list = append(list, p)
-		}
-	}
-	if len(list) == 0 {
-		return errors.New("no policy named")
+	list, err := nameList(s, "policy")
+	if err != nil {
+		return err
 	}
 	f.cfg.Policy, f.cfg.Policies = list[0], nil
 	if len(list) > 1 {
