@@ -241,15 +241,7 @@ func (p *endpointsPanel) profile() (experiments.EndpointProfile, error) {
 	} else {
 		pr.Concurrency = c
 	}
-	if len(errs) == 0 {
-		if err := pr.Validate(); err != nil {
-			errs = append(errs, strings.Split(err.Error(), "\n")...)
-		}
-	}
-	if len(errs) > 0 {
-		return pr, errors.New(strings.Join(errs, "\n"))
-	}
-	return pr, nil
+	return pr, formErrors(errs, pr.Validate)
 }
 
 func (p *endpointsPanel) save() {
@@ -369,15 +361,7 @@ func (p *endpointsPanel) launchSpec() (experiments.LaunchSpec, error) {
 			errs = append(errs, fmt.Sprintf("GPU memory utilisation: %q is not a number", t))
 		}
 	}
-	if len(errs) == 0 {
-		if err := s.Validate(); err != nil {
-			errs = append(errs, strings.Split(err.Error(), "\n")...)
-		}
-	}
-	if len(errs) > 0 {
-		return s, errors.New(strings.Join(errs, "\n"))
-	}
-	return s, nil
+	return s, formErrors(errs, s.Validate)
 }
 
 func (p *endpointsPanel) appendLog(line string) {
@@ -474,4 +458,18 @@ func (u *UI) Shutdown() {
 	if u.endpoints != nil {
 		u.endpoints.shutdown()
 	}
+}
+
+// formErrors is a form's verdict: the field errors found while reading it, or,
+// when every field parsed, what validate says of the whole; one message per line.
+func formErrors(fieldErrs []string, validate func() error) error {
+	if len(fieldErrs) == 0 {
+		if err := validate(); err != nil {
+			fieldErrs = strings.Split(err.Error(), "\n")
+		}
+	}
+	if len(fieldErrs) > 0 {
+		return errors.New(strings.Join(fieldErrs, "\n"))
+	}
+	return nil
 }
