@@ -147,6 +147,20 @@ func (c AgentConfig) Normalized(objectives int) (AgentConfig, error) {
 	return c, errors.Join(errs...)
 }
 
+// Prompt is the task prompt Run sends every turn for task (the user message):
+// the template rendered with the tag names, after Normalized for the task's
+// objectives. Errors are Normalized's.
+func (c AgentConfig) Prompt(task Task) (string, error) {
+	n, err := c.Normalized(len(task.Objectives))
+	if err != nil {
+		return "", err
+	}
+	return n.prompt(task), nil
+}
+
+// prompt renders the task prompt of a normalized config.
+func (c AgentConfig) prompt(task Task) string { return c.Template.RenderWith(task, c.Tags) }
+
 // Agent runs MEM1-style rollouts: Model writes each turn, Env answers searches.
 // Clock measures latencies; nil means time.Now.
 type Agent struct {
@@ -237,7 +251,7 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 	if len(prior) > 0 && r.ended(prior[len(prior)-1]) {
 		return r.outcome(), nil
 	}
-	prompt := cfg.Template.RenderWith(task, cfg.Tags)
+	prompt := cfg.prompt(task)
 
 	for i := len(prior); i < cfg.MaxTurns; i++ {
 		if err := ctx.Err(); err != nil {

@@ -3,7 +3,9 @@ package experiments
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -267,126 +269,339 @@ func ExperimentAggregates(ctx context.Context, st interface {
 }
 
 // WriteTrajectoriesJSONL writes the finished (done) rollouts of the experiments
-// expIDs, one JSON object a line, in the MEM1 reference pipeline's format
-// (Mem1/inference/data_pipelines.py and generate_rollout.py), which
-// ReadTrajectoriesJSONL and MEM1's eval.py read:
-//
-//	q              the task prompt (the user message the template renders)
-//	t{i}           turn i's internal state as "<think>…</think>", "" when none
-//	r{i}           turn i's raw response (absent for a turn with no action, as
-//	               the reference pipeline stops there)
-//	i{i}           for a search turn, the information block exactly as appended
-//	               ("<information>\n…\n</information>", "" when no search ran);
-//	               absent for the answer turn
-//	index          the rollout id
-//	Golden_answer  the gold aliases, one list per objective
-//
-// plus task_key, policy, model, objectives, em and f1 (mem1lab's fields; the
-// reference readers ignore them). Keys are written in that order; HTML characters
-// are not escaped. eval.py reads at most 10 turn indices. It returns the number
-// of lines written.
+// expIDs in the MEM1 reference pipeline's format; it is WriteTrajectories with
+// no options and returns the number of lines written.
 func WriteTrajectoriesJSONL(ctx context.Context, w io.Writer, st ExportStore, expIDs ...int64) (int, error) {
+	n, err := WriteTrajectories(ctx, w, st, TrajectoryExportOptions{}, expIDs...)
+	return n.Lines, err
+}
+
+// TrajectoryExportOptions choose what WriteTrajectories writes.
+type TrajectoryExportOptions struct {
+	// Errors adds a line for each failed or cancelled rollout in the shape of the
+	// reference's error lines (see WriteTrajectories). eval.py cannot read
+	// those (it needs "q"), so they are off by default.
+	Errors bool
+}
+
+// TrajectoryExportCounts counts what WriteTrajectories wrote and left out.
+type TrajectoryExportCounts struct {
+	Lines      int // lines written
+	Done       int // done rollouts written
+	Errors     int // error lines written (failed or cancelled rollouts)
+	LeftOut    int // failed or cancelled rollouts left out (Errors off), plus queued or running ones
+	ReRendered int // done rollouts stored before prompts were kept: q re-rendered
+}
+
+// WriteTrajectories writes the rollouts of the experiments expIDs, one JSON
+// object a line, as MEM1's Mem1/inference/generate_rollout.py writes them (its
+// results_dict after Mem1Pipeline.run_llm_loop in data_pipelines.py), so that
+// MEM1's eval.py and ReadTrajectoriesJSONL read the file unchanged. Each done
+// rollout is one line, keys in this order:
+//
+//	q              the task prompt the rollout sent (the user message; stored
+//	               when it started, re-rendered from the experiment's template
+//	               for rollouts stored before that, marked in mem1lab_settings)
+//	t{i}           turn i's internal state as "<think>…</think>" (first think
+//	               block, stripped), "" when none
+//	r{i}           turn i's response as generated, closing tag restored (absent
+//	               for a turn with no action: the reference stops there)
+//	i{i}           for a search turn, the information block exactly as appended
+//	               ("<information>\n…\n</information>"; "" on the last turn,
+//	               which retrieves nothing); absent for the answer turn
+//	index          the rollout id (the reference writes its data-frame row)
+//	hash           hex SHA-256 of q (the reference hashes Python's str() of
+//	               its parquet prompt cell, which mem1lab does not hold; it
+//	               uses the hash only to skip done rows on resume)
+//	Golden_answer  the gold aliases, one list per objective (the reference's
+//	               multi-objective shape, reward_model.ground_truth.target)
+//	Exact_match    generate_rollout.py's lenient count (ReferenceExactMatch),
+//	               an integer as its multi-objective branch writes it
+//	Model_estimated_match  1, what the released reference writes for every
+//	               answered row: its judge call is commented out and
+//	               model_estimated_match returns 1, so eval.py's "MBE" is no
+//	               measurement
+//	mem1lab_policy, mem1lab_model, mem1lab_settings  the rollout's policy,
+//	               model and settings (TrajectorySettings), which the reference
+//	               tools ignore and ImportTrajectories restores
+//
+// A-MEM's "memories" key is never written (mem1lab has no A-MEM runs). With
+// opt.Errors each failed or cancelled rollout is a line like the reference's
+// error lines: index, hash, error, question (the questions joined),
+// Golden_answer, Exact_match false, Model_estimated_match false, then the
+// mem1lab keys (settings.status says failed or cancelled). Queued and running
+// rollouts are never written. JSON is written as Python's json.dump(…,
+// ensure_ascii=False) spaces it (", " and ": "), HTML characters unescaped,
+// invalid UTF-8 replaced by U+FFFD. eval.py reads at most 10 turn indices.
+func WriteTrajectories(ctx context.Context, w io.Writer, st ExportStore, opt TrajectoryExportOptions, expIDs ...int64) (TrajectoryExportCounts, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
-	tags := core.DefaultTags()
-	n := 0
+	var n TrajectoryExportCounts
 	for _, id := range expIDs {
 		e, err := st.Experiment(ctx, id)
 		if err != nil {
 			return n, err
 		}
-		tmpl := core.DefaultTemplate()
-		if cfg := experimentConfig(e); cfg.Template != "" {
-			if t, err := core.LoadTemplate(cfg.Template); err == nil {
-				tmpl = t
-			}
-		}
+		cfg := experimentConfig(e)
 		rows, err := st.Rollouts(ctx, id)
 		if err != nil {
 			return n, err
 		}
 		for _, row := range rows {
-			if row.Status != storage.StatusDone {
+			failed := row.Status == storage.StatusFailed || row.Status == storage.StatusCancelled
+			switch {
+			case row.Status == storage.StatusDone:
+			case failed && opt.Errors:
+			default:
+				n.LeftOut++
 				continue
 			}
 			d, err := st.Rollout(ctx, row.ID)
 			if err != nil {
 				return n, err
 			}
-			if err := writeTrajectory(bw, d, tmpl.RenderWith(d.Task, tags), tags); err != nil {
+			prompt, source := d.Prompt, "stored"
+			if prompt == "" {
+				prompt, source = rerenderPrompt(cfg, d), "re-rendered"
+			}
+			set := trajectorySettings(e, cfg, d)
+			var line string
+			if failed {
+				set.Status = d.Status
+				line, err = errorLine(d, prompt, set)
+				n.Errors++
+			} else {
+				set.PromptSource = source
+				if source != "stored" {
+					n.ReRendered++
+				}
+				line, err = trajectoryLine(d, prompt, set, cfg.CoreTags())
+				n.Done++
+			}
+			if err != nil {
 				return n, err
 			}
-			n++
+			if _, err := bw.WriteString(line); err != nil {
+				return n, err
+			}
+			n.Lines++
 		}
 	}
 	return n, bw.Flush()
 }
 
-func writeTrajectory(w *bufio.Writer, d storage.RolloutDetail, prompt string, tags core.Tags) error {
-	var b strings.Builder
-	first := true
-	field := func(key string, v any) error {
-		var buf strings.Builder
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			return fmt.Errorf("trajectory of rollout %d: %s: %w", d.ID, key, err)
+// rerenderPrompt renders the task prompt of a rollout stored before prompts
+// were kept: the experiment's template for the rollout's policy, or the
+// built-in template when that no longer loads.
+func rerenderPrompt(cfg RunConfig, d storage.RolloutDetail) string {
+	cfg.Policy = d.Policy
+	if acfg, err := agentConfig(cfg); err == nil {
+		if p, err := acfg.Prompt(d.Task); err == nil {
+			return p
 		}
-		if !first {
-			b.WriteString(", ")
-		}
-		first = false
-		kb, _ := json.Marshal(key)
-		b.Write(kb)
-		b.WriteString(": ")
-		b.WriteString(strings.TrimSuffix(buf.String(), "\n"))
-		return nil
 	}
-	b.WriteString("{")
-	if err := field("q", clean(prompt)); err != nil {
-		return err
-	}
-	for _, t := range d.Turns {
-		i := strconv.Itoa(t.Index)
-		state := ""
-		if t.InternalState != "" {
-			state = "<think>" + t.InternalState + "</think>"
+	return core.DefaultTemplate().RenderWith(d.Task, cfg.CoreTags())
+}
+
+// trajectorySettings is what mem1lab_settings records for rollout d.
+func trajectorySettings(e storage.ExperimentRow, cfg RunConfig, d storage.RolloutDetail) TrajectorySettings {
+	mode := cfg.Mode
+	for _, p := range cfg.EndpointList() {
+		if p.Model == d.Model {
+			mode = p.Mode
+			break
 		}
-		if err := field("t"+i, clean(state)); err != nil {
+	}
+	set := TrajectorySettings{Experiment: e.Name, ConfigHash: e.ConfigHash, TaskKey: d.TaskKey, Dataset: d.Dataset,
+		Objectives: d.Objectives, Mode: mode, TopK: cfg.TopK, Temperature: cfg.Temperature, TopP: cfg.TopP,
+		MaxTokens: cfg.MaxTokens, Scheme: d.Score.Scheme, Template: cfg.Template, Compose: cfg.Compose, Seed: cfg.Seed}
+	if cfg.Policy != "" || cfg.MaxTurns > 0 || len(cfg.Policies) > 0 {
+		set.MaxTurns = cfg.MaxTurnsFor(d.Objectives)
+	}
+	if set.Scheme == "" {
+		set.Scheme = cfg.Scheme
+	}
+	return set
+}
+
+// jsonLine builds one JSON object with keys in the given order, spaced as
+// Python's json.dump.
+type jsonLine struct {
+	b     strings.Builder
+	first bool
+	id    int64
+}
+
+func newJSONLine(id int64) *jsonLine {
+	l := &jsonLine{first: true, id: id}
+	l.b.WriteString("{")
+	return l
+}
+
+func (l *jsonLine) field(key string, v any) error {
+	text, err := spacedJSON(v)
+	if err != nil {
+		return fmt.Errorf("trajectory of rollout %d: %s: %w", l.id, key, err)
+	}
+	if !l.first {
+		l.b.WriteString(", ")
+	}
+	l.first = false
+	kb, _ := json.Marshal(key)
+	l.b.Write(kb)
+	l.b.WriteString(": ")
+	l.b.WriteString(text)
+	return nil
+}
+
+func (l *jsonLine) fields(kvs ...any) error {
+	for i := 0; i+1 < len(kvs); i += 2 {
+		if err := l.field(kvs[i].(string), kvs[i+1]); err != nil {
 			return err
 		}
-		if t.Action == core.ActionNone {
-			continue
-		}
-		if err := field("r"+i, clean(t.Response)); err != nil {
-			return err
-		}
-		if t.Action == core.ActionSearch {
-			info := ""
-			if t.Information != "" {
-				info = tags.InformationBlock(t.Information)
-			}
-			if err := field("i"+i, clean(info)); err != nil {
-				return err
-			}
+	}
+	return nil
+}
+
+func (l *jsonLine) String() string { return l.b.String() + "}\n" }
+
+// spacedJSON encodes v (HTML characters unescaped) and spaces it as Python's
+// json.dumps does: ", " and ": " outside strings.
+func spacedJSON(v any) (string, error) {
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", err
+	}
+	var out strings.Builder
+	inStr, esc := false, false
+	for _, c := range strings.TrimSuffix(buf.String(), "\n") {
+		out.WriteRune(c)
+		switch {
+		case esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case c == '"':
+			inStr = !inStr
+		case !inStr && (c == ',' || c == ':'):
+			out.WriteByte(' ')
 		}
 	}
-	gold := make([][]string, len(d.Task.Objectives))
-	for i, o := range d.Task.Objectives {
+	return out.String(), nil
+}
+
+func goldLists(task core.Task) [][]string {
+	gold := make([][]string, len(task.Objectives))
+	for i, o := range task.Objectives {
 		gold[i] = o.Gold
 		if gold[i] == nil {
 			gold[i] = []string{}
 		}
 	}
-	for _, kv := range []struct {
-		k string
-		v any
-	}{{"index", d.ID}, {"Golden_answer", gold}, {"task_key", d.TaskKey}, {"policy", d.Policy},
-		{"model", d.Model}, {"objectives", d.Objectives}, {"em", d.EM}, {"f1", d.F1}} {
-		if err := field(kv.k, kv.v); err != nil {
-			return err
+	return gold
+}
+
+func promptHash(prompt string) string {
+	sum := sha256.Sum256([]byte(prompt))
+	return hex.EncodeToString(sum[:])
+}
+
+// trajectoryLine is the line of a done rollout (see WriteTrajectories).
+func trajectoryLine(d storage.RolloutDetail, prompt string, set TrajectorySettings, tags core.Tags) (string, error) {
+	l := newJSONLine(d.ID)
+	prompt = clean(prompt)
+	if err := l.field("q", prompt); err != nil {
+		return "", err
+	}
+	var answer *string
+	for _, t := range d.Turns {
+		i := strconv.Itoa(t.Index)
+		state := ""
+		if t.InternalState != "" {
+			state = "<" + tags.Think + ">" + t.InternalState + "</" + tags.Think + ">"
+		}
+		if err := l.field("t"+i, clean(state)); err != nil {
+			return "", err
+		}
+		if t.Action == core.ActionNone {
+			continue
+		}
+		if err := l.field("r"+i, clean(t.Response)); err != nil {
+			return "", err
+		}
+		switch t.Action {
+		case core.ActionSearch:
+			info := ""
+			if t.Information != "" {
+				info = tags.InformationBlock(t.Information)
+			}
+			if err := l.field("i"+i, clean(info)); err != nil {
+				return "", err
+			}
+		case core.ActionAnswer:
+			a := t.Answer
+			answer = &a
 		}
 	}
-	b.WriteString("}\n")
-	_, err := w.WriteString(b.String())
-	return err
+	gold := goldLists(d.Task)
+	if err := l.fields("index", d.ID, "hash", promptHash(prompt), "Golden_answer", gold,
+		"Exact_match", ReferenceExactMatch(answer, gold), "Model_estimated_match", 1,
+		KeyPolicy, d.Policy, KeyModel, d.Model, KeySettings, set); err != nil {
+		return "", err
+	}
+	return l.String(), nil
+}
+
+// errorLine is the line of a failed or cancelled rollout, in the shape of the
+// reference's error lines (see WriteTrajectories).
+func errorLine(d storage.RolloutDetail, prompt string, set TrajectorySettings) (string, error) {
+	l := newJSONLine(d.ID)
+	qs := make([]string, len(d.Task.Objectives))
+	for i, o := range d.Task.Objectives {
+		qs[i] = o.Question
+	}
+	msg := d.Error
+	if msg == "" {
+		msg = d.Status
+	}
+	if err := l.fields("index", d.ID, "hash", promptHash(clean(prompt)), "error", clean(msg),
+		"question", clean(core.JoinQuestions(qs)), "Golden_answer", goldLists(d.Task), "Exact_match", false,
+		"Model_estimated_match", false, KeyPolicy, d.Policy, KeyModel, d.Model, KeySettings, set); err != nil {
+		return "", err
+	}
+	return l.String(), nil
+}
+
+// ReferenceExactMatch is the lenient "Exact_match" that MEM1's
+// Mem1/inference/generate_rollout.py writes for multi-objective data: answer
+// (the final <answer> text, nil when the rollout gave none, which Python
+// renders "None") is split on ";" and objective k counts when its k-th part
+// and the objective's first gold alias, both lower-cased and stripped, contain
+// one another. A missing part (fewer answers than objectives) makes the whole
+// count 0, as the reference's IndexError handler does. An objective with no
+// alias compares with "". The result is 0..len(gold). eval.py leaves a
+// trajectory out of its peak-token means when this is 0.
+func ReferenceExactMatch(answer *string, gold [][]string) int {
+	a := "None"
+	if answer != nil {
+		a = *answer
+	}
+	parts := strings.Split(a, ";")
+	n := 0
+	for k, aliases := range gold {
+		if k >= len(parts) {
+			return 0
+		}
+		gt := ""
+		if len(aliases) > 0 {
+			gt = aliases[0]
+		}
+		p := strings.TrimSpace(strings.ToLower(parts[k]))
+		g := strings.TrimSpace(strings.ToLower(gt))
+		if strings.Contains(g, p) || strings.Contains(p, g) {
+			n++
+		}
+	}
+	return n
 }

@@ -37,6 +37,8 @@ type RunStore interface {
 	CancelQueued(ctx context.Context, expID int64) (int, error)
 	QueuedRollouts(ctx context.Context, expID int64) ([]storage.PendingRollout, error)
 	ClaimRollout(ctx context.Context, id int64, endpoint string) (bool, error)
+	// SetRolloutPrompt records the task prompt a claimed rollout sends.
+	SetRolloutPrompt(ctx context.Context, id int64, prompt string) error
 	Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 	AppendTurn(ctx context.Context, rolloutID int64, t core.Turn) error
 	RecordAttempt(ctx context.Context, a storage.Attempt) error
@@ -643,6 +645,13 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		res := storage.RolloutResult{Status: storage.StatusFailed, Error: err.Error()}
 		tr.finish(j, res.Status, core.Outcome{}, r.finish(bg, j.ID, res))
 		return
+	}
+	// The prompt every model call of this rollout carries, kept for the
+	// trajectories export (an invalid config fails in agent.Run below).
+	if prompt, perr := acfg.Prompt(j.Task); perr == nil {
+		if err := r.Store.SetRolloutPrompt(bg, j.ID, prompt); err != nil {
+			tr.storeError(err)
+		}
 	}
 	tr.start(j)
 	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr}

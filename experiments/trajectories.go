@@ -35,8 +35,63 @@ type Trajectory struct {
 	Steps []TrajectoryStep
 	// Gold holds the accepted aliases per objective. A flat "Golden_answer" list
 	// of strings is one objective's aliases (eval.py wraps it the same way).
+	// nil on an error line whose Golden_answer is not a list (the reference
+	// writes "Unknown" there).
 	Gold [][]string
+	// Hash is the "hash" field ("" when absent).
+	Hash string
+	// Error is the "error" field of the reference's error lines: generate_rollout.py
+	// writes {"index", "hash", "error", "question", "Golden_answer", "Exact_match":
+	// false, "Model_estimated_match": false} when a row raised. Such a line has no
+	// q and no turns; it is a failed rollout. "" on ordinary lines.
+	Error string
+	// QuestionField is the "question" field of an error line ("" when absent).
+	QuestionField string
+	// Policy and Model are mem1lab's extra keys mem1lab_policy and mem1lab_model
+	// (an earlier mem1lab export wrote them as policy and model); "" when the
+	// line has none. The reference readers ignore them.
+	Policy, Model string
+	// Settings is mem1lab's extra key mem1lab_settings; nil when absent.
+	Settings *TrajectorySettings
 }
+
+// Failed reports whether t is one of the reference's error lines.
+func (t Trajectory) Failed() bool { return t.Error != "" }
+
+// TrajectorySettings is the mem1lab_settings object of a trajectories export:
+// the settings a rollout ran under, so that import-trajectories restores them.
+// Every field is optional (zero = not recorded); the reference tools ignore the
+// key.
+type TrajectorySettings struct {
+	Experiment  string  `json:"experiment,omitempty"`  // the source experiment's name
+	ConfigHash  string  `json:"config_hash,omitempty"` // its config hash
+	TaskKey     string  `json:"task_key,omitempty"`    // the rollout's task
+	Dataset     string  `json:"dataset,omitempty"`     // the task's dataset
+	Objectives  int     `json:"objectives,omitempty"`  // questions in the task
+	Mode        string  `json:"mode,omitempty"`        // completions | chat
+	MaxTurns    int     `json:"max_turns,omitempty"`   // turn budget resolved for the task
+	TopK        int     `json:"top_k,omitempty"`       // passages per search
+	Temperature float64 `json:"temperature,omitempty"` // sampling
+	TopP        float64 `json:"top_p,omitempty"`
+	MaxTokens   int     `json:"max_tokens,omitempty"` // per turn
+	Scheme      string  `json:"scheme,omitempty"`     // scoring scheme
+	Template    string  `json:"template,omitempty"`   // template file ("" = built-in)
+	Compose     string  `json:"compose,omitempty"`
+	Seed        int64   `json:"seed,omitempty"`
+	// PromptSource says where q came from: "stored" (the prompt the rollout
+	// sent, kept when it started) or "re-rendered" (a rollout stored before
+	// prompts were kept: the experiment's template rendered again at export).
+	PromptSource string `json:"prompt_source,omitempty"`
+	// Status is the rollout's status on error lines (failed | cancelled).
+	Status string `json:"status,omitempty"`
+}
+
+// Extra keys of a trajectories export, ignored by the reference tools.
+const (
+	KeyPolicy   = "mem1lab_policy"
+	KeyModel    = "mem1lab_model"
+	KeySettings = "mem1lab_settings"
+)
 
 // TrajectoryStep is one turn of a reference-pipeline line: the fields t{i},
 // r{i} and i{i} as written ("" when absent or null).
@@ -44,16 +99,21 @@ type TrajectoryStep struct {
 	Think, Response, Information string
 }
 
-// LineScore is one trajectory's score.
+// LineScore is one trajectory's score. Failed lines (the reference's error
+// lines) have a zero Score and Error set.
 type LineScore struct {
 	Line  int
 	Index string
 	Score core.Score
+	Error string
 }
 
 // ReadTrajectoriesJSONL reads a MEM1 trajectory file. Blank lines are skipped.
-// Errors are "path:line: reason": not a JSON object, a t/r/i or q field that is
-// not a string, or a missing, empty or malformed Golden_answer.
+// Errors are "path:line: reason": not a JSON object, a t/r/i, q, hash, error,
+// mem1lab_policy or mem1lab_model field that is not a string, a
+// mem1lab_settings that is not an object of its fields, or (on lines without
+// "error") a missing, empty or malformed Golden_answer. Error lines (see
+// Trajectory.Error) are read, not rejected.
 func ReadTrajectoriesJSONL(path string) ([]Trajectory, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -92,6 +152,45 @@ func parseTrajectory(data []byte) (Trajectory, error) {
 		if err := json.Unmarshal(raw, &t.Question); err != nil {
 			return Trajectory{}, fmt.Errorf("field q: not a string")
 		}
+	}
+	strField := func(key string, dst *string) error {
+		if raw, ok := obj[key]; ok && string(raw) != "null" {
+			if err := json.Unmarshal(raw, dst); err != nil {
+				return fmt.Errorf("field %s: not a string", key)
+			}
+		}
+		return nil
+	}
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"hash", &t.Hash}, {"error", &t.Error}, {"question", &t.QuestionField},
+		{KeyPolicy, &t.Policy}, {KeyModel, &t.Model}} {
+		if f.key == "question" {
+			// The reference writes row.get('question', 'Unknown'): keep strings only.
+			if raw, ok := obj[f.key]; ok {
+				_ = json.Unmarshal(raw, f.dst)
+			}
+			continue
+		}
+		if err := strField(f.key, f.dst); err != nil {
+			return Trajectory{}, err
+		}
+	}
+	if t.Policy == "" && t.Model == "" {
+		// Earlier mem1lab exports wrote these without the prefix.
+		_ = strField("policy", &t.Policy)
+		_ = strField("model", &t.Model)
+	}
+	if raw, ok := obj[KeySettings]; ok && string(raw) != "null" {
+		var set TrajectorySettings
+		if err := json.Unmarshal(raw, &set); err != nil {
+			return Trajectory{}, fmt.Errorf("field %s: %v", KeySettings, err)
+		}
+		t.Settings = &set
+	}
+	if _, ok := obj["error"]; ok && t.Error == "" {
+		t.Error = "error (no message)"
 	}
 	if raw, ok := obj["index"]; ok && string(raw) != "null" {
 		var s string
@@ -139,6 +238,15 @@ func parseTrajectory(data []byte) (Trajectory, error) {
 	}
 	t.Text = text.String()
 	raw, ok := obj["Golden_answer"]
+	if t.Failed() {
+		// The reference's error lines carry whatever row.get found, often "Unknown".
+		if ok {
+			if gold, err := parseGold(raw); err == nil {
+				t.Gold = gold
+			}
+		}
+		return t, nil
+	}
 	if !ok {
 		return Trajectory{}, errors.New("no Golden_answer field")
 	}
@@ -181,13 +289,24 @@ func parseGold(raw json.RawMessage) ([][]string, error) {
 
 // ScoreTrajectories scores each trajectory's Text against its Gold under scheme
 // (core.ScoreTrajectory) and returns the per-line scores with the mean EM and
-// mean F1 over all lines (each line's EM and F1 are sums over its objectives,
-// as in MEM1's eval.py; an empty input gives means 0). An unknown scheme is an
-// error.
+// mean F1 over the lines that are not error lines (each line's EM and F1 are
+// sums over its objectives, as in MEM1's eval.py; no such line gives means 0).
+// Error lines (Trajectory.Failed) get a zero score with LineScore.Error set and
+// are left out of the means, as mem1lab leaves failed rollouts out of its
+// means (eval.py itself cannot read them: it needs "q"). An unknown scheme is
+// an error.
 func ScoreTrajectories(ts []Trajectory, scheme string) ([]LineScore, float64, float64, error) {
+	if _, err := core.ScoreTrajectory(scheme, "", nil); err != nil {
+		return nil, 0, 0, err
+	}
 	out := make([]LineScore, len(ts))
 	var em, f1 float64
+	n := 0
 	for i, t := range ts {
+		if t.Failed() {
+			out[i] = LineScore{Line: t.Line, Index: t.Index, Score: core.Score{Scheme: scheme}, Error: t.Error}
+			continue
+		}
 		s, err := core.ScoreTrajectory(scheme, t.Text, t.Gold)
 		if err != nil {
 			return nil, 0, 0, err
@@ -195,10 +314,11 @@ func ScoreTrajectories(ts []Trajectory, scheme string) ([]LineScore, float64, fl
 		out[i] = LineScore{Line: t.Line, Index: t.Index, Score: s}
 		em += s.EM
 		f1 += s.F1
+		n++
 	}
-	if len(ts) > 0 {
-		em /= float64(len(ts))
-		f1 /= float64(len(ts))
+	if n > 0 {
+		em /= float64(n)
+		f1 /= float64(n)
 	}
 	return out, em, f1, nil
 }

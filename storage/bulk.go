@@ -29,6 +29,8 @@ type ImportedRollout struct {
 	Model   string
 	Turns   []core.Turn
 	Result  RolloutResult
+	// Prompt is the task prompt the rollout carried ("" when unknown).
+	Prompt string
 }
 
 // ImportExperiment writes an experiment, its tasks, and the rollouts that each
@@ -84,8 +86,8 @@ func (s *Store) ImportExperiment(ctx context.Context, e ExperimentImport, each f
 			}
 		}
 		insRollout, err := tx.PrepareContext(ctx, `INSERT INTO rollouts(experiment_id, task_id, policy, model, status, em, f1,
-			score_json, answer, peak_tokens, total_tokens, turns, seconds, hit_max_turns, error, started_at, finished_at, heartbeat_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			score_json, answer, peak_tokens, total_tokens, turns, seconds, hit_max_turns, error, started_at, finished_at, heartbeat_at,
+			prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("storage: import experiment: %w", err)
 		}
@@ -120,7 +122,7 @@ func (s *Store) ImportExperiment(ctx context.Context, e ExperimentImport, each f
 			}
 			res, err := insRollout.ExecContext(ctx, expID, taskID, r.Policy, r.Model, r.Result.Status, r.Result.Score.EM,
 				r.Result.Score.F1, string(sj), r.Result.Answer, r.Result.PeakTokens, r.Result.TotalTokens, r.Result.Turns,
-				r.Result.Seconds, r.Result.HitMaxTurns, r.Result.Error, ts, ts, ts)
+				r.Result.Seconds, r.Result.HitMaxTurns, r.Result.Error, ts, ts, ts, r.Prompt)
 			if err != nil {
 				return fmt.Errorf("storage: import experiment: rollout %d: %w", n, err)
 			}

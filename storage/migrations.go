@@ -219,6 +219,14 @@ CREATE TABLE endpoint_profiles (
 	updated_at   TEXT NOT NULL
 ) WITHOUT ROWID;
 `,
+	// rollouts.prompt: the task prompt (the user message the template rendered)
+	// that the rollout's model calls carried, stored when the rollout starts, so
+	// the trajectories export writes what was sent rather than a re-rendering.
+	// '' for rollouts stored before this column (exports then re-render it and
+	// say so).
+	`
+ALTER TABLE rollouts ADD COLUMN prompt TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

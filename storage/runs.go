@@ -140,6 +140,14 @@ func (s *Store) StartRollout(ctx context.Context, id int64) error {
 		StatusRunning, t, t, id)
 }
 
+// SetRolloutPrompt records the task prompt a rollout's model calls carry (the
+// user message the template rendered for its task; RolloutDetail.Prompt reads it
+// back). The runner calls it when it claims the rollout, before the first model
+// call. An unknown rollout wraps ErrNotFound.
+func (s *Store) SetRolloutPrompt(ctx context.Context, id int64, prompt string) error {
+	return s.updateOne(ctx, fmt.Sprintf("rollout %d", id), `UPDATE rollouts SET prompt = ? WHERE id = ?`, prompt, id)
+}
+
 // Heartbeat refreshes a running rollout's heartbeat time (AppendTurn does it too).
 func (s *Store) Heartbeat(ctx context.Context, id int64) error {
 	return s.updateOne(ctx, fmt.Sprintf("rollout %d", id), `UPDATE rollouts SET heartbeat_at = ? WHERE id = ?`, now(), id)
@@ -359,17 +367,17 @@ func (s *Store) Rollouts(ctx context.Context, expID int64) ([]RolloutRow, error)
 // Rollout returns one rollout with its task, its turns by index and its decoded
 // score (zero while unfinished), or an error wrapping ErrNotFound.
 func (s *Store) Rollout(ctx context.Context, id int64) (RolloutDetail, error) {
-	var taskJSON, scoreJSON string
+	var taskJSON, scoreJSON, prompt string
 	row, err := scanRollout(s.r.QueryRowContext(ctx,
-		`SELECT `+rolloutCols+`, t.task_json, r.score_json`+rolloutFrom+` WHERE r.id = ?`, id),
-		&taskJSON, &scoreJSON)
+		`SELECT `+rolloutCols+`, t.task_json, r.score_json, r.prompt`+rolloutFrom+` WHERE r.id = ?`, id),
+		&taskJSON, &scoreJSON, &prompt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return RolloutDetail{}, fmt.Errorf("storage: rollout %d: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return RolloutDetail{}, fmt.Errorf("storage: rollout %d: %w", id, err)
 	}
-	d := RolloutDetail{RolloutRow: row}
+	d := RolloutDetail{RolloutRow: row, Prompt: prompt}
 	if err := json.Unmarshal([]byte(taskJSON), &d.Task); err != nil {
 		return RolloutDetail{}, fmt.Errorf("storage: rollout %d: task: %w", id, err)
 	}

@@ -94,6 +94,10 @@ type RolloutDetail struct {
 	Task  core.Task
 	Turns []core.Turn
 	Score core.Score
+	// Prompt is the task prompt the rollout's model calls carried, as stored
+	// when it started (SetRolloutPrompt; ImportedRollout.Prompt); "" for
+	// rollouts stored before prompts were kept.
+	Prompt string
 }
 
 // RolloutResult is what the runner writes when a rollout ends.
