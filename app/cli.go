@@ -654,7 +654,11 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 	if *asJSON {
 		enc := json.NewEncoder(c.Stdout)
 		for _, l := range lines {
-			if err := enc.Encode(map[string]any{"line": l.Line, "em": l.Score.EM, "f1": l.Score.F1}); err != nil {
+			rec := map[string]any{"line": l.Line, "em": l.Score.EM, "f1": l.Score.F1}
+			if l.Error != "" {
+				rec = map[string]any{"line": l.Line, "error": l.Error}
+			}
+			if err := enc.Encode(rec); err != nil {
 				return err
 			}
 		}
@@ -663,6 +667,10 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "line\tobjectives\tEM\tF1\tnote\t")
 	for i, l := range lines {
+		if l.Error != "" {
+			fmt.Fprintf(tw, "%d\t%d\t\t\t%s\t\n", l.Line, len(ts[i].Gold), "error line (left out of the means)")
+			continue
+		}
 		fmt.Fprintf(tw, "%d\t%d\t%.3f\t%.3f\t%s\t\n", l.Line, len(ts[i].Gold), l.Score.EM, l.Score.F1, scoreNote(l.Score))
 	}
 	fmt.Fprintf(tw, "mean\t\t%.3f\t%.3f\t\t\n", meanEM, meanF1)

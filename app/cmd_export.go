@@ -79,6 +79,7 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	what := fs.String("what", "", "rollouts | turns | aggregates (CSV) | trajectories (MEM1 JSONL)")
 	out := fs.String("out", "", "output file (- = stdout)")
 	pooled := fs.Bool("pool-models", false, "aggregates: group by (policy, objectives) across models")
+	withErrors := fs.Bool("errors", false, "trajectories: add failed and cancelled rollouts as the reference's error lines (eval.py cannot read those)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
 	}
@@ -108,6 +109,7 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 		return err
 	}
 	lines := 0
+	var counts experiments.TrajectoryExportCounts
 	err = writeAtomically(c.Stdout, *out, func(w io.Writer) error {
 		switch *what {
 		case "rollouts":
@@ -122,13 +124,17 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 			lines = len(aggs)
 			return experiments.WriteAggregatesCSV(w, aggs)
 		default:
-			n, err := experiments.WriteTrajectoriesJSONL(ctx, w, st, ids...)
-			lines = n
+			var err error
+			counts, err = experiments.WriteTrajectories(ctx, w, st, experiments.TrajectoryExportOptions{Errors: *withErrors}, ids...)
+			lines = counts.Lines
 			return err
 		}
 	})
 	if err != nil {
 		return err
+	}
+	if *what == "trajectories" && counts.ReRendered > 0 {
+		fmt.Fprintf(c.Stderr, "note: %d rollouts were stored before mem1lab kept the prompt sent: their q is the template rendered again (mem1lab_settings.prompt_source = re-rendered)\n", counts.ReRendered)
 	}
 	if *out != "-" {
 		note := ""
@@ -136,7 +142,14 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 		case "aggregates":
 			note = fmt.Sprintf(" (%d groups)", lines)
 		case "trajectories":
-			note = fmt.Sprintf(" (%d finished rollouts)", lines)
+			note = fmt.Sprintf(" (%d finished rollouts", counts.Done)
+			if counts.Errors > 0 {
+				note += fmt.Sprintf(", %d error lines", counts.Errors)
+			}
+			if counts.LeftOut > 0 {
+				note += fmt.Sprintf("; %d unfinished or failed rollouts left out", counts.LeftOut)
+			}
+			note += ")"
 		}
 		fmt.Fprintf(c.Stderr, "wrote %s of experiment %s to %s%s\n", *what, *exp, *out, note)
 	}

@@ -10,16 +10,18 @@ import (
 )
 
 // cmdImportTrajectories loads a MEM1 reference-pipeline JSONL file into the
-// store as one experiment (experiments.ImportTrajectories): all lines or none.
+// store as one experiment (experiments.ImportTrajectories): all lines or none;
+// the reference's error lines become failed rollouts. What the file does not
+// record (policy, model) is warned about on stderr.
 func (c *CLI) cmdImportTrajectories(ctx context.Context, args []string) error {
 	fs := c.flags("import-trajectories")
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
 	var opt experiments.ImportOptions
 	fs.StringVar(&opt.Name, "name", "", `experiment name (default "import FILE")`)
-	fs.StringVar(&opt.Policy, "policy", "mem1", "policy the trajectories were made under")
-	fs.StringVar(&opt.Model, "model", "imported", "model that made them")
-	fs.StringVar(&opt.Dataset, "dataset", "imported", "dataset name given to their tasks")
-	fs.StringVar(&opt.Scheme, "scheme", "mem1", "scoring scheme: mem1 or squad")
+	fs.StringVar(&opt.Policy, "policy", "", "policy the trajectories were made under (default: each line's mem1lab_policy, else mem1)")
+	fs.StringVar(&opt.Model, "model", "", "model that made them (default: each line's mem1lab_model, else imported)")
+	fs.StringVar(&opt.Dataset, "dataset", "", "dataset name given to their tasks (default: the file's, else imported)")
+	fs.StringVar(&opt.Scheme, "scheme", "", "scoring scheme: mem1 or squad (default: the file's, else mem1)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
 	}
@@ -35,7 +37,14 @@ func (c *CLI) cmdImportTrajectories(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.Stdout, "imported %d trajectories (%d turns) as experiment #%d · mean EM %.3f · mean F1 %.3f\n",
-		res.Rollouts, res.Turns, res.Experiment, res.MeanEM, res.MeanF1)
+	failed := ""
+	if res.Failed > 0 {
+		failed = fmt.Sprintf(", %d failed", res.Failed)
+	}
+	fmt.Fprintf(c.Stdout, "imported %d trajectories (%d turns%s) as experiment #%d · mean EM %.3f · mean F1 %.3f\n",
+		res.Rollouts, res.Turns, failed, res.Experiment, res.MeanEM, res.MeanF1)
+	for _, w := range res.Warnings {
+		fmt.Fprintf(c.Stderr, "warning: %s\n", w)
+	}
 	return nil
 }
