@@ -416,10 +416,17 @@ func importTurns(t Trajectory, tags core.Tags, pol core.Policy) []core.Turn {
 			st = strings.TrimSuffix(st, "</"+tags.Think+">")
 			tu.InternalState = strings.TrimSpace(st)
 		}
-		info := strings.TrimSpace(s.Information)
-		info = strings.TrimPrefix(info, "<"+tags.Information+">")
-		info = strings.TrimSuffix(info, "</"+tags.Information+">")
-		tu.Information = strings.Trim(info, "\n")
+		open, closing := "<"+tags.Information+">\n", "\n</"+tags.Information+">"
+		if inner, ok := strings.CutPrefix(s.Information, open); ok && strings.HasSuffix(inner, closing) {
+			// The block as core.Tags.InformationBlock (and the reference) writes it:
+			// keep the inner text byte for byte, so the block rebuilds exactly.
+			tu.Information = strings.TrimSuffix(inner, closing)
+		} else {
+			info := strings.TrimSpace(s.Information)
+			info = strings.TrimPrefix(info, "<"+tags.Information+">")
+			info = strings.TrimSuffix(info, "</"+tags.Information+">")
+			tu.Information = strings.Trim(info, "\n")
+		}
 		c := core.Context{Prompt: t.Question, History: pol.Keep(exchanges)}
 		tu.Context = c.Prompt + c.Carried()
 		tu.PromptTokens = core.EstimateTokens(tu.Context)
