@@ -193,10 +193,10 @@ func TestReferenceExactMatch(t *testing.T) {
 		{s(" frank herbert ;PARIS "), 2},
 		{s("Herbert; Paris, France"), 2}, // containment either way
 		{s("Herbert; Lyon"), 1},
-		{s("Frank Herbert"), 0},  // fewer answers: IndexError, the count is reset to 0
-		{nil, 0},                 // no answer: "None"
+		{s("Frank Herbert"), 0},   // fewer answers: IndexError, the count is reset to 0
+		{nil, 0},                  // no answer: "None"
 		{s("Frank; Paris; x"), 2}, // extra answers are ignored
-		{s("; Paris"), 2},        // "" is contained in every alias
+		{s("; Paris"), 2},         // "" is contained in every alias
 	}
 	for _, c := range cases {
 		assert.Equal(t, c.want, ReferenceExactMatch(c.answer, gold), "%v", c.answer)
