@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -185,4 +186,17 @@ func TestImportTrajectoriesWarnsWithoutPolicy(t *testing.T) {
 	code, out, errOut = run(t, "score", p)
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "error line")
+}
+
+// TestImportSummaryShowsWarnings: the GUI's import dialog text names the
+// failed rollouts and every warning the import returned.
+func TestImportSummaryShowsWarnings(t *testing.T) {
+	res := experiments.ImportResult{Experiment: 4, Rollouts: 3, Failed: 1, Turns: 5, MeanEM: 1.5, MeanF1: 1.75,
+		Warnings: []string{"ref.jsonl records no mem1lab_policy", "second"}}
+	msg := importSummary("/tmp/ref.jsonl", res)
+	assert.Contains(t, msg, "3 trajectories (5 turns, 1 failed) from /tmp/ref.jsonl are experiment #4.")
+	assert.Contains(t, msg, "Mean EM 1.500 · mean F1 1.750.")
+	assert.Contains(t, msg, "Warning: ref.jsonl records no mem1lab_policy")
+	assert.Contains(t, msg, "Warning: second")
+	assert.NotContains(t, importSummary("f", experiments.ImportResult{}), "Warning")
 }

@@ -205,3 +205,72 @@ func TestReferenceExactMatch(t *testing.T) {
 	assert.Equal(t, 1, ReferenceExactMatch(s("none"), [][]string{{"None of them"}}))
 	_ = core.SchemeMEM1
 }
+
+// TestErrorLinesRoundTrip: with Errors, failed rollouts are written as the
+// reference's error lines and come back from import as failed rollouts of the
+// same task, policy and error.
+func TestErrorLinesRoundTrip(t *testing.T) {
+	st, exp := syntheticStore(t)
+	ctx := context.Background()
+	rows, err := st.Rollouts(ctx, exp)
+	require.NoError(t, err)
+	var failed []storage.RolloutRow
+	for _, r := range rows {
+		if r.Status == storage.StatusFailed {
+			failed = append(failed, r)
+		}
+	}
+	require.NotEmpty(t, failed)
+
+	var plain strings.Builder
+	c0, err := WriteTrajectories(ctx, &plain, st, TrajectoryExportOptions{}, exp)
+	require.NoError(t, err)
+	assert.Equal(t, len(failed), c0.LeftOut)
+	assert.NotContains(t, plain.String(), `"error"`)
+
+	path := filepath.Join(t.TempDir(), "with-errors.jsonl")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	c, err := WriteTrajectories(ctx, f, st, TrajectoryExportOptions{Errors: true}, exp)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	assert.Equal(t, len(failed), c.Errors)
+	assert.Equal(t, c0.Done, c.Done)
+	assert.Equal(t, c0.Lines+len(failed), c.Lines)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var errLines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if strings.Contains(l, `"error": `) {
+			errLines = append(errLines, l)
+		}
+	}
+	require.Len(t, errLines, len(failed))
+	assert.Equal(t, []string{"index", "hash", "error", "question", "Golden_answer", "Exact_match", "Model_estimated_match",
+		KeyPolicy, KeyModel, KeySettings}, jsonKeys(t, errLines[0]))
+	assert.Contains(t, errLines[0], `"Exact_match": false, "Model_estimated_match": false`)
+
+	res, err := ImportTrajectories(ctx, st, path, ImportOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, len(failed), res.Failed)
+	back, err := st.Rollouts(ctx, res.Experiment)
+	require.NoError(t, err)
+	require.Len(t, back, len(rows))
+	for i, r := range rows {
+		assert.Equal(t, r.Status, back[i].Status, "rollout %d", r.ID)
+		assert.Equal(t, r.Policy, back[i].Policy)
+		assert.Equal(t, r.TaskKey, back[i].TaskKey)
+		if r.Status == storage.StatusFailed {
+			assert.Equal(t, r.Error, back[i].Error)
+			d, err := st.Rollout(ctx, r.ID)
+			require.NoError(t, err)
+			bd, err := st.Rollout(ctx, back[i].ID)
+			require.NoError(t, err)
+			require.Len(t, bd.Task.Objectives, len(d.Task.Objectives))
+			for k, o := range d.Task.Objectives {
+				assert.Equal(t, o.Question, bd.Task.Objectives[k].Question)
+				assert.Equal(t, o.Gold, bd.Task.Objectives[k].Gold)
+			}
+		}
+	}
+}
