@@ -274,3 +274,17 @@ func TestErrorLinesRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestReadErrorField(t *testing.T) {
+	p := writeLines(t,
+		`{"q": "Questions: a?", "r0": "<answer>a</answer>", "Golden_answer": [["a"]], "error": null}`,
+		`{"index": 2, "error": {"type": "Timeout"}}`,
+		`{"index": 3, "error": ""}`)
+	ts, err := ReadTrajectoriesJSONL(p)
+	require.NoError(t, err)
+	require.Len(t, ts, 3)
+	assert.False(t, ts[0].Failed(), "a null error is no error")
+	assert.Equal(t, `{"type": "Timeout"}`, ts[1].Error)
+	assert.Nil(t, ts[1].Gold)
+	assert.True(t, ts[2].Failed(), "an empty message still marks an error line")
+}

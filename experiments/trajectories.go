@@ -109,7 +109,7 @@ type LineScore struct {
 }
 
 // ReadTrajectoriesJSONL reads a MEM1 trajectory file. Blank lines are skipped.
-// Errors are "path:line: reason": not a JSON object, a t/r/i, q, hash, error,
+// Errors are "path:line: reason": not a JSON object, a t/r/i, q, hash,
 // mem1lab_policy or mem1lab_model field that is not a string, a
 // mem1lab_settings that is not an object of its fields, or (on lines without
 // "error") a missing, empty or malformed Golden_answer. Error lines (see
@@ -173,6 +173,12 @@ func parseTrajectory(data []byte) (Trajectory, error) {
 			}
 			continue
 		}
+		if raw, ok := obj[f.key]; ok && f.key == "error" && string(raw) != "null" {
+			if json.Unmarshal(raw, f.dst) != nil {
+				*f.dst = string(raw) // not a string: keep the JSON text as the message
+			}
+			continue
+		}
 		if err := strField(f.key, f.dst); err != nil {
 			return Trajectory{}, err
 		}
@@ -189,7 +195,7 @@ func parseTrajectory(data []byte) (Trajectory, error) {
 		}
 		t.Settings = &set
 	}
-	if _, ok := obj["error"]; ok && t.Error == "" {
+	if raw, ok := obj["error"]; ok && string(raw) != "null" && t.Error == "" {
 		t.Error = "error (no message)"
 	}
 	if raw, ok := obj["index"]; ok && string(raw) != "null" {
