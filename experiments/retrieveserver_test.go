@@ -184,7 +184,9 @@ func TestHTTPRetrieverFaults(t *testing.T) {
 			_, _ = w.Write([]byte(`{"result":[[`))
 		}, true, 0, nil},
 		{"malformed JSON", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`<html>proxy error</html>`)) }, false, -1, nil},
-		{"wrong shape", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"result":"index not loaded","error":true}`)) }, false, -1, nil},
+		{"wrong shape", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"result":"index not loaded","error":true}`))
+		}, false, -1, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
