@@ -253,21 +253,11 @@ func (f retrieverFlag) String() string {
 }
 
 func (f retrieverFlag) Set(s string) error {
-	rc, err := experiments.ParseRetriever(s)
-	if err != nil {
-		return err
+	rc, err := experiments.ReplaceRetriever(f.cfg.Retriever, s)
+	if err == nil {
+		f.cfg.Retriever = rc
 	}
-	if old := f.cfg.Retriever; old != nil && old.TopK > 0 {
-		if rc == nil {
-			rc = &experiments.RetrieverConfig{Kind: experiments.RetrieverBM25}
-		}
-		rc.TopK = old.TopK
-	}
-	if old := f.cfg.Retriever; old != nil && rc != nil && rc.Kind == experiments.RetrieverHTTP {
-		rc.Timeout = old.Timeout
-	}
-	f.cfg.Retriever = rc
-	return nil
+	return err
 }
 
 // objectivesFlag sets RunConfig.Objectives from one number, or ObjectivesGrid

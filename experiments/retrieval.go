@@ -323,3 +323,55 @@ func clip(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// ReplaceRetriever is old with its target set from s ("bm25" or a /retrieve
+// URL, as ParseRetriever reads it), keeping old's topk and, for a URL, its
+// timeout: what --retriever and the New experiment picker do to a loaded
+// config.
+func ReplaceRetriever(old *RetrieverConfig, s string) (*RetrieverConfig, error) {
+	rc, err := ParseRetriever(s)
+	if err != nil || old == nil {
+		return rc, err
+	}
+	if old.TopK > 0 {
+		if rc == nil {
+			rc = &RetrieverConfig{Kind: RetrieverBM25}
+		}
+		rc.TopK = old.TopK
+	}
+	if rc != nil && rc.Kind == RetrieverHTTP {
+		rc.Timeout = old.Timeout
+	}
+	return rc, nil
+}
+
+// RetrieverProbeQuery is the query the retriever Test button sends.
+const RetrieverProbeQuery = "Who wrote the novel Nineteen Eighty-Four?"
+
+// RetrieverProbe is what one test search found: how many passages, the first
+// one's title, and how long the call took.
+type RetrieverProbe struct {
+	Passages   int
+	FirstTitle string
+	Latency    time.Duration
+}
+
+// ProbeRetriever sends RetrieverProbeQuery, top k, to the /retrieve server rc
+// names (kind "http") and reports what came back. Errors: rc is not an HTTP
+// retriever, or the search failed (see HTTPRetriever.Search).
+func ProbeRetriever(ctx context.Context, rc *RetrieverConfig, k int) (RetrieverProbe, error) {
+	if rc == nil || rc.Kind != RetrieverHTTP {
+		return RetrieverProbe{}, errors.New("retriever: only a /retrieve server can be tested (bm25 is the store's own index)")
+	}
+	env, err := NewRetriever(RunConfig{Retriever: rc}, nil)
+	if err != nil {
+		return RetrieverProbe{}, err
+	}
+	start := time.Now()
+	ps, err := env.Search(ctx, RetrieverProbeQuery, max(k, 1))
+	p := RetrieverProbe{Latency: time.Since(start), Passages: len(ps)}
+	if len(ps) > 0 {
+		p.FirstTitle = ps[0].Title
+	}
+	return p, err
+}
