@@ -3,6 +3,7 @@ package views
 import (
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2/test"
 	"github.com/stretchr/testify/assert"
@@ -64,4 +65,22 @@ func TestNewExperimentRetrieverPicker(t *testing.T) {
 	back, err = p.config()
 	require.NoError(t, err)
 	assert.Equal(t, &experiments.RetrieverConfig{Kind: experiments.RetrieverBM25, TopK: 5}, back.Retriever)
+}
+
+// TestTraceShowsRetrievalLatency: the turn line gives the search's share of the
+// turn's time when the turn searched.
+func TestTraceShowsRetrievalLatency(t *testing.T) {
+	st := newFakeStore()
+	d := st.details[11]
+	turns := append([]core.Turn(nil), d.Turns...)
+	turns[0].RetrievalLatency = 250 * time.Millisecond
+	d.Turns = turns
+	st.details[11] = d
+	u, _ := newTestUI(t, st, nil)
+	act(u, func() { u.OpenRollout(11) })
+	u.wait()
+	assert.Contains(t, u.trace.turnInfo.Text, "· 0.9 s (retrieval 0.25 s)")
+	assert.Contains(t, u.trace.params.String(), "retrieval 250ms")
+	act(u, func() { u.trace.slider.SetValue(3) })
+	assert.NotContains(t, u.trace.turnInfo.Text, "retrieval", "an answer turn did not search")
 }
