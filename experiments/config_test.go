@@ -139,6 +139,12 @@ func TestRetrieverConfig(t *testing.T) {
 	assert.NotEqual(t, httpCfg.Hash(), other.Hash())
 	assert.Equal(t, 3, httpCfg.SearchTopK())
 	assert.Equal(t, 5, other.SearchTopK(), "retriever.topk replaces top_k")
+	other.Endpoints = []EndpointProfile{{Name: "a", URL: "http://a:8000/v1", Model: "m", Mode: ModeCompletions, Concurrency: 1}}
+	canon, err = other.CanonicalTOML()
+	require.NoError(t, err)
+	back, err := LoadRunConfig(writeFile(t, string(canon)))
+	require.NoError(t, err, string(canon))
+	assert.Equal(t, other.Hash(), back.Hash(), "the canonical TOML reads back to the same config")
 
 	p := writeFile(t, `retriever = {kind = "http", url = "http://10.0.0.2:8013/retrieve", topk = 3, timeout = 12.5}`+"\n")
 	cfg, err := LoadRunConfig(p)
