@@ -55,6 +55,7 @@ func commands() []command {
 		{"import-trajectories", "FILE.jsonl [--name NAME] [--policy P] [--model M]", "load the MEM1 reference pipeline's JSONL into the store as an experiment (all lines or none)", (*CLI).cmdImportTrajectories},
 		{"export", "--experiment ID --what rollouts|turns|aggregates|trajectories --out FILE", "write an experiment's rollouts, turns or aggregates as CSV, or its trajectories as MEM1 JSONL", (*CLI).cmdExport},
 		{"plot", "--experiment ID --chart accuracy|peak|context|frontier|time|turns --out FIG.pdf|svg|png", "draw a chart of stored experiments as a publication figure (--overlay adds MEM1 Table 1)", (*CLI).cmdPlot},
+		{"retrieve-server", "[--corpus FILE.jsonl] [--addr HOST:PORT]", "serve a corpus over MEM1/Search-R1's POST /retrieve protocol (BM25), for --retriever URL", (*CLI).cmdRetrieveServer},
 		{"oracle", "[--addr HOST:PORT]", "serve a retrieval-oracle MEM1 agent (OpenAI-compatible, no GPU) for pipeline checks", (*CLI).cmdOracle},
 		{"help", "", "this list", nil},
 	}
@@ -237,6 +238,26 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
+	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index) or the URL of a MEM1/Search-R1 /retrieve server")
+}
+
+// retrieverFlag sets RunConfig.Retriever from "bm25" or a /retrieve URL,
+// keeping the topk and (for a URL) the timeout a config file gave.
+type retrieverFlag struct{ cfg *experiments.RunConfig }
+
+func (f retrieverFlag) String() string {
+	if f.cfg == nil {
+		return ""
+	}
+	return f.cfg.Retriever.String()
+}
+
+func (f retrieverFlag) Set(s string) error {
+	rc, err := experiments.ReplaceRetriever(f.cfg.Retriever, s)
+	if err == nil {
+		f.cfg.Retriever = rc
+	}
+	return err
 }
 
 // objectivesFlag sets RunConfig.Objectives from one number, or ObjectivesGrid

@@ -34,6 +34,9 @@ func needRaw(t *testing.T, name string) string {
 	t.Helper()
 	p := filepath.Join(rawDir, name)
 	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("shared QA bundle missing with CI set: %v", err)
+		}
 		t.Skipf("shared QA bundle not found: %v", err)
 	}
 	return p

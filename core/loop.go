@@ -49,10 +49,15 @@ func BudgetHint(turnsLeft int) string {
 // one line per passage, `Doc k(Title: "T") text` with k = 1, 2, … in the given
 // order, each line ending in "\n" (Mem1/inference/data_pipelines.py,
 // passages2string; the quoted title is how the wiki-18 corpus stores titles).
-// Passage text is copied as is, newlines included. No passages give "".
+// Passage text is copied as is, newlines included; a passage with TitleLine
+// shows that line in place of the quoted title. No passages give "".
 func RenderPassages(passages []Passage) string {
 	var b strings.Builder
 	for i, p := range passages {
+		if p.TitleLine != "" {
+			fmt.Fprintf(&b, "Doc %d(Title: %s) %s\n", i+1, p.TitleLine, p.Text)
+			continue
+		}
 		fmt.Fprintf(&b, "Doc %d(Title: \"%s\") %s\n", i+1, p.Title, p.Text)
 	}
 	return b.String()
@@ -201,7 +206,8 @@ func (e *TurnError) Unwrap() error { return e.Err }
 //   - answer: the rollout ends;
 //   - no action: the rollout ends, unless InvalidNote is set (see AgentConfig).
 //
-// Turn.Latency spans the model call and the retrieval. Turn.Context is Completion.Sent (Prompt + Carried() when the model leaves it
+// Turn.Latency spans the model call and the retrieval; Turn.RetrievalLatency
+// the retrieval alone. Turn.Context is Completion.Sent (Prompt + Carried() when the model leaves it
 // empty); token counts come from the completion's usage, or from
 // EstimateTokens of the context and the generated text when the server
 // reported none. onTurn (may be nil) is called after each new turn; its error
@@ -292,7 +298,9 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 		switch {
 		case p.Action == ActionSearch && !last:
 			if strings.TrimSpace(p.Query) != "" {
+				searchStart := clock()
 				passages, err := a.Env.Search(ctx, p.Query, cfg.TopK)
+				t.RetrievalLatency = clock().Sub(searchStart)
 				if err != nil {
 					return r.outcome(), &TurnError{Turn: i, Op: "search", Err: err}
 				}

@@ -187,7 +187,14 @@ func TestRunMem1FlatFullGrows(t *testing.T) {
 		for i, tu := range out.Turns {
 			assert.Equal(t, i, tu.Index)
 			assert.True(t, tu.UsageReported)
-			assert.Equal(t, time.Second, tu.Latency)
+			if tu.Action == ActionSearch {
+				// The step clock ticks at the model call's start, the search's start and end, and the turn's end.
+				assert.Equal(t, time.Second, tu.RetrievalLatency, "turn %d", i)
+				assert.Equal(t, 3*time.Second, tu.Latency, "turn %d", i)
+			} else {
+				assert.Zero(t, tu.RetrievalLatency)
+				assert.Equal(t, time.Second, tu.Latency)
+			}
 			assert.Equal(t, "stop", tu.FinishReason)
 		}
 		assert.GreaterOrEqual(t, out.Elapsed, 6*time.Second)
@@ -524,6 +531,9 @@ func TestRenderPassages(t *testing.T) {
 	assert.Equal(t, "", RenderPassages(nil))
 	got := RenderPassages([]Passage{{Title: "A", Text: "x", Rank: 7}, {Title: `B "q"`, Text: ""}})
 	assert.Equal(t, "Doc 1(Title: \"A\") x\nDoc 2(Title: \"B \"q\"\") \n", got)
+	// A title line kept from a /retrieve server's contents is shown as it came.
+	got = RenderPassages([]Passage{{Title: "No quotes", TitleLine: "No quotes", Text: "y"}})
+	assert.Equal(t, "Doc 1(Title: No quotes) y\n", got)
 }
 
 func TestContextCarried(t *testing.T) {

@@ -34,6 +34,10 @@ type Passage struct {
 	Text  string  `json:"text"`
 	Score float64 `json:"score"`
 	Rank  int     `json:"rank"`
+	// TitleLine, when set, is the title exactly as a /retrieve server's
+	// contents gave it (its first line) where that is not `"Title"`;
+	// RenderPassages then shows it verbatim, as the reference does.
+	TitleLine string `json:"title_line,omitempty"`
 }
 
 // Exchange is one finished turn as it is carried into later contexts: the model's
@@ -146,6 +150,9 @@ type Turn struct {
 	UsageReported    bool
 	Latency          time.Duration
 	FinishReason     string
+	// RetrievalLatency is the part of Latency spent in Env.Search (retries
+	// included; 0 when the turn did not search).
+	RetrievalLatency time.Duration
 }
 
 // Tokens is the size of this turn's sequence: context plus generation.

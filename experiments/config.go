@@ -83,6 +83,17 @@ type RunConfig struct {
 	// timeout_seconds, concurrency and requests_per_second: endpoints serving the
 	// same model share that model's rollouts; each distinct model is a setting.
 	Endpoints []EndpointProfile `toml:"endpoints,omitempty" json:"endpoints,omitempty"`
+	// Retriever, when set, picks the search environment (RetrieverConfig): the
+	// store's BM25 index (the default) or a MEM1 /retrieve server.
+	Retriever *RetrieverConfig `toml:"retriever,omitempty" json:"retriever,omitempty"`
+}
+
+// SearchTopK is the passages per search: retriever.topk when set, else top_k.
+func (c RunConfig) SearchTopK() int {
+	if c.Retriever != nil && c.Retriever.TopK > 0 {
+		return c.Retriever.TopK
+	}
+	return c.TopK
 }
 
 // TagNames are the protocol's tag names (core.Tags) as config keys.
@@ -460,6 +471,7 @@ func (c RunConfig) Validate() error {
 			bad("tags", "%v", err)
 		}
 	}
+	errs = append(errs, c.Retriever.validate()...)
 	names := map[string]bool{}
 	for i, p := range c.Endpoints {
 		if err := p.Validate(); err != nil {
@@ -528,8 +540,10 @@ func LoadRunConfig(path string) (RunConfig, error) {
 }
 
 // CanonicalTOML renders every field, in declaration order, with the TOML
-// encoder's fixed formatting: the same config always gives the same bytes.
+// encoder's fixed formatting: the same config always gives the same bytes
+// (a retriever table that only names the default bm25 is left out).
 func (c RunConfig) CanonicalTOML() ([]byte, error) {
+	c.Retriever = c.Retriever.canonical()
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
 		return nil, fmt.Errorf("encoding run config: %w", err)

@@ -122,3 +122,73 @@ func TestEndpointConfigReadsKeyFromEnv(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(b), "sk-test")
 }
+
+func TestRetrieverConfig(t *testing.T) {
+	def := DefaultRunConfig()
+	canon, err := def.CanonicalTOML()
+	require.NoError(t, err)
+	assert.NotContains(t, string(canon), "retriever", "configs without a retriever hash as before the key existed")
+	bm25 := def
+	bm25.Retriever = &RetrieverConfig{Kind: RetrieverBM25}
+	assert.Equal(t, def.Hash(), bm25.Hash(), "naming the default bm25 changes no hash")
+	httpCfg := def
+	httpCfg.Retriever = &RetrieverConfig{Kind: RetrieverHTTP, URL: "http://127.0.0.1:8013/retrieve"}
+	assert.NotEqual(t, def.Hash(), httpCfg.Hash())
+	other := httpCfg
+	other.Retriever = &RetrieverConfig{Kind: RetrieverHTTP, URL: "http://127.0.0.1:8013/retrieve", TopK: 5}
+	assert.NotEqual(t, httpCfg.Hash(), other.Hash())
+	assert.Equal(t, 3, httpCfg.SearchTopK())
+	assert.Equal(t, 5, other.SearchTopK(), "retriever.topk replaces top_k")
+	other.Endpoints = []EndpointProfile{{Name: "a", URL: "http://a:8000/v1", Model: "m", Mode: ModeCompletions, Concurrency: 1}}
+	canon, err = other.CanonicalTOML()
+	require.NoError(t, err)
+	back, err := LoadRunConfig(writeFile(t, string(canon)))
+	require.NoError(t, err, string(canon))
+	assert.Equal(t, other.Hash(), back.Hash(), "the canonical TOML reads back to the same config")
+
+	p := writeFile(t, `retriever = {kind = "http", url = "http://10.0.0.2:8013/retrieve", topk = 3, timeout = 12.5}`+"\n")
+	cfg, err := LoadRunConfig(p)
+	require.NoError(t, err)
+	assert.Equal(t, &RetrieverConfig{Kind: RetrieverHTTP, URL: "http://10.0.0.2:8013/retrieve", TopK: 3, Timeout: 12.5}, cfg.Retriever)
+	env, err := NewRetriever(cfg, nil)
+	require.NoError(t, err)
+	assert.Equal(t, &HTTPRetriever{URL: "http://10.0.0.2:8013/retrieve", Timeout: 12500 * time.Millisecond}, env)
+
+	_, err = LoadRunConfig(writeFile(t, `retriever = {kind = "http", uri = "http://x"}`+"\n"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "retriever.uri")
+	bad := def
+	bad.Retriever = &RetrieverConfig{Kind: "dense", TopK: -1, Timeout: -2}
+	err = bad.Validate()
+	require.Error(t, err)
+	for _, key := range []string{"retriever.kind:", "retriever.topk:", "retriever.timeout:"} {
+		assert.Contains(t, err.Error(), key)
+	}
+	bad.Retriever = &RetrieverConfig{Kind: RetrieverHTTP, URL: "ftp://x"}
+	assert.ErrorContains(t, bad.Validate(), "retriever.url:")
+	bad.Retriever = &RetrieverConfig{Kind: RetrieverBM25, URL: "http://x"}
+	assert.ErrorContains(t, bad.Validate(), "retriever.url:")
+
+	_, err = NewRetriever(def, nil)
+	assert.Error(t, err, "bm25 needs the store")
+}
+
+func TestParseRetriever(t *testing.T) {
+	for _, s := range []string{"", "bm25", " BM25 "} {
+		rc, err := ParseRetriever(s)
+		require.NoError(t, err)
+		assert.Nil(t, rc, s)
+	}
+	rc, err := ParseRetriever("http://127.0.0.1:8013")
+	require.NoError(t, err)
+	assert.Equal(t, &RetrieverConfig{Kind: RetrieverHTTP, URL: "http://127.0.0.1:8013/retrieve"}, rc)
+	assert.Equal(t, "http://127.0.0.1:8013/retrieve", rc.String())
+	assert.Equal(t, "bm25", (*RetrieverConfig)(nil).String())
+	rc, err = ParseRetriever("https://search.example/api/retrieve")
+	require.NoError(t, err)
+	assert.Equal(t, "https://search.example/api/retrieve", rc.URL)
+	for _, s := range []string{"dense", "ftp://x/retrieve", "http://"} {
+		_, err := ParseRetriever(s)
+		assert.Error(t, err, s)
+	}
+}

@@ -26,12 +26,11 @@ var (
 
 // bundleStore returns a store with the real bundle imported, shared by the
 // package's tests (imported once). Tests that need it are skipped when the
-// bundle is absent.
+// bundle is absent, and fail when env CI is set.
 func bundleStore(t *testing.T) *storage.Store {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(bundleDir, "unified", "questions.jsonl")); err != nil {
-		t.Skipf("qa-bundle not found at %s: %v", bundleDir, err)
-	}
+	requireBundleFile(t, filepath.Join("unified", "questions.jsonl"))
+
 	bundleOnce.Do(func() {
 		bundleTmp, bundleErr = os.MkdirTemp("", "mem1lab-experiments-")
 		if bundleErr != nil {
@@ -58,4 +57,18 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(bundleTmp)
 	}
 	os.Exit(code)
+}
+
+// requireBundleFile returns the path of rel inside the shared bundle; when it
+// is missing the test fails under env CI and is skipped otherwise.
+func requireBundleFile(t *testing.T, rel string) string {
+	t.Helper()
+	p := filepath.Join(bundleDir, rel)
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("qa-bundle file missing with CI set: %v", err)
+		}
+		t.Skipf("qa-bundle not found at %s: %v", bundleDir, err)
+	}
+	return p
 }

@@ -4,14 +4,131 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mem1lab/mem1lab/core"
 )
+
+// Retriever kinds (RetrieverConfig.Kind).
+const (
+	// RetrieverBM25 is the store's FTS5 BM25 index over the imported corpus.
+	RetrieverBM25 = "bm25"
+	// RetrieverHTTP is a MEM1 / Search-R1 `POST /retrieve` server (HTTPRetriever).
+	RetrieverHTTP = "http"
+)
+
+// DefaultRetrieverTimeout is the per-request limit of an HTTP retriever whose
+// timeout is unset.
+const DefaultRetrieverTimeout = 30 * time.Second
+
+// RetrieverConfig is the run's retriever, the TOML table
+//
+//	retriever = {kind = "http", url = "http://127.0.0.1:8013/retrieve", topk = 3, timeout = 30}
+//
+// Kind is "bm25" (the store's index; url must be empty) or "http" (url is the
+// server's full /retrieve address; a bare host gets "/retrieve"). TopK, when
+// set, is the passages per search and replaces top_k; Timeout is seconds per
+// request (0 = 30). A config without the table, or with only kind = "bm25",
+// is the store's index and hashes as before the table existed.
+type RetrieverConfig struct {
+	Kind    string  `toml:"kind" json:"kind"`
+	URL     string  `toml:"url,omitempty" json:"url,omitempty"`
+	TopK    int     `toml:"topk,omitempty" json:"topk,omitempty"`
+	Timeout float64 `toml:"timeout,omitempty" json:"timeout,omitempty"`
+}
+
+// ParseRetriever reads the --retriever flag and the New experiment picker's
+// value: "bm25" (or "") is the store's index (nil, the default), anything else
+// a /retrieve URL. Errors: a URL that is not http(s) with a host.
+func ParseRetriever(s string) (*RetrieverConfig, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || strings.EqualFold(s, RetrieverBM25) {
+		return nil, nil
+	}
+	u, err := NormalizeRetrieveURL(s)
+	if err != nil {
+		return nil, err
+	}
+	return &RetrieverConfig{Kind: RetrieverHTTP, URL: u}, nil
+}
+
+// String is the --retriever form: "bm25" or the URL.
+func (rc *RetrieverConfig) String() string {
+	if rc == nil || rc.Kind != RetrieverHTTP {
+		return RetrieverBM25
+	}
+	return rc.URL
+}
+
+// NormalizeRetrieveURL checks a /retrieve address: http or https with a host;
+// an empty path becomes "/retrieve" (the reference's route).
+func NormalizeRetrieveURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", errors.New("retriever URL: empty (want e.g. http://127.0.0.1:8013/retrieve)")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", fmt.Errorf("retriever URL %q: %w", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return "", fmt.Errorf("retriever URL %q: scheme must be http or https (or use bm25 for the store's index)", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("retriever URL %q: no host", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/retrieve"
+	}
+	return u.String(), nil
+}
+
+// validate reports the table's bad keys, each named "retriever.KEY".
+func (rc *RetrieverConfig) validate() []error {
+	if rc == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("retriever.%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch rc.Kind {
+	case RetrieverBM25:
+		if rc.URL != "" {
+			bad("url", "set with kind = %q: leave it out, or use kind = %q", RetrieverBM25, RetrieverHTTP)
+		}
+	case RetrieverHTTP:
+		if _, err := NormalizeRetrieveURL(rc.URL); err != nil {
+			bad("url", "%v", err)
+		}
+	default:
+		bad("kind", "%q: want %q or %q", rc.Kind, RetrieverBM25, RetrieverHTTP)
+	}
+	if rc.TopK < 0 || rc.TopK > 100 {
+		bad("topk", "%d: want 1..100 (0 = top_k)", rc.TopK)
+	}
+	if math.IsNaN(rc.Timeout) || rc.Timeout < 0 {
+		bad("timeout", "%g: want ≥ 0 seconds (0 = 30)", rc.Timeout)
+	}
+	return errs
+}
+
+// canonical is the table as the config hash sees it: nil for the store's
+// index without a topk (the same as no table).
+func (rc *RetrieverConfig) canonical() *RetrieverConfig {
+	if rc == nil || rc.Kind == RetrieverBM25 && rc.URL == "" && rc.TopK == 0 && rc.Timeout == 0 {
+		return nil
+	}
+	return rc
+}
 
 // HTTPRetriever is a core.Environment backed by a MEM1 / Search-R1 retrieval
 // server. It sends
@@ -19,12 +136,21 @@ import (
 //	POST {URL}  {"queries":[query],"topk":k,"return_scores":true}
 //
 // and reads {"result":[[{"document":{"id","contents"},"score"}, …]]}, where
-// contents is the wiki-18 form `"Title"\ntext` (first line the quoted title,
-// the rest the text). Hits without the document/score wrapper (return_scores
-// false) and documents with separate "title"/"text" fields are accepted too.
-// URL is the full endpoint, e.g. "http://127.0.0.1:8000/retrieve".
+// contents is the wiki-18 form `"Title"\ntext` (first line the title, the rest
+// the text; Mem1/inference/data_pipelines.py batch_search). return_scores is
+// always sent: the reference server (Search-R1 retrieval_server.py) fails with
+// a 500 without it. Hits without the document/score wrapper and documents with
+// separate "title"/"text" fields are accepted too. URL is the full endpoint,
+// e.g. "http://127.0.0.1:8013/retrieve".
+//
+// Failures are *CallError values as model calls give them (HTTP status,
+// Retry-After, Timeout when the per-request limit fired), so Retryable
+// classifies them the same way; a reply that is not the format above is a
+// plain error (not retried).
 type HTTPRetriever struct {
 	URL string
+	// Timeout limits each request (0 = none beyond ctx).
+	Timeout time.Duration
 	// Client is the HTTP client; nil = http.DefaultClient.
 	Client *http.Client
 }
@@ -42,7 +168,13 @@ func (r *HTTPRetriever) Search(ctx context.Context, query string, k int) ([]core
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(body))
+	reqCtx := ctx
+	if r.Timeout > 0 {
+		var cancel context.CancelFunc
+		reqCtx, cancel = context.WithTimeout(ctx, r.Timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, r.URL, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("retrieve %s: %w", r.URL, err)
 	}
@@ -51,19 +183,25 @@ func (r *HTTPRetriever) Search(ctx context.Context, query string, k int) ([]core
 	if client == nil {
 		client = http.DefaultClient
 	}
+	timedOut := func() bool { return ctx.Err() == nil && errors.Is(reqCtx.Err(), context.DeadlineExceeded) }
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("retrieve %s: %w", r.URL, err)
+		return nil, &CallError{Timeout: timedOut(), Err: fmt.Errorf("retrieve %s: %w", r.URL, err)}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
 	if err != nil {
-		return nil, fmt.Errorf("retrieve %s: reading reply: %w", r.URL, err)
+		return nil, &CallError{Status: 0, Timeout: timedOut(), Err: fmt.Errorf("retrieve %s: reading reply: %w", r.URL, err)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("retrieve %s: %s: %s", r.URL, resp.Status, clip(string(raw), 300))
+		return nil, &CallError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			Err: fmt.Errorf("retrieve %s: %s: %s", r.URL, resp.Status, clip(string(raw), 300))}
 	}
-	return parseRetrieveReply(raw, k)
+	ps, err := parseRetrieveReply(raw, k)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.URL, err)
+	}
+	return ps, nil
 }
 
 // parseRetrieveReply decodes a /retrieve reply for one query.
@@ -124,6 +262,8 @@ func parseHit(h json.RawMessage) (core.Passage, error) {
 	p := core.Passage{ID: rawIDString(doc.ID)}
 	if doc.Contents != "" {
 		p.Title, p.Text = SplitContents(doc.Contents)
+		line, _, _ := strings.Cut(doc.Contents, "\n")
+		p.TitleLine = titleLine(line, p.Title)
 	} else {
 		p.Title, p.Text = doc.Title, doc.Text
 	}
@@ -152,16 +292,28 @@ func rawIDString(raw json.RawMessage) string {
 	return strings.TrimSpace(string(raw))
 }
 
-// SplitContents splits a wiki-18 `contents` value into title and text: the first
-// line is the title (surrounding double quotes removed), the remaining lines the
-// text (MEM1's inference/data_pipelines.py reads it the same way).
+// SplitContents splits a wiki-18 `contents` value as the reference does
+// (Mem1/inference/data_pipelines.py passages2string): the title line is
+// everything before the first "\n", the text everything after it ("" when there
+// is no newline). title is the title line without its surrounding double
+// quotes; the reference shows the line itself, so RenderPassages needs
+// TitleLine when the line is not exactly `"title"` (see titleLine).
 func SplitContents(contents string) (title, text string) {
-	title, text, _ = strings.Cut(contents, "\n")
-	title = strings.TrimSpace(title)
-	if len(title) >= 2 && strings.HasPrefix(title, `"`) && strings.HasSuffix(title, `"`) {
-		title = title[1 : len(title)-1]
+	line, text, _ := strings.Cut(contents, "\n")
+	title = line
+	if len(line) >= 2 && strings.HasPrefix(line, `"`) && strings.HasSuffix(line, `"`) {
+		title = line[1 : len(line)-1]
 	}
 	return title, text
+}
+
+// titleLine is the Passage.TitleLine of a contents title line: "" when
+// RenderPassages' `"title"` gives the line back byte for byte, else the line.
+func titleLine(line, title string) string {
+	if `"`+title+`"` == line {
+		return ""
+	}
+	return line
 }
 
 func clip(s string, n int) string {
@@ -170,4 +322,56 @@ func clip(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// ReplaceRetriever is old with its target set from s ("bm25" or a /retrieve
+// URL, as ParseRetriever reads it), keeping old's topk and, for a URL, its
+// timeout: what --retriever and the New experiment picker do to a loaded
+// config.
+func ReplaceRetriever(old *RetrieverConfig, s string) (*RetrieverConfig, error) {
+	rc, err := ParseRetriever(s)
+	if err != nil || old == nil {
+		return rc, err
+	}
+	if old.TopK > 0 {
+		if rc == nil {
+			rc = &RetrieverConfig{Kind: RetrieverBM25}
+		}
+		rc.TopK = old.TopK
+	}
+	if rc != nil && rc.Kind == RetrieverHTTP {
+		rc.Timeout = old.Timeout
+	}
+	return rc, nil
+}
+
+// RetrieverProbeQuery is the query the retriever Test button sends.
+const RetrieverProbeQuery = "Who wrote the novel Nineteen Eighty-Four?"
+
+// RetrieverProbe is what one test search found: how many passages, the first
+// one's title, and how long the call took.
+type RetrieverProbe struct {
+	Passages   int
+	FirstTitle string
+	Latency    time.Duration
+}
+
+// ProbeRetriever sends RetrieverProbeQuery, top k, to the /retrieve server rc
+// names (kind "http") and reports what came back. Errors: rc is not an HTTP
+// retriever, or the search failed (see HTTPRetriever.Search).
+func ProbeRetriever(ctx context.Context, rc *RetrieverConfig, k int) (RetrieverProbe, error) {
+	if rc == nil || rc.Kind != RetrieverHTTP {
+		return RetrieverProbe{}, errors.New("retriever: only a /retrieve server can be tested (bm25 is the store's own index)")
+	}
+	env, err := NewRetriever(RunConfig{Retriever: rc}, nil)
+	if err != nil {
+		return RetrieverProbe{}, err
+	}
+	start := time.Now()
+	ps, err := env.Search(ctx, RetrieverProbeQuery, max(k, 1))
+	p := RetrieverProbe{Latency: time.Since(start), Passages: len(ps)}
+	if len(ps) > 0 {
+		p.FirstTitle = ps[0].Title
+	}
+	return p, err
 }

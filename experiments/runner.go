@@ -64,7 +64,9 @@ var ErrCancelRequested = fmt.Errorf("cancel requested: %w", context.Canceled)
 // after a crash. Every turn is stored as soon as it completes.
 type Runner struct {
 	Store RunStore
-	// Env answers searches (the store's FTS5 index, or an HTTPRetriever).
+	// Env answers searches when the config's retriever is bm25 (the default):
+	// the store's FTS5 index. A retriever of kind "http" replaces it with an
+	// HTTPRetriever (NewRetriever).
 	Env core.Environment
 	// NewModel builds the model for one endpoint: it receives the config with its
 	// top-level endpoint keys set to that endpoint (RunConfig.ForEndpoint). nil =
@@ -96,8 +98,9 @@ type activeRun struct {
 // Run creates the experiment described by cfg and plays it to the end; see
 // Create and Resume.
 //
-// A rollout whose model calls keep failing (after retries) or whose retrieval
-// fails is stored as failed with the error text and the others go on.
+// A rollout whose model calls or retrievals keep failing (after retries; the
+// retriever's calls are retried like model calls) is stored as failed with the
+// error text and the others go on.
 // Cancelling ctx stops launching rollouts; rollouts in flight end as cancelled
 // (their finished turns stay stored, and Resume continues them), the rollouts
 // never started stay queued, and the experiment is marked cancelled. Run
@@ -117,8 +120,11 @@ func (r *Runner) Run(ctx context.Context, cfg RunConfig, progress func(Progress)
 	if err := cfg.Validate(); err != nil {
 		return Summary{}, err
 	}
-	if r.Store == nil || r.Env == nil {
-		return Summary{}, errors.New("runner: no store or no environment")
+	if r.Store == nil {
+		return Summary{}, errors.New("runner: no store")
+	}
+	if _, err := NewRetriever(cfg, r.Env); err != nil {
+		return Summary{}, err
 	}
 	eps, closeEps, err := r.endpoints(cfg)
 	if err != nil {
@@ -277,14 +283,17 @@ func (r *Runner) StoredConfig(ctx context.Context, expID int64) (RunConfig, erro
 // on exactly as if never interrupted). It fails with ErrBusy while another
 // live process holds the experiment.
 func (r *Runner) Resume(ctx context.Context, expID int64, progress func(Progress)) (Summary, error) {
-	if r.Store == nil || r.Env == nil {
-		return Summary{}, errors.New("runner: no store or no environment")
+	if r.Store == nil {
+		return Summary{}, errors.New("runner: no store")
 	}
 	cfg, err := r.StoredConfig(ctx, expID)
 	if err != nil {
 		return Summary{Experiment: expID}, err
 	}
 	if err := cfg.Validate(); err != nil {
+		return Summary{Experiment: expID}, err
+	}
+	if _, err := NewRetriever(cfg, r.Env); err != nil {
 		return Summary{Experiment: expID}, err
 	}
 	eps, closeEps, err := r.endpoints(cfg)
@@ -440,6 +449,10 @@ func (r *Runner) claim(ctx context.Context, expID int64, owner string) error {
 // execute plays experiment expID's unfinished rollouts on eps.
 func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []*endpointState, progress func(Progress)) (Summary, error) {
 	sum := Summary{Experiment: expID}
+	env, err := NewRetriever(cfg, r.Env)
+	if err != nil {
+		return sum, err
+	}
 	owner := newOwner()
 	if err := r.claim(ctx, expID, owner); err != nil {
 		return sum, err
@@ -489,6 +502,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 
 	tr := newTracker(expID, rows, eps, act.gate, progress)
 	rp := cfg.retryPolicy()
+	rs := newRetrieverState(env, rp)
 	appendTurn := r.Store.AppendTurn
 	if bs, ok := r.Store.(batchTurnStore); ok {
 		tw := newTurnWriter(bs)
@@ -575,7 +589,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 					if runCtx.Err() != nil {
 						return // left queued for a later resume
 					}
-					r.play(runCtx, job, ep, acfgs[job.Policy], rp, act.gate, tr, appendTurn)
+					r.play(runCtx, job, ep, rs, acfgs[job.Policy], rp, act.gate, tr, appendTurn)
 				}
 			}()
 		}
@@ -630,7 +644,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 }
 
 // play runs one rollout on ep (from its last stored turn) and records its result.
-func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
+func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, rs *retrieverState, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
 	appendTurn func(context.Context, int64, core.Turn) error) {
 	bg := context.WithoutCancel(ctx)
 	ok, err := r.Store.ClaimRollout(ctx, j.ID, ep.profile.Name)
@@ -655,7 +669,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	}
 	tr.start(j)
 	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr}
-	agent := &core.Agent{Model: model, Env: r.Env, Config: acfg, Clock: r.Clock}
+	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
 	onTurn := func(t core.Turn) error {
 		// The turn is stored even when ctx was cancelled during its call.
 		if err := appendTurn(bg, j.ID, t); err != nil {
@@ -797,7 +811,7 @@ func agentConfig(cfg RunConfig) (core.AgentConfig, error) {
 		Tags:     cfg.CoreTags(),
 		Policy:   pol,
 		MaxTurns: cfg.MaxTurns,
-		TopK:     cfg.TopK,
+		TopK:     cfg.SearchTopK(),
 		Scheme:   cfg.Scheme,
 	}, nil
 }

@@ -227,6 +227,11 @@ CREATE TABLE endpoint_profiles (
 	`
 ALTER TABLE rollouts ADD COLUMN prompt TEXT NOT NULL DEFAULT '';
 `,
+	// retriever: turns.retrieval_ms is the part of latency_ms the turn's search
+	// took (0 for turns stored before, and for turns without a search).
+	`
+ALTER TABLE turns ADD COLUMN retrieval_ms REAL NOT NULL DEFAULT 0;
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

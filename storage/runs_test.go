@@ -36,13 +36,14 @@ func sampleTurn(i int) core.Turn {
 		Information:   "Doc 1(Title: \"Ann\") Ann is…",
 		Passages: []core.Passage{
 			{ID: "hp-1", Title: "Ann", Text: "Ann is…", Score: 7.25, Rank: 1},
-			{ID: "hp-2", Title: "Bob", Text: "Bob…", Score: 3.5, Rank: 2},
+			{ID: "hp-2", Title: "Bob", Text: "Bob…", Score: 3.5, Rank: 2, TitleLine: "Bob"},
 		},
 		PromptTokens:     100 + i,
 		CompletionTokens: 20,
 		UsageReported:    i%2 == 0,
 		Latency:          1234567891 * time.Nanosecond,
 		FinishReason:     "stop",
+		RetrievalLatency: 234567891 * time.Nanosecond,
 	}
 }
 

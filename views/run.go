@@ -64,6 +64,10 @@ type runPanel struct {
 	summary                                        *dataTable
 	groups                                         []experiments.Group
 	profiles                                       map[string]experiments.EndpointProfile
+	retrKind                                       *widget.Select // bm25 | http
+	retrURL                                        *widget.Entry
+	retrTestBt                                     *widget.Button
+	retrResult                                     *widget.Label
 
 	running bool
 	cancel  context.CancelFunc
@@ -143,6 +147,21 @@ func newRunPanel(u *UI) *runPanel {
 	p.temperature = entry(ftoa(def.Temperature))
 	p.topP = entry(ftoa(def.TopP))
 	p.maxTokens = entry(itoa(def.MaxTokens))
+	p.retrURL = widget.NewEntry()
+	p.retrURL.SetPlaceHolder("http://127.0.0.1:8013/retrieve")
+	p.retrKind = widget.NewSelect([]string{experiments.RetrieverBM25, experiments.RetrieverHTTP}, func(k string) {
+		if k == experiments.RetrieverHTTP {
+			p.retrURL.Enable()
+			p.retrTestBt.Enable()
+		} else {
+			p.retrURL.Disable()
+			p.retrTestBt.Disable()
+		}
+	})
+	p.retrTestBt = widget.NewButton("Test", p.testRetriever)
+	p.retrResult = widget.NewLabel("")
+	p.retrResult.Wrapping = fyne.TextWrapWord
+	p.setRetriever(def.Retriever)
 
 	p.form = widget.NewForm(
 		widget.NewFormItem("Name", p.name),
@@ -161,6 +180,7 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Concurrency", p.concurrency),
 		widget.NewFormItem("Max turns (0 = auto)", p.maxTurns),
 		widget.NewFormItem("Top-k passages", p.topK),
+		widget.NewFormItem("Retriever", container.NewVBox(container.NewBorder(nil, nil, p.retrKind, p.retrTestBt, p.retrURL), p.retrResult)),
 		widget.NewFormItem("Temperature", p.temperature),
 		widget.NewFormItem("Top-p", p.topP),
 		widget.NewFormItem("Max tokens per turn", p.maxTokens),
@@ -422,6 +442,11 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	cfg.Concurrency = intField("Concurrency", p.concurrency, 1)
 	cfg.MaxTurns = intField("Max turns", p.maxTurns, 0)
 	cfg.TopK = intField("Top-k", p.topK, 1)
+	if rc, err := p.retriever(); err != nil {
+		bad("Retriever: %v", err)
+	} else {
+		cfg.Retriever = rc
+	}
 	var ok bool
 	if cfg.Temperature, ok = floatField("Temperature", p.temperature); ok && cfg.Temperature < 0 {
 		bad("Temperature must be 0 or more (got %g)", cfg.Temperature)
@@ -822,6 +847,7 @@ func (p *runPanel) setConfig(cfg experiments.RunConfig) {
 	p.topP.SetText(ftoa(cfg.TopP))
 	p.maxTokens.SetText(strconv.Itoa(cfg.MaxTokens))
 	p.template.SetText(cfg.Template)
+	p.setRetriever(cfg.Retriever)
 	tags := cfg.CoreTags()
 	p.tagThink.SetText(tags.Think)
 	p.tagSearch.SetText(tags.Search)
@@ -842,7 +868,7 @@ func (p *runPanel) setConfig(cfg experiments.RunConfig) {
 	p.endpoints.Refresh()
 	// Keys the form does not show come along unchanged.
 	def := p.u.deps.DefaultRun
-	def.Scheme, def.TimeoutSeconds = cfg.Scheme, cfg.TimeoutSeconds
+	def.Scheme, def.TimeoutSeconds, def.Retriever = cfg.Scheme, cfg.TimeoutSeconds, cfg.Retriever
 	def.Retries, def.RetryBaseSeconds, def.BreakerFailures, def.BreakerCooldownSeconds =
 		cfg.Retries, cfg.RetryBaseSeconds, cfg.BreakerFailures, cfg.BreakerCooldownSeconds
 	p.u.deps.DefaultRun = def
@@ -890,4 +916,49 @@ func (p *runPanel) askExport() {
 	}, w)
 	d.SetFileName("experiment.toml")
 	d.Show()
+}
+
+// setRetriever shows rc in the retriever picker (nil = bm25).
+func (p *runPanel) setRetriever(rc *experiments.RetrieverConfig) {
+	if rc != nil && rc.Kind == experiments.RetrieverHTTP {
+		p.retrURL.SetText(rc.URL)
+		p.retrKind.SetSelected(experiments.RetrieverHTTP)
+	} else {
+		p.retrKind.SetSelected(experiments.RetrieverBM25)
+	}
+}
+
+// retriever reads the picker; the topk and timeout of the loaded config (not
+// shown) are kept.
+func (p *runPanel) retriever() (*experiments.RetrieverConfig, error) {
+	target := experiments.RetrieverBM25
+	if p.retrKind.Selected == experiments.RetrieverHTTP {
+		target = strings.TrimSpace(p.retrURL.Text)
+		if target == "" {
+			return nil, errors.New("give the /retrieve server's URL, e.g. http://127.0.0.1:8013/retrieve")
+		}
+	}
+	return experiments.ReplaceRetriever(p.u.deps.DefaultRun.Retriever, target)
+}
+
+// testRetriever sends one probe search to the picked /retrieve server.
+func (p *runPanel) testRetriever() {
+	rc, err := p.retriever()
+	if err != nil {
+		p.retrResult.SetText(err.Error())
+		return
+	}
+	k, _ := strconv.Atoi(strings.TrimSpace(p.topK.Text))
+	p.retrResult.SetText("Testing…")
+	p.retrTestBt.Disable()
+	background(p.u, func(ctx context.Context) (experiments.RetrieverProbe, error) {
+		return experiments.ProbeRetriever(ctx, rc, k)
+	}, func(pr experiments.RetrieverProbe, err error) {
+		p.retrTestBt.Enable()
+		if err != nil {
+			p.retrResult.SetText("Retriever failed: " + err.Error())
+			return
+		}
+		p.retrResult.SetText(fmt.Sprintf("OK: %d passages in %s; first %q.", pr.Passages, pr.Latency.Round(time.Millisecond), pr.FirstTitle))
+	})
 }

@@ -379,6 +379,9 @@ func (p *tracePanel) show() {
 	if t.Latency > 0 {
 		info += fmt.Sprintf(" · %.1f s", t.Latency.Seconds())
 	}
+	if t.RetrievalLatency > 0 {
+		info += fmt.Sprintf(" (retrieval %.2f s)", t.RetrievalLatency.Seconds())
+	}
 	if t.FinishReason != "" {
 		info += " · finish " + t.FinishReason
 	}
@@ -524,8 +527,8 @@ func (p *tracePanel) showFacts() {
 func (p *tracePanel) requestParams(t core.Turn) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "rollout %d · turn %d · model %s · policy %s\n", p.detail.ID, t.Index+1, p.detail.Model, p.detail.Policy)
-	fmt.Fprintf(&b, "prompt_tokens %d · completion_tokens %d · usage reported %v · finish_reason %q · latency %s\n",
-		t.PromptTokens, t.CompletionTokens, t.UsageReported, t.FinishReason, t.Latency)
+	fmt.Fprintf(&b, "prompt_tokens %d · completion_tokens %d · usage reported %v · finish_reason %q · latency %s · retrieval %s\n",
+		t.PromptTokens, t.CompletionTokens, t.UsageReported, t.FinishReason, t.Latency, t.RetrievalLatency)
 	if p.config != "" {
 		var v any
 		if json.Unmarshal([]byte(p.config), &v) == nil {

@@ -1,0 +1,101 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// RetrieverAttemptEndpoint is the endpoint name under which a run records the
+// failed calls of its retriever (storage.Attempt.Endpoint).
+const RetrieverAttemptEndpoint = "retriever"
+
+// NewRetriever is the search environment cfg.Retriever selects: an
+// HTTPRetriever for kind "http" (timeout retriever.timeout, 30 s when unset),
+// else store (the store's BM25 index). Errors: an invalid retriever table, or
+// kind "bm25" with a nil store.
+func NewRetriever(cfg RunConfig, store core.Environment) (core.Environment, error) {
+	rc := cfg.Retriever
+	if errs := rc.validate(); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if rc != nil && rc.Kind == RetrieverHTTP {
+		u, _ := NormalizeRetrieveURL(rc.URL)
+		timeout := DefaultRetrieverTimeout
+		if rc.Timeout > 0 {
+			timeout = time.Duration(rc.Timeout * float64(time.Second))
+		}
+		return &HTTPRetriever{URL: u, Timeout: timeout}, nil
+	}
+	if store == nil {
+		return nil, errors.New("runner: no environment for the bm25 retriever")
+	}
+	return store, nil
+}
+
+// retrieverState is a run's retriever with its circuit breaker, shared by
+// every rollout of the run.
+type retrieverState struct {
+	env core.Environment
+	ep  *endpointState
+}
+
+func newRetrieverState(env core.Environment, rp retryPolicy) *retrieverState {
+	return &retrieverState{env: env, ep: newEndpointState(EndpointProfile{Name: RetrieverAttemptEndpoint}, nil, rp)}
+}
+
+// callEnv is the environment one rollout searches: the run's retriever with the
+// fault handling of model calls (callModel): it waits for the pause gate and
+// the retriever's breaker, retries failures Retryable accepts with the run's
+// backoff (honouring Retry-After), and records each failed attempt under the
+// turn whose query it was.
+type callEnv struct {
+	rs    *retrieverState
+	model *callModel // the rollout's model: store, gate, retry policy, turn index, tracker
+}
+
+func (e *callEnv) Search(ctx context.Context, query string, k int) ([]core.Passage, error) {
+	m := e.model
+	turn := max(m.turn-1, 0) // the search follows this turn's successful model call
+	for attempt := 1; ; attempt++ {
+		if err := m.gate.wait(ctx); err != nil {
+			return nil, err
+		}
+		if err := e.rs.ep.acquire(ctx); err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		ps, err := e.rs.env.Search(ctx, query, k)
+		if err == nil {
+			e.rs.ep.report(false)
+			return ps, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		e.rs.ep.report(true)
+		var ce *CallError
+		status, retryAfter := 0, time.Duration(0)
+		if errors.As(err, &ce) {
+			status, retryAfter = ce.Status, ce.RetryAfter
+		}
+		if rerr := m.store.RecordAttempt(context.WithoutCancel(ctx), storage.Attempt{RolloutID: m.rolloutID, Turn: turn,
+			Attempt: attempt, Endpoint: RetrieverAttemptEndpoint, Status: status, Error: err.Error(), Latency: time.Since(start)}); rerr != nil {
+			m.tr.storeError(rerr)
+		}
+		m.tr.retry()
+		if !Retryable(err) || attempt > m.rp.retries {
+			if attempt > 1 {
+				err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+			}
+			return nil, err
+		}
+		if err := sleepCtx(ctx, m.rp.backoff(attempt, retryAfter)); err != nil {
+			return nil, err
+		}
+	}
+}
