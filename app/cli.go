@@ -51,7 +51,7 @@ func commands() []command {
 		{"cancel", "ID", "cancel a running experiment (its finished turns are kept; `run --resume ID` continues it)", (*CLI).cmdCancel},
 		{"pause", "ID [--resume]", "pause a running experiment, or let it go on with --resume", (*CLI).cmdPause},
 		{"show", "ROLLOUT", "print a stored rollout turn by turn", (*CLI).cmdShow},
-		{"score", "FILE.jsonl [--scheme mem1|squad] [--json]", "rescore trajectories in the MEM1 reference pipeline's JSONL", (*CLI).cmdScore},
+		{"score", "FILE.jsonl [--scheme mem1|squad] [--json] [--full]", "rescore trajectories in the MEM1 reference pipeline's JSONL (EM, F1, eval.py's peak tokens, dependency, compression ratio)", (*CLI).cmdScore},
 		{"import-trajectories", "FILE.jsonl [--name NAME] [--policy P] [--model M]", "load the MEM1 reference pipeline's JSONL into the store as an experiment (all lines or none)", (*CLI).cmdImportTrajectories},
 		{"export", "--experiment ID --what rollouts|turns|aggregates|trajectories --out FILE", "write an experiment's rollouts, turns or aggregates as CSV, or its trajectories as MEM1 JSONL", (*CLI).cmdExport},
 		{"plot", "--experiment ID --chart accuracy|peak|context|frontier|time|turns --out FIG.pdf|svg|png", "draw a chart of stored experiments as a publication figure (--overlay adds MEM1 Table 1)", (*CLI).cmdPlot},
@@ -637,11 +637,12 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 	fs.String("db", DefaultDBPath(), "accepted like every command's; scoring reads only FILE")
 	scheme := fs.String("scheme", "mem1", "scoring scheme: "+strings.Join(core.Schemes(), " or "))
 	asJSON := fs.Bool("json", false, "one JSON object per input line, then the means")
+	full := fs.Bool("full", false, "peak tokens and dependency by eval.py's full-history rule (default: its consolidating rule)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: mem1lab score FILE.jsonl [--scheme mem1|squad] [--json]")
+		return errors.New("usage: mem1lab score FILE.jsonl [--scheme mem1|squad] [--json] [--full]")
 	}
 	ts, err := experiments.ReadTrajectoriesJSONL(fs.Arg(0))
 	if err != nil {
@@ -651,22 +652,65 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// eval.py's token metrics (o200k counts); nil is eval.py's None (JSON null).
+	pms := make([]core.PaperMetrics, len(ts))
+	for i, t := range ts {
+		pms[i] = t.PaperMetrics(*full)
+	}
+	means := experiments.MeanPaperMetrics(pms)
 	if *asJSON {
 		enc := json.NewEncoder(c.Stdout)
-		for _, l := range lines {
-			if err := enc.Encode(map[string]any{"line": l.Line, "em": l.Score.EM, "f1": l.Score.F1}); err != nil {
+		for i, l := range lines {
+			if err := enc.Encode(map[string]any{"line": l.Line, "em": l.Score.EM, "f1": l.Score.F1,
+				"exact_match_lenient": ts[i].LenientExactMatch(),
+				"peak_tokens":         pms[i].PeakTokens, "dependency": pms[i].Dependency,
+				"compression_ratio": pms[i].CompressionRatio}); err != nil {
 				return err
 			}
 		}
-		return enc.Encode(map[string]any{"mean_em": meanEM, "mean_f1": meanF1})
+		return enc.Encode(map[string]any{"mean_em": meanEM, "mean_f1": meanF1,
+			"mean_peak_tokens":       nullIfNone(means.PeakTokens, means.PeakTokensN),
+			"mean_dependency":        nullIfNone(means.Dependency, means.DependencyN),
+			"mean_compression_ratio": nullIfNone(means.CompressionRatio, means.CompressionRatioN),
+			"token_source":           core.TokenSourceO200k, "peak_rule": peakRule(*full)})
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "line\tobjectives\tEM\tF1\tnote\t")
+	fmt.Fprintln(tw, "line\tobjectives\tEM\tF1\tpeak tokens\tnote\t")
 	for i, l := range lines {
-		fmt.Fprintf(tw, "%d\t%d\t%.3f\t%.3f\t%s\t\n", l.Line, len(ts[i].Gold), l.Score.EM, l.Score.F1, scoreNote(l.Score))
+		fmt.Fprintf(tw, "%d\t%d\t%.3f\t%.3f\t%s\t%s\t\n", l.Line, len(ts[i].Gold), l.Score.EM, l.Score.F1,
+			optInt(pms[i].PeakTokens), scoreNote(l.Score))
 	}
-	fmt.Fprintf(tw, "mean\t\t%.3f\t%.3f\t\t\n", meanEM, meanF1)
-	return tw.Flush()
+	fmt.Fprintf(tw, "mean\t\t%.3f\t%.3f\t%.1f\t\t\n", meanEM, meanF1, means.PeakTokens)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.Stdout, "peak tokens: o200k counts, eval.py's %s rule, mean over %d of %d lines (Exact_match 0 left out)\n",
+		peakRule(*full), means.PeakTokensN, len(ts))
+	return err
+}
+
+// nullIfNone is a mean over n values, or JSON null when n is 0.
+func nullIfNone(mean float64, n int) any {
+	if n == 0 {
+		return nil
+	}
+	return mean
+}
+
+// peakRule names eval.py's peak-token rule.
+func peakRule(full bool) string {
+	if full {
+		return "full-history"
+	}
+	return "consolidating"
+}
+
+// optInt formats an optional count, "-" for none.
+func optInt(p *int) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.Itoa(*p)
 }
 
 // scoreNote says why a trajectory scored 0 when the reason is structural.

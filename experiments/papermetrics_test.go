@@ -1,0 +1,247 @@
+package experiments
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/tiktoken-go/tokenizer"
+
+	"github.com/mem1lab/mem1lab/core"
+)
+
+// evalPyLine is a line-for-line transcription of Mem1/inference/eval.py's
+// per-record functions over the decoded JSON object (keys tested for presence
+// as Python's `in` does), counting with the tokenizer library directly. nil is
+// Python's None.
+type evalPyLine struct {
+	peakC, peakN, depC, depN *float64
+	ratio                    *float64
+}
+
+func evalPy(t *testing.T, data map[string]any) evalPyLine {
+	codec, err := tokenizer.Get(tokenizer.O200kBase)
+	require.NoError(t, err)
+	enc := func(s string) float64 {
+		n, err := codec.Count(s)
+		require.NoError(t, err)
+		return float64(n)
+	}
+	has := func(k string) bool { _, ok := data[k]; return ok }
+	str := func(k string) string { return data[k].(string) }
+	key := func(p string, i int) string { return p + strconv.Itoa(i) }
+	num := func(v float64) *float64 { return &v }
+	emZero := false
+	switch v := data["Exact_match"].(type) {
+	case bool:
+		emZero = !v
+	case float64:
+		emZero = v == 0
+	}
+	maxMem := func() float64 {
+		m := 0.0
+		for _, x := range data["memories"].([]any) {
+			m = max(m, enc(x.(string)))
+		}
+		return m
+	}
+	var out evalPyLine
+
+	// compute_peak_token_non_compression
+	if !emZero {
+		s := ""
+		for i := range 10 {
+			for _, p := range []string{"t", "r", "i"} {
+				if has(key(p, i)) {
+					s += str(key(p, i))
+				}
+			}
+			if !has(key("t", i)) && !has(key("r", i)) && !has(key("i", i)) {
+				break
+			}
+		}
+		res := enc(s)
+		if has("memories") {
+			res += maxMem()
+		}
+		out.peakN = num(res)
+	}
+	// compute_peak_token_compression
+	if !emZero {
+		peak, s := 0.0, ""
+		for i := range 10 {
+			ns := ""
+			for _, p := range []string{"t", "r"} {
+				if has(key(p, i)) {
+					s += str(key(p, i))
+					ns += str(key(p, i))
+				}
+			}
+			peak = max(peak, enc(s))
+			s = ns
+			if has(key("i", i)) {
+				s += str(key("i", i))
+			}
+		}
+		if peak != 0 {
+			if has("memories") {
+				peak += maxMem()
+			}
+			out.peakC = num(peak)
+		}
+	}
+	// compute_dependency_compression and compute_dependency_non_compression
+	for _, full := range []bool{false, true} {
+		dep, total, s := 0.0, 0.0, ""
+		for i := range 10 {
+			ns := ""
+			for _, p := range []string{"t", "r"} {
+				if has(key(p, i)) {
+					l := enc(str(key(p, i)))
+					dep += (enc(s) + float64(int(l)/2)) * l
+					total += l
+					s += str(key(p, i))
+					ns += str(key(p, i))
+				}
+			}
+			if !full {
+				s = ns
+			}
+			if has(key("i", i)) {
+				s += str(key("i", i))
+			}
+			if !has(key("t", i)) && !has(key("r", i)) && !has(key("i", i)) {
+				break
+			}
+		}
+		if total != 0 {
+			if full {
+				out.depN = num(dep)
+			} else {
+				out.depC = num(dep)
+			}
+		}
+	}
+	// compute_compression_ratio
+	total, length, s := 0.0, 0.0, ""
+	for i := range 10 {
+		cur := ""
+		if has(key("t", i)) {
+			total += enc(str(key("t", i)))
+			cur += str(key("t", i))
+			s += str(key("t", i))
+		}
+		if has(key("r", i)) {
+			total += enc(str(key("r", i)))
+			cur += str(key("r", i))
+			s += str(key("r", i))
+			length = enc(s)
+		}
+		s = cur
+		if has(key("i", i)) {
+			total += enc(str(key("i", i)))
+			s += str(key("i", i))
+		}
+		if !has(key("t", i)) && !has(key("r", i)) && !has(key("i", i)) {
+			break
+		}
+	}
+	if total != 0 {
+		out.ratio = num(length / total)
+	}
+	return out
+}
+
+func ptrF(p *int) *float64 {
+	if p == nil {
+		return nil
+	}
+	v := float64(*p)
+	return &v
+}
+
+// TestPaperMetricsMatchEvalPyLoop runs eval.py's loop (transcribed above) over
+// a fixture with the reference's edge cases — Exact_match 0 and false, a
+// boolean Exact_match, an A-MEM memories list, a turn without r, twelve turns
+// (eval.py reads ten), no turns at all — and compares every figure and the
+// means (None left out of each mean) with what mem1lab computes.
+func TestPaperMetricsMatchEvalPyLoop(t *testing.T) {
+	path := filepath.Join("testdata", "paper_metrics.jsonl")
+	ts, err := ReadTrajectoriesJSONL(path)
+	require.NoError(t, err)
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	var want []evalPyLine
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var data map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &data))
+		want = append(want, evalPy(t, data))
+	}
+	require.Len(t, ts, len(want))
+	require.Len(t, want, 6)
+
+	for i, tr := range ts {
+		c, fu := tr.PaperMetrics(false), tr.PaperMetrics(true)
+		assert.Equal(t, want[i].peakC, ptrF(c.PeakTokens), "line %d consolidating peak", i+1)
+		assert.Equal(t, want[i].depC, ptrF(c.Dependency), "line %d consolidating dependency", i+1)
+		assert.Equal(t, want[i].peakN, ptrF(fu.PeakTokens), "line %d full-history peak", i+1)
+		assert.Equal(t, want[i].depN, ptrF(fu.Dependency), "line %d full-history dependency", i+1)
+		if want[i].ratio == nil {
+			assert.Nil(t, c.CompressionRatio, "line %d ratio", i+1)
+		} else if assert.NotNil(t, c.CompressionRatio, "line %d ratio", i+1) {
+			assert.InDelta(t, *want[i].ratio, *c.CompressionRatio, 1e-12, "line %d ratio", i+1)
+		}
+	}
+	// The fixture's cases do what they are meant to.
+	assert.Nil(t, want[1].peakC, "Exact_match 0 has no peak")
+	assert.NotNil(t, want[1].depC, "dependency is not gated on Exact_match")
+	assert.Nil(t, want[3].peakC, "Exact_match false has no peak")
+	assert.Nil(t, want[5].peakC, "no turns: peak 0 is None")
+	assert.Equal(t, 0.0, *want[5].peakN, "no turns: full-history peak 0")
+	assert.Nil(t, want[5].ratio)
+
+	// Means: eval.py filters None, then averages.
+	var ms []float64
+	for _, w := range want {
+		if w.peakC != nil {
+			ms = append(ms, *w.peakC)
+		}
+	}
+	sum := 0.0
+	for _, v := range ms {
+		sum += v
+	}
+	pms := make([]core.PaperMetrics, len(ts))
+	for i, tr := range ts {
+		pms[i] = tr.PaperMetrics(false)
+	}
+	means := MeanPaperMetrics(pms)
+	assert.Equal(t, len(ms), means.PeakTokensN)
+	assert.Equal(t, 3, means.PeakTokensN, "lines 1, 3 and 5")
+	assert.InDelta(t, sum/float64(len(ms)), means.PeakTokens, 1e-9)
+}
+
+// TestTrajectoryLenientExactMatchWithoutField recomputes the count from the
+// last turn's answer when the record has no Exact_match.
+func TestTrajectoryLenientExactMatchWithoutField(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "t.jsonl")
+	require.NoError(t, os.WriteFile(p, []byte(
+		`{"q":"q","t0":"","r0":"<answer>Shakespeare; paris</answer>","Golden_answer":[["William Shakespeare"],["Paris"]]}`+"\n"+
+			`{"q":"q","t0":"","r0":"<answer>x</answer>","Golden_answer":[["y"]],"Exact_match":"yes"}`+"\n"), 0o644))
+	_, err := ReadTrajectoriesJSONL(p)
+	require.ErrorContains(t, err, ":2: field Exact_match")
+	require.NoError(t, os.WriteFile(p, []byte(
+		`{"q":"q","t0":"","r0":"<answer>Shakespeare; paris</answer>","Golden_answer":[["William Shakespeare"],["Paris"]]}`+"\n"), 0o644))
+	ts, err := ReadTrajectoriesJSONL(p)
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, ts[0].LenientExactMatch())
+	assert.NotNil(t, ts[0].PaperMetrics(false).PeakTokens)
+}
