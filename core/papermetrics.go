@@ -30,6 +30,36 @@ const (
 	TokenSourceEstimate = "estimate"
 )
 
+// TurnTokenSource is the source of a turn's token counts: Turn.TokenSource,
+// or for turns without one TokenSourceServerUsage when UsageReported and
+// TokenSourceEstimate otherwise.
+func TurnTokenSource(t Turn) string {
+	switch {
+	case t.TokenSource != "":
+		return t.TokenSource
+	case t.UsageReported:
+		return TokenSourceServerUsage
+	default:
+		return TokenSourceEstimate
+	}
+}
+
+// RequestPeak is the largest request of a rollout as served, max over turns
+// of Turn.Tokens(), with its source: the least exact source among the turns
+// (estimate, then server-tokenize, then server-usage); "" for no turns.
+func RequestPeak(turns []Turn) (int, string) {
+	peak, src, rank := 0, "", 0
+	order := map[string]int{TokenSourceServerUsage: 1, TokenSourceServerTokenize: 2, TokenSourceEstimate: 3}
+	for _, t := range turns {
+		peak = max(peak, t.Tokens())
+		s := TurnTokenSource(t)
+		if r := order[s]; r > rank {
+			src, rank = s, r
+		}
+	}
+	return peak, src
+}
+
 // ReferenceEvalTurns is how many turn indices eval.py reads from a trajectory
 // record (its loops are `for i in range(10)`): turns 10 and later never count.
 const ReferenceEvalTurns = 10

@@ -321,13 +321,14 @@ func (s *Store) PairRollouts(ctx context.Context, a, b int64) ([]RolloutPair, er
 	for rows.Next() {
 		var p RolloutPair
 		var sa, sb, tj string
-		a := []any{&p.A.ID, &p.A.ExperimentID, &p.A.TaskKey, &p.A.Dataset, &p.A.Policy, &p.A.Model, &p.A.Objectives,
-			&p.A.Status, &p.A.EM, &p.A.F1, &p.A.PeakTokens, &p.A.TotalTokens, &p.A.Turns, &p.A.Seconds, &p.A.Error, &sa, &tj}
-		b := []any{&p.B.ID, &p.B.ExperimentID, &p.B.TaskKey, &p.B.Dataset, &p.B.Policy, &p.B.Model, &p.B.Objectives,
-			&p.B.Status, &p.B.EM, &p.B.F1, &p.B.PeakTokens, &p.B.TotalTokens, &p.B.Turns, &p.B.Seconds, &p.B.Error, &sb}
+		xa, xb := rolloutScan{r: &p.A}, rolloutScan{r: &p.B}
+		a := append(xa.dst(), &sa, &tj)
+		b := append(xb.dst(), &sb)
 		if err := rows.Scan(append(a, b...)...); err != nil {
 			return nil, fmt.Errorf("storage: pair rollouts: %w", err)
 		}
+		xa.done()
+		xb.done()
 		p.TaskKey = p.A.TaskKey
 		if err := json.Unmarshal([]byte(tj), &p.Task); err != nil {
 			return nil, fmt.Errorf("storage: pair rollouts: task %s: %w", p.TaskKey, err)
