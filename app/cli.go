@@ -115,7 +115,7 @@ func (c *CLI) flags(name string) *flag.FlagSet {
 // openStore opens the store and, when it holds no questions yet and a bundle is
 // found, imports the bundle first.
 func (c *CLI) openStore(ctx context.Context, path, bundle string) (*storage.Store, error) {
-	st, err := storage.Open(path)
+	st, err := openLab(path)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +149,22 @@ func openExisting(path string) (*storage.Store, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	return storage.Open(path)
+	return openLab(path)
+}
+
+// openLab opens the store and computes the paper figures (MEM1 eval.py's peak
+// tokens, dependency, compression ratio) of finished rollouts stored before
+// they existed, from their stored turns (experiments.BackfillPaperMetrics).
+func openLab(path string) (*storage.Store, error) {
+	st, err := storage.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := experiments.BackfillPaperMetrics(context.Background(), st); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return st, nil
 }
 
 func (c *CLI) cmdImport(ctx context.Context, args []string) error {
@@ -384,7 +399,7 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 	var st *storage.Store
 	var err error
 	if *resume != 0 {
-		st, err = storage.Open(*db)
+		st, err = openLab(*db)
 	} else {
 		st, err = c.openStore(ctx, *db, *bundle)
 	}

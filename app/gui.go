@@ -80,7 +80,7 @@ func (c *CLI) runGUI(args []string) int {
 // When the store holds no questions and a bundle is found, the bundle is imported
 // in the background on first start.
 func RunGUI(opts GUIOptions) error {
-	st, err := storage.Open(opts.DB)
+	st, err := openLab(opts.DB)
 	if err != nil {
 		return err
 	}

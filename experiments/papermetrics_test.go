@@ -2,6 +2,8 @@ package experiments
 
 import (
 	"bufio"
+	"context"
+	"net/http/httptest"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,6 +15,8 @@ import (
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments/oracle"
+	"github.com/mem1lab/mem1lab/storage"
 )
 
 // evalPyLine is a line-for-line transcription of Mem1/inference/eval.py's
@@ -244,4 +248,84 @@ func TestTrajectoryLenientExactMatchWithoutField(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2.0, ts[0].LenientExactMatch())
 	assert.NotNil(t, ts[0].PaperMetrics(false).PeakTokens)
+}
+
+// TestRunnerStoresPaperFiguresAndBackfill runs oracle rollouts and checks the
+// stored paper figures against eval.py's consolidating peak computed by hand
+// from the stored turns, the request peak and its source; then it clears the
+// figures as a store from before them would have them and checks that the
+// backfill recomputes the same values from the stored turns.
+func TestRunnerStoresPaperFiguresAndBackfill(t *testing.T) {
+	st := bundleStore(t)
+	ctx := context.Background()
+	qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
+	require.NoError(t, err)
+	srv := httptest.NewServer(oracle.New(qs))
+	defer srv.Close()
+	codec, err := tokenizer.Get(tokenizer.O200kBase)
+	require.NoError(t, err)
+	n := func(s string) int { c, err := codec.Count(s); require.NoError(t, err); return c }
+
+	cfg := DefaultRunConfig()
+	cfg.Endpoint, cfg.Model, cfg.Mode = srv.URL+"/v1", "scripted", ModeCompletions
+	cfg.Objectives, cfg.Tasks, cfg.Policy, cfg.Concurrency = 2, 3, "mem1", 1
+	sum, err := (&Runner{Store: st, Env: st}).Run(ctx, cfg, nil)
+	require.NoError(t, err)
+	rows, err := st.Rollouts(ctx, sum.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 3)
+	before := map[int64]*core.PaperMetrics{}
+	for _, row := range rows {
+		d, err := st.Rollout(ctx, row.ID)
+		require.NoError(t, err)
+		require.NotNil(t, row.Paper, "figures stored at finish")
+		// eval.py's fields of each turn, by hand: t = the think block, r = the
+		// response, i = the information block after a search.
+		peak, prev := 0, ""
+		for _, tu := range d.Turns {
+			tt := "<think>" + tu.InternalState + "</think>"
+			cur := tt + tu.Response
+			peak = max(peak, n(prev+cur))
+			prev = cur
+			if tu.Information != "" {
+				prev += "<information>\n" + tu.Information + "\n</information>"
+			}
+		}
+		peak = max(peak, n(prev))
+		if row.Paper.ExactMatchLenient > 0 {
+			require.NotNil(t, row.Paper.PeakTokens)
+			assert.Equal(t, peak, *row.Paper.PeakTokens, row.TaskKey)
+		} else {
+			assert.Nil(t, row.Paper.PeakTokens, "Exact_match 0: no paper peak")
+		}
+		assert.Less(t, peak, row.PeakTokens, "the paper's count leaves out the prompt the server counted")
+		assert.NotNil(t, row.Paper.Dependency)
+		assert.NotNil(t, row.Paper.CompressionRatio)
+		assert.Equal(t, row.PeakTokens, row.RequestPeakTokens)
+		assert.Equal(t, core.TokenSourceServerUsage, row.TokenSource)
+		for _, tu := range d.Turns {
+			assert.Equal(t, core.TokenSourceServerUsage, tu.TokenSource)
+		}
+		before[row.ID] = row.Paper
+		// As an old store: finished without figures.
+		require.NoError(t, st.FinishRollout(ctx, row.ID, storage.RolloutResult{Status: row.Status, Score: d.Score,
+			PeakTokens: row.PeakTokens, TotalTokens: row.TotalTokens, Turns: row.Turns, Seconds: row.Seconds}))
+	}
+	rows, err = st.Rollouts(ctx, sum.Experiment)
+	require.NoError(t, err)
+	for _, row := range rows {
+		assert.Nil(t, row.Paper)
+	}
+	filled, err := BackfillPaperMetrics(ctx, st)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, filled, 3)
+	rows, err = st.Rollouts(ctx, sum.Experiment)
+	require.NoError(t, err)
+	for _, row := range rows {
+		assert.Equal(t, before[row.ID], row.Paper, "backfill equals the figures written at finish")
+		assert.Equal(t, core.TokenSourceServerUsage, row.TokenSource)
+	}
+	filled, err = BackfillPaperMetrics(ctx, st)
+	require.NoError(t, err)
+	assert.Zero(t, filled, "nothing left to fill")
 }

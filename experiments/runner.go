@@ -678,6 +678,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		}
 		res.Error = err.Error()
 	}
+	res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
 	tr.finish(j, res.Status, out, r.finish(bg, j.ID, res))
 }
 
