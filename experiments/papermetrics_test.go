@@ -3,8 +3,8 @@ package experiments
 import (
 	"bufio"
 	"context"
-	"net/http/httptest"
 	"encoding/json"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
