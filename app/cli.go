@@ -687,7 +687,7 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 			"mean_peak_tokens":       nullIfNone(means.PeakTokens, means.PeakTokensN),
 			"mean_dependency":        nullIfNone(means.Dependency, means.DependencyN),
 			"mean_compression_ratio": nullIfNone(means.CompressionRatio, means.CompressionRatioN),
-			"token_source":           core.TokenSourceO200k, "peak_rule": peakRule(*full)})
+			"token_source":           core.TokenSourceO200k, "peak_rule": experiments.PaperRuleName(*full)})
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "line\tobjectives\tEM\tF1\tpeak tokens\tnote\t")
@@ -700,7 +700,7 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 		return err
 	}
 	_, err = fmt.Fprintf(c.Stdout, "peak tokens: o200k counts, eval.py's %s rule, mean over %d of %d lines (Exact_match 0 left out)\n",
-		peakRule(*full), means.PeakTokensN, len(ts))
+		experiments.PaperRuleName(*full), means.PeakTokensN, len(ts))
 	return err
 }
 
@@ -710,14 +710,6 @@ func nullIfNone(mean float64, n int) any {
 		return nil
 	}
 	return mean
-}
-
-// peakRule names eval.py's peak-token rule.
-func peakRule(full bool) string {
-	if full {
-		return "full-history"
-	}
-	return "consolidating"
 }
 
 // optInt formats an optional count, "-" for none.
