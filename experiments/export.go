@@ -186,7 +186,7 @@ func WriteRolloutsCSV(ctx context.Context, w io.Writer, st ExportStore, expIDs .
 			return cw.write(append([]string{
 				strconv.FormatInt(e.ID, 10), e.Name, strconv.FormatInt(r.ID, 10), r.TaskKey, r.Dataset,
 				strconv.Itoa(r.Objectives), r.Policy, r.Model, r.Status,
-				fmtFloat(r.EM), fmtFloat(r.F1), fmtFloat(r.EM/n), fmtFloat(r.F1/n),
+				fmtFloat(r.EM), fmtFloat(r.F1), fmtFloat(r.EM / n), fmtFloat(r.F1 / n),
 				strconv.Itoa(r.PeakTokens), strconv.Itoa(r.TotalTokens), strconv.Itoa(r.Turns), fmtFloat(r.Seconds),
 				fmtBool(r.HitMaxTurns), fmtBool(r.Score.CountMismatch), fmtBool(r.Score.NoAnswer), fmtBool(r.Score.Unbalanced),
 				r.Score.Scheme, r.Answer, r.Error, r.StartedAt, r.FinishedAt,
