@@ -271,6 +271,11 @@ type Group struct {
 	MeanF1         float64 `json:"mean_f1"`
 	MeanPeakTokens float64 `json:"mean_peak_tokens"`
 	MeanSeconds    float64 `json:"mean_seconds"`
+	// MeanPaperPeakTokens is MEM1 eval.py's mean peak (o200k), over the done
+	// rollouts with a paper peak (lenient Exact_match not 0), PaperPeakN of them;
+	// MeanPeakTokens is the request peak as served.
+	MeanPaperPeakTokens float64 `json:"mean_paper_peak_tokens"`
+	PaperPeakN          int     `json:"paper_peak_n"`
 }
 
 // Summary is what a finished run reports: `{"experiment": id, "groups": [...]}`.

@@ -102,11 +102,19 @@ var TurnColumns = []string{
 //	em_mean, em_stderr, f1_mean, f1_stderr                 summed over objectives
 //	em_per_objective_mean, em_per_objective_stderr, f1_per_objective_mean, f1_per_objective_stderr
 //	peak_tokens_mean, peak_tokens_stderr, seconds_mean, seconds_stderr, turns_mean, turns_stderr
+//	                                peak_tokens: the request peak as served
+//	paper_peak_tokens_n, paper_peak_tokens_mean, paper_peak_tokens_stderr
+//	                                MEM1 eval.py's peak (o200k), averaged as eval.py does:
+//	                                rollouts whose lenient Exact_match is 0 left out (n counts the rest)
+//	dependency_mean, dependency_stderr, compression_ratio_mean, compression_ratio_stderr
+//	                                eval.py's, over rollouts where they are not None
 var AggregateColumns = []string{
 	"model", "policy", "objectives", "rollouts", "done", "failed",
 	"em_mean", "em_stderr", "f1_mean", "f1_stderr",
 	"em_per_objective_mean", "em_per_objective_stderr", "f1_per_objective_mean", "f1_per_objective_stderr",
 	"peak_tokens_mean", "peak_tokens_stderr", "seconds_mean", "seconds_stderr", "turns_mean", "turns_stderr",
+	"paper_peak_tokens_n", "paper_peak_tokens_mean", "paper_peak_tokens_stderr",
+	"dependency_mean", "dependency_stderr", "compression_ratio_mean", "compression_ratio_stderr",
 }
 
 func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
@@ -235,6 +243,15 @@ func PaperRuleName(full bool) string {
 	return "consolidating"
 }
 
+// optStat formats a statistic over n values, empty when n is 0 (eval.py
+// would divide by zero).
+func optStat(x float64, n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmtFloat(x)
+}
+
 func optInt(n int) string {
 	if n == 0 {
 		return ""
@@ -290,7 +307,11 @@ func WriteAggregatesCSV(w io.Writer, aggs []Aggregate) error {
 			fmtFloat(a.EM.Mean), fmtFloat(a.EM.StdErr), fmtFloat(a.F1.Mean), fmtFloat(a.F1.StdErr),
 			fmtFloat(emo.Mean), fmtFloat(emo.StdErr), fmtFloat(f1o.Mean), fmtFloat(f1o.StdErr),
 			fmtFloat(a.PeakTokens.Mean), fmtFloat(a.PeakTokens.StdErr), fmtFloat(a.Seconds.Mean), fmtFloat(a.Seconds.StdErr),
-			fmtFloat(a.Turns.Mean), fmtFloat(a.Turns.StdErr))
+			fmtFloat(a.Turns.Mean), fmtFloat(a.Turns.StdErr),
+			strconv.Itoa(a.PaperPeakTokens.N), optStat(a.PaperPeakTokens.Mean, a.PaperPeakTokens.N),
+			optStat(a.PaperPeakTokens.StdErr, a.PaperPeakTokens.N),
+			optStat(a.Dependency.Mean, a.Dependency.N), optStat(a.Dependency.StdErr, a.Dependency.N),
+			optStat(a.CompressionRatio.Mean, a.CompressionRatio.N), optStat(a.CompressionRatio.StdErr, a.CompressionRatio.N))
 		if err != nil {
 			return err
 		}

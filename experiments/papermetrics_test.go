@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http/httptest"
@@ -328,4 +329,45 @@ func TestRunnerStoresPaperFiguresAndBackfill(t *testing.T) {
 	filled, err = BackfillPaperMetrics(ctx, st)
 	require.NoError(t, err)
 	assert.Zero(t, filled, "nothing left to fill")
+}
+
+// TestAggregatesPaperPeakExclusion: the paper peak is averaged over done
+// rollouts with a peak (eval.py leaves out Exact_match 0), the request peak
+// over every done rollout.
+func TestAggregatesPaperPeakExclusion(t *testing.T) {
+	ip := func(v int) *int { return &v }
+	fp := func(v float64) *float64 { return &v }
+	rows := []storage.RolloutRow{
+		{Policy: "mem1", Objectives: 2, Status: storage.StatusDone, PeakTokens: 900,
+			Paper: &core.PaperMetrics{ExactMatchLenient: 2, PeakTokens: ip(300), Dependency: ip(1000), CompressionRatio: fp(0.5)}},
+		{Policy: "mem1", Objectives: 2, Status: storage.StatusDone, PeakTokens: 1000,
+			Paper: &core.PaperMetrics{ExactMatchLenient: 1, PeakTokens: ip(500), Dependency: ip(3000), CompressionRatio: fp(0.25)}},
+		{Policy: "mem1", Objectives: 2, Status: storage.StatusDone, PeakTokens: 1100,
+			Paper: &core.PaperMetrics{ExactMatchLenient: 0, Dependency: ip(2000), CompressionRatio: fp(0.75)}}, // EM 0: no peak
+		{Policy: "mem1", Objectives: 2, Status: storage.StatusFailed, PeakTokens: 5000,
+			Paper: &core.PaperMetrics{ExactMatchLenient: 1, PeakTokens: ip(9999)}}, // not done
+	}
+	aggs := Aggregates(rows, false)
+	require.Len(t, aggs, 1)
+	a := aggs[0]
+	assert.Equal(t, 2, a.PaperPeakTokens.N)
+	assert.InDelta(t, (300.0+500)/2, a.PaperPeakTokens.Mean, 1e-9)
+	assert.Equal(t, 3, a.PeakTokens.N)
+	assert.InDelta(t, (900.0+1000+1100)/3, a.PeakTokens.Mean, 1e-9)
+	assert.Equal(t, 3, a.Dependency.N)
+	assert.InDelta(t, 2000.0, a.Dependency.Mean, 1e-9)
+	assert.InDelta(t, 0.5, a.CompressionRatio.Mean, 1e-9)
+
+	g := Summarize(rows)
+	require.Len(t, g, 1)
+	assert.Equal(t, 2, g[0].PaperPeakN)
+	assert.InDelta(t, 400.0, g[0].MeanPaperPeakTokens, 1e-9)
+
+	var buf bytes.Buffer
+	require.NoError(t, WriteAggregatesCSV(&buf, aggs))
+	_, recs := readCSV(t, buf.Bytes())
+	require.Len(t, recs, 1)
+	assert.Equal(t, "2", recs[0]["paper_peak_tokens_n"])
+	assert.Equal(t, "400", recs[0]["paper_peak_tokens_mean"])
+	assert.Equal(t, "2000", recs[0]["dependency_mean"])
 }

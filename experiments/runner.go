@@ -797,7 +797,9 @@ func agentConfig(cfg RunConfig) (core.AgentConfig, error) {
 // Summarize aggregates rollout rows by (policy, objectives), groups sorted by
 // policy then objectives. Rollouts counts every row of the group; Failed counts
 // rows with status failed; the means (EM, F1, peak tokens, seconds) are over the
-// rows with status done only (0 when none is done).
+// rows with status done only (0 when none is done); the paper peak mean is
+// over the done rows that have one (eval.py's rule: lenient Exact_match 0 is
+// left out), PaperPeakN of them.
 func Summarize(rows []storage.RolloutRow) []Group {
 	type key struct {
 		policy string
@@ -822,6 +824,10 @@ func Summarize(rows []storage.RolloutRow) []Group {
 			g.MeanF1 += r.F1
 			g.MeanPeakTokens += float64(r.PeakTokens)
 			g.MeanSeconds += r.Seconds
+			if p, ok := r.PaperPeak(); ok {
+				g.MeanPaperPeakTokens += float64(p)
+				g.PaperPeakN++
+			}
 		}
 	}
 	out := make([]Group, 0, len(acc))
@@ -832,6 +838,9 @@ func Summarize(rows []storage.RolloutRow) []Group {
 			g.MeanF1 /= f
 			g.MeanPeakTokens /= f
 			g.MeanSeconds /= f
+		}
+		if g.PaperPeakN > 0 {
+			g.MeanPaperPeakTokens /= float64(g.PaperPeakN)
 		}
 		out = append(out, *g)
 	}
