@@ -58,7 +58,12 @@ type ImportResult struct {
 //     rebuilt as MEM1's consolidation builds it (q, then the previous turn's
 //     response and information block) and tokens are core.EstimateTokens
 //     estimates (UsageReported false);
-//   - the score is eval.py's over the line's first 10 turns (ScoreTrajectories).
+//   - the score is eval.py's over the line's first 10 turns (ScoreTrajectories);
+//   - the paper figures (peak tokens, dependency, compression ratio, lenient
+//     exact match) are eval.py's on the line's own fields and Exact_match
+//     (Trajectory.PaperMetrics), under the full-history rule when the policy
+//     is not "mem1"; the request peak is the estimate (token source
+//     "estimate").
 func ImportTrajectories(ctx context.Context, st TrajectoryStore, path string, opt ImportOptions) (ImportResult, error) {
 	if opt.Scheme == "" {
 		opt.Scheme = core.SchemeMEM1
@@ -99,7 +104,7 @@ func ImportTrajectories(ctx context.Context, st TrajectoryStore, path string, op
 		seen[key] = t.Line
 		tasks[i] = core.Task{Key: key, Dataset: opt.Dataset, Objectives: importObjectives(t)}
 	}
-	cfg := map[string]any{"source": "mem1-reference-jsonl", "file": path, "policy": opt.Policy, "model": opt.Model,
+	cfg := map[string]any{"source": importSource, "file": path, "policy": opt.Policy, "model": opt.Model,
 		"dataset": opt.Dataset, "scheme": opt.Scheme}
 	cj, err := json.Marshal(cfg)
 	if err != nil {
@@ -121,9 +126,13 @@ func ImportTrajectories(ctx context.Context, st TrajectoryStore, path string, op
 				}
 				sc := scores[i].Score
 				answer, _ := core.FinalAnswer(opt.Scheme, t.Text)
+				// eval.py's figures straight from the line's fields, under the
+				// rule of the imported policy.
+				pm := t.PaperMetrics(core.PaperRuleFull(opt.Policy))
 				r := storage.ImportedRollout{TaskKey: tasks[i].Key, Policy: opt.Policy, Model: opt.Model, Turns: turns,
 					Result: storage.RolloutResult{Status: storage.StatusDone, Score: sc, Answer: answer, PeakTokens: peak,
-						TotalTokens: total, Turns: len(turns)}}
+						TotalTokens: total, Turns: len(turns), Paper: &pm, RequestPeakTokens: peak,
+						TokenSource: core.TokenSourceEstimate}}
 				if err := add(r); err != nil {
 					return fmt.Errorf("%s:%d: %w", path, t.Line, err)
 				}
@@ -200,6 +209,7 @@ func importTurns(t Trajectory, tags core.Tags) []core.Turn {
 		}
 		tu.PromptTokens = core.EstimateTokens(tu.Context)
 		tu.CompletionTokens = core.EstimateTokens(resp)
+		tu.TokenSource = core.TokenSourceEstimate
 		tu.Passages = parsePassages(tu.Information)
 		prev = core.Exchange{Response: resp}
 		if tu.Information != "" {

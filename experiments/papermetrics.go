@@ -4,10 +4,52 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/storage"
 )
+
+// importSource is the "source" of the config of experiments that
+// ImportTrajectories wrote.
+const importSource = "mem1-reference-jsonl"
+
+// importedPaperFigures recomputes the figures of a rollout that
+// ImportTrajectories stored before figures were stored on import. Such turns
+// hold t{i}+r{i} as the response: t{i} is split off again when the response
+// starts with the think block twice (the reference's t{i}, then r{i} which
+// opens with it), else the whole response counts as r{i} (which changes no
+// peak: t and r are always counted together there). The information block is
+// rebuilt with the default tags (the import trimmed its newlines, so counts
+// can differ by a token from the original file's).
+func importedPaperFigures(task core.Task, turns []core.Turn, policy string) storage.RolloutResult {
+	tags := core.DefaultTags()
+	ref := make([]core.RefTurn, len(turns))
+	for i, tu := range turns {
+		rt := core.RefTurn{HasT: true, HasR: true, R: tu.Response}
+		blk := "<" + tags.Think + ">" + tu.InternalState + "</" + tags.Think + ">"
+		if rest, ok := strings.CutPrefix(tu.Response, blk); ok && strings.HasPrefix(rest, blk) {
+			rt.T, rt.R = blk, rest
+		}
+		if tu.Action == core.ActionSearch || tu.Information != "" {
+			rt.HasI = true
+			if tu.Information != "" {
+				rt.I = tags.InformationBlock(tu.Information)
+			}
+		}
+		ref[i] = rt
+	}
+	gold := make([][]string, len(task.Objectives))
+	for i, ob := range task.Objectives {
+		gold[i] = ob.Gold
+	}
+	ans, ok := core.RolloutAnswer(turns)
+	em := core.LenientExactMatch(ans, ok, gold)
+	pm := core.ComputePaperMetrics(ref, em, core.PaperRuleFull(policy), nil, core.O200kTokens)
+	res := storage.RolloutResult{Paper: &pm}
+	res.RequestPeakTokens, res.TokenSource = core.RequestPeak(turns)
+	return res
+}
 
 // withPaperFigures fills res's paper figures from a rollout's turns: MEM1
 // eval.py's peak tokens, dependency and compression ratio under the rule of
@@ -40,24 +82,36 @@ func BackfillPaperMetrics(ctx context.Context, st PaperBackfillStore) (int, erro
 	if err != nil {
 		return 0, err
 	}
-	tagsOf := map[string]core.Tags{}
+	type expInfo struct {
+		tags     core.Tags
+		imported bool
+	}
+	infoOf := map[string]expInfo{}
 	n := 0
 	for _, b := range todo {
-		tags, ok := tagsOf[b.ConfigJSON]
+		info, ok := infoOf[b.ConfigJSON]
 		if !ok {
-			var cfg RunConfig
-			if json.Unmarshal([]byte(b.ConfigJSON), &cfg) == nil {
-				tags = cfg.CoreTags()
-			} else {
-				tags = core.DefaultTags()
+			var cfg struct {
+				RunConfig
+				Source string `json:"source"`
 			}
-			tagsOf[b.ConfigJSON] = tags
+			info.tags = core.DefaultTags()
+			if json.Unmarshal([]byte(b.ConfigJSON), &cfg) == nil {
+				info.tags = cfg.CoreTags()
+				info.imported = cfg.Source == importSource
+			}
+			infoOf[b.ConfigJSON] = info
 		}
 		turns, err := st.Turns(ctx, b.ID)
 		if err != nil {
 			return n, err
 		}
-		res := withPaperFigures(storage.RolloutResult{}, b.Task, turns, tags, b.Policy)
+		var res storage.RolloutResult
+		if info.imported {
+			res = importedPaperFigures(b.Task, turns, b.Policy)
+		} else {
+			res = withPaperFigures(storage.RolloutResult{}, b.Task, turns, info.tags, b.Policy)
+		}
 		if err := st.SetPaperMetrics(ctx, b.ID, *res.Paper, res.RequestPeakTokens, res.TokenSource); err != nil {
 			return n, fmt.Errorf("backfill paper metrics: %w", err)
 		}

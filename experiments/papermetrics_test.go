@@ -371,3 +371,70 @@ func TestAggregatesPaperPeakExclusion(t *testing.T) {
 	assert.Equal(t, "400", recs[0]["paper_peak_tokens_mean"])
 	assert.Equal(t, "2000", recs[0]["dependency_mean"])
 }
+
+// TestImportedTrajectoriesGetEvalPyFigures: an import stores eval.py's
+// figures of each line (the transcription above); the backfill of an import
+// stored without them recomputes them from the stored turns.
+func TestImportedTrajectoriesGetEvalPyFigures(t *testing.T) {
+	path := filepath.Join("testdata", "paper_metrics.jsonl")
+	st, err := storage.Open(filepath.Join(t.TempDir(), "imp.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	ctx := context.Background()
+	res, err := ImportTrajectories(ctx, st, path, ImportOptions{})
+	require.NoError(t, err)
+	rows, err := st.Rollouts(ctx, res.Experiment)
+	require.NoError(t, err)
+	ts, err := ReadTrajectoriesJSONL(path)
+	require.NoError(t, err)
+	require.Len(t, rows, len(ts))
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	i := 0
+	for sc.Scan() {
+		var data map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &data))
+		want := evalPy(t, data)
+		row := rows[i]
+		require.NotNil(t, row.Paper, "line %d", i+1)
+		assert.Equal(t, want.peakC, ptrF(row.Paper.PeakTokens), "line %d peak", i+1)
+		assert.Equal(t, want.depC, ptrF(row.Paper.Dependency), "line %d dependency", i+1)
+		assert.Equal(t, core.TokenSourceEstimate, row.TokenSource)
+		i++
+	}
+	require.Equal(t, len(ts), i)
+
+	// As a store from before: the figures are gone, the backfill restores them
+	// from the turns (t{i} split off the stored t{i}+r{i}; the information
+	// block rebuilt, so within a token or two of the file's).
+	for _, row := range rows {
+		d, err := st.Rollout(ctx, row.ID)
+		require.NoError(t, err)
+		require.NoError(t, st.FinishRollout(ctx, row.ID, storage.RolloutResult{Status: row.Status, Score: d.Score,
+			PeakTokens: row.PeakTokens, Turns: row.Turns}))
+	}
+	n, err := BackfillPaperMetrics(ctx, st)
+	require.NoError(t, err)
+	assert.Equal(t, len(rows), n)
+	after, err := st.Rollouts(ctx, res.Experiment)
+	require.NoError(t, err)
+	compared := 0
+	for k, row := range after {
+		require.NotNil(t, row.Paper)
+		if int(ts[k].LenientExactMatch()) != row.Paper.ExactMatchLenient || ts[k].Memories != nil {
+			continue // the file's Exact_match and A-MEM memories are not stored
+		}
+		if rows[k].Paper.PeakTokens == nil {
+			assert.Nil(t, row.Paper.PeakTokens, "line %d", k+1)
+			compared++
+			continue
+		}
+		require.NotNil(t, row.Paper.PeakTokens, "line %d", k+1)
+		assert.InDelta(t, *rows[k].Paper.PeakTokens, *row.Paper.PeakTokens, 2, "line %d", k+1)
+		compared++
+	}
+	assert.Equal(t, 4, compared, "lines 1, 2, 4 and 6")
+}
