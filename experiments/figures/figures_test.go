@@ -34,8 +34,8 @@ func fixedData() Data {
 				PeakTokens: experiments.Stat{N: 10, Mean: float64(600 + 200*n*(1-pi) + 40*n*pi), StdErr: 20},
 				// The paper's count leaves out the prompt and skips Exact_match-0 rollouts.
 				PaperPeakTokens: experiments.Stat{N: 8, Mean: float64(300 + 150*n*(1-pi) + 30*n*pi), StdErr: 15},
-				Seconds:    experiments.Stat{N: 10, Mean: float64(n) * 0.7, StdErr: 0.05},
-				Turns:      experiments.Stat{N: 10, Mean: float64(n + 1), StdErr: 0.1},
+				Seconds:         experiments.Stat{N: 10, Mean: float64(n) * 0.7, StdErr: 0.05},
+				Turns:           experiments.Stat{N: 10, Mean: float64(n + 1), StdErr: 0.1},
 			})
 		}
 		c := experiments.ContextCurve{GroupKey: experiments.GroupKey{Model: model, Policy: policy, Objectives: 4}}
