@@ -328,6 +328,10 @@ type SettingProgress struct {
 	MeanEM         float64
 	MeanF1         float64
 	MeanPeakTokens float64
+	// MeanPaperPeakTokens is eval.py's mean peak (o200k) over the done
+	// rollouts that have one, PaperPeakN of them (Exact_match 0 left out).
+	MeanPaperPeakTokens float64
+	PaperPeakN          int
 }
 
 // DefaultRunConfig returns MEM1's evaluation settings (arXiv 2506.15841 and the

@@ -541,7 +541,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 			// A rollout for a model no endpoint serves any more: fail it clearly.
 			_ = r.Store.FinishRollout(bg, p.ID, storage.RolloutResult{Status: storage.StatusFailed,
 				Error: fmt.Sprintf("no endpoint serves model %q", p.Model)})
-			tr.finish(p, storage.StatusFailed, core.Outcome{}, nil)
+			tr.finish(p, storage.StatusFailed, core.Outcome{}, nil, nil)
 			continue
 		}
 		q <- p
@@ -641,7 +641,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	prior, err := r.Store.Turns(bg, j.ID)
 	if err != nil {
 		res := storage.RolloutResult{Status: storage.StatusFailed, Error: err.Error()}
-		tr.finish(j, res.Status, core.Outcome{}, r.finish(bg, j.ID, res))
+		tr.finish(j, res.Status, core.Outcome{}, nil, r.finish(bg, j.ID, res))
 		return
 	}
 	tr.start(j)
@@ -679,7 +679,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		res.Error = err.Error()
 	}
 	res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
-	tr.finish(j, res.Status, out, r.finish(bg, j.ID, res))
+	tr.finish(j, res.Status, out, res.Paper, r.finish(bg, j.ID, res))
 }
 
 // callModel is the model one rollout talks to: it waits for the pause gate, the

@@ -25,17 +25,19 @@ const (
 	SortF1         = "f1"
 	SortCorrect    = "correct"
 	SortPeakTokens = "peak_tokens"
-	SortTurns      = "turns"
-	SortTime       = "time"
-	SortStatus     = "status"
-	SortError      = "error"
+	// SortPaperPeakTokens orders by MEM1 eval.py's peak (rollouts without one first).
+	SortPaperPeakTokens = "paper_peak_tokens"
+	SortTurns           = "turns"
+	SortTime            = "time"
+	SortStatus          = "status"
+	SortError           = "error"
 )
 
 // sortColumns maps a sort key to its SQL expression.
 var sortColumns = map[string]string{
 	SortID: "r.id", SortExperiment: "e.name", SortTask: "t.key", SortPolicy: "r.policy", SortModel: "r.model",
 	SortDataset: "t.dataset", SortObjectives: "t.objectives", SortEM: "r.em", SortF1: "r.f1",
-	SortCorrect: "r.em", SortPeakTokens: "r.peak_tokens", SortTurns: "r.turns", SortTime: "r.seconds",
+	SortCorrect: "r.em", SortPeakTokens: "r.peak_tokens", SortPaperPeakTokens: "r.paper_peak_tokens", SortTurns: "r.turns", SortTime: "r.seconds",
 	SortStatus: "r.status", SortError: "r.error",
 }
 
