@@ -464,10 +464,14 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 func writeSummary(w io.Writer, s experiments.Summary) {
 	fmt.Fprintf(w, "experiment %d\n", s.Experiment)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tobjectives\trollouts\tfailed\tmean EM\tmean F1\tmean peak tokens\tmean s\t")
+	fmt.Fprintln(tw, "policy\tobjectives\trollouts\tfailed\tmean EM\tmean F1\tmean request peak\tmean paper peak\tmean s\t")
 	for _, g := range s.Groups {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3f\t%.3f\t%.0f\t%.2f\t\n",
-			g.Policy, g.Objectives, g.Rollouts, g.Failed, g.MeanEM, g.MeanF1, g.MeanPeakTokens, g.MeanSeconds)
+		paper := "-"
+		if g.PaperPeakN > 0 {
+			paper = fmt.Sprintf("%.0f (n=%d)", g.MeanPaperPeakTokens, g.PaperPeakN)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3f\t%.3f\t%.0f\t%s\t%.2f\t\n",
+			g.Policy, g.Objectives, g.Rollouts, g.Failed, g.MeanEM, g.MeanF1, g.MeanPeakTokens, paper, g.MeanSeconds)
 	}
 	tw.Flush()
 }
