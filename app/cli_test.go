@@ -155,8 +155,12 @@ func TestRunJSONShowAndLs(t *testing.T) {
 	require.Len(t, groups, 1)
 	g := groups[0].(map[string]any)
 	assert.ElementsMatch(t, []string{"policy", "objectives", "rollouts", "failed", "mean_em", "mean_f1",
-		"mean_peak_tokens", "mean_seconds"}, keys(g))
+		"mean_peak_tokens", "mean_seconds", "mean_paper_peak_tokens", "paper_peak_n"}, keys(g))
 	assert.Equal(t, "mem1", g["policy"])
+	// The paper's count leaves out the prompt the server counts.
+	if n, ok := g["paper_peak_n"].(float64); ok && n > 0 {
+		assert.Less(t, g["mean_paper_peak_tokens"], g["mean_peak_tokens"])
+	}
 	assert.EqualValues(t, 2, g["objectives"])
 	assert.EqualValues(t, 3, g["rollouts"])
 	assert.EqualValues(t, 0, g["failed"])
