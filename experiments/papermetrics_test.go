@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -437,4 +439,100 @@ func TestImportedTrajectoriesGetEvalPyFigures(t *testing.T) {
 		compared++
 	}
 	assert.Equal(t, 3, compared, "lines 1, 2 and 4")
+}
+
+// lenientFromLine is generate_rollout.py's multi-objective Exact_match,
+// transcribed over an exported line: the answer is the first <answer>…</answer>
+// of the last turn's r (stripped), "None" without one.
+func lenientFromLine(data map[string]any) float64 {
+	last := ""
+	for i := 0; ; i++ {
+		r, ok := data["r"+strconv.Itoa(i)].(string)
+		if !ok {
+			if _, t := data["t"+strconv.Itoa(i)]; t {
+				last = "" // a turn without r: no action, no answer
+				continue
+			}
+			break
+		}
+		last = r
+	}
+	answer := "None"
+	if m := regexp.MustCompile(`(?s)<answer>(.*?)</answer>`).FindStringSubmatch(last); m != nil {
+		answer = strings.TrimSpace(m[1])
+	}
+	answers := strings.Split(answer, ";")
+	em := 0.0
+	for idx, g := range data["Golden_answer"].([]any) {
+		aliases := g.([]any)
+		if idx >= len(answers) || len(aliases) == 0 {
+			return 0
+		}
+		a := strings.TrimSpace(strings.ToLower(answers[idx]))
+		gt := strings.TrimSpace(strings.ToLower(aliases[0].(string)))
+		if strings.Contains(gt, a) || strings.Contains(a, gt) {
+			em++
+		}
+	}
+	return em
+}
+
+// TestExportedRunMatchesEvalPyLoop is the metrics half of issue 8's first
+// acceptance check: a run's trajectories export, read by the transcription of
+// eval.py's loop, gives the paper peak, dependency and compression ratio that
+// mem1lab stored and shows for each rollout, under both policies' rules.
+func TestExportedRunMatchesEvalPyLoop(t *testing.T) {
+	st := bundleStore(t)
+	ctx := context.Background()
+	qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
+	require.NoError(t, err)
+	srv := httptest.NewServer(oracle.New(qs))
+	defer srv.Close()
+	for _, policy := range []string{"mem1", "full"} {
+		cfg := DefaultRunConfig()
+		cfg.Endpoint, cfg.Model, cfg.Mode = srv.URL+"/v1", "scripted", ModeCompletions
+		cfg.Objectives, cfg.Tasks, cfg.Policy, cfg.Concurrency = 2, 4, policy, 2
+		sum, err := (&Runner{Store: st, Env: st}).Run(ctx, cfg, nil)
+		require.NoError(t, err)
+		var buf bytes.Buffer
+		n, err := WriteTrajectoriesJSONL(ctx, &buf, st, sum.Experiment)
+		require.NoError(t, err)
+		require.Equal(t, 4, n)
+		rows, err := st.Rollouts(ctx, sum.Experiment)
+		require.NoError(t, err)
+		byID := map[int64]storage.RolloutRow{}
+		for _, r := range rows {
+			byID[r.ID] = r
+		}
+		sc := bufio.NewScanner(&buf)
+		sc.Buffer(nil, 1<<22)
+		lines, peaks := 0, 0
+		for sc.Scan() {
+			var data map[string]any
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &data), "eval.py reads every line")
+			if _, ok := data["Exact_match"]; !ok {
+				data["Exact_match"] = lenientFromLine(data)
+			}
+			want := evalPy(t, data)
+			row := byID[int64(data["index"].(float64))]
+			require.NotNil(t, row.Paper, "%s rollout %d", policy, row.ID)
+			assert.Equal(t, data["Exact_match"], float64(row.Paper.ExactMatchLenient), "%s rollout %d lenient EM", policy, row.ID)
+			peak, dep := want.peakC, want.depC
+			if policy == "full" {
+				peak, dep = want.peakN, want.depN
+			}
+			assert.Equal(t, peak, ptrF(row.Paper.PeakTokens), "%s rollout %d peak", policy, row.ID)
+			assert.Equal(t, dep, ptrF(row.Paper.Dependency), "%s rollout %d dependency", policy, row.ID)
+			require.NotNil(t, want.ratio)
+			require.NotNil(t, row.Paper.CompressionRatio)
+			assert.InDelta(t, *want.ratio, *row.Paper.CompressionRatio, 1e-12, "%s rollout %d ratio", policy, row.ID)
+			lines++
+			if peak != nil {
+				peaks++
+			}
+		}
+		require.NoError(t, sc.Err())
+		assert.Equal(t, 4, lines)
+		assert.Positive(t, peaks, "%s: some rollouts answered, so some peaks were compared", policy)
+	}
 }
