@@ -590,8 +590,9 @@ func writeRollout(w io.Writer, d storage.RolloutDetail) {
 	if d.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", d.Error)
 	}
-	fmt.Fprintf(w, "EM %.3g  F1 %.3g  peak tokens %d  total tokens %d  turns %d  %.2f s\n\n",
+	fmt.Fprintf(w, "EM %.3g  F1 %.3g  peak tokens %d  total tokens %d  turns %d  %.2f s\n",
 		d.EM, d.F1, d.PeakTokens, d.TotalTokens, d.RolloutRow.Turns, d.Seconds)
+	fmt.Fprintf(w, "%s\n\n", paperLine(d.RolloutRow))
 	for i, o := range d.Task.Objectives {
 		mark := ""
 		if i < len(d.Score.PerObjective) {
@@ -706,6 +707,26 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 	_, err = fmt.Fprintf(c.Stdout, "peak tokens: o200k counts, eval.py's %s rule, mean over %d of %d lines (Exact_match 0 left out)\n",
 		experiments.PaperRuleName(*full), means.PeakTokensN, len(ts))
 	return err
+}
+
+// paperLine describes a rollout's token figures: the request peak's source
+// and MEM1 eval.py's figures (o200k), "-" where eval.py gives None.
+func paperLine(r storage.RolloutRow) string {
+	src := r.TokenSource
+	if src == "" {
+		src = "unknown"
+	}
+	s := "request peak " + strconv.Itoa(r.RequestPeakTokens) + " (" + src + ")"
+	if r.Paper == nil {
+		return s + "  paper figures not computed"
+	}
+	m := r.Paper
+	ratio := "-"
+	if m.CompressionRatio != nil {
+		ratio = strconv.FormatFloat(*m.CompressionRatio, 'f', 3, 64)
+	}
+	return fmt.Sprintf("%s  paper peak %s (eval.py %s rule, o200k)  dependency %s  compression ratio %s  lenient EM %d",
+		s, optInt(m.PeakTokens), experiments.PaperRuleName(m.Full), optInt(m.Dependency), ratio, m.ExactMatchLenient)
 }
 
 // nullIfNone is a mean over n values, or JSON null when n is 0.

@@ -180,6 +180,9 @@ func TestRunJSONShowAndLs(t *testing.T) {
 	assert.Contains(t, out, "── turn 1 ── search")
 	assert.Contains(t, out, "internal state:")
 	assert.Contains(t, out, "Doc 1(Title: ")
+	assert.Contains(t, out, "request peak ")
+	assert.Contains(t, out, "(server-usage)")
+	assert.Contains(t, out, "(eval.py consolidating rule, o200k)")
 
 	code, out, _ = run(t, "ls", "--db", db)
 	require.Equal(t, 0, code)
