@@ -97,6 +97,21 @@ func O200kTokens(s string) int {
 	return n
 }
 
+// MemoCounter wraps count so that a text counted again is not re-encoded
+// (eval.py's functions count the same contexts several times). The result is
+// for one goroutine and one trajectory: its cache is never emptied.
+func MemoCounter(count TokenCounter) TokenCounter {
+	memo := map[string]int{}
+	return func(s string) int {
+		if n, ok := memo[s]; ok {
+			return n
+		}
+		n := count(s)
+		memo[s] = n
+		return n
+	}
+}
+
 // RefTurn is one turn index i of a reference trajectory record, the fields
 // t{i}, r{i} and i{i} that Mem1/inference/data_pipelines.py (run_llm_loop)
 // writes: T is the internal state "<think>…</think>" (or "" when the response
@@ -363,6 +378,7 @@ func PaperRuleFull(policy string) bool { return policy != PolicyMEM1 && policy !
 // consolidating rule (full false) or the full-history rule (full true).
 // memories is the A-MEM hook (nil for policies without a memory store).
 func ComputePaperMetrics(turns []RefTurn, em int, full bool, memories []string, count TokenCounter) PaperMetrics {
+	count = MemoCounter(count)
 	m := PaperMetrics{ExactMatchLenient: em, Full: full}
 	var peak, dep int
 	var okP, okD bool

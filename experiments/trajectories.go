@@ -263,15 +263,16 @@ func (t Trajectory) LenientExactMatch() float64 {
 // pointers are eval.py's None.
 func (t Trajectory) PaperMetrics(full bool) core.PaperMetrics {
 	em := t.LenientExactMatch()
+	count := core.MemoCounter(core.O200kTokens)
 	m := core.PaperMetrics{ExactMatchLenient: int(em), Full: full}
 	var peak, dep int
 	var okP, okD bool
 	if full {
-		peak, okP = core.PeakTokensFullHistory(t.Ref, em, t.Memories, core.O200kTokens)
-		dep, okD = core.DependencyFullHistory(t.Ref, core.O200kTokens)
+		peak, okP = core.PeakTokensFullHistory(t.Ref, em, t.Memories, count)
+		dep, okD = core.DependencyFullHistory(t.Ref, count)
 	} else {
-		peak, okP = core.PeakTokensConsolidating(t.Ref, em, t.Memories, core.O200kTokens)
-		dep, okD = core.DependencyConsolidating(t.Ref, core.O200kTokens)
+		peak, okP = core.PeakTokensConsolidating(t.Ref, em, t.Memories, count)
+		dep, okD = core.DependencyConsolidating(t.Ref, count)
 	}
 	if okP {
 		m.PeakTokens = &peak
@@ -279,7 +280,7 @@ func (t Trajectory) PaperMetrics(full bool) core.PaperMetrics {
 	if okD {
 		m.Dependency = &dep
 	}
-	if r, ok := core.CompressionRatio(t.Ref, core.O200kTokens); ok {
+	if r, ok := core.CompressionRatio(t.Ref, count); ok {
 		m.CompressionRatio = &r
 	}
 	return m
