@@ -78,7 +78,7 @@ var RolloutColumns = []string{
 //	turn_index                      0-based
 //	action                          search | answer | none
 //	prompt_tokens, completion_tokens, tokens  tokens = prompt + completion
-//	usage_reported                  0/1: 0 when the counts are estimates
+//	usage_reported                  0/1: 1 when the counts are the server's usage (see token_source)
 //	latency_ms, finish_reason
 //	passage_ids                     retrieved passage ids, best first, space-separated
 //	query, answer, internal_state   the <search>, <answer> and <think> texts
