@@ -51,7 +51,7 @@ func commands() []command {
 		{"cancel", "ID", "cancel a running experiment (its finished turns are kept; `run --resume ID` continues it)", (*CLI).cmdCancel},
 		{"pause", "ID [--resume]", "pause a running experiment, or let it go on with --resume", (*CLI).cmdPause},
 		{"show", "ROLLOUT", "print a stored rollout turn by turn", (*CLI).cmdShow},
-		{"score", "FILE.jsonl [--scheme mem1|squad] [--json]", "rescore trajectories in the MEM1 reference pipeline's JSONL", (*CLI).cmdScore},
+		{"score", "FILE.jsonl [--scheme mem1|squad] [--json] [--full]", "rescore trajectories in the MEM1 reference pipeline's JSONL (EM, F1, eval.py's peak tokens, dependency, compression ratio)", (*CLI).cmdScore},
 		{"import-trajectories", "FILE.jsonl [--name NAME] [--policy P] [--model M]", "load the MEM1 reference pipeline's JSONL into the store as an experiment (all lines or none)", (*CLI).cmdImportTrajectories},
 		{"export", "--experiment ID --what rollouts|turns|aggregates|trajectories --out FILE", "write an experiment's rollouts, turns or aggregates as CSV, or its trajectories as MEM1 JSONL", (*CLI).cmdExport},
 		{"plot", "--experiment ID --chart accuracy|peak|context|frontier|time|turns --out FIG.pdf|svg|png", "draw a chart of stored experiments as a publication figure (--overlay adds MEM1 Table 1)", (*CLI).cmdPlot},
@@ -116,7 +116,7 @@ func (c *CLI) flags(name string) *flag.FlagSet {
 // openStore opens the store and, when it holds no questions yet and a bundle is
 // found, imports the bundle first.
 func (c *CLI) openStore(ctx context.Context, path, bundle string) (*storage.Store, error) {
-	st, err := storage.Open(path)
+	st, err := openLab(path)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,22 @@ func openExisting(path string) (*storage.Store, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	return storage.Open(path)
+	return openLab(path)
+}
+
+// openLab opens the store and computes the paper figures (MEM1 eval.py's peak
+// tokens, dependency, compression ratio) of finished rollouts stored before
+// they existed, from their stored turns (experiments.BackfillPaperMetrics).
+func openLab(path string) (*storage.Store, error) {
+	st, err := storage.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := experiments.BackfillPaperMetrics(context.Background(), st); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return st, nil
 }
 
 func (c *CLI) cmdImport(ctx context.Context, args []string) error {
@@ -405,7 +420,7 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 	var st *storage.Store
 	var err error
 	if *resume != 0 {
-		st, err = storage.Open(*db)
+		st, err = openLab(*db)
 	} else {
 		st, err = c.openStore(ctx, *db, *bundle)
 	}
@@ -470,10 +485,14 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 func writeSummary(w io.Writer, s experiments.Summary) {
 	fmt.Fprintf(w, "experiment %d\n", s.Experiment)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tobjectives\trollouts\tfailed\tmean EM\tmean F1\tmean peak tokens\tmean s\t")
+	fmt.Fprintln(tw, "policy\tobjectives\trollouts\tfailed\tmean EM\tmean F1\tmean request peak\tmean paper peak\tmean s\t")
 	for _, g := range s.Groups {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3f\t%.3f\t%.0f\t%.2f\t\n",
-			g.Policy, g.Objectives, g.Rollouts, g.Failed, g.MeanEM, g.MeanF1, g.MeanPeakTokens, g.MeanSeconds)
+		paper := "-"
+		if g.PaperPeakN > 0 {
+			paper = fmt.Sprintf("%.0f (n=%d)", g.MeanPaperPeakTokens, g.PaperPeakN)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.3f\t%.3f\t%.0f\t%s\t%.2f\t\n",
+			g.Policy, g.Objectives, g.Rollouts, g.Failed, g.MeanEM, g.MeanF1, g.MeanPeakTokens, paper, g.MeanSeconds)
 	}
 	tw.Flush()
 }
@@ -592,8 +611,9 @@ func writeRollout(w io.Writer, d storage.RolloutDetail) {
 	if d.Error != "" {
 		fmt.Fprintf(w, "error: %s\n", d.Error)
 	}
-	fmt.Fprintf(w, "EM %.3g  F1 %.3g  peak tokens %d  total tokens %d  turns %d  %.2f s\n\n",
+	fmt.Fprintf(w, "EM %.3g  F1 %.3g  peak tokens %d  total tokens %d  turns %d  %.2f s\n",
 		d.EM, d.F1, d.PeakTokens, d.TotalTokens, d.RolloutRow.Turns, d.Seconds)
+	fmt.Fprintf(w, "%s\n\n", paperLine(d.RolloutRow))
 	for i, o := range d.Task.Objectives {
 		mark := ""
 		if i < len(d.Score.PerObjective) {
@@ -658,11 +678,12 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 	fs.String("db", DefaultDBPath(), "accepted like every command's; scoring reads only FILE")
 	scheme := fs.String("scheme", "mem1", "scoring scheme: "+strings.Join(core.Schemes(), " or "))
 	asJSON := fs.Bool("json", false, "one JSON object per input line, then the means")
+	full := fs.Bool("full", false, "peak tokens and dependency by eval.py's full-history rule (default: its consolidating rule)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: mem1lab score FILE.jsonl [--scheme mem1|squad] [--json]")
+		return errors.New("usage: mem1lab score FILE.jsonl [--scheme mem1|squad] [--json] [--full]")
 	}
 	ts, err := experiments.ReadTrajectoriesJSONL(fs.Arg(0))
 	if err != nil {
@@ -672,10 +693,19 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// eval.py's token metrics (o200k counts); nil is eval.py's None (JSON null).
+	pms := make([]core.PaperMetrics, len(ts))
+	for i, t := range ts {
+		pms[i] = t.PaperMetrics(*full)
+	}
+	means := experiments.MeanPaperMetrics(pms)
 	if *asJSON {
 		enc := json.NewEncoder(c.Stdout)
-		for _, l := range lines {
-			rec := map[string]any{"line": l.Line, "em": l.Score.EM, "f1": l.Score.F1}
+		for i, l := range lines {
+			rec := map[string]any{"line": l.Line, "em": l.Score.EM, "f1": l.Score.F1,
+				"exact_match_lenient": ts[i].LenientExactMatch(),
+				"peak_tokens":         pms[i].PeakTokens, "dependency": pms[i].Dependency,
+				"compression_ratio": pms[i].CompressionRatio}
 			if l.Error != "" {
 				rec = map[string]any{"line": l.Line, "error": l.Error}
 			}
@@ -683,19 +713,65 @@ func (c *CLI) cmdScore(ctx context.Context, args []string) error {
 				return err
 			}
 		}
-		return enc.Encode(map[string]any{"mean_em": meanEM, "mean_f1": meanF1})
+		return enc.Encode(map[string]any{"mean_em": meanEM, "mean_f1": meanF1,
+			"mean_peak_tokens":       nullIfNone(means.PeakTokens, means.PeakTokensN),
+			"mean_dependency":        nullIfNone(means.Dependency, means.DependencyN),
+			"mean_compression_ratio": nullIfNone(means.CompressionRatio, means.CompressionRatioN),
+			"token_source":           core.TokenSourceO200k, "peak_rule": experiments.PaperRuleName(*full)})
 	}
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "line\tobjectives\tEM\tF1\tnote\t")
+	fmt.Fprintln(tw, "line\tobjectives\tEM\tF1\tpeak tokens\tnote\t")
 	for i, l := range lines {
 		if l.Error != "" {
-			fmt.Fprintf(tw, "%d\t%d\t\t\t%s\t\n", l.Line, len(ts[i].Gold), "error line (left out of the means)")
+			fmt.Fprintf(tw, "%d\t%d\t\t\t\t%s\t\n", l.Line, len(ts[i].Gold), "error line (left out of the means)")
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%.3f\t%.3f\t%s\t\n", l.Line, len(ts[i].Gold), l.Score.EM, l.Score.F1, scoreNote(l.Score))
+		fmt.Fprintf(tw, "%d\t%d\t%.3f\t%.3f\t%s\t%s\t\n", l.Line, len(ts[i].Gold), l.Score.EM, l.Score.F1,
+			optInt(pms[i].PeakTokens), scoreNote(l.Score))
 	}
-	fmt.Fprintf(tw, "mean\t\t%.3f\t%.3f\t\t\n", meanEM, meanF1)
-	return tw.Flush()
+	fmt.Fprintf(tw, "mean\t\t%.3f\t%.3f\t%.1f\t\t\n", meanEM, meanF1, means.PeakTokens)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.Stdout, "peak tokens: o200k counts, eval.py's %s rule, mean over %d of %d lines (Exact_match 0 left out)\n",
+		experiments.PaperRuleName(*full), means.PeakTokensN, len(ts))
+	return err
+}
+
+// paperLine describes a rollout's token figures: the request peak's source
+// and MEM1 eval.py's figures (o200k), "-" where eval.py gives None.
+func paperLine(r storage.RolloutRow) string {
+	src := r.TokenSource
+	if src == "" {
+		src = "unknown"
+	}
+	s := "request peak " + strconv.Itoa(r.RequestPeakTokens) + " (" + src + ")"
+	if r.Paper == nil {
+		return s + "  paper figures not computed"
+	}
+	m := r.Paper
+	ratio := "-"
+	if m.CompressionRatio != nil {
+		ratio = strconv.FormatFloat(*m.CompressionRatio, 'f', 3, 64)
+	}
+	return fmt.Sprintf("%s  paper peak %s (eval.py %s rule, o200k)  dependency %s  compression ratio %s  lenient EM %d",
+		s, optInt(m.PeakTokens), experiments.PaperRuleName(m.Full), optInt(m.Dependency), ratio, m.ExactMatchLenient)
+}
+
+// nullIfNone is a mean over n values, or JSON null when n is 0.
+func nullIfNone(mean float64, n int) any {
+	if n == 0 {
+		return nil
+	}
+	return mean
+}
+
+// optInt formats an optional count, "-" for none.
+func optInt(p *int) string {
+	if p == nil {
+		return "-"
+	}
+	return strconv.Itoa(*p)
 }
 
 // scoreNote says why a trajectory scored 0 when the reason is structural.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/mem1lab/mem1lab/experiments/oracle"
 	"github.com/mem1lab/mem1lab/storage"
@@ -157,8 +158,12 @@ func TestRunJSONShowAndLs(t *testing.T) {
 	require.Len(t, groups, 1)
 	g := groups[0].(map[string]any)
 	assert.ElementsMatch(t, []string{"policy", "objectives", "rollouts", "failed", "mean_em", "mean_f1",
-		"mean_peak_tokens", "mean_seconds"}, keys(g))
+		"mean_peak_tokens", "mean_seconds", "mean_paper_peak_tokens", "paper_peak_n"}, keys(g))
 	assert.Equal(t, "mem1", g["policy"])
+	// The paper's count leaves out the prompt the server counts.
+	if n, ok := g["paper_peak_n"].(float64); ok && n > 0 {
+		assert.Less(t, g["mean_paper_peak_tokens"], g["mean_peak_tokens"])
+	}
 	assert.EqualValues(t, 2, g["objectives"])
 	assert.EqualValues(t, 3, g["rollouts"])
 	assert.EqualValues(t, 0, g["failed"])
@@ -178,6 +183,9 @@ func TestRunJSONShowAndLs(t *testing.T) {
 	assert.Contains(t, out, "── turn 1 ── search")
 	assert.Contains(t, out, "internal state:")
 	assert.Contains(t, out, "Doc 1(Title: ")
+	assert.Contains(t, out, "request peak ")
+	assert.Contains(t, out, "(server-usage)")
+	assert.Contains(t, out, "(eval.py consolidating rule, o200k)")
 
 	code, out, _ = run(t, "ls", "--db", db)
 	require.Equal(t, 0, code)
@@ -251,4 +259,76 @@ func TestReadCommandsRefuseAMissingStore(t *testing.T) {
 		assert.Contains(t, errOut, "store "+missing, "%v", args)
 		assert.NoFileExists(t, missing, "%v created the store", args)
 	}
+}
+
+// TestScoreJSONPaperMetrics checks the eval.py token metrics of `score --json`
+// on two hand-built lines: the consolidating rule by default, the full-history
+// rule with --full, null where eval.py gives None (Exact_match 0), and means
+// that leave the None out. Expected values use the tokenizer library directly.
+func TestScoreJSONPaperMetrics(t *testing.T) {
+	codec, err := tokenizer.Get(tokenizer.O200kBase)
+	require.NoError(t, err)
+	n := func(s string) int { c, err := codec.Count(s); require.NoError(t, err); return c }
+	t0, r0 := "<think>find it</think>", "<think>find it</think><search>capital of Peru</search>"
+	i0 := "<information>\n[HINT]You have 5 turns left.[/HINT]\nDoc 1(Title: \"Lima\") Lima is the capital of Peru.\n\n</information>"
+	t1, r1 := "<think>Lima</think>", "<think>Lima</think><answer>Lima</answer>"
+	line := func(em int) map[string]any {
+		return map[string]any{"q": "Q: capital of Peru?", "t0": t0, "r0": r0, "i0": i0, "t1": t1, "r1": r1,
+			"Golden_answer": [][]string{{"Lima"}}, "Exact_match": em, "Model_estimated_match": 1}
+	}
+	var buf bytes.Buffer
+	for _, em := range []int{1, 0} {
+		b, err := json.Marshal(line(em))
+		require.NoError(t, err)
+		buf.Write(append(b, '\n'))
+	}
+	p := filepath.Join(t.TempDir(), "traj.jsonl")
+	require.NoError(t, os.WriteFile(p, buf.Bytes(), 0o644))
+
+	type row struct {
+		Line       *int     `json:"line"`
+		Peak       *int     `json:"peak_tokens"`
+		Dependency *int     `json:"dependency"`
+		Ratio      *float64 `json:"compression_ratio"`
+		MeanPeak   *float64 `json:"mean_peak_tokens"`
+		Source     string   `json:"token_source"`
+	}
+	parse := func(out string) []row {
+		var rows []row
+		sc := bufio.NewScanner(strings.NewReader(out))
+		for sc.Scan() {
+			var r row
+			require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
+			rows = append(rows, r)
+		}
+		require.Len(t, rows, 3)
+		return rows
+	}
+	code, out, errOut := run(t, "score", p, "--json")
+	require.Equal(t, 0, code, errOut)
+	rows := parse(out)
+	wantPeak := max(n(t0+r0), n(t0+r0+i0+t1+r1), n(t1+r1))
+	wantDep := (0+n(t0)/2)*n(t0) + (n(t0)+n(r0)/2)*n(r0) + (n(t0+r0+i0)+n(t1)/2)*n(t1) + (n(t0+r0+i0+t1)+n(r1)/2)*n(r1)
+	wantRatio := float64(n(t0+r0+i0+t1+r1)) / float64(n(t0)+n(r0)+n(i0)+n(t1)+n(r1))
+	require.NotNil(t, rows[0].Peak)
+	assert.Equal(t, wantPeak, *rows[0].Peak)
+	require.NotNil(t, rows[0].Dependency)
+	assert.Equal(t, wantDep, *rows[0].Dependency)
+	require.NotNil(t, rows[0].Ratio)
+	assert.InDelta(t, wantRatio, *rows[0].Ratio, 1e-12)
+	assert.Nil(t, rows[1].Peak, "Exact_match 0: eval.py's None")
+	assert.Contains(t, out, `"peak_tokens":null`)
+	require.NotNil(t, rows[1].Dependency, "dependency is not gated on Exact_match")
+	assert.Equal(t, wantDep, *rows[1].Dependency)
+	require.NotNil(t, rows[2].MeanPeak)
+	assert.Equal(t, float64(wantPeak), *rows[2].MeanPeak, "the None line is left out of the mean")
+	assert.Equal(t, "o200k", rows[2].Source)
+
+	code, out, errOut = run(t, "score", p, "--json", "--full")
+	require.Equal(t, 0, code, errOut)
+	rows = parse(out)
+	require.NotNil(t, rows[0].Peak)
+	assert.Equal(t, n(t0+r0+i0+t1+r1), *rows[0].Peak)
+	wantDepFull := wantDep // two turns: turn 1's context is all of turn 0 either way
+	assert.Equal(t, wantDepFull, *rows[0].Dependency)
 }

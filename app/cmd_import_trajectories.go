@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/mem1lab/mem1lab/experiments"
-	"github.com/mem1lab/mem1lab/storage"
 )
 
 // cmdImportTrajectories loads a MEM1 reference-pipeline JSONL file into the
@@ -28,7 +27,7 @@ func (c *CLI) cmdImportTrajectories(ctx context.Context, args []string) error {
 	if fs.NArg() != 1 {
 		return errors.New("usage: mem1lab import-trajectories FILE.jsonl [--name NAME] [--policy P] [--model M] [--dataset D] [--scheme mem1|squad]")
 	}
-	st, err := storage.Open(*db)
+	st, err := openLab(*db)
 	if err != nil {
 		return err
 	}

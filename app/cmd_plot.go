@@ -28,6 +28,7 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	dpi := fs.Int("dpi", 300, "PNG resolution")
 	title := fs.String("title", "", "figure title (default: the chart's)")
 	pooled := fs.Bool("pool-models", false, "one series per policy across models")
+	peak := fs.String("peak", figures.PeakPaper, "peak-token count of the peak and frontier charts: paper (MEM1 eval.py, o200k; the overlay's definition) or request (as served; no overlay)")
 	dataset := fs.String("dataset", "", "only rollouts of this dataset (default: all)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
@@ -69,8 +70,11 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *peak != figures.PeakPaper && *peak != figures.PeakRequest {
+		return fmt.Errorf("--peak %q: want paper or request", *peak)
+	}
 	fig, err := figures.Build(data, figures.Options{Kind: kind, Metric: *metric, PerObjective: *perObj,
-		Overlay: *overlay, Title: *title, FontSize: sz.FontSize})
+		Overlay: *overlay, Title: *title, FontSize: sz.FontSize, PeakCount: *peak})
 	if err != nil {
 		return err
 	}

@@ -78,13 +78,22 @@ func (c *CLI) runGUI(args []string) int {
 
 // RunGUI opens the desktop app on the store and blocks until its window closes.
 // When the store holds no questions and a bundle is found, the bundle is imported
-// in the background on first start.
+// in the background on first start. Paper figures missing from a store
+// written before they existed are computed in the background too
+// (experiments.BackfillPaperMetrics); screens show them once loaded again.
 func RunGUI(opts GUIOptions) error {
 	st, err := storage.Open(opts.DB)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	backfillCtx, stopBackfill := context.WithCancel(context.Background())
+	backfillDone := make(chan struct{})
+	go func() {
+		defer close(backfillDone)
+		_, _ = experiments.BackfillPaperMetrics(backfillCtx, st) // retried on the next open if cut short
+	}()
+	defer func() { stopBackfill(); <-backfillDone }()
 
 	a := fyneapp.NewWithID(AppID)
 	a.SetIcon(assets.Icon)

@@ -208,9 +208,10 @@ func (e *TurnError) Unwrap() error { return e.Err }
 //
 // Turn.Latency spans the model call and the retrieval; Turn.RetrievalLatency
 // the retrieval alone. Turn.Context is Completion.Sent (Prompt + Carried() when the model leaves it
-// empty); token counts come from the completion's usage, or from
-// EstimateTokens of the context and the generated text when the server
-// reported none. onTurn (may be nil) is called after each new turn; its error
+// empty); token counts come from the completion's usage, or the counts the
+// adapter got from the server's tokenizer (Usage.Source), or else from
+// EstimateTokens of the context and the generated text; Turn.TokenSource
+// records which. onTurn (may be nil) is called after each new turn; its error
 // ends the rollout.
 //
 // The outcome holds prior and new turns, the scheme's score of
@@ -288,10 +289,16 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 		if t.Context == "" {
 			t.Context = c.Prompt + c.Carried()
 		}
-		if comp.Usage.Reported {
+		switch {
+		case comp.Usage.Reported:
 			t.PromptTokens, t.CompletionTokens, t.UsageReported = comp.Usage.PromptTokens, comp.Usage.CompletionTokens, true
-		} else {
+			t.TokenSource = TokenSourceServerUsage
+		case comp.Usage.Source == TokenSourceServerTokenize:
+			t.PromptTokens, t.CompletionTokens = comp.Usage.PromptTokens, comp.Usage.CompletionTokens
+			t.TokenSource = TokenSourceServerTokenize
+		default:
 			t.PromptTokens, t.CompletionTokens = EstimateTokens(t.Context), EstimateTokens(comp.Text)
+			t.TokenSource = TokenSourceEstimate
 		}
 
 		turnsLeft := cfg.MaxTurns - i - 1

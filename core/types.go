@@ -58,12 +58,15 @@ type Context struct {
 	History []Exchange
 }
 
-// Usage is the token accounting of one model call. Reported is false when the
-// server sent no usage and the counts are estimates.
+// Usage is the token accounting of one model call. Reported is true when the
+// counts are the server's "usage". Otherwise Source TokenSourceServerTokenize
+// says the adapter counted them with the server's tokenizer (vLLM's POST
+// /tokenize); with neither, the turn loop estimates them (EstimateTokens).
 type Usage struct {
 	PromptTokens     int
 	CompletionTokens int
 	Reported         bool
+	Source           string
 }
 
 // Completion is one model call's result.
@@ -148,8 +151,12 @@ type Turn struct {
 	PromptTokens     int
 	CompletionTokens int
 	UsageReported    bool
-	Latency          time.Duration
-	FinishReason     string
+	// TokenSource is where PromptTokens and CompletionTokens come from:
+	// TokenSourceServerUsage, TokenSourceServerTokenize or TokenSourceEstimate
+	// ("" on turns stored before sources were recorded: see TurnTokenSource).
+	TokenSource  string
+	Latency      time.Duration
+	FinishReason string
 	// RetrievalLatency is the part of Latency spent in Env.Search (retries
 	// included; 0 when the turn did not search).
 	RetrievalLatency time.Duration

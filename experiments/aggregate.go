@@ -62,15 +62,25 @@ type GroupKey struct {
 // context+generation of a rollout in tokens; Seconds is wall time per rollout;
 // Turns is turns used per rollout. Rollouts counts every row of the group,
 // Failed the failed ones; the Stats' N is the number of done rollouts.
+//
+// PeakTokens is the request peak as served (server usage, the server's
+// tokenizer or an estimate: storage.RolloutRow.TokenSource). PaperPeakTokens,
+// Dependency and CompressionRatio are MEM1 eval.py's figures (o200k counts)
+// averaged as eval.py averages them: over the done rollouts where the figure
+// is not None, so a rollout whose lenient Exact_match is 0 is left out of
+// PaperPeakTokens (their N says how many were averaged).
 type Aggregate struct {
 	GroupKey
-	Rollouts   int  `json:"rollouts"`
-	Failed     int  `json:"failed"`
-	EM         Stat `json:"em"`
-	F1         Stat `json:"f1"`
-	PeakTokens Stat `json:"peak_tokens"`
-	Seconds    Stat `json:"seconds"`
-	Turns      Stat `json:"turns"`
+	Rollouts         int  `json:"rollouts"`
+	Failed           int  `json:"failed"`
+	EM               Stat `json:"em"`
+	F1               Stat `json:"f1"`
+	PeakTokens       Stat `json:"peak_tokens"`
+	Seconds          Stat `json:"seconds"`
+	Turns            Stat `json:"turns"`
+	PaperPeakTokens  Stat `json:"paper_peak_tokens"`
+	Dependency       Stat `json:"dependency"`
+	CompressionRatio Stat `json:"compression_ratio"`
 }
 
 // EMPerObjective is EM divided by the number of objectives (0..1).
@@ -86,6 +96,7 @@ func Aggregates(rows []storage.RolloutRow, byModel bool) []Aggregate {
 	type acc struct {
 		a                          Aggregate
 		em, f1, peak, secs, nTurns welford
+		paper, dep, ratio          welford
 	}
 	groups := map[GroupKey]*acc{}
 	for _, r := range rows {
@@ -108,12 +119,24 @@ func Aggregates(rows []storage.RolloutRow, byModel bool) []Aggregate {
 			g.peak.add(float64(r.PeakTokens))
 			g.secs.add(r.Seconds)
 			g.nTurns.add(float64(r.Turns))
+			if p := r.Paper; p != nil {
+				if p.PeakTokens != nil {
+					g.paper.add(float64(*p.PeakTokens))
+				}
+				if p.Dependency != nil {
+					g.dep.add(float64(*p.Dependency))
+				}
+				if p.CompressionRatio != nil {
+					g.ratio.add(*p.CompressionRatio)
+				}
+			}
 		}
 	}
 	out := make([]Aggregate, 0, len(groups))
 	for _, g := range groups {
 		a := g.a
 		a.EM, a.F1, a.PeakTokens, a.Seconds, a.Turns = g.em.stat(), g.f1.stat(), g.peak.stat(), g.secs.stat(), g.nTurns.stat()
+		a.PaperPeakTokens, a.Dependency, a.CompressionRatio = g.paper.stat(), g.dep.stat(), g.ratio.stat()
 		out = append(out, a)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].GroupKey.less(out[j].GroupKey) })

@@ -282,6 +282,11 @@ type Group struct {
 	MeanF1         float64 `json:"mean_f1"`
 	MeanPeakTokens float64 `json:"mean_peak_tokens"`
 	MeanSeconds    float64 `json:"mean_seconds"`
+	// MeanPaperPeakTokens is MEM1 eval.py's mean peak (o200k), over the done
+	// rollouts with a paper peak (lenient Exact_match not 0), PaperPeakN of them;
+	// MeanPeakTokens is the request peak as served.
+	MeanPaperPeakTokens float64 `json:"mean_paper_peak_tokens"`
+	PaperPeakN          int     `json:"paper_peak_n"`
 }
 
 // Summary is what a finished run reports: `{"experiment": id, "groups": [...]}`.
@@ -334,6 +339,10 @@ type SettingProgress struct {
 	MeanEM         float64
 	MeanF1         float64
 	MeanPeakTokens float64
+	// MeanPaperPeakTokens is eval.py's mean peak (o200k) over the done
+	// rollouts that have one, PaperPeakN of them (Exact_match 0 left out).
+	MeanPaperPeakTokens float64
+	PaperPeakN          int
 }
 
 // DefaultRunConfig returns MEM1's evaluation settings (arXiv 2506.15841 and the

@@ -53,12 +53,24 @@ var _ ExportStore = (*storage.Store)(nil)
 //	started_at, finished_at         UTC, 2006-01-02T15:04:05.000Z
 //	mode, max_turns, top_k, temperature, top_p, max_tokens, compose, seed, config_hash
 //	                                the experiment's settings (max_turns resolved for N)
+//	paper_peak_tokens               MEM1 eval.py's peak tokens (o200k counts over the
+//	                                trajectory text, prompt not counted) under paper_rule;
+//	                                empty where eval.py gives None (lenient Exact_match 0)
+//	paper_rule                      consolidating | full-history (eval.py's two rules)
+//	dependency, compression_ratio   eval.py's, o200k counts; empty for None
+//	exact_match_lenient             generate_rollout.py's substring Exact_match count
+//	paper_token_source              o200k (empty: not computed)
+//	request_peak_tokens             largest request as served (prompt + completion)
+//	token_source                    source of request_peak_tokens: server-usage |
+//	                                server-tokenize | estimate
 var RolloutColumns = []string{
 	"experiment_id", "experiment", "rollout_id", "task_key", "dataset", "objectives", "policy", "model", "status",
 	"em", "f1", "em_per_objective", "f1_per_objective", "peak_tokens", "total_tokens", "turns", "seconds",
 	"hit_max_turns", "count_mismatch", "no_answer", "unbalanced", "scheme", "answer", "error",
 	"started_at", "finished_at",
 	"mode", "max_turns", "top_k", "temperature", "top_p", "max_tokens", "compose", "seed", "config_hash",
+	"paper_peak_tokens", "paper_rule", "dependency", "compression_ratio", "exact_match_lenient", "paper_token_source",
+	"request_peak_tokens", "token_source",
 }
 
 // TurnColumns is the header of the turns CSV, one row per stored turn, ordered
@@ -68,11 +80,12 @@ var RolloutColumns = []string{
 //	turn_index                      0-based
 //	action                          search | answer | none
 //	prompt_tokens, completion_tokens, tokens  tokens = prompt + completion
-//	usage_reported                  0/1: 0 when the counts are estimates
+//	usage_reported                  0/1: 1 when the counts are the server's usage (see token_source)
 //	latency_ms, finish_reason
 //	passage_ids                     retrieved passage ids, best first, space-separated
 //	query, answer, internal_state   the <search>, <answer> and <think> texts
 //	response, information           the raw response and the information text
+//	token_source                    server-usage | server-tokenize | estimate
 //
 // The exact context sent is not a column (it is rebuilt from earlier turns; see
 // the trace or the trajectories export).
@@ -80,6 +93,7 @@ var TurnColumns = []string{
 	"experiment_id", "rollout_id", "task_key", "objectives", "policy", "model", "rollout_status",
 	"turn_index", "action", "prompt_tokens", "completion_tokens", "tokens", "usage_reported", "latency_ms",
 	"finish_reason", "passage_ids", "query", "answer", "internal_state", "response", "information",
+	"token_source",
 }
 
 // AggregateColumns is the header of the aggregates CSV, one row per (model,
@@ -90,11 +104,19 @@ var TurnColumns = []string{
 //	em_mean, em_stderr, f1_mean, f1_stderr                 summed over objectives
 //	em_per_objective_mean, em_per_objective_stderr, f1_per_objective_mean, f1_per_objective_stderr
 //	peak_tokens_mean, peak_tokens_stderr, seconds_mean, seconds_stderr, turns_mean, turns_stderr
+//	                                peak_tokens: the request peak as served
+//	paper_peak_tokens_n, paper_peak_tokens_mean, paper_peak_tokens_stderr
+//	                                MEM1 eval.py's peak (o200k), averaged as eval.py does:
+//	                                rollouts whose lenient Exact_match is 0 left out (n counts the rest)
+//	dependency_mean, dependency_stderr, compression_ratio_mean, compression_ratio_stderr
+//	                                eval.py's, over rollouts where they are not None
 var AggregateColumns = []string{
 	"model", "policy", "objectives", "rollouts", "done", "failed",
 	"em_mean", "em_stderr", "f1_mean", "f1_stderr",
 	"em_per_objective_mean", "em_per_objective_stderr", "f1_per_objective_mean", "f1_per_objective_stderr",
 	"peak_tokens_mean", "peak_tokens_stderr", "seconds_mean", "seconds_stderr", "turns_mean", "turns_stderr",
+	"paper_peak_tokens_n", "paper_peak_tokens_mean", "paper_peak_tokens_stderr",
+	"dependency_mean", "dependency_stderr", "compression_ratio_mean", "compression_ratio_stderr",
 }
 
 func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
@@ -171,22 +193,65 @@ func WriteRolloutsCSV(ctx context.Context, w io.Writer, st ExportStore, expIDs .
 			if cfg.Policy != "" || cfg.MaxTurns > 0 {
 				maxTurns = strconv.Itoa(cfg.MaxTurnsFor(r.Objectives))
 			}
-			return cw.write(
+			return cw.write(append([]string{
 				strconv.FormatInt(e.ID, 10), e.Name, strconv.FormatInt(r.ID, 10), r.TaskKey, r.Dataset,
 				strconv.Itoa(r.Objectives), r.Policy, r.Model, r.Status,
-				fmtFloat(r.EM), fmtFloat(r.F1), fmtFloat(r.EM/n), fmtFloat(r.F1/n),
+				fmtFloat(r.EM), fmtFloat(r.F1), fmtFloat(r.EM / n), fmtFloat(r.F1 / n),
 				strconv.Itoa(r.PeakTokens), strconv.Itoa(r.TotalTokens), strconv.Itoa(r.Turns), fmtFloat(r.Seconds),
 				fmtBool(r.HitMaxTurns), fmtBool(r.Score.CountMismatch), fmtBool(r.Score.NoAnswer), fmtBool(r.Score.Unbalanced),
 				r.Score.Scheme, r.Answer, r.Error, r.StartedAt, r.FinishedAt,
 				cfg.Mode, maxTurns, optInt(cfg.TopK), optFloat(cfg.Temperature), optFloat(cfg.TopP), optInt(cfg.MaxTokens),
 				cfg.Compose, strconv.FormatInt(cfg.Seed, 10), e.ConfigHash,
-			)
+			}, paperCells(r.Paper, r.Policy, r.RequestPeakTokens, r.TokenSource)...)...)
 		})
 		if err != nil {
 			return err
 		}
 	}
 	return cw.flush()
+}
+
+// paperCells are the cells paper_peak_tokens … token_source of a rollout
+// (see RolloutColumns); the paper cells are empty while not computed.
+func paperCells(m *core.PaperMetrics, policy string, requestPeak int, source string) []string {
+	out := make([]string, 6, 8)
+	if m != nil {
+		if m.PeakTokens != nil {
+			out[0] = strconv.Itoa(*m.PeakTokens)
+		}
+		out[1] = PaperRuleName(core.PaperRuleFull(policy))
+		if m.Dependency != nil {
+			out[2] = strconv.Itoa(*m.Dependency)
+		}
+		if m.CompressionRatio != nil {
+			out[3] = fmtFloat(*m.CompressionRatio)
+		}
+		out[4] = strconv.Itoa(m.ExactMatchLenient)
+		out[5] = core.TokenSourceO200k
+	}
+	rp := ""
+	if source != "" {
+		rp = strconv.Itoa(requestPeak)
+	}
+	return append(out, rp, source)
+}
+
+// PaperRuleName names eval.py's peak-token rule: "full-history" for its
+// non-compression functions, "consolidating" for its compression ones.
+func PaperRuleName(full bool) string {
+	if full {
+		return "full-history"
+	}
+	return "consolidating"
+}
+
+// optStat formats a statistic over n values, empty when n is 0 (eval.py
+// would divide by zero).
+func optStat(x float64, n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmtFloat(x)
 }
 
 func optInt(n int) string {
@@ -221,7 +286,7 @@ func WriteTurnsCSV(ctx context.Context, w io.Writer, st ExportStore, expIDs ...i
 				strconv.Itoa(t.Index), t.Action, strconv.Itoa(t.PromptTokens), strconv.Itoa(t.CompletionTokens),
 				strconv.Itoa(t.PromptTokens+t.CompletionTokens), fmtBool(t.UsageReported), fmtFloat(t.LatencyMS),
 				t.FinishReason, strings.Join(t.PassageIDs, " "), t.Query, t.Answer, t.InternalState, t.Response,
-				t.Information,
+				t.Information, t.TokenSource,
 			)
 		})
 		if err != nil {
@@ -244,7 +309,11 @@ func WriteAggregatesCSV(w io.Writer, aggs []Aggregate) error {
 			fmtFloat(a.EM.Mean), fmtFloat(a.EM.StdErr), fmtFloat(a.F1.Mean), fmtFloat(a.F1.StdErr),
 			fmtFloat(emo.Mean), fmtFloat(emo.StdErr), fmtFloat(f1o.Mean), fmtFloat(f1o.StdErr),
 			fmtFloat(a.PeakTokens.Mean), fmtFloat(a.PeakTokens.StdErr), fmtFloat(a.Seconds.Mean), fmtFloat(a.Seconds.StdErr),
-			fmtFloat(a.Turns.Mean), fmtFloat(a.Turns.StdErr))
+			fmtFloat(a.Turns.Mean), fmtFloat(a.Turns.StdErr),
+			strconv.Itoa(a.PaperPeakTokens.N), optStat(a.PaperPeakTokens.Mean, a.PaperPeakTokens.N),
+			optStat(a.PaperPeakTokens.StdErr, a.PaperPeakTokens.N),
+			optStat(a.Dependency.Mean, a.Dependency.N), optStat(a.Dependency.StdErr, a.Dependency.N),
+			optStat(a.CompressionRatio.Mean, a.CompressionRatio.N), optStat(a.CompressionRatio.StdErr, a.CompressionRatio.N))
 		if err != nil {
 			return err
 		}

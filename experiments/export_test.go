@@ -377,3 +377,71 @@ func TestTrajectoriesJSONLRoundTrip(t *testing.T) {
 	assert.Less(t, strings.Index(first, `"r0"`), strings.Index(first, `"i0"`))
 	assert.Less(t, strings.Index(first, `"i0"`), strings.Index(first, `"t1"`))
 }
+
+// TestRolloutsCSVPaperColumns: the paper columns are empty until computed,
+// then hold the stored figures (empty for eval.py's None), the rule of the
+// policy, and the request peak with its source.
+func TestRolloutsCSVPaperColumns(t *testing.T) {
+	st, exp := syntheticStore(t)
+	ctx := context.Background()
+	var buf bytes.Buffer
+	require.NoError(t, WriteRolloutsCSV(ctx, &buf, st, exp))
+	_, rows := readCSV(t, buf.Bytes())
+	for _, r := range rows {
+		assert.Equal(t, "", r["paper_peak_tokens"])
+		assert.Equal(t, "", r["paper_token_source"])
+		assert.Equal(t, "", r["token_source"])
+	}
+	n, err := BackfillPaperMetrics(ctx, st)
+	require.NoError(t, err)
+	assert.Equal(t, len(synthRollouts), n)
+
+	buf.Reset()
+	require.NoError(t, WriteRolloutsCSV(ctx, &buf, st, exp))
+	head, rows := readCSV(t, buf.Bytes())
+	assert.Equal(t, RolloutColumns, head)
+	stored, err := st.Rollouts(ctx, exp)
+	require.NoError(t, err)
+	require.Len(t, rows, len(stored))
+	for i, r := range rows {
+		want, s := stored[i], synthRollouts[i]
+		require.NotNil(t, want.Paper)
+		if s.status == storage.StatusFailed {
+			// The failed rollout never answered: the reference's "None" matches no gold.
+			assert.Equal(t, "0", r["exact_match_lenient"])
+			assert.Equal(t, "", r["paper_peak_tokens"], "eval.py's None")
+		} else {
+			// "gold" is inside each objective's first alias "gold i.o".
+			assert.Equal(t, strconv.Itoa(s.n), r["exact_match_lenient"])
+			require.NotNil(t, want.Paper.PeakTokens)
+			assert.Equal(t, strconv.Itoa(*want.Paper.PeakTokens), r["paper_peak_tokens"])
+			assert.Positive(t, *want.Paper.PeakTokens)
+		}
+		require.NotNil(t, want.Paper.Dependency)
+		assert.Equal(t, strconv.Itoa(*want.Paper.Dependency), r["dependency"])
+		ratio, err := strconv.ParseFloat(r["compression_ratio"], 64)
+		require.NoError(t, err)
+		assert.Equal(t, *want.Paper.CompressionRatio, ratio)
+		assert.Equal(t, "o200k", r["paper_token_source"])
+		wantRule := "consolidating"
+		if s.policy == "full" {
+			wantRule = "full-history"
+		}
+		assert.Equal(t, wantRule, r["paper_rule"])
+		peak := 0
+		for _, tk := range s.turns {
+			peak = max(peak, tk[0]+tk[1])
+		}
+		assert.Equal(t, strconv.Itoa(peak), r["request_peak_tokens"], "max prompt+completion over turns")
+		assert.Equal(t, "server-usage", r["token_source"])
+	}
+
+	// The turns CSV names each turn's source.
+	buf.Reset()
+	require.NoError(t, WriteTurnsCSV(ctx, &buf, st, exp))
+	_, trows := readCSV(t, buf.Bytes())
+	require.NotEmpty(t, trows)
+	for _, r := range trows {
+		assert.Equal(t, "server-usage", r["token_source"])
+	}
+}

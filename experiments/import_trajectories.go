@@ -82,6 +82,11 @@ type ImportResult struct {
 //     failed rollout (cancelled when mem1lab_settings.status says so) with the
 //     error text, no turns and no score; its task comes from its "question" and
 //     Golden_answer when they are usable.
+//   - the paper figures (peak tokens, dependency, compression ratio, lenient
+//     exact match) are eval.py's on the line's own fields and Exact_match
+//     (Trajectory.PaperMetrics), under the full-history rule when the policy
+//     is not "mem1"; the request peak is the estimate (token source
+//     "estimate").
 //
 // The experiment's config records the file, the scheme, the policies and
 // models, and the settings every line's mem1lab_settings agrees on.
@@ -257,8 +262,12 @@ func ImportTrajectories(ctx context.Context, st TrajectoryStore, path string, op
 					}
 					answer, _ := core.FinalAnswer(opt.Scheme, t.Text)
 					r.Turns, r.Prompt = turns, t.Question
+					// eval.py's figures straight from the line's fields, under the
+					// rule of the imported policy.
+					pm := t.PaperMetrics(core.PaperRuleFull(in.policy))
 					r.Result = storage.RolloutResult{Status: storage.StatusDone, Score: scores[i].Score, Answer: answer,
-						PeakTokens: peak, TotalTokens: total, Turns: len(turns)}
+						PeakTokens: peak, TotalTokens: total, Turns: len(turns), Paper: &pm, RequestPeakTokens: peak,
+						TokenSource: core.TokenSourceEstimate}
 				}
 				if err := add(r); err != nil {
 					return fmt.Errorf("%s:%d: %w", path, t.Line, err)
@@ -431,6 +440,7 @@ func importTurns(t Trajectory, tags core.Tags, pol core.Policy) []core.Turn {
 		tu.Context = c.Prompt + c.Carried()
 		tu.PromptTokens = core.EstimateTokens(tu.Context)
 		tu.CompletionTokens = core.EstimateTokens(resp)
+		tu.TokenSource = core.TokenSourceEstimate
 		tu.Passages = parsePassages(tu.Information)
 		turns = append(turns, tu)
 		exchanges = append(exchanges, tags.Exchanges([]core.Turn{tu})...)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -112,6 +113,10 @@ type OpenAIModel struct {
 	ep        Endpoint
 	client    *openai.Client
 	transport *http.Transport
+	root      string // the server root (BaseURL without "/v1"), where vLLM serves /tokenize
+	// noTokenize is set once the server answered /tokenize with an error, so
+	// later turns go straight to the estimate.
+	noTokenize atomic.Bool
 }
 
 // NewModel returns a core.Model that calls the endpoint's /completions or
@@ -131,7 +136,8 @@ func NewOpenAIModel(ep Endpoint) (*OpenAIModel, error) {
 	cfg.BaseURL = base
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	cfg.HTTPClient = &http.Client{Transport: &captureTransport{base: tr}}
-	return &OpenAIModel{ep: ep, client: openai.NewClientWithConfig(cfg), transport: tr}, nil
+	return &OpenAIModel{ep: ep, client: openai.NewClientWithConfig(cfg), transport: tr,
+		root: strings.TrimSuffix(base, "/v1")}, nil
 }
 
 // Endpoint returns the endpoint the model was built from.
@@ -230,12 +236,104 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 	}
 	extra := decodeVLLMExtras(slot.body)
 	out.StopReason = extra.stopReason
-	if extra.usage != nil {
-		out.Usage = core.Usage{PromptTokens: extra.usage.PromptTokens, CompletionTokens: extra.usage.CompletionTokens, Reported: true}
-	} else {
-		out.Usage = core.Usage{PromptTokens: core.EstimateTokens(out.Sent), CompletionTokens: core.EstimateTokens(out.Text)}
+	switch {
+	case extra.usage != nil:
+		out.Usage = core.Usage{PromptTokens: extra.usage.PromptTokens, CompletionTokens: extra.usage.CompletionTokens,
+			Reported: true, Source: core.TokenSourceServerUsage}
+	default:
+		if u, ok := m.tokenizeUsage(ctx, c, out); ok {
+			out.Usage = u
+		} else {
+			out.Usage = core.Usage{PromptTokens: core.EstimateTokens(out.Sent), CompletionTokens: core.EstimateTokens(out.Text),
+				Source: core.TokenSourceEstimate}
+		}
 	}
 	return out, nil
+}
+
+// tokenizeRequest is vLLM's POST /tokenize body: a text prompt or chat
+// messages (rendered with the served chat template).
+type tokenizeRequest struct {
+	Model            string        `json:"model"`
+	Prompt           string        `json:"prompt,omitempty"`
+	Messages         []wireMessage `json:"messages,omitempty"`
+	AddSpecialTokens *bool         `json:"add_special_tokens,omitempty"`
+}
+
+type wireMessage struct {
+	Role    string `json:"role"`
+	Content string `json:"content"`
+}
+
+// tokenizeUsage counts a reply's tokens with the served model's tokenizer
+// when the reply had no usage: vLLM's POST {root}/tokenize of the request
+// (the completions prompt, or the chat messages) and of the generated text
+// (without special tokens). It reports false, and stops trying for this
+// model, when the server has no working /tokenize (an HTTP error or a reply
+// without "count"); a cancelled ctx reports false without giving up.
+func (m *OpenAIModel) tokenizeUsage(ctx context.Context, c core.Context, out core.Completion) (core.Usage, bool) {
+	if m.noTokenize.Load() {
+		return core.Usage{}, false
+	}
+	req := tokenizeRequest{Model: m.ep.Model}
+	if m.ep.Mode == ModeCompletions {
+		req.Prompt = out.Sent
+	} else {
+		for _, msg := range ChatMessages(m.ep.SystemPrompt, c) {
+			req.Messages = append(req.Messages, wireMessage{Role: msg.Role, Content: msg.Content})
+		}
+	}
+	prompt, err := m.tokenize(ctx, req)
+	if err == nil {
+		no := false
+		var gen int
+		if gen, err = m.tokenize(ctx, tokenizeRequest{Model: m.ep.Model, Prompt: out.Text, AddSpecialTokens: &no}); err == nil {
+			return core.Usage{PromptTokens: prompt, CompletionTokens: gen, Source: core.TokenSourceServerTokenize}, true
+		}
+	}
+	if ctx.Err() == nil {
+		m.noTokenize.Store(true)
+	}
+	return core.Usage{}, false
+}
+
+// tokenize posts one /tokenize request and returns its "count". An empty
+// text counts 0 without a request.
+func (m *OpenAIModel) tokenize(ctx context.Context, req tokenizeRequest) (int, error) {
+	if req.Prompt == "" && len(req.Messages) == 0 {
+		return 0, nil
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return 0, err
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, m.root+"/tokenize", bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	if m.ep.APIKey != "" {
+		hr.Header.Set("Authorization", "Bearer "+m.ep.APIKey)
+	}
+	resp, err := (&http.Client{Transport: m.transport}).Do(hr)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return 0, fmt.Errorf("POST %s/tokenize: HTTP %d", m.root, resp.StatusCode)
+	}
+	var wire struct {
+		Count *int `json:"count"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(&wire); err != nil {
+		return 0, fmt.Errorf("POST %s/tokenize: %w", m.root, err)
+	}
+	if wire.Count == nil {
+		return 0, fmt.Errorf("POST %s/tokenize: reply has no count", m.root)
+	}
+	return *wire.Count, nil
 }
 
 // RenderQwenPrefix builds the raw completions prompt MEM1 sends to its Qwen2.5

@@ -114,7 +114,7 @@ func TestCompleteCompletionsMode(t *testing.T) {
 	assert.Equal(t, "<think>s</think><search>q", out.Text)
 	assert.Equal(t, "stop", out.FinishReason)
 	assert.Equal(t, "</search>", out.StopReason)
-	assert.Equal(t, core.Usage{PromptTokens: 40, CompletionTokens: 9, Reported: true}, out.Usage)
+	assert.Equal(t, core.Usage{PromptTokens: 40, CompletionTokens: 9, Reported: true, Source: core.TokenSourceServerUsage}, out.Usage)
 	assert.Equal(t, RenderQwenPrefix("", sampleContext), out.Sent)
 
 	req := *last

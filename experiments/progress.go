@@ -36,7 +36,7 @@ type settingKey struct {
 
 type settingAcc struct {
 	SettingProgress
-	sumEM, sumF1, sumPeak float64
+	sumEM, sumF1, sumPeak, sumPaper float64
 }
 
 func newTracker(expID int64, rows []storage.RolloutRow, eps []*endpointState, g *gate, fn func(Progress)) *tracker {
@@ -49,7 +49,7 @@ func newTracker(expID int64, rows []storage.RolloutRow, eps []*endpointState, g 
 		switch r.Status {
 		case storage.StatusDone:
 			t.p.Done++
-			s.add(r.EM, r.F1, r.PeakTokens)
+			s.add(r.EM, r.F1, r.PeakTokens, paperPeakOf(r.Paper))
 		case storage.StatusFailed:
 			t.p.Failed++
 			s.Failed++
@@ -61,13 +61,28 @@ func newTracker(expID int64, rows []storage.RolloutRow, eps []*endpointState, g 
 	return t
 }
 
-func (s *settingAcc) add(em, f1 float64, peak int) {
+// add counts a done rollout; paper is its paper peak (nil: none, which
+// eval.py leaves out of the mean).
+func (s *settingAcc) add(em, f1 float64, peak int, paper *int) {
 	s.Done++
 	s.sumEM += em
 	s.sumF1 += f1
 	s.sumPeak += float64(peak)
 	n := float64(s.Done)
 	s.MeanEM, s.MeanF1, s.MeanPeakTokens = s.sumEM/n, s.sumF1/n, s.sumPeak/n
+	if paper != nil {
+		s.PaperPeakN++
+		s.sumPaper += float64(*paper)
+		s.MeanPaperPeakTokens = s.sumPaper / float64(s.PaperPeakN)
+	}
+}
+
+// paperPeakOf is m's paper peak, nil when m is nil or has none.
+func paperPeakOf(m *core.PaperMetrics) *int {
+	if m == nil {
+		return nil
+	}
+	return m.PeakTokens
 }
 
 func (t *tracker) setting(k settingKey) *settingAcc {
@@ -137,7 +152,7 @@ func (t *tracker) changed() {
 
 // finish records a rollout's end. A rollout that never started is taken off
 // the queued count instead of the running one.
-func (t *tracker) finish(j storage.PendingRollout, status string, out core.Outcome, storeErr error) {
+func (t *tracker) finish(j storage.PendingRollout, status string, out core.Outcome, paper *core.PaperMetrics, storeErr error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if storeErr != nil {
@@ -154,7 +169,7 @@ func (t *tracker) finish(j storage.PendingRollout, status string, out core.Outco
 	switch status {
 	case storage.StatusDone:
 		t.p.Done++
-		s.add(out.Score.EM, out.Score.F1, out.PeakTokens)
+		s.add(out.Score.EM, out.Score.F1, out.PeakTokens, paperPeakOf(paper))
 	case storage.StatusCancelled:
 		t.p.Cancelled++
 		t.p.Queued++ // it will be played again on resume

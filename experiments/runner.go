@@ -557,7 +557,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 			// A rollout for a model no endpoint serves any more: fail it clearly.
 			_ = r.Store.FinishRollout(bg, p.ID, storage.RolloutResult{Status: storage.StatusFailed,
 				Error: fmt.Sprintf("no endpoint serves model %q", p.Model)})
-			tr.finish(p, storage.StatusFailed, core.Outcome{}, nil)
+			tr.finish(p, storage.StatusFailed, core.Outcome{}, nil, nil)
 			continue
 		}
 		q <- p
@@ -657,7 +657,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	prior, err := r.Store.Turns(bg, j.ID)
 	if err != nil {
 		res := storage.RolloutResult{Status: storage.StatusFailed, Error: err.Error()}
-		tr.finish(j, res.Status, core.Outcome{}, r.finish(bg, j.ID, res))
+		tr.finish(j, res.Status, core.Outcome{}, nil, r.finish(bg, j.ID, res))
 		return
 	}
 	// The prompt every model call of this rollout carries, kept for the
@@ -701,7 +701,8 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		}
 		res.Error = err.Error()
 	}
-	tr.finish(j, res.Status, out, r.finish(bg, j.ID, res))
+	res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
+	tr.finish(j, res.Status, out, res.Paper, r.finish(bg, j.ID, res))
 }
 
 // callModel is the model one rollout talks to: it waits for the pause gate, the
@@ -819,7 +820,9 @@ func agentConfig(cfg RunConfig) (core.AgentConfig, error) {
 // Summarize aggregates rollout rows by (policy, objectives), groups sorted by
 // policy then objectives. Rollouts counts every row of the group; Failed counts
 // rows with status failed; the means (EM, F1, peak tokens, seconds) are over the
-// rows with status done only (0 when none is done).
+// rows with status done only (0 when none is done); the paper peak mean is
+// over the done rows that have one (eval.py's rule: lenient Exact_match 0 is
+// left out), PaperPeakN of them.
 func Summarize(rows []storage.RolloutRow) []Group {
 	type key struct {
 		policy string
@@ -844,6 +847,10 @@ func Summarize(rows []storage.RolloutRow) []Group {
 			g.MeanF1 += r.F1
 			g.MeanPeakTokens += float64(r.PeakTokens)
 			g.MeanSeconds += r.Seconds
+			if p, ok := r.PaperPeak(); ok {
+				g.MeanPaperPeakTokens += float64(p)
+				g.PaperPeakN++
+			}
 		}
 	}
 	out := make([]Group, 0, len(acc))
@@ -854,6 +861,9 @@ func Summarize(rows []storage.RolloutRow) []Group {
 			g.MeanF1 /= f
 			g.MeanPeakTokens /= f
 			g.MeanSeconds /= f
+		}
+		if g.PaperPeakN > 0 {
+			g.MeanPaperPeakTokens /= float64(g.PaperPeakN)
 		}
 		out = append(out, *g)
 	}

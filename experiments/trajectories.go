@@ -53,6 +53,15 @@ type Trajectory struct {
 	Policy, Model string
 	// Settings is mem1lab's extra key mem1lab_settings; nil when absent.
 	Settings *TrajectorySettings
+	// Ref holds the same turns as Steps with the presence of each key, as
+	// eval.py's token metrics read them (core.RefTurn).
+	Ref []core.RefTurn
+	// ExactMatch is the "Exact_match" field (generate_rollout.py's lenient
+	// count; true/false read as 1/0); HasExactMatch is false when absent.
+	ExactMatch    float64
+	HasExactMatch bool
+	// Memories is the A-MEM "memories" list; nil when the key is absent.
+	Memories []string
 }
 
 // Failed reports whether t is one of the reference's error lines.
@@ -214,16 +223,19 @@ func parseTrajectory(data []byte) (Trajectory, error) {
 	for i := 0; ; i++ {
 		present := false
 		var step TrajectoryStep
+		var ref core.RefTurn
 		for _, f := range []struct {
 			p   string
 			dst *string
-		}{{"t", &step.Think}, {"r", &step.Response}, {"i", &step.Information}} {
+			has *bool
+		}{{"t", &step.Think, &ref.HasT}, {"r", &step.Response, &ref.HasR}, {"i", &step.Information, &ref.HasI}} {
 			key := f.p + strconv.Itoa(i)
 			raw, ok := obj[key]
 			if !ok {
 				continue
 			}
 			present = true
+			*f.has = true
 			if string(raw) == "null" {
 				continue
 			}
@@ -235,6 +247,8 @@ func parseTrajectory(data []byte) (Trajectory, error) {
 			break
 		}
 		t.Steps = append(t.Steps, step)
+		ref.T, ref.R, ref.I = step.Think, step.Response, step.Information
+		t.Ref = append(t.Ref, ref)
 		if i < referenceMaxTurns {
 			text.WriteString(step.Think)
 			text.WriteString(step.Response)
@@ -243,6 +257,27 @@ func parseTrajectory(data []byte) (Trajectory, error) {
 		}
 	}
 	t.Text = text.String()
+	if raw, ok := obj["Exact_match"]; ok && string(raw) != "null" {
+		var b bool
+		if json.Unmarshal(raw, &b) == nil {
+			t.HasExactMatch = true
+			if b {
+				t.ExactMatch = 1
+			}
+		} else if err := json.Unmarshal(raw, &t.ExactMatch); err != nil {
+			return Trajectory{}, fmt.Errorf("field Exact_match: want a number or a boolean")
+		} else {
+			t.HasExactMatch = true
+		}
+	}
+	if raw, ok := obj["memories"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &t.Memories); err != nil {
+			return Trajectory{}, fmt.Errorf("field memories: want a list of strings")
+		}
+		if t.Memories == nil {
+			t.Memories = []string{}
+		}
+	}
 	raw, ok := obj["Golden_answer"]
 	if t.Failed() {
 		// The reference's error lines carry whatever row.get found, often "Unknown".
@@ -327,4 +362,90 @@ func ScoreTrajectories(ts []Trajectory, scheme string) ([]LineScore, float64, fl
 		f1 /= float64(n)
 	}
 	return out, em, f1, nil
+}
+
+// LenientExactMatch is the trajectory's lenient exact-match count as eval.py
+// reads it: the "Exact_match" field when present; otherwise it is recomputed
+// with core.LenientExactMatch from the answer of the last turn (the first
+// complete answer block of its response, stripped, as the reference pipeline's
+// act takes it; no answer block: the reference's "None").
+func (t Trajectory) LenientExactMatch() float64 {
+	if t.HasExactMatch {
+		return t.ExactMatch
+	}
+	ans, ok := "", false
+	if n := len(t.Steps); n > 0 {
+		p := core.DefaultTags().Parse(t.Steps[n-1].Response)
+		ans, ok = p.Answer, p.Action == core.ActionAnswer
+	}
+	return float64(core.LenientExactMatch(ans, ok, t.Gold))
+}
+
+// PaperMetrics computes eval.py's token metrics of the trajectory with o200k
+// counts: the consolidating rule (compute_peak_token_compression,
+// compute_dependency_compression) or, with full, the full-history rule
+// (compute_peak_token_non_compression, compute_dependency_non_compression),
+// and compute_compression_ratio. The peak is gated on LenientExactMatch; nil
+// pointers are eval.py's None.
+func (t Trajectory) PaperMetrics(full bool) core.PaperMetrics {
+	em := t.LenientExactMatch()
+	count := core.MemoCounter(core.O200kTokens)
+	m := core.PaperMetrics{ExactMatchLenient: int(em), Full: full}
+	var peak, dep int
+	var okP, okD bool
+	if full {
+		peak, okP = core.PeakTokensFullHistory(t.Ref, em, t.Memories, count)
+		dep, okD = core.DependencyFullHistory(t.Ref, count)
+	} else {
+		peak, okP = core.PeakTokensConsolidating(t.Ref, em, t.Memories, count)
+		dep, okD = core.DependencyConsolidating(t.Ref, count)
+	}
+	if okP {
+		m.PeakTokens = &peak
+	}
+	if okD {
+		m.Dependency = &dep
+	}
+	if r, ok := core.CompressionRatio(t.Ref, count); ok {
+		m.CompressionRatio = &r
+	}
+	return m
+}
+
+// PaperMeans are eval.py's printed means over trajectories: each figure
+// averaged over the trajectories where it is not None (so a peak is averaged
+// over trajectories whose lenient Exact_match is not 0). N counts the values
+// averaged; a mean with N 0 is eval.py's division by zero, reported as 0.
+type PaperMeans struct {
+	PeakTokens, Dependency, CompressionRatio    float64
+	PeakTokensN, DependencyN, CompressionRatioN int
+}
+
+// MeanPaperMetrics averages per-trajectory figures as eval.py does.
+func MeanPaperMetrics(ms []core.PaperMetrics) PaperMeans {
+	var p PaperMeans
+	for _, m := range ms {
+		if m.PeakTokens != nil {
+			p.PeakTokens += float64(*m.PeakTokens)
+			p.PeakTokensN++
+		}
+		if m.Dependency != nil {
+			p.Dependency += float64(*m.Dependency)
+			p.DependencyN++
+		}
+		if m.CompressionRatio != nil {
+			p.CompressionRatio += *m.CompressionRatio
+			p.CompressionRatioN++
+		}
+	}
+	if p.PeakTokensN > 0 {
+		p.PeakTokens /= float64(p.PeakTokensN)
+	}
+	if p.DependencyN > 0 {
+		p.Dependency /= float64(p.DependencyN)
+	}
+	if p.CompressionRatioN > 0 {
+		p.CompressionRatio /= float64(p.CompressionRatioN)
+	}
+	return p
 }

@@ -25,17 +25,19 @@ const (
 	SortF1         = "f1"
 	SortCorrect    = "correct"
 	SortPeakTokens = "peak_tokens"
-	SortTurns      = "turns"
-	SortTime       = "time"
-	SortStatus     = "status"
-	SortError      = "error"
+	// SortPaperPeakTokens orders by MEM1 eval.py's peak (rollouts without one first).
+	SortPaperPeakTokens = "paper_peak_tokens"
+	SortTurns           = "turns"
+	SortTime            = "time"
+	SortStatus          = "status"
+	SortError           = "error"
 )
 
 // sortColumns maps a sort key to its SQL expression.
 var sortColumns = map[string]string{
 	SortID: "r.id", SortExperiment: "e.name", SortTask: "t.key", SortPolicy: "r.policy", SortModel: "r.model",
 	SortDataset: "t.dataset", SortObjectives: "t.objectives", SortEM: "r.em", SortF1: "r.f1",
-	SortCorrect: "r.em", SortPeakTokens: "r.peak_tokens", SortTurns: "r.turns", SortTime: "r.seconds",
+	SortCorrect: "r.em", SortPeakTokens: "r.peak_tokens", SortPaperPeakTokens: "r.paper_peak_tokens", SortTurns: "r.turns", SortTime: "r.seconds",
 	SortStatus: "r.status", SortError: "r.error",
 }
 
@@ -321,13 +323,14 @@ func (s *Store) PairRollouts(ctx context.Context, a, b int64) ([]RolloutPair, er
 	for rows.Next() {
 		var p RolloutPair
 		var sa, sb, tj string
-		a := []any{&p.A.ID, &p.A.ExperimentID, &p.A.TaskKey, &p.A.Dataset, &p.A.Policy, &p.A.Model, &p.A.Objectives,
-			&p.A.Status, &p.A.EM, &p.A.F1, &p.A.PeakTokens, &p.A.TotalTokens, &p.A.Turns, &p.A.Seconds, &p.A.Error, &sa, &tj}
-		b := []any{&p.B.ID, &p.B.ExperimentID, &p.B.TaskKey, &p.B.Dataset, &p.B.Policy, &p.B.Model, &p.B.Objectives,
-			&p.B.Status, &p.B.EM, &p.B.F1, &p.B.PeakTokens, &p.B.TotalTokens, &p.B.Turns, &p.B.Seconds, &p.B.Error, &sb}
+		xa, xb := rolloutScan{r: &p.A}, rolloutScan{r: &p.B}
+		a := append(xa.dst(), &sa, &tj)
+		b := append(xb.dst(), &sb)
 		if err := rows.Scan(append(a, b...)...); err != nil {
 			return nil, fmt.Errorf("storage: pair rollouts: %w", err)
 		}
+		xa.done()
+		xb.done()
 		p.TaskKey = p.A.TaskKey
 		if err := json.Unmarshal([]byte(tj), &p.Task); err != nil {
 			return nil, fmt.Errorf("storage: pair rollouts: task %s: %w", p.TaskKey, err)

@@ -87,14 +87,16 @@ func (s *Store) ImportExperiment(ctx context.Context, e ExperimentImport, each f
 		}
 		insRollout, err := tx.PrepareContext(ctx, `INSERT INTO rollouts(experiment_id, task_id, policy, model, status, em, f1,
 			score_json, answer, peak_tokens, total_tokens, turns, seconds, hit_max_turns, error, started_at, finished_at, heartbeat_at,
-			prompt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			prompt, paper_peak_tokens, dependency, compression_ratio, exact_match_lenient, paper_token_source,
+			request_peak_tokens, token_source)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("storage: import experiment: %w", err)
 		}
 		defer insRollout.Close()
 		insTurn, err := tx.PrepareContext(ctx, `INSERT INTO turns(rollout_id, idx, context, response, internal_state, action,
 			query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
-			finish_reason, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			finish_reason, created_at, token_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("storage: import experiment: %w", err)
 		}
@@ -120,9 +122,10 @@ func (s *Store) ImportExperiment(ctx context.Context, e ExperimentImport, each f
 			if err != nil {
 				return fmt.Errorf("storage: import experiment: rollout %d: %w", n, err)
 			}
-			res, err := insRollout.ExecContext(ctx, expID, taskID, r.Policy, r.Model, r.Result.Status, r.Result.Score.EM,
+			args := append([]any{expID, taskID, r.Policy, r.Model, r.Result.Status, r.Result.Score.EM,
 				r.Result.Score.F1, string(sj), r.Result.Answer, r.Result.PeakTokens, r.Result.TotalTokens, r.Result.Turns,
-				r.Result.Seconds, r.Result.HitMaxTurns, r.Result.Error, ts, ts, ts, r.Prompt)
+				r.Result.Seconds, r.Result.HitMaxTurns, r.Result.Error, ts, ts, ts, r.Prompt}, paperArgs(r.Result.Paper)...)
+			res, err := insRollout.ExecContext(ctx, append(args, r.Result.RequestPeakTokens, nullString(r.Result.TokenSource))...)
 			if err != nil {
 				return fmt.Errorf("storage: import experiment: rollout %d: %w", n, err)
 			}
@@ -142,7 +145,7 @@ func (s *Store) ImportExperiment(ctx context.Context, e ExperimentImport, each f
 				}
 				if _, err := insTurn.ExecContext(ctx, rid, t.Index, t.Context, t.Response, t.InternalState, t.Action.String(),
 					t.Query, t.Answer, t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
-					float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts); err != nil {
+					float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, t.TokenSource); err != nil {
 					return fmt.Errorf("storage: import experiment: rollout %d turn %d: %w", n, i, err)
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/mem1lab/mem1lab/core"
 )
 
 // Streaming read queries for exports and charts. Each walks its rows on one
@@ -87,6 +89,8 @@ type TurnExport struct {
 	UsageReported    bool
 	LatencyMS        float64
 	FinishReason     string
+	// TokenSource is where the counts come from (core.TurnTokenSource).
+	TokenSource string
 }
 
 // eachTurnQuery walks the rollouts table in id order (NOT INDEXED: with the
@@ -95,7 +99,7 @@ type TurnExport struct {
 // so rows stream out in order with no sort.
 const eachTurnQuery = `SELECT r.id, t.key, t.objectives, r.policy, r.model, r.status,
 		tu.idx, tu.action, tu.query, tu.answer, tu.internal_state, tu.response, tu.information, tu.passages,
-		tu.prompt_tokens, tu.completion_tokens, tu.usage_reported, tu.latency_ms, tu.finish_reason
+		tu.prompt_tokens, tu.completion_tokens, tu.usage_reported, tu.latency_ms, tu.finish_reason, tu.token_source
 		FROM rollouts r NOT INDEXED JOIN tasks t ON t.id = r.task_id JOIN turns tu ON tu.rollout_id = r.id
 		WHERE r.experiment_id = ? ORDER BY r.id, tu.idx`
 
@@ -118,9 +122,10 @@ func (s *Store) EachTurn(ctx context.Context, expID int64, fn func(*TurnExport) 
 		te.ExperimentID = expID
 		if err := rows.Scan(&te.RolloutID, &te.TaskKey, &te.Objectives, &te.Policy, &te.Model, &te.RolloutStatus,
 			&te.Index, &te.Action, &te.Query, &te.Answer, &te.InternalState, &te.Response, &te.Information, &pj,
-			&te.PromptTokens, &te.CompletionTokens, &te.UsageReported, &te.LatencyMS, &te.FinishReason); err != nil {
+			&te.PromptTokens, &te.CompletionTokens, &te.UsageReported, &te.LatencyMS, &te.FinishReason, &te.TokenSource); err != nil {
 			return fmt.Errorf("storage: turns of experiment %d: %w", expID, err)
 		}
+		te.TokenSource = core.TurnTokenSource(core.Turn{TokenSource: te.TokenSource, UsageReported: te.UsageReported})
 		ps = ps[:0]
 		if len(pj) > 0 && string(pj) != "[]" {
 			if err := json.Unmarshal(pj, &ps); err != nil {

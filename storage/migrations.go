@@ -232,6 +232,23 @@ ALTER TABLE rollouts ADD COLUMN prompt TEXT NOT NULL DEFAULT '';
 	`
 ALTER TABLE turns ADD COLUMN retrieval_ms REAL NOT NULL DEFAULT 0;
 `,
+	// paper token metrics (MEM1 eval.py) per rollout, and the source of every
+	// token figure. The figures are NULL where eval.py gives None;
+	// paper_token_source is NULL until they are computed (existing rows are
+	// recomputed from their stored turns by experiments.BackfillPaperMetrics).
+	// token_source is the source of request_peak_tokens and, on turns, of the
+	// turn's prompt/completion counts ('' on old turns: read from
+	// usage_reported).
+	`
+ALTER TABLE rollouts ADD COLUMN paper_peak_tokens INTEGER;
+ALTER TABLE rollouts ADD COLUMN dependency INTEGER;
+ALTER TABLE rollouts ADD COLUMN compression_ratio REAL;
+ALTER TABLE rollouts ADD COLUMN exact_match_lenient INTEGER;
+ALTER TABLE rollouts ADD COLUMN paper_token_source TEXT;
+ALTER TABLE rollouts ADD COLUMN request_peak_tokens INTEGER;
+ALTER TABLE rollouts ADD COLUMN token_source TEXT;
+ALTER TABLE turns ADD COLUMN token_source TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

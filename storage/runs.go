@@ -159,6 +159,8 @@ func (s *Store) ResetRollout(ctx context.Context, id int64) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE rollouts SET status = ?, em = 0, f1 = 0, score_json = '', answer = '',
 			peak_tokens = 0, total_tokens = 0, turns = 0, seconds = 0, hit_max_turns = 0, error = '',
+			paper_peak_tokens = NULL, dependency = NULL, compression_ratio = NULL, exact_match_lenient = NULL,
+			paper_token_source = NULL, request_peak_tokens = NULL, token_source = NULL,
 			started_at = NULL, finished_at = NULL, heartbeat_at = NULL WHERE id = ?`, StatusQueued, id)
 		if err != nil {
 			return fmt.Errorf("storage: reset rollout %d: %w", id, err)
@@ -241,10 +243,10 @@ func appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t core.Turn)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO turns(rollout_id, idx, context, response, internal_state, action,
 		query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
-		finish_reason, created_at, retrieval_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		finish_reason, created_at, retrieval_ms, token_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rolloutID, t.Index, t.Context, t.Response, t.InternalState, t.Action.String(), t.Query, t.Answer,
 		t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
-		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, float64(t.RetrievalLatency)/float64(time.Millisecond))
+		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, float64(t.RetrievalLatency)/float64(time.Millisecond), t.TokenSource)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 		return fmt.Errorf("storage: append turn: rollout %d already has turn %d: %w", rolloutID, t.Index, ErrDuplicate)
@@ -268,11 +270,75 @@ func (s *Store) FinishRollout(ctx context.Context, id int64, r RolloutResult) er
 		return fmt.Errorf("storage: finish rollout %d: %w", id, err)
 	}
 	t := now()
+	pa := paperArgs(r.Paper)
 	return s.updateOne(ctx, fmt.Sprintf("rollout %d", id), `UPDATE rollouts SET status = ?, em = ?, f1 = ?,
 		score_json = ?, answer = ?, peak_tokens = ?, total_tokens = ?, turns = ?, seconds = ?, hit_max_turns = ?,
-		error = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?`,
-		r.Status, r.Score.EM, r.Score.F1, string(sj), r.Answer, r.PeakTokens, r.TotalTokens, r.Turns, r.Seconds,
-		r.HitMaxTurns, r.Error, t, t, id)
+		error = ?, finished_at = ?, heartbeat_at = ?,
+		paper_peak_tokens = ?, dependency = ?, compression_ratio = ?, exact_match_lenient = ?, paper_token_source = ?,
+		request_peak_tokens = ?, token_source = ? WHERE id = ?`,
+		append(append([]any{r.Status, r.Score.EM, r.Score.F1, string(sj), r.Answer, r.PeakTokens, r.TotalTokens, r.Turns, r.Seconds,
+			r.HitMaxTurns, r.Error, t, t}, pa...), r.RequestPeakTokens, nullString(r.TokenSource), id)...)
+}
+
+// paperArgs are the SQL values of paper_peak_tokens, dependency,
+// compression_ratio, exact_match_lenient and paper_token_source (all NULL for
+// nil m; a figure that is eval.py's None is NULL).
+func paperArgs(m *core.PaperMetrics) []any {
+	if m == nil {
+		return []any{nil, nil, nil, nil, nil}
+	}
+	var peak, dep, ratio any
+	if m.PeakTokens != nil {
+		peak = *m.PeakTokens
+	}
+	if m.Dependency != nil {
+		dep = *m.Dependency
+	}
+	if m.CompressionRatio != nil {
+		ratio = *m.CompressionRatio
+	}
+	return []any{peak, dep, ratio, m.ExactMatchLenient, core.TokenSourceO200k}
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// PaperBackfills lists the finished rollouts (done, failed or cancelled) whose
+// paper figures were never computed, by id.
+func (s *Store) PaperBackfills(ctx context.Context) ([]PaperBackfill, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT r.id, r.policy, e.config_json, t.task_json
+		FROM rollouts r JOIN tasks t ON t.id = r.task_id JOIN experiments e ON e.id = r.experiment_id
+		WHERE r.paper_token_source IS NULL AND r.status IN ('done', 'failed', 'cancelled') ORDER BY r.id`)
+	if err != nil {
+		return nil, fmt.Errorf("storage: rollouts to backfill: %w", err)
+	}
+	defer rows.Close()
+	var out []PaperBackfill
+	for rows.Next() {
+		var b PaperBackfill
+		var tj string
+		if err := rows.Scan(&b.ID, &b.Policy, &b.ConfigJSON, &tj); err != nil {
+			return nil, fmt.Errorf("storage: rollouts to backfill: %w", err)
+		}
+		if err := json.Unmarshal([]byte(tj), &b.Task); err != nil {
+			return nil, fmt.Errorf("storage: rollout %d: task: %w", b.ID, err)
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// SetPaperMetrics writes a finished rollout's paper figures and its request
+// peak with that figure's source (a backfill from stored turns); the other
+// result fields are left as they are. An unknown rollout wraps ErrNotFound.
+func (s *Store) SetPaperMetrics(ctx context.Context, id int64, m core.PaperMetrics, requestPeak int, source string) error {
+	return s.updateOne(ctx, fmt.Sprintf("rollout %d", id), `UPDATE rollouts SET paper_peak_tokens = ?, dependency = ?,
+		compression_ratio = ?, exact_match_lenient = ?, paper_token_source = ?, request_peak_tokens = ?, token_source = ?
+		WHERE id = ?`, append(paperArgs(&m), requestPeak, nullString(source), id)...)
 }
 
 const experimentSelect = `
@@ -327,17 +393,57 @@ func (s *Store) Experiment(ctx context.Context, id int64) (ExperimentRow, error)
 
 const (
 	rolloutCols = `r.id, r.experiment_id, t.key, t.dataset, r.policy, r.model, t.objectives, r.status, r.em, r.f1,
-	       r.peak_tokens, r.total_tokens, r.turns, r.seconds, r.error`
+	       r.peak_tokens, r.total_tokens, r.turns, r.seconds, r.error,
+	       r.paper_peak_tokens, r.dependency, r.compression_ratio, r.exact_match_lenient, r.paper_token_source,
+	       COALESCE(r.request_peak_tokens, r.peak_tokens), COALESCE(r.token_source, '')`
 	rolloutFrom   = ` FROM rollouts r JOIN tasks t ON t.id = r.task_id`
 	rolloutSelect = `SELECT ` + rolloutCols + rolloutFrom
 )
 
 func scanRollout(sc interface{ Scan(...any) error }, extra ...any) (RolloutRow, error) {
 	var r RolloutRow
-	dst := []any{&r.ID, &r.ExperimentID, &r.TaskKey, &r.Dataset, &r.Policy, &r.Model, &r.Objectives, &r.Status,
-		&r.EM, &r.F1, &r.PeakTokens, &r.TotalTokens, &r.Turns, &r.Seconds, &r.Error}
-	err := sc.Scan(append(dst, extra...)...)
+	x := rolloutScan{r: &r}
+	err := sc.Scan(append(x.dst(), extra...)...)
+	if err == nil {
+		x.done()
+	}
 	return r, err
+}
+
+// rolloutScan scans rolloutCols into a RolloutRow: dst gives the scan
+// destinations, done decodes the nullable paper figures.
+type rolloutScan struct {
+	r             *RolloutRow
+	peak, dep, em sql.NullInt64
+	ratio         sql.NullFloat64
+	psrc          sql.NullString
+}
+
+func (x *rolloutScan) dst() []any {
+	r := x.r
+	return []any{&r.ID, &r.ExperimentID, &r.TaskKey, &r.Dataset, &r.Policy, &r.Model, &r.Objectives, &r.Status,
+		&r.EM, &r.F1, &r.PeakTokens, &r.TotalTokens, &r.Turns, &r.Seconds, &r.Error,
+		&x.peak, &x.dep, &x.ratio, &x.em, &x.psrc, &r.RequestPeakTokens, &r.TokenSource}
+}
+
+func (x *rolloutScan) done() {
+	if !x.psrc.Valid {
+		return
+	}
+	m := &core.PaperMetrics{ExactMatchLenient: int(x.em.Int64), Full: core.PaperRuleFull(x.r.Policy)}
+	if x.peak.Valid {
+		v := int(x.peak.Int64)
+		m.PeakTokens = &v
+	}
+	if x.dep.Valid {
+		v := int(x.dep.Int64)
+		m.Dependency = &v
+	}
+	if x.ratio.Valid {
+		v := x.ratio.Float64
+		m.CompressionRatio = &v
+	}
+	x.r.Paper = m
 }
 
 // Rollouts lists the rollouts of experiment expID (0: of every experiment) by id.
@@ -396,7 +502,7 @@ func (s *Store) Rollout(ctx context.Context, id int64) (RolloutDetail, error) {
 // unknown rollout).
 func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT idx, context, response, internal_state, action, query, answer,
-		information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, retrieval_ms
+		information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, retrieval_ms, token_source
 		FROM turns WHERE rollout_id = ? ORDER BY idx`, rolloutID)
 	if err != nil {
 		return nil, fmt.Errorf("storage: turns of rollout %d: %w", rolloutID, err)
@@ -408,7 +514,7 @@ func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 		var action, pj string
 		var ms, rms float64
 		if err := rows.Scan(&t.Index, &t.Context, &t.Response, &t.InternalState, &action, &t.Query, &t.Answer,
-			&t.Information, &pj, &t.PromptTokens, &t.CompletionTokens, &t.UsageReported, &ms, &t.FinishReason, &rms); err != nil {
+			&t.Information, &pj, &t.PromptTokens, &t.CompletionTokens, &t.UsageReported, &ms, &t.FinishReason, &rms, &t.TokenSource); err != nil {
 			return nil, fmt.Errorf("storage: turns of rollout %d: %w", rolloutID, err)
 		}
 		t.Action = core.ParseAction(action)

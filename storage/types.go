@@ -85,6 +85,24 @@ type RolloutRow struct {
 	Turns        int
 	Seconds      float64
 	Error        string
+	// Paper holds MEM1 eval.py's figures (o200k counts; nil pointers are
+	// eval.py's None); nil until computed for this rollout.
+	Paper *core.PaperMetrics
+	// RequestPeakTokens is the largest request of the rollout as served
+	// (prompt + completion of one call), from TokenSource.
+	RequestPeakTokens int
+	// TokenSource is where RequestPeakTokens comes from (core.TokenSource*:
+	// server-usage, server-tokenize or estimate); "" until finished.
+	TokenSource string
+}
+
+// PaperPeak returns the paper's peak tokens and true, or 0 and false when
+// there is none (not computed, or eval.py's None).
+func (r RolloutRow) PaperPeak() (int, bool) {
+	if r.Paper == nil || r.Paper.PeakTokens == nil {
+		return 0, false
+	}
+	return *r.Paper.PeakTokens, true
 }
 
 // RolloutDetail is a rollout with its task, every stored turn (by index) and its
@@ -111,4 +129,18 @@ type RolloutResult struct {
 	Seconds     float64
 	HitMaxTurns bool
 	Error       string
+	// Paper is eval.py's figures of the rollout (nil: not computed, stored NULL).
+	Paper *core.PaperMetrics
+	// RequestPeakTokens and TokenSource: the served-model peak and its source.
+	RequestPeakTokens int
+	TokenSource       string
+}
+
+// PaperBackfill is a finished rollout whose paper figures were never
+// computed (a store from before they existed), with what computing them needs.
+type PaperBackfill struct {
+	ID         int64
+	Policy     string
+	ConfigJSON string // the experiment's config
+	Task       core.Task
 }

@@ -60,6 +60,12 @@ const (
 	groupPolicy      = "policy (models pooled)"
 )
 
+// Peak-count choices of the Charts screen (figures.PeakPaper, PeakRequest).
+const (
+	peakPaper   = "paper (eval.py, o200k)"
+	peakRequest = "request (as served)"
+)
+
 // Export choices of the Charts screen.
 const (
 	exportRollouts     = "rollouts CSV"
@@ -77,13 +83,14 @@ type chartSettings struct {
 	perObjective bool
 	byModel      bool
 	overlay      bool
+	peakCount    string // figures.PeakPaper or figures.PeakRequest
 	fg           color.Color
 	fontSize     vg.Length // points; the theme's text size on screen
 }
 
 func (s chartSettings) options(k figures.Kind) figures.Options {
 	return figures.Options{Kind: k, Metric: s.metric, PerObjective: s.perObjective, Overlay: s.overlay, Foreground: s.fg,
-		FontSize: s.fontSize}
+		FontSize: s.fontSize, PeakCount: s.peakCount}
 }
 
 // chartsPanel is the Charts screen: pick experiments, a chart, the metric and
@@ -108,6 +115,7 @@ type chartsPanel struct {
 	grouping *widget.Select
 	dataset  *widget.Select
 	overlay  *widget.Check
+	peak     *widget.Select // which peak-token count Peak and Frontier draw
 	size     *widget.Select
 	dpi      *widget.Entry
 	status   *widget.Label
@@ -145,6 +153,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 	p.grouping = widget.NewSelect([]string{groupModelPolicy, groupPolicy}, func(string) { p.redraw() })
 	p.dataset = widget.NewSelect([]string{allDatasets}, func(string) { p.redraw() })
 	p.overlay = widget.NewCheck("MEM1 Table 1 overlay", func(bool) { p.redraw() })
+	p.peak = widget.NewSelect([]string{peakPaper, peakRequest}, func(string) { p.redraw() })
 	p.size = widget.NewSelect([]string{figures.SingleColumn.Name, figures.DoubleColumn.Name}, nil)
 	p.dpi = widget.NewEntry()
 	p.dpi.SetText("300")
@@ -158,6 +167,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 	p.metric.SetSelected("EM")
 	p.grouping.SetSelected(groupModelPolicy)
 	p.dataset.SetSelected(allDatasets)
+	p.peak.SetSelected(peakPaper)
 	p.size.SetSelected(figures.SingleColumn.Name)
 	p.syncing = false
 
@@ -190,6 +200,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 		bold("Metric"), p.metric, p.perObj,
 		bold("Grouping"), p.grouping,
 		bold("Dataset"), p.dataset,
+		bold("Peak tokens"), p.peak,
 		p.overlay,
 		widget.NewSeparator(),
 		bold("Export figure"), container.NewGridWithColumns(2, widget.NewLabel("size"), p.size, widget.NewLabel("PNG dpi"), p.dpi),
@@ -271,9 +282,12 @@ func (p *chartsPanel) selectExperiments(ids ...int64) {
 func (p *chartsPanel) settings() chartSettings {
 	s := chartSettings{choice: p.choice.Selected, metric: strings.ToLower(p.metric.Selected),
 		perObjective: p.perObj.Checked, byModel: p.grouping.Selected != groupPolicy, overlay: p.overlay.Checked,
-		fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize() * 0.85)}
+		peakCount: figures.PeakPaper, fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize() * 0.85)}
 	if d := p.dataset.Selected; d != allDatasets {
 		s.dataset = d
+	}
+	if p.peak.Selected == peakRequest {
+		s.peakCount = figures.PeakRequest
 	}
 	if _, ok := chartKinds[s.choice]; !ok {
 		s.choice = chartAccuracy
@@ -357,6 +371,9 @@ func (p *chartsPanel) redraw() {
 		}
 		if s.overlay {
 			msg += " · " + figures.Citation
+			if s.peakCount == figures.PeakRequest {
+				msg += " (not on peak charts: the paper's peak is its own count; choose the paper count)"
+			}
 		}
 		p.status.SetText(msg)
 	})

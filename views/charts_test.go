@@ -72,6 +72,19 @@ func TestChartsScreenListsExperimentsAndDraws(t *testing.T) {
 	assert.Len(t, p.grid.Objects, 2)
 	assert.Contains(t, p.figs[0].Plot.Title.Text, "EM vs number of objectives")
 	assert.Contains(t, p.figs[1].Plot.Title.Text, "Peak tokens")
+	// The peak chart's axis says which count it draws; the overlay is for the
+	// paper's count only.
+	assert.Equal(t, figures.PeakPaperLabel, p.figs[1].Plot.Y.Label.Text)
+	assert.Contains(t, p.figs[1].Labels, "MEM1-QA (paper)")
+	act(u, func() { p.peak.SetSelected(peakRequest) })
+	u.wait()
+	require.Len(t, p.figs, 2)
+	assert.Equal(t, figures.PeakRequestLabel, p.figs[1].Plot.Y.Label.Text)
+	assert.NotContains(t, p.figs[1].Labels, "MEM1-QA (paper)")
+	assert.Contains(t, p.figs[0].Labels, "MEM1-QA (paper)", "accuracy keeps its overlay")
+	assert.Contains(t, p.status.Text, "not on peak charts")
+	act(u, func() { p.peak.SetSelected(peakPaper) })
+	u.wait()
 
 	// F1 per objective.
 	act(u, func() {

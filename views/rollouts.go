@@ -32,8 +32,8 @@ type rolloutList struct {
 
 func newRolloutList(u *UI) *rolloutList {
 	l := &rolloutList{u: u}
-	l.table = newDataTable([]string{"Task", "Objectives", "EM", "F1", "Peak tokens", "Turns", "Status", "Error"},
-		[]float32{190, 90, 60, 60, 100, 60, 90, 260})
+	l.table = newDataTable([]string{"Task", "Objectives", "EM", "F1", "Request peak", "Turns", "Status", "Error", "Paper peak"},
+		[]float32{190, 90, 60, 60, 100, 60, 90, 260, 90})
 	l.openBt = widget.NewButton("Open in Trace", l.openSelected)
 	l.openBt.Disable()
 	l.status = widget.NewLabel("Select an experiment.")
@@ -80,7 +80,7 @@ func (l *rolloutList) apply() {
 	rows := make([][]string, len(l.shown))
 	for i, r := range l.shown {
 		rows[i] = []string{r.TaskKey, strconv.Itoa(r.Objectives), fmt.Sprintf("%.2f", r.EM), fmt.Sprintf("%.2f", r.F1),
-			strconv.Itoa(r.PeakTokens), strconv.Itoa(r.Turns), r.Status, firstLine(r.Error)}
+			strconv.Itoa(r.PeakTokens), strconv.Itoa(r.Turns), r.Status, firstLine(r.Error), paperPeakCell(r)}
 	}
 	l.table.setRows(rows)
 	l.openBt.Disable()
@@ -140,7 +140,8 @@ var browserColumns = []browserColumn{
 		}
 		return fmt.Sprintf("%d/%d", r.Correct(), r.Objectives)
 	}},
-	{"Peak", 60, storage.SortPeakTokens, func(r storage.BrowseRow) string { return strconv.Itoa(r.PeakTokens) }},
+	{"Req. peak", 72, storage.SortPeakTokens, func(r storage.BrowseRow) string { return strconv.Itoa(r.PeakTokens) }},
+	{"Paper peak", 80, storage.SortPaperPeakTokens, func(r storage.BrowseRow) string { return paperPeakCell(r.RolloutRow) }},
 	{"Turns", 62, storage.SortTurns, func(r storage.BrowseRow) string {
 		if r.HitMaxTurns {
 			return strconv.Itoa(r.Turns) + " max"
@@ -499,4 +500,16 @@ func (p *rolloutsPanel) openSelected() {
 	}
 	p.u.trace.openInQuery(l.shown[row].ID, p.query, p.query.Offset+row, l.total)
 	_ = p.u.Show(ScreenTrace)
+}
+
+// paperPeakCell is a rollout's paper peak (MEM1 eval.py, o200k): the count,
+// "–" where eval.py gives None (lenient Exact_match 0), "" while not computed.
+func paperPeakCell(r storage.RolloutRow) string {
+	if r.Paper == nil {
+		return ""
+	}
+	if pk, ok := r.PaperPeak(); ok {
+		return strconv.Itoa(pk)
+	}
+	return "–"
 }

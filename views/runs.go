@@ -62,8 +62,8 @@ func newRunsPanel(u *UI) *runsPanel {
 	p.bar = widget.NewProgressBar()
 	p.progress = widget.NewLabel("")
 	p.progress.Wrapping = fyne.TextWrapWord
-	p.settings = newDataTable([]string{"Model", "Policy", "Objectives", "Done", "Failed", "Running", "Of", "Mean EM", "Mean peak tokens"},
-		[]float32{200, 70, 85, 60, 60, 70, 50, 80, 130})
+	p.settings = newDataTable([]string{"Model", "Policy", "Objectives", "Done", "Failed", "Running", "Of", "Mean EM", "Mean request peak", "Mean paper peak"},
+		[]float32{200, 70, 85, 60, 60, 70, 50, 80, 130, 130})
 	p.pauseBt = widget.NewButton("Pause", func() { p.control("pause") })
 	p.unpauseBt = widget.NewButton("Go on", func() { p.control("resume") })
 	p.cancelBt = widget.NewButton("Cancel", func() { p.control("cancel") })
@@ -156,7 +156,17 @@ func (p *runsPanel) showLive(pr experiments.Progress) {
 
 func settingRow(s experiments.SettingProgress) []string {
 	return []string{s.Model, s.Policy, strconv.Itoa(s.Objectives), strconv.Itoa(s.Done), strconv.Itoa(s.Failed),
-		strconv.Itoa(s.Running), strconv.Itoa(s.Total), fmt.Sprintf("%.3f", s.MeanEM), fmt.Sprintf("%.0f", s.MeanPeakTokens)}
+		strconv.Itoa(s.Running), strconv.Itoa(s.Total), fmt.Sprintf("%.3f", s.MeanEM), fmt.Sprintf("%.0f", s.MeanPeakTokens),
+		paperPeakMean(s.MeanPaperPeakTokens, s.PaperPeakN)}
+}
+
+// paperPeakMean shows eval.py's mean peak and over how many rollouts it was
+// taken ("–" when none had one).
+func paperPeakMean(mean float64, n int) string {
+	if n == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f (n=%d)", mean, n)
 }
 
 // showSelected shows the selected experiment: its live progress when this UI
@@ -223,6 +233,10 @@ func settingsOf(rows []storage.RolloutRow) []experiments.SettingProgress {
 			s.Done++
 			s.MeanEM += (r.EM - s.MeanEM) / float64(s.Done)
 			s.MeanPeakTokens += (float64(r.PeakTokens) - s.MeanPeakTokens) / float64(s.Done)
+			if pk, ok := r.PaperPeak(); ok {
+				s.PaperPeakN++
+				s.MeanPaperPeakTokens += (float64(pk) - s.MeanPaperPeakTokens) / float64(s.PaperPeakN)
+			}
 		case storage.StatusFailed:
 			s.Failed++
 		case storage.StatusRunning:

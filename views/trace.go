@@ -340,8 +340,8 @@ func (p *tracePanel) show() {
 	n := len(p.detail.Turns)
 	if p.loaded {
 		d := p.detail
-		h := fmt.Sprintf("Rollout #%d · %s · policy %s · %s · %d objectives · %s · EM %.2f · F1 %.2f · peak %d tokens",
-			d.ID, d.TaskKey, d.Policy, d.Model, max(d.Objectives, len(d.Task.Objectives)), d.Status, d.EM, d.F1, d.PeakTokens)
+		h := fmt.Sprintf("Rollout #%d · %s · policy %s · %s · %d objectives · %s · EM %.2f · F1 %.2f · %s",
+			d.ID, d.TaskKey, d.Policy, d.Model, max(d.Objectives, len(d.Task.Objectives)), d.Status, d.EM, d.F1, peakSummary(d.RolloutRow))
 		if p.nav.query != nil && p.nav.total > 0 {
 			h += fmt.Sprintf(" · %d of %d in the filter", p.nav.pos+1, p.nav.total)
 		}
@@ -663,4 +663,26 @@ func (p *tracePanel) showAnswers() {
 	}
 	p.answers.Objects = objs
 	p.answers.Refresh()
+}
+
+// peakSummary names both peak counts of a rollout: the request peak with its
+// token source, and MEM1 eval.py's paper peak (o200k) with its rule, or why
+// there is none.
+func peakSummary(r storage.RolloutRow) string {
+	src := r.TokenSource
+	if src == "" {
+		src = "as served"
+	}
+	s := fmt.Sprintf("request peak %d tokens (%s)", r.PeakTokens, src)
+	switch pk, ok := r.PaperPeak(); {
+	case ok:
+		rule := "consolidating"
+		if r.Paper.Full {
+			rule = "full-history"
+		}
+		s += fmt.Sprintf(" · paper peak %d (eval.py %s, o200k)", pk, rule)
+	case r.Paper != nil:
+		s += " · paper peak – (lenient Exact_match 0)"
+	}
+	return s
 }

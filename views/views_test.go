@@ -17,7 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/storage"
 )
 
 var textRE = regexp.MustCompile(`<text[^>]*>([^<]*)</text>`)
@@ -266,7 +268,7 @@ func TestRunsRolloutsOpenInTrace(t *testing.T) {
 	u.wait()
 	l := rp.rollouts
 	require.Len(t, l.rows(), 2)
-	assert.Equal(t, []string{"hotpotqa/n2/0000", "2", "1.00", "1.00", "855", "3", "done", ""}, l.table.rows[0])
+	assert.Equal(t, []string{"hotpotqa/n2/0000", "2", "1.00", "1.00", "855", "3", "done", "", ""}, l.table.rows[0], "paper peak not computed")
 	assert.True(t, l.openBt.Disabled(), "nothing selected yet")
 	assert.Equal(t, "#1 mem1 n2 smoke", u.rollouts.pick.Selected, "Rollouts follows the experiment chosen in Runs")
 
@@ -429,4 +431,30 @@ func TestAnswerMarks(t *testing.T) {
 		assert.False(t, m.Correct())
 		assert.Equal(t, "not scored yet", m.markText())
 	}
+}
+
+// TestPeakCellsNameTheirCount: the rollout tables and the trace header tell
+// the request peak (with its source) from MEM1 eval.py's paper peak.
+func TestPeakCellsNameTheirCount(t *testing.T) {
+	peak := 321
+	r := storage.RolloutRow{PeakTokens: 900, TokenSource: core.TokenSourceServerUsage, Policy: "mem1"}
+	assert.Equal(t, "", paperPeakCell(r), "not computed")
+	assert.Equal(t, "request peak 900 tokens (server-usage)", peakSummary(r))
+	r.Paper = &core.PaperMetrics{ExactMatchLenient: 0}
+	assert.Equal(t, "–", paperPeakCell(r), "eval.py's None")
+	assert.Contains(t, peakSummary(r), "paper peak – (lenient Exact_match 0)")
+	r.Paper = &core.PaperMetrics{ExactMatchLenient: 1, PeakTokens: &peak}
+	assert.Equal(t, "321", paperPeakCell(r))
+	assert.Equal(t, "request peak 900 tokens (server-usage) · paper peak 321 (eval.py consolidating, o200k)", peakSummary(r))
+	r.Paper.Full = true
+	assert.Contains(t, peakSummary(r), "eval.py full-history")
+
+	rows := []storage.RolloutRow{
+		{Model: "m", Policy: "mem1", Objectives: 2, Status: storage.StatusDone, PeakTokens: 100, Paper: &core.PaperMetrics{PeakTokens: &peak}},
+		{Model: "m", Policy: "mem1", Objectives: 2, Status: storage.StatusDone, PeakTokens: 300, Paper: &core.PaperMetrics{}},
+	}
+	ss := settingsOf(rows)
+	require.Len(t, ss, 1)
+	assert.Equal(t, "321 (n=1)", settingRow(ss[0])[9], "Exact_match-0 rollout left out, as eval.py does")
+	assert.Equal(t, "200", settingRow(ss[0])[8])
 }

@@ -76,6 +76,37 @@ type Options struct {
 	Foreground, Background color.Color
 	// FontSize is the base text size in points (0 = 9).
 	FontSize vg.Length
+	// PeakCount chooses the peak-token figure of Peak and Frontier charts:
+	// PeakPaper ("" too) or PeakRequest. The axis label names it; the paper
+	// overlay is drawn against PeakPaper only, the paper's own definition.
+	PeakCount string
+}
+
+// Peak-token counts a chart can draw.
+const (
+	// PeakPaper is MEM1 eval.py's peak tokens (o200k counts over the
+	// trajectory text, the prompt not counted), averaged over the rollouts
+	// whose lenient Exact_match is not 0, as eval.py averages it
+	// (experiments.Aggregate.PaperPeakTokens).
+	PeakPaper = "paper"
+	// PeakRequest is the largest request as served: prompt + generation from
+	// the server's usage, its tokenizer or an estimate
+	// (experiments.Aggregate.PeakTokens).
+	PeakRequest = "request"
+)
+
+// Axis labels of the two peak counts.
+const (
+	PeakPaperLabel   = "paper peak tokens (eval.py, o200k, prompt not counted)"
+	PeakRequestLabel = "request peak tokens as served (prompt + generation)"
+)
+
+// peakStat returns the chosen peak figure of an aggregate and its axis label.
+func peakStat(o Options) (func(experiments.Aggregate) experiments.Stat, string) {
+	if o.PeakCount == PeakRequest {
+		return func(a experiments.Aggregate) experiments.Stat { return a.PeakTokens }, PeakRequestLabel
+	}
+	return func(a experiments.Aggregate) experiments.Stat { return a.PaperPeakTokens }, PeakPaperLabel
 }
 
 // Data is what charts are drawn from.
@@ -207,9 +238,10 @@ func Build(d Data, o Options) (*Figure, error) {
 		p.Y.Min = 0
 	case Peak:
 		p.Title.Text = "Peak tokens vs number of objectives"
-		p.Y.Label.Text = "peak tokens (context + generation)"
-		err = f.vsObjectives(d.Aggregates, func(a experiments.Aggregate) experiments.Stat { return a.PeakTokens },
-			func(r PaperRow) float64 { return r.PeakTokens }, o)
+		stat, label := peakStat(o)
+		p.Y.Label.Text = label
+		o.Overlay = o.Overlay && o.PeakCount != PeakRequest // the paper's numbers are its own count
+		err = f.vsObjectives(d.Aggregates, stat, func(r PaperRow) float64 { return r.PeakTokens }, o)
 		p.Y.Min = 0
 	case Time:
 		p.Title.Text = "Inference time vs number of objectives"
@@ -225,8 +257,10 @@ func Build(d Data, o Options) (*Figure, error) {
 		p.Y.Min = 0
 	case Frontier:
 		p.Title.Text = "Accuracy–memory frontier"
-		p.X.Label.Text = "peak tokens (context + generation)"
+		_, label := peakStat(o)
+		p.X.Label.Text = label
 		p.Y.Label.Text = yAcc
+		o.Overlay = o.Overlay && o.PeakCount != PeakRequest
 		err = f.frontier(d.Aggregates, o)
 	case Context:
 		p.Title.Text = "Context size per turn"
@@ -311,11 +345,19 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 	for i, k := range keys {
 		s := by[k]
 		pts := errXY{XYs: make(plotter.XYs, len(s)), YErrors: make(plotter.YErrors, len(s)), XErrors: make(plotter.XErrors, len(s))}
-		for j, a := range s {
+		pts.XYs, pts.YErrors = pts.XYs[:0], pts.YErrors[:0]
+		for _, a := range s {
 			st := stat(a)
-			pts.XYs[j] = plotter.XY{X: float64(a.Objectives), Y: st.Mean}
-			pts.YErrors[j] = struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr}
+			if st.N == 0 {
+				continue // no value (e.g. no paper peak: every rollout had Exact_match 0)
+			}
+			pts.XYs = append(pts.XYs, plotter.XY{X: float64(a.Objectives), Y: st.Mean})
+			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr})
 			lo, hi = math.Min(lo, float64(a.Objectives)), math.Max(hi, float64(a.Objectives))
+		}
+		pts.XErrors = pts.XErrors[:len(pts.XYs)]
+		if len(pts.XYs) == 0 {
+			continue
 		}
 		if err := f.addLine(pts.XYs, plotutil.Color(i), plotutil.Shape(i), nil, seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})); err != nil {
 			return err
@@ -326,7 +368,7 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 		}
 		eb.LineStyle.Color = plotutil.Color(i)
 		f.Plot.Add(eb)
-		f.Points += len(s)
+		f.Points += len(pts.XYs)
 	}
 	if o.Overlay && paper != nil {
 		plo, phi, err := f.overlay(func(r PaperRow) plotter.XY { return plotter.XY{X: float64(r.Objectives), Y: paper(r)} })
@@ -424,13 +466,21 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 	for i, k := range keys {
 		s := by[k]
 		pts := errXY{XYs: make(plotter.XYs, len(s)), YErrors: make(plotter.YErrors, len(s)), XErrors: make(plotter.XErrors, len(s))}
-		labels := make([]string, len(s))
-		for j, a := range s {
-			st := accuracy(a, o)
-			pts.XYs[j] = plotter.XY{X: a.PeakTokens.Mean, Y: st.Mean}
-			pts.YErrors[j] = struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr}
-			pts.XErrors[j] = struct{ Low, High float64 }{Low: a.PeakTokens.StdErr, High: a.PeakTokens.StdErr}
-			labels[j] = "n=" + strconv.Itoa(a.Objectives)
+		peak, _ := peakStat(o)
+		pts.XYs, pts.YErrors, pts.XErrors = pts.XYs[:0], pts.YErrors[:0], pts.XErrors[:0]
+		var labels []string
+		for _, a := range s {
+			st, ps := accuracy(a, o), peak(a)
+			if ps.N == 0 {
+				continue
+			}
+			pts.XYs = append(pts.XYs, plotter.XY{X: ps.Mean, Y: st.Mean})
+			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr})
+			pts.XErrors = append(pts.XErrors, struct{ Low, High float64 }{Low: ps.StdErr, High: ps.StdErr})
+			labels = append(labels, "n="+strconv.Itoa(a.Objectives))
+		}
+		if len(pts.XYs) == 0 {
+			continue
 		}
 		c := plotutil.Color(i)
 		if err := f.addLine(pts.XYs, c, plotutil.Shape(i), nil, seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})); err != nil {
@@ -457,7 +507,7 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 		lb.Offset = vg.Point{X: vg.Points(4), Y: vg.Points(2)}
 		f.pointLabels = append(f.pointLabels, lb)
 		f.Plot.Add(ye, xe, lb)
-		f.Points += len(s)
+		f.Points += len(pts.XYs)
 	}
 	if o.Overlay {
 		if _, _, err := f.overlay(func(r PaperRow) plotter.XY { return plotter.XY{X: r.PeakTokens, Y: paperAccuracy(r, o)} }); err != nil {

@@ -32,8 +32,10 @@ func fixedData() Data {
 				EM:         experiments.Stat{N: 10, Mean: em, StdErr: 0.1},
 				F1:         experiments.Stat{N: 10, Mean: em * 1.2, StdErr: 0.12},
 				PeakTokens: experiments.Stat{N: 10, Mean: float64(600 + 200*n*(1-pi) + 40*n*pi), StdErr: 20},
-				Seconds:    experiments.Stat{N: 10, Mean: float64(n) * 0.7, StdErr: 0.05},
-				Turns:      experiments.Stat{N: 10, Mean: float64(n + 1), StdErr: 0.1},
+				// The paper's count leaves out the prompt and skips Exact_match-0 rollouts.
+				PaperPeakTokens: experiments.Stat{N: 8, Mean: float64(300 + 150*n*(1-pi) + 30*n*pi), StdErr: 15},
+				Seconds:         experiments.Stat{N: 10, Mean: float64(n) * 0.7, StdErr: 0.05},
+				Turns:           experiments.Stat{N: 10, Mean: float64(n + 1), StdErr: 0.1},
 			})
 		}
 		c := experiments.ContextCurve{GroupKey: experiments.GroupKey{Model: model, Policy: policy, Objectives: 4}}
@@ -78,6 +80,43 @@ func TestSVGHasSeriesLabels(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPeakAxisNamesItsCount: the peak chart draws the paper's count by
+// default with the overlay, and the request count with an axis that says so
+// and no paper overlay; groups without a paper peak are not drawn at 0.
+func TestPeakAxisNamesItsCount(t *testing.T) {
+	d := fixedData()
+	f, err := Build(d, Options{Kind: Peak, Overlay: true})
+	require.NoError(t, err)
+	assert.Equal(t, PeakPaperLabel, f.Plot.Y.Label.Text)
+	assert.Contains(t, f.Labels, "MEM1-QA (paper)")
+	assert.Equal(t, 10, f.Points)
+
+	f, err = Build(d, Options{Kind: Peak, Overlay: true, PeakCount: PeakRequest})
+	require.NoError(t, err)
+	assert.Equal(t, PeakRequestLabel, f.Plot.Y.Label.Text)
+	assert.NotContains(t, f.Labels, "MEM1-QA (paper)", "the paper's numbers are not a request count")
+	assert.Empty(t, f.Caption)
+
+	f, err = Build(d, Options{Kind: Frontier, Overlay: true, PeakCount: PeakRequest})
+	require.NoError(t, err)
+	assert.Equal(t, PeakRequestLabel, f.Plot.X.Label.Text)
+	assert.NotContains(t, f.Labels, "MEM1-QA (paper)")
+	f, err = Build(d, Options{Kind: Frontier, Overlay: true})
+	require.NoError(t, err)
+	assert.Equal(t, PeakPaperLabel, f.Plot.X.Label.Text)
+	assert.Contains(t, f.Labels, "MEM1-QA (paper)")
+
+	// Every mem1 rollout at n=16 scored Exact_match 0: that point is left out.
+	for i := range d.Aggregates {
+		if d.Aggregates[i].Policy == "mem1" && d.Aggregates[i].Objectives == 16 {
+			d.Aggregates[i].PaperPeakTokens = experiments.Stat{}
+		}
+	}
+	f, err = Build(d, Options{Kind: Peak})
+	require.NoError(t, err)
+	assert.Equal(t, 9, f.Points)
 }
 
 func TestOverlayOffHasNoPaperSeries(t *testing.T) {
