@@ -26,7 +26,7 @@ import (
 // Choices offered by the New run form (the CLI accepts the same words).
 var (
 	modeChoices    = []string{"completions", "chat"}
-	policyChoices  = []string{"mem1", "full"}
+	policyChoices  = []string{"mem1", "full", "full:messages"}
 	composeChoices = []string{experiments.ComposeRuleConsecutive, experiments.ComposeRuleRandom, experiments.ComposeRuleMixed}
 )
 
