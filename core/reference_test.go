@@ -13,7 +13,7 @@ import (
 // appends the stop string that ended it; the raw text is kept beside it.
 func TestRunStripsGenerationLikeReference(t *testing.T) {
 	raw := []string{
-		"\n  <think>s0</think>\n<search> q0 \t",     // cut at </search>
+		"\n  <think>s0</think>\n<search> q0 \t",    // cut at </search>
 		"\u00a0<think>s1</think><answer>a; b \n\n", // NBSP is whitespace for str.strip()
 	}
 	m := &fakeModel{script: func(turn int, c Context) (Completion, error) {

@@ -38,7 +38,7 @@ type RunConfig struct {
 	Dataset    string `toml:"dataset" json:"dataset"`       // hotpotqa | nq | musique
 	Objectives int    `toml:"objectives" json:"objectives"` // N questions per task
 	Tasks      int    `toml:"tasks" json:"tasks"`           // tasks to run (0 = all the composition yields)
-	Compose    string `toml:"compose" json:"compose"`       // "consecutive" (MEM1's rule), "random" or "mixed"
+	Compose    string `toml:"compose" json:"compose"`       // "consecutive" (MEM1's rule), "random" or "mixed" (not MEM1's)
 	Seed       int64  `toml:"seed" json:"seed"`
 
 	// Agent.
@@ -63,6 +63,10 @@ type RunConfig struct {
 	// each task's objectives come from them in turn (ComposeMixed). Set only
 	// with compose = "mixed"; dataset is then not used to compose.
 	Datasets []string `toml:"datasets,omitempty" json:"datasets,omitempty"`
+	// Sample, when > 0, keeps a random sample of that many composed tasks as
+	// MEM1's rollout script draws it (SampleTasks: pandas df.sample with
+	// random_state = seed); the reference draws 1000.
+	Sample int `toml:"sample,omitzero" json:"sample,omitempty"`
 	// RequestsPerSecond caps requests to the endpoint (0 = no cap).
 	RequestsPerSecond float64 `toml:"requests_per_second,omitempty" json:"requests_per_second,omitempty"`
 	// Retries is how many times a failed model call is retried (0 = 4, negative = none).
@@ -391,6 +395,11 @@ func (c RunConfig) Validate() error {
 	}
 	if c.Tasks < 0 {
 		bad("tasks", "%d: want ≥ 0 (0 = all the composition yields)", c.Tasks)
+	}
+	if c.Sample < 0 {
+		bad("sample", "%d: want ≥ 0 (0 = no sampling)", c.Sample)
+	} else if c.Sample > 0 && (c.Seed < 0 || c.Seed > 1<<32-1) {
+		bad("seed", "%d: sampling wants 0..4294967295 (numpy's RandomState range)", c.Seed)
 	}
 	switch c.Compose {
 	case ComposeRuleConsecutive, ComposeRuleRandom:

@@ -182,6 +182,16 @@ func PlanGrid(cfg RunConfig, qs []storage.Question) (Plan, error) {
 		c := cfg
 		c.Objectives = n
 		tasks := ComposeTasks(c, qs)
+		if c.Sample > 0 {
+			var err error
+			if tasks, err = SampleTasks(ComposeTasks(RunConfig{Compose: c.Compose, Dataset: c.Dataset, Datasets: c.Datasets,
+				Objectives: n, Seed: c.Seed}, qs), c.Sample, c.Seed); err != nil {
+				return Plan{}, fmt.Errorf("runner: %d-objective tasks: %w", n, err)
+			}
+			if c.Tasks > 0 && len(tasks) > c.Tasks {
+				tasks = tasks[:c.Tasks]
+			}
+		}
 		if len(tasks) == 0 {
 			return Plan{}, fmt.Errorf("runner: dataset %q (%d questions) yields no %d-objective task", cfg.TaskDataset(), len(qs), n)
 		}
@@ -748,7 +758,8 @@ func (r *Runner) setStatus(id int64, status string) {
 }
 
 // ComposeTasks composes cfg's tasks from the dataset's questions: the rule in
-// cfg.Compose, cut to the first cfg.Tasks when cfg.Tasks > 0. For "mixed", qs
+// cfg.Compose, cut to the first cfg.Tasks when cfg.Tasks > 0. cfg.Sample is
+// applied by PlanGrid (sample of the whole composition, then the cut). For "mixed", qs
 // holds every source dataset's questions and is split by Question.Dataset.
 func ComposeTasks(cfg RunConfig, qs []storage.Question) []core.Task {
 	var tasks []core.Task
