@@ -334,6 +334,9 @@ type captureSlot struct {
 type captureTransport struct{ base http.RoundTripper }
 
 func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := dropStreamFalse(req); err != nil {
+		return nil, err
+	}
 	resp, err := t.base.RoundTrip(req)
 	slot, _ := req.Context().Value(captureKey{}).(*captureSlot)
 	if err != nil {
@@ -355,6 +358,32 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	return resp, nil
+}
+
+// dropStreamFalse removes the `"stream":false` member go-openai always encodes
+// from a JSON request body, so requests carry only the fields MEM1's reference
+// sends (false is the API's default, so the server sees the same request). A
+// raw `"stream":false` can only be a member: quotes inside JSON strings are
+// escaped.
+func dropStreamFalse(req *http.Request) error {
+	if req.Body == nil || req.Method != http.MethodPost {
+		return nil
+	}
+	body, err := io.ReadAll(req.Body)
+	_ = req.Body.Close()
+	if err != nil {
+		return fmt.Errorf("reading request: %w", err)
+	}
+	for _, member := range []string{`,"stream":false`, `"stream":false,`} {
+		if i := bytes.Index(body, []byte(member)); i >= 0 {
+			body = append(body[:i:i], body[i+len(member):]...)
+			break
+		}
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return nil
 }
 
 type vllmExtras struct {
