@@ -48,6 +48,7 @@ func commands() []command {
 		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
 		{"run", "[--config FILE.toml] [flags] | --resume ID", "compose tasks and run an experiment against an OpenAI-compatible endpoint", (*CLI).cmdRun},
 		{"ls", "", "list experiments in the store", (*CLI).cmdLs},
+		{"template", "import FILE [--name NAME] | list", "keep a prompt template in the store (imported once, then picked by name with run --template-name)", (*CLI).cmdTemplate},
 		{"cancel", "ID", "cancel a running experiment (its finished turns are kept; `run --resume ID` continues it)", (*CLI).cmdCancel},
 		{"pause", "ID [--resume]", "pause a running experiment, or let it go on with --resume", (*CLI).cmdPause},
 		{"show", "ROLLOUT", "print a stored rollout turn by turn", (*CLI).cmdShow},
@@ -236,6 +237,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "max turns per rollout (0 = 6 up to 4 objectives, 20 beyond)")
 	fs.IntVar(&cfg.TopK, "top-k", cfg.TopK, "passages per search")
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
+	fs.StringVar(&cfg.TemplateName, "template-name", cfg.TemplateName, "prompt template kept in the store (see `mem1lab template import`), recorded by content hash")
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
 }
@@ -395,6 +397,12 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 	defer st.Close()
 
 	r := &experiments.Runner{Store: st, Env: st}
+	if *resume == 0 {
+		// A named template is recorded by content hash before the config is hashed.
+		if cfg, err = experiments.ResolveTemplate(ctx, st, cfg); err != nil {
+			return err
+		}
+	}
 	if *resume == 0 && !*fresh {
 		// An identical config that did not finish is resumed, not duplicated.
 		ids, err := st.ExperimentsByHash(ctx, cfg.Hash())

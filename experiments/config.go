@@ -67,6 +67,17 @@ type RunConfig struct {
 	// MEM1's rollout script draws it (SampleTasks: pandas df.sample with
 	// random_state = seed); the reference draws 1000.
 	Sample int `toml:"sample,omitzero" json:"sample,omitempty"`
+	// TemplateName picks a prompt template kept in the store (imported once
+	// with `mem1lab template import`) instead of a file; not with template.
+	TemplateName string `toml:"template_name,omitempty" json:"template_name,omitempty"`
+	// TemplateSHA256 records the content hash of the named template
+	// (storage.TemplateHash), so the config hash changes with its text. Filled
+	// in by ResolveTemplate; a config that names a hash runs only that text.
+	TemplateSHA256 string `toml:"template_sha256,omitempty" json:"template_sha256,omitempty"`
+	// TemplateText is the named template's text, kept in the stored config so
+	// a resumed run needs nothing else (not a TOML key; the hash above stands
+	// for it in CanonicalTOML).
+	TemplateText string `toml:"-" json:"template_text,omitempty"`
 	// RequestsPerSecond caps requests to the endpoint (0 = no cap).
 	RequestsPerSecond float64 `toml:"requests_per_second,omitempty" json:"requests_per_second,omitempty"`
 	// Retries is how many times a failed model call is retried (0 = 4, negative = none).
@@ -395,6 +406,9 @@ func (c RunConfig) Validate() error {
 	}
 	if c.Tasks < 0 {
 		bad("tasks", "%d: want ≥ 0 (0 = all the composition yields)", c.Tasks)
+	}
+	if c.TemplateName != "" && c.Template != "" {
+		bad("template_name", "%q: set template (a file) or template_name (a stored template), not both", c.TemplateName)
 	}
 	if c.Sample < 0 {
 		bad("sample", "%d: want ≥ 0 (0 = no sampling)", c.Sample)
