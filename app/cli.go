@@ -233,7 +233,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.Compose, "compose", cfg.Compose, "composition rule: consecutive (MEM1), random, or mixed (objectives from the --dataset list in turn)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition and --sample")
 	fs.IntVar(&cfg.Sample, "sample", cfg.Sample, "keep a random sample of K composed tasks, drawn as MEM1's rollout script does (pandas sample, random_state = --seed); 0 = all")
-	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full or window:K; a list such as mem1,full runs one setting per policy")
+	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full (MEM1's full-history layout: one user message), full:messages or window:K; a list such as mem1,full runs one setting per policy")
 	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "max turns per rollout (0 = 6 up to 4 objectives, 20 beyond)")
 	fs.IntVar(&cfg.TopK, "top-k", cfg.TopK, "passages per search")
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")

@@ -42,7 +42,7 @@ type RunConfig struct {
 	Seed       int64  `toml:"seed" json:"seed"`
 
 	// Agent.
-	Policy   string `toml:"policy" json:"policy"`       // mem1 | full
+	Policy   string `toml:"policy" json:"policy"`       // mem1 | full | full:messages | window:K
 	MaxTurns int    `toml:"max_turns" json:"max_turns"` // 0 = 6 up to 4 objectives, 20 beyond
 	TopK     int    `toml:"top_k" json:"top_k"`         // passages per search, 3 in MEM1
 	Template string `toml:"template" json:"template"`   // prompt template file; "" = built-in
