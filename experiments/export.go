@@ -295,7 +295,11 @@ func WriteTrajectoriesJSONL(ctx context.Context, w io.Writer, st ExportStore, ex
 			return n, err
 		}
 		tmpl := core.DefaultTemplate()
-		if cfg := experimentConfig(e); cfg.Template != "" {
+		if cfg := experimentConfig(e); cfg.TemplateName != "" && cfg.TemplateText != "" {
+			if t, err := core.ParseTemplate(cfg.TemplateName, cfg.TemplateText); err == nil {
+				tmpl = t // a stored template travels in the experiment's config
+			}
+		} else if cfg.Template != "" {
 			if t, err := core.LoadTemplate(cfg.Template); err == nil {
 				tmpl = t
 			}

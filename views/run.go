@@ -799,7 +799,12 @@ func (p *runPanel) preview() {
 		if err != nil {
 			return result{}, err
 		}
-		prompt, err := experiments.PreviewPrompt(cfg, plan.Tasks[0])
+		src, _ := p.u.deps.Store.(experiments.TemplateSource)
+		rc, err := experiments.ResolveTemplate(ctx, src, cfg)
+		if err != nil {
+			return result{}, err
+		}
+		prompt, err := experiments.PreviewPrompt(rc, plan.Tasks[0])
 		return result{plan, prompt}, err
 	}, func(r result, err error) {
 		if err != nil {

@@ -57,6 +57,10 @@ func TestNewExperimentStoredTemplateAndTruncatePreset(t *testing.T) {
 	assert.Empty(t, cfg.Template)
 	assert.Equal(t, 0.95, cfg.TopP)
 	assert.Contains(t, p.status.Text, "Truncate preset")
+	act(u, func() { test.Tap(p.previewBt) })
+	u.wait()
+	assert.Empty(t, p.errors.Text)
+	assert.Contains(t, p.prompt.Text, "<|im_start|>user\nAnswer: ", "the preview renders the stored template")
 
 	// Running resolves the stored template; the runner gets its text and hash.
 	act(u, func() { test.Tap(p.runBt) })
