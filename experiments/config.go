@@ -30,8 +30,8 @@ type RunConfig struct {
 	Mode           string  `toml:"mode" json:"mode"`                       // "completions" (raw Qwen prefix) or "chat"
 	APIKeyEnv      string  `toml:"api_key_env" json:"api_key_env"`         // name of the env var holding the key; the key is never stored
 	Temperature    float64 `toml:"temperature" json:"temperature"`         // 0.01 in MEM1
-	TopP           float64 `toml:"top_p" json:"top_p"`                     // 0.95 in MEM1
-	MaxTokens      int     `toml:"max_tokens" json:"max_tokens"`           // per turn, 1024 in MEM1
+	TopP           float64 `toml:"top_p" json:"top_p"`                     // 0.95 in MEM1; 0 = not sent (MEM1's full-history client sends none)
+	MaxTokens      int     `toml:"max_tokens" json:"max_tokens"`           // per turn, 1024 in MEM1; 0 = not sent
 	TimeoutSeconds float64 `toml:"timeout_seconds" json:"timeout_seconds"` // per request
 
 	// Tasks.
@@ -389,11 +389,11 @@ func (c RunConfig) Validate() error {
 	if math.IsNaN(c.Temperature) || c.Temperature < 0 || c.Temperature > 2 {
 		bad("temperature", "%g: want 0..2", c.Temperature)
 	}
-	if math.IsNaN(c.TopP) || c.TopP <= 0 || c.TopP > 1 {
-		bad("top_p", "%g: want a value in (0, 1]", c.TopP)
+	if math.IsNaN(c.TopP) || c.TopP < 0 || c.TopP > 1 {
+		bad("top_p", "%g: want a value in (0, 1], or 0 to send none (the server's default)", c.TopP)
 	}
-	if c.MaxTokens < 1 {
-		bad("max_tokens", "%d: want ≥ 1", c.MaxTokens)
+	if c.MaxTokens < 0 {
+		bad("max_tokens", "%d: want ≥ 1, or 0 to send none (the server's default)", c.MaxTokens)
 	}
 	if math.IsNaN(c.TimeoutSeconds) || c.TimeoutSeconds <= 0 {
 		bad("timeout_seconds", "%g: want > 0", c.TimeoutSeconds)

@@ -178,21 +178,27 @@ func TestRequestsEqualReferencePipeline(t *testing.T) {
 		{"<think>alpha known</think><search>q two\n", "</search>"},
 		{" <think>both</think>\n<answer>a; d  ", "</answer>"},
 	}
+	// The defaults are MEM1's sampling; the reference's normal pipeline sends
+	// no top_p and no max_tokens, which top_p = 0 and max_tokens = 0 give.
+	mem1Cfg := DefaultRunConfig()
+	fullCfg := DefaultRunConfig()
+	fullCfg.TopP, fullCfg.MaxTokens = 0, 0
 	for _, c := range []struct {
 		policy, mode string
-		ep           Endpoint
+		cfg          RunConfig
 		mem1         bool
 	}{
-		{core.PolicyMEM1, ModeCompletions, Endpoint{Temperature: 0.01, TopP: 0.95, MaxTokens: 1024}, true},
-		// The reference's normal pipeline sends no top_p and no max_tokens.
-		{core.PolicyFull, ModeChat, Endpoint{Temperature: 0.01}, false},
+		{core.PolicyMEM1, ModeCompletions, mem1Cfg, true},
+		{core.PolicyFull, ModeChat, fullCfg, false},
 	} {
 		t.Run(c.policy, func(t *testing.T) {
 			srv := &scriptedServer{gens: gens}
 			hs := httptest.NewServer(srv)
 			defer hs.Close()
-			ep := c.ep
-			ep.BaseURL, ep.Model, ep.Mode = hs.URL+"/v1", "Mem-Lab/Qwen2.5-7B-RL-RAG-Q2-EM-Release", c.mode
+			rc := c.cfg
+			rc.Endpoint, rc.Model, rc.Mode, rc.Policy = hs.URL+"/v1", "Mem-Lab/Qwen2.5-7B-RL-RAG-Q2-EM-Release", c.mode, c.policy
+			require.NoError(t, rc.Validate())
+			ep := rc.EndpointConfig()
 			model, err := NewModel(ep)
 			require.NoError(t, err)
 			pol, err := core.PolicyByName(c.policy)

@@ -500,10 +500,10 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	if cfg.Temperature, ok = floatField("Temperature", p.temperature); ok && cfg.Temperature < 0 {
 		bad("Temperature must be 0 or more (got %g)", cfg.Temperature)
 	}
-	if cfg.TopP, ok = floatField("Top-p", p.topP); ok && (cfg.TopP <= 0 || cfg.TopP > 1) {
-		bad("Top-p must be more than 0 and at most 1 (got %g)", cfg.TopP)
+	if cfg.TopP, ok = floatField("Top-p", p.topP); ok && (cfg.TopP < 0 || cfg.TopP > 1) {
+		bad("Top-p must be 0 (not sent) or more, and at most 1 (got %g)", cfg.TopP)
 	}
-	cfg.MaxTokens = intField("Max tokens", p.maxTokens, 1)
+	cfg.MaxTokens = intField("Max tokens", p.maxTokens, 0)
 	if v, ok := floatField("Requests/s", p.rps); ok {
 		if v < 0 {
 			bad("Requests/s must be 0 (no cap) or more (got %g)", v)
