@@ -67,16 +67,18 @@ func EvalPyText(turns []Turn, tags Tags) string {
 	return b.String()
 }
 
-// WithEvalPy returns s with EvalPy set to the score of EvalPyText(turns, tags)
-// under s.Scheme when its EM or F1 differ from s's, and nil otherwise.
+// WithEvalPy returns s with EvalPy set to eval.py's score of the rollout —
+// scheme SchemeMEM1 (eval.py's compute_score) over EvalPyText(turns, tags) —
+// when its EM or F1 differ from s's, and nil otherwise.
 func WithEvalPy(s Score, turns []Turn, gold [][]string, tags Tags) Score {
 	s.EvalPy = nil
-	ev, err := ScoreTrajectoryWith(s.Scheme, EvalPyText(turns, tags), gold, tags)
+	text := EvalPyText(turns, tags)
+	ev, err := ScoreTrajectoryWith(SchemeMEM1, text, gold, tags)
 	if err != nil {
 		return s
 	}
 	if ev.EM != s.EM || ev.F1 != s.F1 {
-		a, _ := FinalAnswerWith(s.Scheme, EvalPyText(turns, tags), tags)
+		a, _ := FinalAnswerWith(SchemeMEM1, text, tags)
 		s.EvalPy = &EvalPyScore{EM: ev.EM, F1: ev.F1, Answer: a}
 	}
 	return s
