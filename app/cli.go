@@ -48,6 +48,7 @@ func commands() []command {
 		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
 		{"run", "[--config FILE.toml] [flags] | --resume ID", "compose tasks and run an experiment against an OpenAI-compatible endpoint", (*CLI).cmdRun},
 		{"ls", "", "list experiments in the store", (*CLI).cmdLs},
+		{"template", "import FILE [--name NAME] | list", "keep a prompt template in the store (imported once, then picked by name with run --template-name)", (*CLI).cmdTemplate},
 		{"cancel", "ID", "cancel a running experiment (its finished turns are kept; `run --resume ID` continues it)", (*CLI).cmdCancel},
 		{"pause", "ID [--resume]", "pause a running experiment, or let it go on with --resume", (*CLI).cmdPause},
 		{"show", "ROLLOUT", "print a stored rollout turn by turn", (*CLI).cmdShow},
@@ -239,18 +240,20 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.Mode, "mode", cfg.Mode, "completions (raw Qwen chat prefix, as MEM1) or chat")
 	fs.StringVar(&cfg.APIKeyEnv, "api-key-env", cfg.APIKeyEnv, "name of the environment variable holding the API key (the key is never stored)")
 	fs.Float64Var(&cfg.Temperature, "temperature", cfg.Temperature, "sampling temperature")
-	fs.Float64Var(&cfg.TopP, "top-p", cfg.TopP, "nucleus sampling top_p")
-	fs.IntVar(&cfg.MaxTokens, "max-tokens", cfg.MaxTokens, "max tokens generated per turn")
+	fs.Float64Var(&cfg.TopP, "top-p", cfg.TopP, "nucleus sampling top_p (0 = not sent, as MEM1's full-history baseline)")
+	fs.IntVar(&cfg.MaxTokens, "max-tokens", cfg.MaxTokens, "max tokens generated per turn (0 = not sent)")
 	fs.Float64Var(&cfg.TimeoutSeconds, "timeout", cfg.TimeoutSeconds, "per-request timeout in seconds")
 	fs.Var(datasetFlag{cfg}, "dataset", "dataset: hotpotqa, nq or musique; a list such as hotpotqa,nq (with --compose mixed) mixes their questions in every task")
 	fs.Var(objectivesFlag{cfg}, "objectives", "objectives (questions) per task; a list such as 1,2,4,8,16 runs one setting per value")
 	fs.IntVar(&cfg.Tasks, "tasks", cfg.Tasks, "tasks to run (0 = every task the composition yields)")
 	fs.StringVar(&cfg.Compose, "compose", cfg.Compose, "composition rule: consecutive (MEM1), random, or mixed (objectives from the --dataset list in turn)")
-	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition")
-	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full or window:K; a list such as mem1,full runs one setting per policy")
+	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition and --sample")
+	fs.IntVar(&cfg.Sample, "sample", cfg.Sample, "keep a random sample of K composed tasks, drawn as MEM1's rollout script does (pandas sample, random_state = --seed); 0 = all")
+	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full (MEM1's full-history layout: one user message), full:messages or window:K; a list such as mem1,full runs one setting per policy")
 	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "max turns per rollout (0 = 6 up to 4 objectives, 20 beyond)")
 	fs.IntVar(&cfg.TopK, "top-k", cfg.TopK, "passages per search")
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
+	fs.StringVar(&cfg.TemplateName, "template-name", cfg.TemplateName, "prompt template kept in the store (see `mem1lab template import`), recorded by content hash")
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
 	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index) or the URL of a MEM1/Search-R1 /retrieve server")
@@ -430,6 +433,12 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 	defer st.Close()
 
 	r := &experiments.Runner{Store: st, Env: st}
+	if *resume == 0 {
+		// A named template is recorded by content hash before the config is hashed.
+		if cfg, err = experiments.ResolveTemplate(ctx, st, cfg); err != nil {
+			return err
+		}
+	}
 	if *resume == 0 && !*fresh {
 		// An identical config that did not finish is resumed, not duplicated.
 		ids, err := st.ExperimentsByHash(ctx, cfg.Hash())

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
@@ -124,9 +125,17 @@ func TestTrajectoriesRoundTrip(t *testing.T) {
 			assert.Equal(t, o.Information, n.Information)
 			assert.Equal(t, o.InternalState, n.InternalState)
 			assert.Equal(t, o.Action, n.Action)
-			// The rebuilt context is the policy's: the original request ends with it.
+			// The rebuilt context is the policy's: the original request ends with it,
+			// or, where the policy sends one growing user message (full), holds
+			// prompt and carried text as that message.
 			carried := strings.TrimPrefix(n.Context, dn.Prompt)
-			assert.True(t, strings.HasSuffix(o.Context, carried), "turn %d of rollout %d (%s)", k, r.ID, r.Policy)
+			pol, err := core.PolicyByName(r.Policy)
+			require.NoError(t, err)
+			if core.OneMessage(pol) {
+				assert.Contains(t, o.Context, dn.Prompt+carried+"<|im_end|>", "turn %d of rollout %d (%s)", k, r.ID, r.Policy)
+			} else {
+				assert.True(t, strings.HasSuffix(o.Context, carried), "turn %d of rollout %d (%s)", k, r.ID, r.Policy)
+			}
 			if r.Policy == "full" && k == 2 {
 				assert.Contains(t, carried, do.Turns[0].Response, "full keeps every exchange")
 			}

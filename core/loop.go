@@ -83,6 +83,12 @@ func (c Context) Carried() string {
 	return b.String()
 }
 
+// StripGeneration trims a generation as Python's str.strip() does (Unicode
+// whitespace at both ends), which MEM1's clients apply to every completion
+// before re-appending the stop string that ended it (Mem1/inference/models.py,
+// VLLMOpenAIClient.generate_response and LiteLLMClient).
+func StripGeneration(text string) string { return pyStrip(text) }
+
 // AgentConfig sets how an Agent runs a rollout. Zero fields take defaults (see
 // Normalized).
 type AgentConfig struct {
@@ -198,8 +204,12 @@ func (e *TurnError) Unwrap() error { return e.Err }
 // InvalidNote, or MaxTurns turns) is only scored.
 //
 // Each turn i: the context is the rendered prompt plus Policy.Keep(all
-// exchanges); stops are Tags.Stops(i == MaxTurns-1); the response is the
-// completion with RestoreClosingTag applied, then parsed with Tags.Parse.
+// exchanges), sent as one user turn when OneMessage(Policy); stops are
+// Tags.Stops(i == MaxTurns-1), except that a policy with SearchStopOnLastTurn
+// keeps both stops on the last turn; the response is the completion stripped
+// (StripGeneration) with RestoreClosingTag applied, as MEM1's client does
+// (Mem1/inference/models.py: content.strip(), then the stop_reason appended),
+// then parsed with Tags.Parse. The server's text is kept in Turn.RawResponse.
 //   - search, not on the last turn: Env.Search(query, TopK) (skipped for an
 //     empty query), information = InformationText(MaxTurns-i-1, passages);
 //   - search on the last turn: no retrieval, the rollout ends;
@@ -215,7 +225,8 @@ func (e *TurnError) Unwrap() error { return e.Err }
 // ends the rollout.
 //
 // The outcome holds prior and new turns, the scheme's score of
-// TrajectoryText(turns), the final answer, peak and total tokens and Elapsed
+// TrajectoryText(turns) (with Score.EvalPy set when eval.py's reading,
+// EvalPyText, scores differently), the final answer, peak and total tokens and Elapsed
 // (this call's wall time plus the prior turns' latencies). HitMaxTurns is set
 // when all MaxTurns turns were used without an answer.
 //
@@ -234,6 +245,12 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 	}
 	if a.Env == nil {
 		return Outcome{}, errors.New("agent: no environment")
+	}
+	for i, o := range task.Objectives {
+		if o.Question == "" {
+			// MEM1's prompt builder reads question[-1], which fails on "".
+			return Outcome{}, fmt.Errorf("agent: task %q: objective %d has an empty question", task.Key, i+1)
+		}
 	}
 	for i, t := range prior {
 		if t.Index != i {
@@ -265,21 +282,22 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 			return r.outcome(), &TurnError{Turn: i, Op: "model", Err: err}
 		}
 		last := i == cfg.MaxTurns-1
-		c := Context{Prompt: prompt, History: cfg.Policy.Keep(r.exchanges)}
-		stops := cfg.Tags.Stops(last)
+		c := Context{Prompt: prompt, History: cfg.Policy.Keep(r.exchanges), OneMessage: OneMessage(cfg.Policy)}
+		stops := cfg.Tags.Stops(last && !SearchStopOnLastTurn(cfg.Policy))
 
 		start := clock()
 		comp, err := a.Model.Complete(ctx, c, stops)
 		if err != nil {
 			return r.outcome(), &TurnError{Turn: i, Op: "model", Err: err}
 		}
-		response := RestoreClosingTag(comp.Text, comp.FinishReason, comp.StopReason, stops)
+		response := RestoreClosingTag(StripGeneration(comp.Text), comp.FinishReason, comp.StopReason, stops)
 		p := cfg.Tags.Parse(response)
 
 		t := Turn{
 			Index:         i,
 			Context:       comp.Sent,
 			Response:      response,
+			RawResponse:   comp.Text,
 			InternalState: p.InternalState,
 			Action:        p.Action,
 			Query:         p.Query,
@@ -371,6 +389,7 @@ func (r *rollout) outcome() Outcome {
 	traj := TrajectoryText(r.turns)
 	// The scheme was checked in Normalized, so scoring cannot fail here.
 	o.Score, _ = ScoreTrajectoryWith(r.cfg.Scheme, traj, gold, r.cfg.Tags)
+	o.Score = WithEvalPy(o.Score, r.turns, gold, r.cfg.Tags)
 	o.Answer, _ = FinalAnswerWith(r.cfg.Scheme, traj, r.cfg.Tags)
 	answered := len(r.turns) > 0 && r.turns[len(r.turns)-1].Action == ActionAnswer
 	o.HitMaxTurns = !answered && len(r.turns) >= r.cfg.MaxTurns

@@ -40,6 +40,50 @@ func TrajectoryText(turns []Turn) string {
 	return b.String()
 }
 
+// EvalPyTurns is how many turns Mem1/inference/eval.py reads of a trajectory
+// (its loops run over i in range(10)).
+const EvalPyTurns = 10
+
+// EvalPyText is the text Mem1/inference/eval.py scores for a rollout: for each
+// of the first EvalPyTurns turns, t{i} + r{i} + i{i} as
+// Mem1/inference/generate_rollout.py stores them — t{i} is
+// "<think>" + the first think block's content stripped + "</think>" ("" when
+// the response has no complete think block), r{i} the response, i{i} the
+// information block carried after it ("" when none).
+func EvalPyText(turns []Turn, tags Tags) string {
+	var b strings.Builder
+	for i, t := range turns {
+		if i >= EvalPyTurns {
+			break
+		}
+		if st, ok := firstBlock(t.Response, tags.Think, 0); ok {
+			b.WriteString(openTag(tags.Think) + pyStrip(st) + closeTag(tags.Think))
+		}
+		b.WriteString(t.Response)
+		if t.Information != "" {
+			b.WriteString(tags.InformationBlock(t.Information))
+		}
+	}
+	return b.String()
+}
+
+// WithEvalPy returns s with EvalPy set to eval.py's score of the rollout —
+// scheme SchemeMEM1 (eval.py's compute_score) over EvalPyText(turns, tags) —
+// when its EM or F1 differ from s's, and nil otherwise.
+func WithEvalPy(s Score, turns []Turn, gold [][]string, tags Tags) Score {
+	s.EvalPy = nil
+	text := EvalPyText(turns, tags)
+	ev, err := ScoreTrajectoryWith(SchemeMEM1, text, gold, tags)
+	if err != nil {
+		return s
+	}
+	if ev.EM != s.EM || ev.F1 != s.F1 {
+		a, _ := FinalAnswerWith(SchemeMEM1, text, tags)
+		s.EvalPy = &EvalPyScore{EM: ev.EM, F1: ev.F1, Answer: a}
+	}
+	return s
+}
+
 // FinalAnswer returns the content (trimmed) of the last complete answer block
 // of trajectory, found as ScoreTrajectory finds it. ok is false for an unknown
 // scheme, when the answer tags are unbalanced, or when there is no answer.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // Slots a template may contain. Render replaces every occurrence in a single
@@ -68,11 +69,26 @@ func ParseTemplate(name, text string) (Template, error) {
 }
 
 // LoadTemplate reads a template file. Its name is the file name without the
-// extension. Errors name the path: unreadable file or missing QuestionsSlot.
+// extension. Errors name the path: unreadable file, bytes that are not valid
+// UTF-8 (path:line of the first bad byte), or missing QuestionsSlot.
 func LoadTemplate(path string) (Template, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Template{}, fmt.Errorf("load template: %w", err)
+	}
+	if !utf8.Valid(data) {
+		line := 1
+		for i := 0; i < len(data); {
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			if r == '\n' {
+				line++
+			}
+			i += size
+		}
+		return Template{}, fmt.Errorf("%s:%d: template is not valid UTF-8 text", path, line)
 	}
 	base := filepath.Base(path)
 	name := strings.TrimSuffix(base, filepath.Ext(base))
@@ -109,21 +125,20 @@ func (t Template) RenderWith(task Task, tags Tags) string {
 	return r.Replace(t.Text)
 }
 
-// JoinQuestions joins the questions of a task as MEM1 builds its multi-objective
-// prompts: each question trimmed of surrounding whitespace, "?" appended when it
-// does not already end with one, joined with "; ". Questions that are empty
-// after trimming are skipped.
+// JoinQuestions joins the questions of a task byte for byte as MEM1 builds its
+// multi-objective prompts (Mem1/gen_data/data_process/
+// qa_search_test_merge_multi.py, process_batch): "?" is appended to a question
+// whose last character is not "?", nothing is trimmed (so "… ? " becomes
+// "… ? ?" and leading spaces stay), and the questions are joined with "; ".
+// The reference fails on an empty question (it reads question[-1]); here an
+// empty question becomes "?", and Agent.Run refuses a task that has one.
 func JoinQuestions(questions []string) string {
-	parts := make([]string, 0, len(questions))
-	for _, q := range questions {
-		q = strings.TrimSpace(q)
-		if q == "" {
-			continue
-		}
+	parts := make([]string, len(questions))
+	for i, q := range questions {
 		if !strings.HasSuffix(q, "?") {
 			q += "?"
 		}
-		parts = append(parts, q)
+		parts[i] = q
 	}
 	return strings.Join(parts, "; ")
 }

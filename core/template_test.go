@@ -27,9 +27,12 @@ func TestJoinQuestions(t *testing.T) {
 		{"none", nil, ""},
 		{"one without mark", []string{"who wrote hamlet"}, "who wrote hamlet?"},
 		{"one with mark", []string{"who wrote hamlet?"}, "who wrote hamlet?"},
-		{"trims spaces", []string{"  who wrote hamlet \t", "\nwhere is paris  "}, "who wrote hamlet?; where is paris?"},
+		// The reference does not strip: whitespace stays and "?" goes after it.
+		{"keeps spaces", []string{"  who wrote hamlet \t", "\nwhere is paris  "}, "  who wrote hamlet \t?; \nwhere is paris  ?"},
+		{"space after mark", []string{"who wrote hamlet? "}, "who wrote hamlet? ?"},
 		{"mixed marks", []string{"a?", "b", "c?"}, "a?; b?; c?"},
-		{"skips empty", []string{"a", "  ", "b"}, "a?; b?"},
+		{"blank kept", []string{"a", "  ", "b"}, "a?;   ?; b?"},
+		{"empty becomes mark", []string{"a", ""}, "a?; ?"},
 		{"unicode kept", []string{"où est Zürich"}, "où est Zürich?"},
 		{"inner question mark kept", []string{"is it a? or b"}, "is it a? or b?"},
 	}
@@ -53,7 +56,7 @@ func TestParseTemplate(t *testing.T) {
 
 func TestLoadTemplateRendersByteForByte(t *testing.T) {
 	dir := t.TempDir()
-	prefix := "\ufeffHead\r\n\t  spaced   \r\n🙂 Ünïcödé — ok\r\n\xff raw byte\r\nQuestions:\t"
+	prefix := "\ufeffHead\r\n\t  spaced   \r\n🙂 Ünïcödé — ok\r\nQuestions:\t"
 	suffix := "\r\n\r\n  trailing \t \r\n"
 	path := filepath.Join(dir, "odd.prompt.txt")
 	require.NoError(t, os.WriteFile(path, []byte(prefix+QuestionsSlot+suffix), 0o600))
@@ -77,6 +80,13 @@ func TestLoadTemplateErrors(t *testing.T) {
 	_, err = LoadTemplate(path)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), path)
+
+	// A file that is not UTF-8 text is refused, naming the line of the bad byte.
+	bad := filepath.Join(dir, "latin1.txt")
+	require.NoError(t, os.WriteFile(bad, []byte("line one\nline two\nQ: {questions} caf\xe9\n"), 0o600))
+	_, err = LoadTemplate(bad)
+	require.ErrorContains(t, err, bad+":3:")
+	assert.ErrorContains(t, err, "UTF-8")
 }
 
 func TestRenderSlotsAreSinglePass(t *testing.T) {

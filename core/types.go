@@ -52,10 +52,13 @@ type Exchange struct {
 // Context is what the model sees for one turn: the rendered task prompt (the user
 // message) and the exchanges a Policy kept, oldest first. Model adapters render it:
 // raw completions put the exchanges, concatenated, after an open assistant turn;
-// chat mode sends them as alternating assistant/user messages.
+// chat mode sends them as alternating assistant/user messages. With OneMessage
+// (the "full" policy, see OneMessage) both modes send Prompt + Carried() as one
+// user turn instead.
 type Context struct {
-	Prompt  string
-	History []Exchange
+	Prompt     string
+	History    []Exchange
+	OneMessage bool
 }
 
 // Usage is the token accounting of one model call. Reported is true when the
@@ -138,8 +141,15 @@ type Turn struct {
 	Index int // 0-based
 	// Context is the exact text sent to the model (Completion.Sent).
 	Context string
-	// Response is the raw response with the closing tag restored.
-	Response      string
+	// Response is the generation as MEM1's reference keeps it: RawResponse
+	// stripped like Python's str.strip(), then the closing tag that stopped it
+	// restored (StripGeneration, RestoreClosingTag). This is the text carried
+	// into later contexts and scored.
+	Response string
+	// RawResponse is the generated text exactly as the server returned it
+	// (leading/trailing whitespace kept, closing tag cut by the server). ""
+	// for turns stored before it was kept.
+	RawResponse   string
 	InternalState string // text of <think>…</think>
 	Action        Action
 	Query         string // text of <search>…</search>
@@ -185,6 +195,19 @@ type Score struct {
 	// Unbalanced is true when the answer tags did not pair up, which scores 0
 	// without looking for an answer (MEM1 eval.py check_tags_balance).
 	Unbalanced bool `json:"unbalanced,omitempty"`
+	// EvalPy is the score MEM1's eval.py gives the same rollout when it
+	// differs from EM/F1 above (nil when equal): see EvalPyText. It differs
+	// mainly for rollouts longer than EvalPyTurns turns, whose later turns
+	// eval.py never reads.
+	EvalPy *EvalPyScore `json:"eval_py,omitempty"`
+}
+
+// EvalPyScore is a trajectory's EM and F1 as Mem1/inference/eval.py computes
+// them (summed over objectives), with the answer it found ("" when none).
+type EvalPyScore struct {
+	EM     float64 `json:"em"`
+	F1     float64 `json:"f1"`
+	Answer string  `json:"answer"`
 }
 
 // Outcome is the result of one rollout (trajectory).

@@ -15,7 +15,9 @@ const (
 	ComposeRuleConsecutive = "consecutive"
 	ComposeRuleRandom      = "random"
 	// ComposeRuleMixed draws each task's objectives from several datasets in
-	// turn (ComposeMixed), as MEM1's paper mixes NQ and HotpotQA questions.
+	// turn (ComposeMixed). This is NOT MEM1's rule: the reference composes
+	// each data source on its own and never mixes sources inside a task
+	// (qa_search_test_merge_multi.py); use it for experiments beyond the paper.
 	ComposeRuleMixed = "mixed"
 )
 
@@ -27,31 +29,21 @@ func MixedDatasetName(datasets []string) string {
 }
 
 // ComposeConsecutive builds N-objective tasks by MEM1's rule
-// (gen_data/data_process/qa_search_test_merge_multi.py): questions are grouped by
-// source (Question.SourceFile), ordered by Seq, and cut into consecutive runs of
-// n; a source's last run shorter than n is dropped. Sources follow the order of
-// their first question's Seq. Keys are "{dataset}/n{n}/{index:04d}", numbered
-// over the whole composition. n < 1 gives no tasks. Question ids and gold aliases
-// are kept per objective.
+// (Mem1/gen_data/data_process/qa_search_test_merge_multi.py): the dataset's
+// questions, in file order (Seq, so all of a dataset's source files follow
+// each other as they were imported, e.g. every HotpotQA file together), are
+// cut into consecutive runs of n; the last run shorter than n is dropped (the
+// reference drops len % n questions per data source). Questions are not
+// grouped by source file. Keys are "{dataset}/n{n}/{index:04d}". n < 1 gives no
+// tasks. Question ids and gold aliases are kept per objective.
 func ComposeConsecutive(dataset string, qs []storage.Question, n int) []core.Task {
 	if n < 1 {
 		return nil
 	}
 	sorted := sortedBySeq(qs)
-	var order []string
-	bySource := map[string][]storage.Question{}
-	for _, q := range sorted {
-		if _, ok := bySource[q.SourceFile]; !ok {
-			order = append(order, q.SourceFile)
-		}
-		bySource[q.SourceFile] = append(bySource[q.SourceFile], q)
-	}
 	var tasks []core.Task
-	for _, src := range order {
-		group := bySource[src]
-		for i := 0; i+n <= len(group); i += n {
-			tasks = append(tasks, makeTask(fmt.Sprintf("%s/n%d/%04d", dataset, n, len(tasks)), dataset, group[i:i+n]))
-		}
+	for i := 0; i+n <= len(sorted); i += n {
+		tasks = append(tasks, makeTask(fmt.Sprintf("%s/n%d/%04d", dataset, n, len(tasks)), dataset, sorted[i:i+n]))
 	}
 	return tasks
 }
@@ -96,7 +88,8 @@ func ComposeRandom(dataset string, qs []storage.Question, n, tasks int, seed int
 }
 
 // ComposeMixed builds `tasks` n-objective tasks whose objectives come from the
-// datasets in turn: the draws of the whole composition go round-robin over
+// datasets in turn (not MEM1's composition, which never mixes sources inside a
+// task; see ComposeRuleMixed): the draws of the whole composition go round-robin over
 // datasets in the given order (objective i of task t comes from
 // datasets[(t·n+i) mod len(datasets)]), so with two datasets consecutive
 // objectives alternate. Each dataset's questions (sources[name], ordered by Seq,

@@ -25,12 +25,13 @@ func mkQuestions(src string, from, n int) []storage.Question {
 
 func TestComposeConsecutive(t *testing.T) {
 	// source a: seq 0..6 (7 questions), source b: seq 7..11 (5 questions); given shuffled.
-	qs := append(mkQuestions("b", 7, 5), mkQuestions("a", 0, 7)...)
+	// MEM1 cuts the whole dataset in file order, not each source file.
+	qs := append(mkQuestions("b", 7, 6), mkQuestions("a", 0, 7)...)
 	tasks := ComposeConsecutive("hotpotqa", qs, 3)
-	// a → [0 1 2] [3 4 5] (6 dropped); b → [7 8 9] (10, 11 dropped).
-	require.Len(t, tasks, 3)
+	// [0 1 2] [3 4 5] [6 7 8] [9 10 11] (12 dropped): a task spans both files.
+	require.Len(t, tasks, 4)
 	assert.Equal(t, "hotpotqa/n3/0000", tasks[0].Key)
-	assert.Equal(t, "hotpotqa/n3/0002", tasks[2].Key)
+	assert.Equal(t, "hotpotqa/n3/0003", tasks[3].Key)
 	ids := func(i int) []string {
 		var out []string
 		for _, o := range tasks[i].Objectives {
@@ -40,8 +41,9 @@ func TestComposeConsecutive(t *testing.T) {
 	}
 	assert.Equal(t, []string{"hotpotqa:q000", "hotpotqa:q001", "hotpotqa:q002"}, ids(0))
 	assert.Equal(t, []string{"hotpotqa:q003", "hotpotqa:q004", "hotpotqa:q005"}, ids(1))
-	assert.Equal(t, []string{"hotpotqa:q007", "hotpotqa:q008", "hotpotqa:q009"}, ids(2))
-	o := tasks[2].Objectives[1]
+	assert.Equal(t, []string{"hotpotqa:q006", "hotpotqa:q007", "hotpotqa:q008"}, ids(2))
+	assert.Equal(t, []string{"hotpotqa:q009", "hotpotqa:q010", "hotpotqa:q011"}, ids(3))
+	o := tasks[2].Objectives[2]
 	assert.Equal(t, "question 8", o.Question)
 	assert.Equal(t, []string{"gold 8", "alias"}, o.Gold)
 	assert.Equal(t, []string{"hp-8"}, o.GoldPassageIDs)
@@ -49,7 +51,7 @@ func TestComposeConsecutive(t *testing.T) {
 
 	assert.Empty(t, ComposeConsecutive("hotpotqa", qs, 0))
 	assert.Empty(t, ComposeConsecutive("hotpotqa", mkQuestions("a", 0, 2), 3))
-	assert.Len(t, ComposeConsecutive("hotpotqa", qs, 1), 12)
+	assert.Len(t, ComposeConsecutive("hotpotqa", qs, 1), 13)
 }
 
 func TestComposeRandom(t *testing.T) {

@@ -30,19 +30,19 @@ type RunConfig struct {
 	Mode           string  `toml:"mode" json:"mode"`                       // "completions" (raw Qwen prefix) or "chat"
 	APIKeyEnv      string  `toml:"api_key_env" json:"api_key_env"`         // name of the env var holding the key; the key is never stored
 	Temperature    float64 `toml:"temperature" json:"temperature"`         // 0.01 in MEM1
-	TopP           float64 `toml:"top_p" json:"top_p"`                     // 0.95 in MEM1
-	MaxTokens      int     `toml:"max_tokens" json:"max_tokens"`           // per turn, 1024 in MEM1
+	TopP           float64 `toml:"top_p" json:"top_p"`                     // 0.95 in MEM1; 0 = not sent (MEM1's full-history client sends none)
+	MaxTokens      int     `toml:"max_tokens" json:"max_tokens"`           // per turn, 1024 in MEM1; 0 = not sent
 	TimeoutSeconds float64 `toml:"timeout_seconds" json:"timeout_seconds"` // per request
 
 	// Tasks.
 	Dataset    string `toml:"dataset" json:"dataset"`       // hotpotqa | nq | musique
 	Objectives int    `toml:"objectives" json:"objectives"` // N questions per task
 	Tasks      int    `toml:"tasks" json:"tasks"`           // tasks to run (0 = all the composition yields)
-	Compose    string `toml:"compose" json:"compose"`       // "consecutive" (MEM1's rule), "random" or "mixed"
+	Compose    string `toml:"compose" json:"compose"`       // "consecutive" (MEM1's rule), "random" or "mixed" (not MEM1's)
 	Seed       int64  `toml:"seed" json:"seed"`
 
 	// Agent.
-	Policy   string `toml:"policy" json:"policy"`       // mem1 | full
+	Policy   string `toml:"policy" json:"policy"`       // mem1 | full | full:messages | window:K
 	MaxTurns int    `toml:"max_turns" json:"max_turns"` // 0 = 6 up to 4 objectives, 20 beyond
 	TopK     int    `toml:"top_k" json:"top_k"`         // passages per search, 3 in MEM1
 	Template string `toml:"template" json:"template"`   // prompt template file; "" = built-in
@@ -63,6 +63,21 @@ type RunConfig struct {
 	// each task's objectives come from them in turn (ComposeMixed). Set only
 	// with compose = "mixed"; dataset is then not used to compose.
 	Datasets []string `toml:"datasets,omitempty" json:"datasets,omitempty"`
+	// Sample, when > 0, keeps a random sample of that many composed tasks as
+	// MEM1's rollout script draws it (SampleTasks: pandas df.sample with
+	// random_state = seed); the reference draws 1000.
+	Sample int `toml:"sample,omitzero" json:"sample,omitempty"`
+	// TemplateName picks a prompt template kept in the store (imported once
+	// with `mem1lab template import`) instead of a file; not with template.
+	TemplateName string `toml:"template_name,omitempty" json:"template_name,omitempty"`
+	// TemplateSHA256 records the content hash of the named template
+	// (storage.TemplateHash), so the config hash changes with its text. Filled
+	// in by ResolveTemplate; a config that names a hash runs only that text.
+	TemplateSHA256 string `toml:"template_sha256,omitempty" json:"template_sha256,omitempty"`
+	// TemplateText is the named template's text, kept in the stored config so
+	// a resumed run needs nothing else (not a TOML key; the hash above stands
+	// for it in CanonicalTOML).
+	TemplateText string `toml:"-" json:"template_text,omitempty"`
 	// RequestsPerSecond caps requests to the endpoint (0 = no cap).
 	RequestsPerSecond float64 `toml:"requests_per_second,omitempty" json:"requests_per_second,omitempty"`
 	// Retries is how many times a failed model call is retried (0 = 4, negative = none).
@@ -394,11 +409,11 @@ func (c RunConfig) Validate() error {
 	if math.IsNaN(c.Temperature) || c.Temperature < 0 || c.Temperature > 2 {
 		bad("temperature", "%g: want 0..2", c.Temperature)
 	}
-	if math.IsNaN(c.TopP) || c.TopP <= 0 || c.TopP > 1 {
-		bad("top_p", "%g: want a value in (0, 1]", c.TopP)
+	if math.IsNaN(c.TopP) || c.TopP < 0 || c.TopP > 1 {
+		bad("top_p", "%g: want a value in (0, 1], or 0 to send none (the server's default)", c.TopP)
 	}
-	if c.MaxTokens < 1 {
-		bad("max_tokens", "%d: want ≥ 1", c.MaxTokens)
+	if c.MaxTokens < 0 {
+		bad("max_tokens", "%d: want ≥ 1, or 0 to send none (the server's default)", c.MaxTokens)
 	}
 	if math.IsNaN(c.TimeoutSeconds) || c.TimeoutSeconds <= 0 {
 		bad("timeout_seconds", "%g: want > 0", c.TimeoutSeconds)
@@ -411,6 +426,14 @@ func (c RunConfig) Validate() error {
 	}
 	if c.Tasks < 0 {
 		bad("tasks", "%d: want ≥ 0 (0 = all the composition yields)", c.Tasks)
+	}
+	if c.TemplateName != "" && c.Template != "" {
+		bad("template_name", "%q: set template (a file) or template_name (a stored template), not both", c.TemplateName)
+	}
+	if c.Sample < 0 {
+		bad("sample", "%d: want ≥ 0 (0 = no sampling)", c.Sample)
+	} else if c.Sample > 0 && (c.Seed < 0 || c.Seed > 1<<32-1) {
+		bad("seed", "%d: sampling wants 0..4294967295 (numpy's RandomState range)", c.Seed)
 	}
 	switch c.Compose {
 	case ComposeRuleConsecutive, ComposeRuleRandom:

@@ -37,7 +37,7 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 	c := DefaultRunConfig()
 	c.Endpoint = "ftp://x"
 	c.Mode = "stream"
-	c.TopP = 0
+	c.TopP = -0.5 // 0 is allowed now: not sent, as MEM1's full-history client sends none
 	c.Objectives = 0
 	c.Policy = "forget"
 	c.Scheme = "bleu"

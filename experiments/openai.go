@@ -343,7 +343,14 @@ func (m *OpenAIModel) tokenize(ctx context.Context, req tokenizeRequest) (int, e
 //
 //	<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{prompt}<|im_end|>\n<|im_start|>assistant\n{r0}{i0}{r1}{i1}…
 //
-// An empty system uses QwenDefaultSystem.
+// An empty system uses QwenDefaultSystem. With c.OneMessage (the "full"
+// policy) the kept exchanges go into the user turn instead, after the prompt,
+// and the assistant turn opens empty:
+//
+//	…<|im_start|>user\n{prompt}{r0}{i0}{r1}{i1}…<|im_end|>\n<|im_start|>assistant\n
+//
+// which is what Qwen2.5's chat template renders from the one user message of
+// MEM1's full-history request (Mem1/inference/models.py, generate_response).
 func RenderQwenPrefix(system string, c core.Context) string {
 	if system == "" {
 		system = QwenDefaultSystem
@@ -353,11 +360,13 @@ func RenderQwenPrefix(system string, c core.Context) string {
 	b.WriteString(system)
 	b.WriteString("<|im_end|>\n<|im_start|>user\n")
 	b.WriteString(c.Prompt)
-	b.WriteString("<|im_end|>\n<|im_start|>assistant\n")
-	for _, ex := range c.History {
-		b.WriteString(ex.Response)
-		b.WriteString(ex.Information)
+	if c.OneMessage {
+		b.WriteString(c.Carried())
+		b.WriteString("<|im_end|>\n<|im_start|>assistant\n")
+		return b.String()
 	}
+	b.WriteString("<|im_end|>\n<|im_start|>assistant\n")
+	b.WriteString(c.Carried())
 	return b.String()
 }
 
@@ -370,11 +379,17 @@ type Message struct {
 // ChatMessages lays a context out as chat messages: the system message (only
 // when system is not empty), the task prompt as a user message, then for each
 // kept exchange an assistant message (the response) and, when the turn searched,
-// a user message (the information block).
+// a user message (the information block). With c.OneMessage (the "full"
+// policy) the prompt and every kept exchange are ONE user message,
+// prompt + r0 + i0 + r1 + i1 + …, as MEM1's full-history pipeline sends them
+// (Mem1/inference/data_pipelines.py cur_obs; models.py generate_response).
 func ChatMessages(system string, c core.Context) []Message {
 	var msgs []Message
 	if system != "" {
 		msgs = append(msgs, Message{Role: openai.ChatMessageRoleSystem, Content: system})
+	}
+	if c.OneMessage {
+		return append(msgs, Message{Role: openai.ChatMessageRoleUser, Content: c.Prompt + c.Carried()})
 	}
 	msgs = append(msgs, Message{Role: openai.ChatMessageRoleUser, Content: c.Prompt})
 	for _, ex := range c.History {
@@ -417,6 +432,9 @@ type captureSlot struct {
 type captureTransport struct{ base http.RoundTripper }
 
 func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := dropStreamFalse(req); err != nil {
+		return nil, err
+	}
 	resp, err := t.base.RoundTrip(req)
 	slot, _ := req.Context().Value(captureKey{}).(*captureSlot)
 	if err != nil {
@@ -438,6 +456,32 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	return resp, nil
+}
+
+// dropStreamFalse removes the `"stream":false` member go-openai always encodes
+// from a JSON request body, so requests carry only the fields MEM1's reference
+// sends (false is the API's default, so the server sees the same request). A
+// raw `"stream":false` can only be a member: quotes inside JSON strings are
+// escaped.
+func dropStreamFalse(req *http.Request) error {
+	if req.Body == nil || req.Method != http.MethodPost {
+		return nil
+	}
+	body, err := io.ReadAll(req.Body)
+	_ = req.Body.Close()
+	if err != nil {
+		return fmt.Errorf("reading request: %w", err)
+	}
+	for _, member := range []string{`,"stream":false`, `"stream":false,`} {
+		if i := bytes.Index(body, []byte(member)); i >= 0 {
+			body = append(body[:i:i], body[i+len(member):]...)
+			break
+		}
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	return nil
 }
 
 type vllmExtras struct {

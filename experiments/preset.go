@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/mem1lab/mem1lab/core"
 )
@@ -17,6 +18,36 @@ var (
 	Table1Objectives = []int{1, 2, 4, 8, 16}
 	Table1Policies   = []string{"mem1", "full"}
 )
+
+// TruncateModel is the instruct model of MEM1's "truncate" rows (Table 1:
+// Qwen2.5-7B-Instruct run with MEM1's prompt and pruning).
+const TruncateModel = "Qwen/Qwen2.5-7B-Instruct"
+
+// TruncateTemplateName is the stored template TruncatePreset picks: MEM1's
+// training prompt imported under this name (`mem1lab template import
+// mem1-prompt.txt --name mem1-train`).
+const TruncateTemplateName = "mem1-train"
+
+// TruncatePreset returns base set up as the paper's "truncate" rows: an
+// instruct model (TruncateModel, unless base already names a model other than
+// the released checkpoint) through the consolidating pipeline — policy mem1,
+// completions mode (the Qwen prefix with an open assistant turn) — on MEM1's
+// training prompt (TemplateName = TruncateTemplateName, template file
+// cleared), with MEM1's sampling (temperature 0.01, top_p 0.95, 1024 tokens).
+// The caller clears TemplateName when no such template is stored.
+func TruncatePreset(base RunConfig) RunConfig {
+	c := base
+	if c.Model == "" || strings.Contains(c.Model, "Mem-Lab/") {
+		c.Model = TruncateModel
+	}
+	c.Policy, c.Policies, c.Mode = core.PolicyMEM1, nil, ModeCompletions
+	c.Template, c.TemplateName, c.TemplateSHA256, c.TemplateText = "", TruncateTemplateName, "", ""
+	c.Temperature, c.TopP, c.MaxTokens = 0.01, 0.95, 1024
+	if c.Name == "" || strings.HasPrefix(c.Name, "MEM1 truncate") {
+		c.Name = "MEM1 truncate · " + c.Model
+	}
+	return c
+}
 
 // DefaultPresetTasks is the preset's tasks per setting.
 const DefaultPresetTasks = 100

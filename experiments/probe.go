@@ -18,7 +18,18 @@ type EndpointPreset struct {
 	Name string
 	URL  string
 	Mode string
+	// Note is shown when the preset is picked ("" = none).
+	Note string
 }
+
+// ReleasedCheckpointTemplateNote tells the user of MEM1's released checkpoint
+// to run it on its training prompt (make_prefix of
+// Mem1/gen_data/data_process/qa_search_test_merge_multi.py) rather than the
+// built-in template, which it was not trained on.
+const ReleasedCheckpointTemplateNote = "The released checkpoint was trained on the prompt of MEM1's make_prefix " +
+	"(qa_search_test_merge_multi.py). Import that prompt once, e.g. " +
+	"`mem1lab template import mem1-prompt.txt --name mem1-train` (the file from your MEM1 checkout, or " +
+	"../shared/reference/mem1-prompt.txt), then pick \"mem1-train\" as the stored template in New experiment."
 
 // EndpointPresets are the servers the Endpoints screen offers to fill in.
 var EndpointPresets = []EndpointPreset{
@@ -26,7 +37,7 @@ var EndpointPresets = []EndpointPreset{
 	{Name: "SGLang", URL: "http://127.0.0.1:30000/v1", Mode: ModeCompletions},
 	{Name: "Ollama", URL: "http://127.0.0.1:11434/v1", Mode: ModeChat},
 	{Name: "llama.cpp", URL: "http://127.0.0.1:8080/v1", Mode: ModeCompletions},
-	{Name: "MEM1 reference", URL: "http://127.0.0.1:8014/v1", Mode: ModeCompletions},
+	{Name: "MEM1 reference", URL: "http://127.0.0.1:8014/v1", Mode: ModeCompletions, Note: ReleasedCheckpointTemplateNote},
 	{Name: "Remote", URL: "https://", Mode: ModeChat},
 }
 

@@ -126,6 +126,10 @@ func (r *Runner) Run(ctx context.Context, cfg RunConfig, progress func(Progress)
 	if _, err := NewRetriever(cfg, r.Env); err != nil {
 		return Summary{}, err
 	}
+	cfg, err := r.resolveTemplate(ctx, cfg)
+	if err != nil {
+		return Summary{}, err
+	}
 	eps, closeEps, err := r.endpoints(cfg)
 	if err != nil {
 		return Summary{}, err
@@ -190,6 +194,16 @@ func PlanGrid(cfg RunConfig, qs []storage.Question) (Plan, error) {
 		c := cfg
 		c.Objectives = n
 		tasks := ComposeTasks(c, qs)
+		if c.Sample > 0 {
+			var err error
+			if tasks, err = SampleTasks(ComposeTasks(RunConfig{Compose: c.Compose, Dataset: c.Dataset, Datasets: c.Datasets,
+				Objectives: n, Seed: c.Seed}, qs), c.Sample, c.Seed); err != nil {
+				return Plan{}, fmt.Errorf("runner: %d-objective tasks: %w", n, err)
+			}
+			if c.Tasks > 0 && len(tasks) > c.Tasks {
+				tasks = tasks[:c.Tasks]
+			}
+		}
 		if len(tasks) == 0 {
 			return Plan{}, fmt.Errorf("runner: dataset %q (%d questions) yields no %d-objective task", cfg.TaskDataset(), len(qs), n)
 		}
@@ -211,6 +225,10 @@ func PlanGrid(cfg RunConfig, qs []storage.Question) (Plan, error) {
 // the experiment id (0 when nothing was recorded).
 func (r *Runner) Create(ctx context.Context, cfg RunConfig) (int64, error) {
 	if err := cfg.Validate(); err != nil {
+		return 0, err
+	}
+	cfg, err := r.resolveTemplate(ctx, cfg)
+	if err != nil {
 		return 0, err
 	}
 	for _, p := range cfg.PolicyList() {
@@ -771,8 +789,49 @@ func (r *Runner) setStatus(id int64, status string) {
 	_ = r.Store.SetExperimentStatus(context.Background(), id, status)
 }
 
+// TemplateSource gives stored prompt templates by name (*storage.Store has it).
+type TemplateSource interface {
+	Template(ctx context.Context, name string) (storage.StoredTemplate, error)
+}
+
+// ResolveTemplate fills in a config that names a stored template
+// (TemplateName): TemplateText from src and TemplateSHA256 from its text, so
+// cfg.Hash() records the template by content. A config without TemplateName,
+// or one already resolved (its text matching its hash), is returned as it is.
+// Errors: no such template (wraps storage.ErrNotFound), or a stored text whose
+// hash differs from the one the config records.
+func ResolveTemplate(ctx context.Context, src TemplateSource, cfg RunConfig) (RunConfig, error) {
+	if cfg.TemplateName == "" {
+		return cfg, nil
+	}
+	if cfg.TemplateText != "" {
+		if h := storage.TemplateHash(cfg.TemplateText); h != cfg.TemplateSHA256 {
+			return cfg, fmt.Errorf("template_name %q: text has sha256 %s, the config records %q", cfg.TemplateName, h, cfg.TemplateSHA256)
+		}
+		return cfg, nil
+	}
+	if src == nil {
+		return cfg, fmt.Errorf("template_name %q: this store keeps no templates", cfg.TemplateName)
+	}
+	st, err := src.Template(ctx, cfg.TemplateName)
+	if err != nil {
+		return cfg, fmt.Errorf("template_name %q: %w (import it first: mem1lab template import FILE --name %s)", cfg.TemplateName, err, cfg.TemplateName)
+	}
+	if cfg.TemplateSHA256 != "" && cfg.TemplateSHA256 != st.SHA256 {
+		return cfg, fmt.Errorf("template_name %q: the stored template has sha256 %s, the config asks for %s", cfg.TemplateName, st.SHA256, cfg.TemplateSHA256)
+	}
+	cfg.TemplateText, cfg.TemplateSHA256 = st.Text, st.SHA256
+	return cfg, nil
+}
+
+func (r *Runner) resolveTemplate(ctx context.Context, cfg RunConfig) (RunConfig, error) {
+	src, _ := r.Store.(TemplateSource)
+	return ResolveTemplate(ctx, src, cfg)
+}
+
 // ComposeTasks composes cfg's tasks from the dataset's questions: the rule in
-// cfg.Compose, cut to the first cfg.Tasks when cfg.Tasks > 0. For "mixed", qs
+// cfg.Compose, cut to the first cfg.Tasks when cfg.Tasks > 0. cfg.Sample is
+// applied by PlanGrid (sample of the whole composition, then the cut). For "mixed", qs
 // holds every source dataset's questions and is split by Question.Dataset.
 func ComposeTasks(cfg RunConfig, qs []storage.Question) []core.Task {
 	var tasks []core.Task
@@ -802,7 +861,18 @@ func agentConfig(cfg RunConfig) (core.AgentConfig, error) {
 		return core.AgentConfig{}, err
 	}
 	tmpl := core.DefaultTemplate()
-	if cfg.Template != "" {
+	switch {
+	case cfg.TemplateName != "":
+		if cfg.TemplateText == "" {
+			return core.AgentConfig{}, fmt.Errorf("template_name %q: not resolved from the store (ResolveTemplate)", cfg.TemplateName)
+		}
+		if h := storage.TemplateHash(cfg.TemplateText); cfg.TemplateSHA256 != "" && h != cfg.TemplateSHA256 {
+			return core.AgentConfig{}, fmt.Errorf("template_name %q: text has sha256 %s, the config records %s", cfg.TemplateName, h, cfg.TemplateSHA256)
+		}
+		if tmpl, err = core.ParseTemplate(cfg.TemplateName, cfg.TemplateText); err != nil {
+			return core.AgentConfig{}, fmt.Errorf("template: %w", err)
+		}
+	case cfg.Template != "":
 		if tmpl, err = core.LoadTemplate(cfg.Template); err != nil {
 			return core.AgentConfig{}, fmt.Errorf("template: %w", err)
 		}

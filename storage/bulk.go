@@ -96,7 +96,7 @@ func (s *Store) ImportExperiment(ctx context.Context, e ExperimentImport, each f
 		defer insRollout.Close()
 		insTurn, err := tx.PrepareContext(ctx, `INSERT INTO turns(rollout_id, idx, context, response, internal_state, action,
 			query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
-			finish_reason, created_at, token_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			finish_reason, created_at, token_source, raw_response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("storage: import experiment: %w", err)
 		}
@@ -145,7 +145,7 @@ func (s *Store) ImportExperiment(ctx context.Context, e ExperimentImport, each f
 				}
 				if _, err := insTurn.ExecContext(ctx, rid, t.Index, t.Context, t.Response, t.InternalState, t.Action.String(),
 					t.Query, t.Answer, t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
-					float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, t.TokenSource); err != nil {
+					float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, t.TokenSource, t.RawResponse); err != nil {
 					return fmt.Errorf("storage: import experiment: rollout %d turn %d: %w", n, i, err)
 				}
 			}

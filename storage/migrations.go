@@ -249,6 +249,21 @@ ALTER TABLE rollouts ADD COLUMN request_peak_tokens INTEGER;
 ALTER TABLE rollouts ADD COLUMN token_source TEXT;
 ALTER TABLE turns ADD COLUMN token_source TEXT NOT NULL DEFAULT '';
 `,
+	// turns.raw_response keeps each generation as the server returned it
+	// (turns.response is stripped and has its closing tag restored, as MEM1's
+	// reference carries it); templates keeps named prompt templates imported
+	// once from a file, addressed by name and by the SHA-256 of their text.
+	`
+ALTER TABLE turns ADD COLUMN raw_response TEXT NOT NULL DEFAULT '';
+
+CREATE TABLE templates (
+	name        TEXT PRIMARY KEY NOT NULL CHECK (name <> ''),
+	text        TEXT NOT NULL,
+	sha256      TEXT NOT NULL,
+	source      TEXT NOT NULL DEFAULT '',
+	imported_at TEXT NOT NULL
+) WITHOUT ROWID;
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

@@ -243,10 +243,10 @@ func appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t core.Turn)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO turns(rollout_id, idx, context, response, internal_state, action,
 		query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
-		finish_reason, created_at, retrieval_ms, token_source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		finish_reason, created_at, retrieval_ms, token_source, raw_response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rolloutID, t.Index, t.Context, t.Response, t.InternalState, t.Action.String(), t.Query, t.Answer,
 		t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
-		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, float64(t.RetrievalLatency)/float64(time.Millisecond), t.TokenSource)
+		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, float64(t.RetrievalLatency)/float64(time.Millisecond), t.TokenSource, t.RawResponse)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 		return fmt.Errorf("storage: append turn: rollout %d already has turn %d: %w", rolloutID, t.Index, ErrDuplicate)
@@ -502,7 +502,7 @@ func (s *Store) Rollout(ctx context.Context, id int64) (RolloutDetail, error) {
 // unknown rollout).
 func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT idx, context, response, internal_state, action, query, answer,
-		information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, retrieval_ms, token_source
+		information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, retrieval_ms, token_source, raw_response
 		FROM turns WHERE rollout_id = ? ORDER BY idx`, rolloutID)
 	if err != nil {
 		return nil, fmt.Errorf("storage: turns of rollout %d: %w", rolloutID, err)
@@ -514,7 +514,7 @@ func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 		var action, pj string
 		var ms, rms float64
 		if err := rows.Scan(&t.Index, &t.Context, &t.Response, &t.InternalState, &action, &t.Query, &t.Answer,
-			&t.Information, &pj, &t.PromptTokens, &t.CompletionTokens, &t.UsageReported, &ms, &t.FinishReason, &rms, &t.TokenSource); err != nil {
+			&t.Information, &pj, &t.PromptTokens, &t.CompletionTokens, &t.UsageReported, &ms, &t.FinishReason, &rms, &t.TokenSource, &t.RawResponse); err != nil {
 			return nil, fmt.Errorf("storage: turns of rollout %d: %w", rolloutID, err)
 		}
 		t.Action = core.ParseAction(action)

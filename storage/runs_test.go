@@ -30,6 +30,7 @@ func sampleTurn(i int) core.Turn {
 		Index:         i,
 		Context:       fmt.Sprintf("<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nturn %d", i),
 		Response:      "<think>state</think>\n<search>who is ann</search>",
+		RawResponse:   "\n <think>state</think>\n<search>who is ann ",
 		InternalState: "state",
 		Action:        core.ActionSearch,
 		Query:         "who is ann",

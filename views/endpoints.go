@@ -82,6 +82,9 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 		pr := experiments.EndpointPresets[i]
 		p.url.SetText(pr.URL)
 		p.mode.SetSelected(pr.Mode)
+		if pr.Note != "" {
+			p.result.SetText(pr.Note)
+		}
 		if strings.TrimSpace(p.name.Text) == "" {
 			p.name.SetText(strings.ToLower(strings.ReplaceAll(pr.Name, " ", "-")))
 		}

@@ -26,7 +26,7 @@ import (
 // Choices offered by the New run form (the CLI accepts the same words).
 var (
 	modeChoices    = []string{"completions", "chat"}
-	policyChoices  = []string{"mem1", "full"}
+	policyChoices  = []string{"mem1", "full", "full:messages"}
 	composeChoices = []string{experiments.ComposeRuleConsecutive, experiments.ComposeRuleRandom, experiments.ComposeRuleMixed}
 )
 
@@ -45,11 +45,12 @@ type runPanel struct {
 	endpoints                                      *widget.CheckGroup
 	objectives, tasks, seed, concurrency, maxTurns *widget.Entry
 	topK, temperature, topP, maxTokens, template   *widget.Entry
+	storedTemplate                                 *widget.Select // a template kept in the store; noStoredTemplate = none
 	tagThink, tagSearch, tagInfo, tagAnswer        *widget.Entry
 	rps                                            *widget.Entry
 	form                                           *widget.Form
 	runBt, cancelBt, previewBt                     *widget.Button
-	importBt, exportBt                             *widget.Button
+	importBt, exportBt, truncateBt                 *widget.Button
 	errors                                         *widget.Label
 	plan                                           *widget.Label
 	prompt                                         *widget.Entry
@@ -80,6 +81,15 @@ type runPanel struct {
 type RunController interface {
 	Resume(ctx context.Context, expID int64, progress func(experiments.Progress)) (experiments.Summary, error)
 	Control(ctx context.Context, expID int64, action string) error
+}
+
+// noStoredTemplate is the stored-template choice meaning "none".
+const noStoredTemplate = "(none)"
+
+// templateLister lists the prompt templates kept in the store (*storage.Store
+// has it); without it the form offers none.
+type templateLister interface {
+	Templates(ctx context.Context) ([]storage.StoredTemplate, error)
 }
 
 // hashLookup finds experiments by config hash (*storage.Store has it); the New
@@ -123,6 +133,12 @@ func newRunPanel(u *UI) *runPanel {
 	p.endpoints = widget.NewCheckGroup(nil, nil)
 	p.template = entry(def.Template)
 	p.template.SetPlaceHolder("built-in MEM1 template; or a file with a {questions} slot")
+	p.storedTemplate = widget.NewSelect([]string{noStoredTemplate}, nil)
+	p.storedTemplate.SetSelected(noStoredTemplate)
+	if def.TemplateName != "" {
+		p.storedTemplate.SetOptions([]string{noStoredTemplate, def.TemplateName})
+		p.storedTemplate.SetSelected(def.TemplateName)
+	}
 	p.rps = entry(ftoa(def.RequestsPerSecond))
 	tags := def.CoreTags()
 	p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer = entry(tags.Think), entry(tags.Search), entry(tags.Information), entry(tags.Answer)
@@ -185,6 +201,7 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Top-p", p.topP),
 		widget.NewFormItem("Max tokens per turn", p.maxTokens),
 		widget.NewFormItem("Prompt template file", p.template),
+		widget.NewFormItem("Stored template", p.storedTemplate),
 		widget.NewFormItem("Tag names", container.NewGridWithColumns(4, p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer)),
 	)
 	p.form.Items[5].HintText = "with saved endpoints checked, the URL fields above are not used"
@@ -205,6 +222,7 @@ func newRunPanel(u *UI) *runPanel {
 		[]float32{80, 90, 80, 70, 80, 80, 130, 110})
 
 	p.previewBt = widget.NewButton("Preview", p.preview)
+	p.truncateBt = widget.NewButton("Preset: MEM1 truncate", p.applyTruncate)
 	p.importBt = widget.NewButton("Import TOML…", p.askImport)
 	p.exportBt = widget.NewButton("Export TOML…", p.askExport)
 	p.plan = widget.NewLabel("Preview shows how many rollouts the grid makes.")
@@ -225,7 +243,8 @@ func newRunPanel(u *UI) *runPanel {
 	p.offerBox = container.NewVBox(p.offer, container.NewHBox(p.resumeBt, p.freshBt))
 	p.offerBox.Hide()
 
-	buttons := container.NewHBox(p.runBt, p.cancelBt, p.previewBt, p.importBt, p.exportBt)
+	buttons := container.NewVBox(container.NewHBox(p.runBt, p.cancelBt, p.previewBt, p.importBt, p.exportBt),
+		container.NewHBox(p.truncateBt))
 	left := container.NewVScroll(container.NewVBox(p.form, buttons, p.errors, p.offerBox))
 	right := container.NewBorder(
 		container.NewVBox(widget.NewLabelWithStyle("Grid", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
@@ -255,6 +274,7 @@ func (p *runPanel) reloadDatasets() {
 			names[i] = d.Name
 		}
 		p.reloadProfiles()
+		p.reloadTemplates()
 		cur := p.dataset.Selected
 		var keep []string
 		for _, n := range p.sources.Selected {
@@ -275,6 +295,56 @@ func (p *runPanel) reloadDatasets() {
 			p.dataset.ClearSelected()
 		}
 	})
+}
+
+// reloadTemplates offers the store's templates in the Stored template select,
+// keeping the current choice when it still exists.
+func (p *runPanel) reloadTemplates() {
+	tl, ok := p.u.deps.Store.(templateLister)
+	if !ok {
+		return
+	}
+	background(p.u, func(ctx context.Context) ([]storage.StoredTemplate, error) {
+		return tl.Templates(ctx)
+	}, func(ts []storage.StoredTemplate, err error) {
+		if err != nil {
+			p.status.SetText("Could not list templates: " + err.Error())
+			return
+		}
+		opts := []string{noStoredTemplate}
+		for _, t := range ts {
+			opts = append(opts, t.Name)
+		}
+		cur := p.storedTemplate.Selected
+		p.storedTemplate.SetOptions(opts)
+		if contains(opts, cur) {
+			p.storedTemplate.SetSelected(cur)
+		} else {
+			p.storedTemplate.SetSelected(noStoredTemplate)
+		}
+	})
+}
+
+// applyTruncate fills the form with MEM1's "truncate" rows
+// (experiments.TruncatePreset): an instruct model through the consolidating
+// pipeline in completions mode, on the stored MEM1 training prompt when one is
+// kept under experiments.TruncateTemplateName.
+func (p *runPanel) applyTruncate() {
+	cfg, err := p.config()
+	if err != nil {
+		// Start from the defaults when the form does not parse yet.
+		cfg = p.u.deps.DefaultRun
+	}
+	cfg = experiments.TruncatePreset(cfg)
+	if !contains(p.storedTemplate.Options, cfg.TemplateName) {
+		cfg.TemplateName = ""
+	}
+	p.setConfig(cfg)
+	msg := "Truncate preset: " + cfg.Model + ", policy mem1, completions mode."
+	if cfg.TemplateName == "" {
+		msg += " Import MEM1's training prompt as \"" + experiments.TruncateTemplateName + "\" (mem1lab template import) to run it on that prompt."
+	}
+	p.status.SetText(msg)
 }
 
 // showSources shows the dataset checkboxes when Compose is mixed, the Dataset
@@ -415,6 +485,10 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 		cfg.ObjectivesGrid = objs
 	}
 	cfg.Template = strings.TrimSpace(p.template.Text)
+	cfg.TemplateName, cfg.TemplateSHA256, cfg.TemplateText = "", "", ""
+	if sel := p.storedTemplate.Selected; sel != "" && sel != noStoredTemplate {
+		cfg.TemplateName = sel
+	}
 	cfg.Tags = nil
 	tn := experiments.TagNames{Think: strings.TrimSpace(p.tagThink.Text), Search: strings.TrimSpace(p.tagSearch.Text),
 		Information: strings.TrimSpace(p.tagInfo.Text), Answer: strings.TrimSpace(p.tagAnswer.Text)}
@@ -451,10 +525,10 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	if cfg.Temperature, ok = floatField("Temperature", p.temperature); ok && cfg.Temperature < 0 {
 		bad("Temperature must be 0 or more (got %g)", cfg.Temperature)
 	}
-	if cfg.TopP, ok = floatField("Top-p", p.topP); ok && (cfg.TopP <= 0 || cfg.TopP > 1) {
-		bad("Top-p must be more than 0 and at most 1 (got %g)", cfg.TopP)
+	if cfg.TopP, ok = floatField("Top-p", p.topP); ok && (cfg.TopP < 0 || cfg.TopP > 1) {
+		bad("Top-p must be 0 (not sent) or more, and at most 1 (got %g)", cfg.TopP)
 	}
-	cfg.MaxTokens = intField("Max tokens", p.maxTokens, 1)
+	cfg.MaxTokens = intField("Max tokens", p.maxTokens, 0)
 	if v, ok := floatField("Requests/s", p.rps); ok {
 		if v < 0 {
 			bad("Requests/s must be 0 (no cap) or more (got %g)", v)
@@ -507,7 +581,13 @@ func (p *runPanel) start() {
 	}
 	p.runBt.Disable()
 	background(p.u, func(ctx context.Context) (storage.ExperimentRow, error) {
-		ids, err := hl.ExperimentsByHash(ctx, cfg.Hash())
+		// A stored template enters the hash by content.
+		src, _ := p.u.deps.Store.(experiments.TemplateSource)
+		rc, err := experiments.ResolveTemplate(ctx, src, cfg)
+		if err != nil {
+			return storage.ExperimentRow{}, err
+		}
+		ids, err := hl.ExperimentsByHash(ctx, rc.Hash())
 		if err != nil {
 			return storage.ExperimentRow{}, err
 		}
@@ -744,7 +824,12 @@ func (p *runPanel) preview() {
 		if err != nil {
 			return result{}, err
 		}
-		prompt, err := experiments.PreviewPrompt(cfg, plan.Tasks[0])
+		src, _ := p.u.deps.Store.(experiments.TemplateSource)
+		rc, err := experiments.ResolveTemplate(ctx, src, cfg)
+		if err != nil {
+			return result{}, err
+		}
+		prompt, err := experiments.PreviewPrompt(rc, plan.Tasks[0])
 		return result{plan, prompt}, err
 	}, func(r result, err error) {
 		if err != nil {
@@ -848,6 +933,14 @@ func (p *runPanel) setConfig(cfg experiments.RunConfig) {
 	p.maxTokens.SetText(strconv.Itoa(cfg.MaxTokens))
 	p.template.SetText(cfg.Template)
 	p.setRetriever(cfg.Retriever)
+	if cfg.TemplateName != "" {
+		if !contains(p.storedTemplate.Options, cfg.TemplateName) {
+			p.storedTemplate.SetOptions(append(p.storedTemplate.Options, cfg.TemplateName))
+		}
+		p.storedTemplate.SetSelected(cfg.TemplateName)
+	} else {
+		p.storedTemplate.SetSelected(noStoredTemplate)
+	}
 	tags := cfg.CoreTags()
 	p.tagThink.SetText(tags.Think)
 	p.tagSearch.SetText(tags.Search)

@@ -529,6 +529,9 @@ func (p *tracePanel) requestParams(t core.Turn) string {
 	fmt.Fprintf(&b, "rollout %d · turn %d · model %s · policy %s\n", p.detail.ID, t.Index+1, p.detail.Model, p.detail.Policy)
 	fmt.Fprintf(&b, "prompt_tokens %d · completion_tokens %d · usage reported %v · finish_reason %q · latency %s · retrieval %s\n",
 		t.PromptTokens, t.CompletionTokens, t.UsageReported, t.FinishReason, t.Latency, t.RetrievalLatency)
+	if t.RawResponse != "" && t.RawResponse != t.Response {
+		fmt.Fprintf(&b, "raw response as the server sent it (stripped, closing tag restored above): %q\n", t.RawResponse)
+	}
 	if p.config != "" {
 		var v any
 		if json.Unmarshal([]byte(p.config), &v) == nil {
@@ -636,6 +639,10 @@ func (p *tracePanel) showAnswers() {
 		}
 		if s.Unbalanced {
 			t += " · unbalanced answer tags (scored 0)"
+		}
+		if e := s.EvalPy; e != nil {
+			// eval.py reads turns 1–10 only (and the t/r/i fields); say what it would report.
+			t += fmt.Sprintf(" · MEM1 eval.py reads: EM %g · F1 %.2f", e.EM, e.F1)
 		}
 		p.totals.SetText(t)
 	}

@@ -169,7 +169,7 @@ func TestRunFormValidation(t *testing.T) {
 	for _, part := range []string{
 		`Objectives: "two" is not a whole number`,
 		`Temperature: "hot" is not a number`,
-		`Top-p must be more than 0 and at most 1 (got 1.5)`,
+		`Top-p must be 0 (not sent) or more, and at most 1 (got 1.5)`,
 		`Concurrency must be at least 1 (got 0)`,
 		`Seed: "1e3" is not a whole number`,
 		`Endpoint URL: "localhost:8000" is not an http(s) URL`,

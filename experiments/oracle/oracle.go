@@ -126,6 +126,7 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// turn the carried exchanges.
 		_, rest, _ := strings.Cut(p, "<|im_start|>user\n")
 		prompt, carried, _ = strings.Cut(rest, "<|im_end|>\n<|im_start|>assistant\n")
+		prompt = strings.TrimSuffix(prompt, "<|im_end|>\n<|im_start|>assistant\n")
 		sent = len(p)
 	} else {
 		seenUser := false
@@ -138,6 +139,14 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			default:
 				carried += m.Content
 			}
+		}
+	}
+	if carried == "" {
+		// The "full" policy sends prompt and carried text as one user turn;
+		// the agent's own replies open with "<think>\n", which the prompts
+		// never contain.
+		if i := strings.Index(prompt, "<think>\n"); i >= 0 {
+			prompt, carried = prompt[:i], prompt[i:]
 		}
 	}
 	text := a.Act(prompt, carried, req.Stop)
