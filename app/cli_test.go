@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mem1lab/mem1lab/experiments/oracle"
+	"github.com/mem1lab/mem1lab/internal/fixture"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -34,7 +35,7 @@ func needRaw(t *testing.T, name string) string {
 	t.Helper()
 	p := filepath.Join(rawDir, name)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared QA bundle not found: %v", err)
+		fixture.Missing(t, "shared QA bundle not found: %v", err)
 	}
 	return p
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mem1lab/mem1lab/internal/fixture"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -30,7 +31,7 @@ var (
 func bundleStore(t *testing.T) *storage.Store {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(bundleDir, "unified", "questions.jsonl")); err != nil {
-		t.Skipf("qa-bundle not found at %s: %v", bundleDir, err)
+		fixture.Missing(t, "qa-bundle not found at %s: %v", bundleDir, err)
 	}
 	bundleOnce.Do(func() {
 		bundleTmp, bundleErr = os.MkdirTemp("", "mem1lab-experiments-")
