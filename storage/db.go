@@ -39,6 +39,8 @@ type Store struct {
 	path string
 	w    *sql.DB // one connection, the only writer
 	r    *sql.DB // read-only pool
+
+	contexts lastContexts // the last appended context per rollout (see contexts.go)
 }
 
 // Open opens (creating if needed, with its parent directory) the store at path and

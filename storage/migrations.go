@@ -219,6 +219,16 @@ CREATE TABLE endpoint_profiles (
 	updated_at   TEXT NOT NULL
 ) WITHOUT ROWID;
 `,
+	// turn contexts as deltas (see contexts.go): context now holds what follows
+	// the first ctx_prefix bytes of turn ctx_base's full context (ctx_base NULL:
+	// context is the whole text, as on every row written before this migration,
+	// which keep it); ctx_sha256 is the hex SHA-256 of the full context, '' on
+	// those older rows.
+	`
+ALTER TABLE turns ADD COLUMN ctx_base INTEGER CHECK (ctx_base IS NULL OR ctx_base >= 0);
+ALTER TABLE turns ADD COLUMN ctx_prefix INTEGER NOT NULL DEFAULT 0 CHECK (ctx_prefix >= 0);
+ALTER TABLE turns ADD COLUMN ctx_sha256 TEXT NOT NULL DEFAULT '';
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.
