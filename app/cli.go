@@ -232,7 +232,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.Compose, "compose", cfg.Compose, "composition rule: consecutive (MEM1), random, or mixed (objectives from the --dataset list in turn)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition")
 	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full or window:K; a list such as mem1,full runs one setting per policy")
-	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "max turns per rollout (0 = 6 up to 4 objectives, 20 beyond)")
+	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, fmt.Sprintf("max turns per rollout, at most %d (0 = 6 up to 4 objectives, 20 beyond)", experiments.MaxTurnsLimit))
 	fs.IntVar(&cfg.TopK, "top-k", cfg.TopK, "passages per search")
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
