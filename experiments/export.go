@@ -296,7 +296,7 @@ func WriteTrajectoriesJSONL(ctx context.Context, w io.Writer, st ExportStore, ex
 		}
 		tmpl := core.DefaultTemplate()
 		if cfg := experimentConfig(e); cfg.Template != "" {
-			if t, err := core.LoadTemplate(cfg.Template); err == nil {
+			if t, err := LoadTemplate(cfg.Template); err == nil {
 				tmpl = t
 			}
 		}
