@@ -152,6 +152,21 @@ func openExisting(path string) (*storage.Store, error) {
 	return storage.Open(path)
 }
 
+// openReading opens an existing store for a command that only reads it (ls,
+// show, export, plot): read-only, so a store the user may not write (or one on
+// a read-only disk) still opens. A store from an older build is migrated first
+// through a read-write open, which needs write access.
+func openReading(path string) (*storage.Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	st, err := storage.OpenReadOnly(path)
+	if errors.Is(err, storage.ErrNeedsMigration) {
+		return storage.Open(path)
+	}
+	return st, err
+}
+
 func (c *CLI) cmdImport(ctx context.Context, args []string) error {
 	fs := c.flags("import")
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
@@ -521,7 +536,7 @@ func (c *CLI) cmdLs(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, err := openExisting(*db)
+	st, err := openReading(*db)
 	if err != nil {
 		return err
 	}
@@ -552,7 +567,7 @@ func (c *CLI) cmdShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("rollout id %q is not a number", fs.Arg(0))
 	}
-	st, err := openExisting(*db)
+	st, err := openReading(*db)
 	if err != nil {
 		return err
 	}
