@@ -92,7 +92,7 @@ func RunGUI(opts GUIOptions) error {
 	defer st.Close()
 
 	a := fyneapp.NewWithID(AppID)
-	a.SetIcon(assets.Icon)
+	a.SetIcon(fyne.NewStaticResource(assets.IconName, assets.IconPNG))
 	win := a.NewWindow("mem1lab")
 	ui := views.NewUI(views.Deps{
 		Store:      st,

@@ -18,11 +18,10 @@ import (
 var bundleDir = filepath.Join("..", "..", "shared", "data", "qa-bundle")
 
 var (
-	bundleOnce  sync.Once
-	bundleSt    *storage.Store
-	bundleErr   error
-	bundleTmp   string
-	bundleMutex sync.Mutex
+	bundleOnce sync.Once
+	bundleSt   *storage.Store
+	bundleErr  error
+	bundleTmp  string
 )
 
 // bundleStore returns a store with the real bundle imported, shared by the

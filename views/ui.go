@@ -151,7 +151,7 @@ func NewUI(d Deps) *UI {
 		func() int { return len(Screens) },
 		func() fyne.CanvasObject { return widget.NewLabel("New experiment") },
 		func(id widget.ListItemID, o fyne.CanvasObject) {
-			o.(*widget.Label).SetText(fmt.Sprintf("%s", Screens[id]))
+			o.(*widget.Label).SetText(Screens[id])
 		},
 	)
 	u.nav.OnSelected = func(id widget.ListItemID) {
