@@ -54,6 +54,9 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "closing store:", err)
 		}
 	}
+	if bubbleDB != "" {
+		_ = os.RemoveAll(filepath.Dir(bubbleDB))
+	}
 	if bundleTmp != "" {
 		_ = os.RemoveAll(bundleTmp)
 	}
