@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -372,44 +371,57 @@ func (c *countingServer) count() int {
 }
 
 // TestTwoEndpointsShareLoad: two endpoints serving one model with
-// concurrency 1 and 3 take a quarter and three quarters of the rollouts.
+// concurrency 1 and 3 take a quarter and three quarters of the rollouts. In a
+// synctest bubble both answer in exactly 25 ms of fake time, so the share
+// does not depend on how the machine schedules the test.
 func TestTwoEndpointsShareLoad(t *testing.T) {
-	st := bundleStore(t)
-	ctx := context.Background()
-	qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
-	require.NoError(t, err)
-	ag := oracle.New(qs)
-	a := &countingServer{next: ag, latency: 25 * time.Millisecond}
-	b := &countingServer{next: ag, latency: 25 * time.Millisecond}
-	sa, sb := httptest.NewServer(a), httptest.NewServer(b)
-	defer sa.Close()
-	defer sb.Close()
-	cfg := DefaultRunConfig()
-	cfg.Objectives, cfg.Tasks = 1, 120
-	cfg.Endpoints = []EndpointProfile{
-		{Name: "gpu-a", URL: sa.URL + "/v1", Model: oracle.ModelName, Mode: ModeCompletions, Concurrency: 1},
-		{Name: "gpu-b", URL: sb.URL + "/v1", Model: oracle.ModelName, Mode: ModeCompletions, Concurrency: 3},
-	}
-	var last Progress
-	sum, err := (&Runner{Store: st, Env: st}).Run(ctx, cfg, func(p Progress) { last = p })
-	require.NoError(t, err)
-	rows := assertSettled(t, st, sum.Experiment, 120)
-	runs, err := st.RolloutRuns(ctx, sum.Experiment)
-	require.NoError(t, err)
-	per := map[string]int{}
-	for _, r := range runs {
-		per[r.Endpoint]++
-	}
-	for _, r := range rows {
-		assert.Equal(t, storage.StatusDone, r.Status)
-	}
-	shareB := float64(b.count()) / float64(a.count()+b.count())
-	t.Logf("requests: a %d, b %d (share of b %.3f, want 0.75); rollouts %v", a.count(), b.count(), shareB, per)
-	assert.InDelta(t, 0.75, shareB, 0.075, "within 10%% of the concurrency share")
-	assert.Equal(t, 120, per["gpu-a"]+per["gpu-b"])
-	require.Len(t, last.Endpoints, 2)
-	assert.Equal(t, a.count(), last.Endpoints[0].Requests)
-	assert.Equal(t, b.count(), last.Endpoints[1].Requests)
+	path := bubbleStoreFile(t)
+	synctest.Test(t, func(t *testing.T) {
+		st := openBubbleStore(t, path)
+		defer st.Close()
+		ctx := context.Background()
+		qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
+		require.NoError(t, err)
+		ag := oracle.New(qs)
+		a := &countingServer{next: ag, latency: 25 * time.Millisecond}
+		b := &countingServer{next: ag, latency: 25 * time.Millisecond}
+		modelA, stopA := serveMem(a)
+		defer stopA()
+		modelB, stopB := serveMem(b)
+		defer stopB()
+		cfg := DefaultRunConfig()
+		cfg.Objectives, cfg.Tasks = 1, 120
+		cfg.Endpoints = []EndpointProfile{
+			{Name: "gpu-a", URL: "http://a.mem.test/v1", Model: oracle.ModelName, Mode: ModeCompletions, Concurrency: 1},
+			{Name: "gpu-b", URL: "http://b.mem.test/v1", Model: oracle.ModelName, Mode: ModeCompletions, Concurrency: 3},
+		}
+		newModel := func(c RunConfig) (core.Model, error) {
+			if strings.Contains(c.Endpoint, "//a.") {
+				return modelA(c)
+			}
+			return modelB(c)
+		}
+		var last Progress
+		sum, err := (&Runner{Store: st, Env: st, NewModel: newModel}).Run(ctx, cfg, func(p Progress) { last = p })
+		require.NoError(t, err)
+		rows := assertSettled(t, st, sum.Experiment, 120)
+		runs, err := st.RolloutRuns(ctx, sum.Experiment)
+		require.NoError(t, err)
+		per := map[string]int{}
+		for _, r := range runs {
+			per[r.Endpoint]++
+		}
+		for _, r := range rows {
+			assert.Equal(t, storage.StatusDone, r.Status)
+		}
+		shareB := float64(b.count()) / float64(a.count()+b.count())
+		t.Logf("requests: a %d, b %d (share of b %.3f, want 0.75); rollouts %v", a.count(), b.count(), shareB, per)
+		assert.InDelta(t, 0.75, shareB, 0.075, "within 10%% of the concurrency share")
+		assert.Equal(t, 120, per["gpu-a"]+per["gpu-b"])
+		require.Len(t, last.Endpoints, 2)
+		assert.Equal(t, a.count(), last.Endpoints[0].Requests)
+		assert.Equal(t, b.count(), last.Endpoints[1].Requests)
+	})
 }
 
 // TestRateLimitHolds: an endpoint capped at 40 requests per second with
@@ -449,80 +461,82 @@ func TestRateLimitHolds(t *testing.T) {
 
 // TestPauseResumeCancelAndResumeFromStore: pause stops new calls, resume lets
 // them go on, cancel ends the run, and Resume finishes it with every rollout
-// done once and its turns contiguous.
+// done once and its turns contiguous. It runs in a synctest bubble: "nothing
+// starts while paused" is checked over fake seconds after the bubble settles,
+// not by sleeping.
 func TestPauseResumeCancelAndResumeFromStore(t *testing.T) {
-	st := bundleStore(t)
+	path := bubbleStoreFile(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	ctx := context.Background()
-	qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
-	require.NoError(t, err)
-	c := &countingServer{next: oracle.New(qs), latency: 5 * time.Millisecond}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
-	cfg := DefaultRunConfig()
-	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency = srv.URL+"/v1", oracle.ModelName, 2, 30, 3
-	r := &Runner{Store: st, Env: st, Heartbeat: 20 * time.Millisecond}
-	expID, err := r.Create(ctx, cfg)
-	require.NoError(t, err)
+	synctest.Test(t, func(t *testing.T) {
+		st := openBubbleStore(t, path)
+		defer st.Close()
+		ctx := context.Background()
+		qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
+		require.NoError(t, err)
+		c := &countingServer{next: oracle.New(qs), latency: 5 * time.Millisecond}
+		newModel, stop := serveMem(c)
+		defer stop()
+		cfg := DefaultRunConfig()
+		cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency = memURL, oracle.ModelName, 2, 30, 3
+		r := &Runner{Store: st, Env: st, Heartbeat: 20 * time.Millisecond, NewModel: newModel}
+		expID, err := r.Create(ctx, cfg)
+		require.NoError(t, err)
 
-	turns := make(chan Progress, 1000)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := r.Resume(ctx, expID, func(p Progress) { turns <- p })
-		errc <- err
-	}()
-	for p := range turns {
-		if p.Turns >= 10 {
-			break
+		turns := make(chan Progress, 1000)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := r.Resume(ctx, expID, func(p Progress) { turns <- p })
+			errc <- err
+		}()
+		for p := range turns {
+			if p.Turns >= 10 {
+				break
+			}
 		}
-	}
-	require.NoError(t, r.Control(ctx, expID, "pause"))
-	running, paused := r.Active(expID)
-	assert.True(t, running)
-	assert.True(t, paused)
-	// Calls already past the gate finish; then nothing new starts.
-	before := c.count()
-	for i := 0; i < 20; i++ {
-		time.Sleep(100 * time.Millisecond)
-		if n := c.count(); n != before {
-			before = n
-			continue
-		}
-		break
-	}
-	time.Sleep(300 * time.Millisecond)
-	assert.Equal(t, before, c.count(), "no call starts while paused")
-	e, err := st.Experiment(ctx, expID)
-	require.NoError(t, err)
-	assert.Equal(t, StatusPaused, e.Status)
+		require.NoError(t, r.Control(ctx, expID, "pause"))
+		running, paused := r.Active(expID)
+		assert.True(t, running)
+		assert.True(t, paused)
+		// Calls already past the gate finish within a fake second; then nothing new starts.
+		time.Sleep(time.Second)
+		synctest.Wait()
+		before := c.count()
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		assert.Equal(t, before, c.count(), "no call starts while paused")
+		e, err := st.Experiment(ctx, expID)
+		require.NoError(t, err)
+		assert.Equal(t, StatusPaused, e.Status)
 
-	require.NoError(t, r.Control(ctx, expID, "resume"))
-	for p := range turns {
-		if p.Turns >= 30 {
-			break
+		require.NoError(t, r.Control(ctx, expID, "resume"))
+		for p := range turns {
+			if p.Turns >= 30 {
+				break
+			}
 		}
-	}
-	// Cancel through the store, as `mem1lab cancel` does from another process.
-	require.NoError(t, st.SetExperimentControl(ctx, expID, "cancel"))
-	go func() {
-		for range turns {
-		}
-	}()
-	err = <-errc
-	require.ErrorIs(t, err, context.Canceled)
-	e, err = st.Experiment(ctx, expID)
-	require.NoError(t, err)
-	assert.Equal(t, storage.StatusCancelled, e.Status)
-	assert.Less(t, e.Done, 30)
+		assert.Greater(t, c.count(), before, "calls go on after resume")
+		// Cancel through the store, as `mem1lab cancel` does from another process.
+		require.NoError(t, st.SetExperimentControl(ctx, expID, "cancel"))
+		go func() {
+			for range turns {
+			}
+		}()
+		err = <-errc
+		require.ErrorIs(t, err, context.Canceled)
+		e, err = st.Experiment(ctx, expID)
+		require.NoError(t, err)
+		assert.Equal(t, storage.StatusCancelled, e.Status)
+		assert.Less(t, e.Done, 30)
 
-	sum, err := (&Runner{Store: st, Env: st}).Resume(ctx, expID, nil)
-	require.NoError(t, err)
-	rows := assertSettled(t, st, sum.Experiment, 30)
-	for _, row := range rows {
-		assert.Equal(t, storage.StatusDone, row.Status)
-		assert.Equal(t, 3, row.Turns, "two searches and the answer, none twice")
-	}
-	close(turns)
+		sum, err := (&Runner{Store: st, Env: st, NewModel: newModel}).Resume(ctx, expID, nil)
+		require.NoError(t, err)
+		rows := assertSettled(t, st, sum.Experiment, 30)
+		for _, row := range rows {
+			assert.Equal(t, storage.StatusDone, row.Status)
+			assert.Equal(t, 3, row.Turns, "two searches and the answer, none twice")
+		}
+		close(turns)
+	})
 }
 
 // TestResumeRefusesALiveOwner: a lease refreshed by a live process is not taken.
