@@ -89,3 +89,23 @@ func TestGUIStoreReadOnly(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, ok)
 }
+
+// `mem1lab import` fails (exit 1, file named) on an empty file and on a raw
+// HotpotQA file with a repeated question id, instead of "imported 0 questions".
+func TestImportRefusesEmptyAndDuplicateFiles(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "lab.db")
+	empty := filepath.Join(dir, "empty.jsonl")
+	require.NoError(t, os.WriteFile(empty, []byte("\n\n"), 0o644))
+	code, out, errOut := run(t, "import", "--db", db, "--nq", empty)
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, errOut, empty)
+	assert.Contains(t, errOut, "no records")
+
+	row := `{"id": "dup", "question": "q?", "answer": "a", "supporting_facts": {"title": ["A"], "sent_id": [0]}, "context": {"title": ["A"], "sentences": [["a fact."]]}}`
+	hp := filepath.Join(dir, "hp.jsonl")
+	require.NoError(t, os.WriteFile(hp, []byte(row+"\n"+row+"\n"), 0o644))
+	code, out, errOut = run(t, "import", "--db", db, "--hotpot", hp)
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, errOut, hp+`:2: duplicate question id "hotpotqa:dup": first on line 1`)
+}

@@ -52,7 +52,7 @@ type LineScore struct {
 }
 
 // ReadTrajectoriesJSONL reads a MEM1 trajectory file. Blank lines are skipped.
-// Errors are "path:line: reason": not a JSON object, a t/r/i or q field that is
+// Errors are "path:line: reason": bytes that are not UTF-8, not a JSON object, a t/r/i or q field that is
 // not a string, or a missing, empty or malformed Golden_answer.
 func ReadTrajectoriesJSONL(path string) ([]Trajectory, error) {
 	f, err := os.Open(path)
@@ -64,6 +64,9 @@ func ReadTrajectoriesJSONL(path string) ([]Trajectory, error) {
 	var out []Trajectory
 	for line := 1; ; line++ {
 		data, rerr := rd.ReadBytes('\n')
+		if _, bad := core.InvalidUTF8Line(string(data)); bad {
+			return nil, fmt.Errorf("%s:%d: not valid UTF-8", path, line)
+		}
 		if len(bytes.TrimSpace(data)) > 0 {
 			t, err := parseTrajectory(data)
 			if err != nil {
