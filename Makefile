@@ -5,9 +5,12 @@ TESTTAGS  := ci,sqlite_fts5
 BUNDLE    ?= $(abspath $(CURDIR)/../shared/data/qa-bundle)
 BIN       := bin/mem1lab
 PKGS      := ./...
+# staticcheck, pinned; v0.8.x is the release line that understands Go 1.26.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 export CGO_ENABLED := 1
 
-.PHONY: run build test vet bench fuzz screenshot deps deps-gui deps-screenshot clean
+.PHONY: run build test vet lint staticcheck bench fuzz screenshot deps deps-gui deps-screenshot clean
 
 ## run: install what the desktop build needs, build, and open the app on the default store
 run: build
@@ -17,12 +20,22 @@ run: build
 build: deps-gui
 	$(GO) build -tags $(TAGS) -o $(BIN) .
 
-## test: go vet, every unit and integration test (race detector on, Fyne's in-memory
-## driver), then the one Xvfb smoke test of the real desktop build
-test: deps-screenshot
+## test: go vet, staticcheck, every unit and integration test (race detector on, Fyne's
+## in-memory driver; the import rules are TestImportRules in ./internal/importrules), then
+## the one Xvfb smoke test of the real desktop build
+test: deps-screenshot lint
 	$(GO) vet -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -count=1 -tags smoke,$(TAGS) -run TestSmoke ./app
+
+## lint: staticcheck at the pinned version (installed with go install when missing or another version)
+lint: staticcheck
+	$(STATICCHECK) -tags $(TESTTAGS) $(PKGS)
+	$(STATICCHECK) -tags smoke,$(TAGS) ./app
+
+staticcheck:
+	@$(STATICCHECK) -version 2>/dev/null | grep -qF '($(patsubst v%,%,$(STATICCHECK_VERSION)))' || \
+		$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 ## bench: speed and memory benchmarks, reported (never asserted)
 bench: deps

@@ -169,6 +169,21 @@ func openLab(path string) (*storage.Store, error) {
 	return st, nil
 }
 
+// openReading opens an existing store for a command that only reads it (ls,
+// show, export, plot): read-only, so a store the user may not write (or one on
+// a read-only disk) still opens. A store from an older build is migrated first
+// through a read-write open, which needs write access.
+func openReading(path string) (*storage.Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	st, err := storage.OpenReadOnly(path)
+	if errors.Is(err, storage.ErrNeedsMigration) {
+		return storage.Open(path)
+	}
+	return st, err
+}
+
 func (c *CLI) cmdImport(ctx context.Context, args []string) error {
 	fs := c.flags("import")
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
@@ -250,7 +265,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition and --sample")
 	fs.IntVar(&cfg.Sample, "sample", cfg.Sample, "keep a random sample of K composed tasks, drawn as MEM1's rollout script does (pandas sample, random_state = --seed); 0 = all")
 	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full (MEM1's full-history layout: one user message), full:messages or window:K; a list such as mem1,full runs one setting per policy")
-	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "max turns per rollout (0 = 6 up to 4 objectives, 20 beyond)")
+	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, fmt.Sprintf("max turns per rollout, at most %d (0 = 6 up to 4 objectives, 20 beyond)", experiments.MaxTurnsLimit))
 	fs.IntVar(&cfg.TopK, "top-k", cfg.TopK, "passages per search")
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
 	fs.StringVar(&cfg.TemplateName, "template-name", cfg.TemplateName, "prompt template kept in the store (see `mem1lab template import`), recorded by content hash")
@@ -570,7 +585,7 @@ func (c *CLI) cmdLs(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, err := openExisting(*db)
+	st, err := openReading(*db)
 	if err != nil {
 		return err
 	}
@@ -601,7 +616,7 @@ func (c *CLI) cmdShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("rollout id %q is not a number", fs.Arg(0))
 	}
-	st, err := openExisting(*db)
+	st, err := openReading(*db)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/tiktoken-go/tokenizer"
 
 	"github.com/mem1lab/mem1lab/experiments/oracle"
+	"github.com/mem1lab/mem1lab/internal/fixture"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -35,10 +36,7 @@ func needRaw(t *testing.T, name string) string {
 	t.Helper()
 	p := filepath.Join(rawDir, name)
 	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("shared QA bundle missing with CI set: %v", err)
-		}
-		t.Skipf("shared QA bundle not found: %v", err)
+		fixture.Missing(t, "shared QA bundle not found: %v", err)
 	}
 	return p
 }

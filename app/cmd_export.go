@@ -100,7 +100,7 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	if *out == "" {
 		return errors.New("--out FILE is required (- for stdout)")
 	}
-	st, err := openExisting(*db)
+	st, err := openReading(*db)
 	if err != nil {
 		return err
 	}

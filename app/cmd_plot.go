@@ -58,7 +58,7 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	if *dpi < 10 || *dpi > 2400 {
 		return fmt.Errorf("--dpi %d: want 10..2400", *dpi)
 	}
-	st, err := openExisting(*db)
+	st, err := openReading(*db)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -38,7 +38,7 @@ func (c *CLI) cmdTemplate(ctx context.Context, args []string) error {
 		if file == "" {
 			return errors.New("template import: want a FILE")
 		}
-		tmpl, err := core.LoadTemplate(file)
+		tmpl, err := experiments.LoadTemplate(file)
 		if err != nil {
 			return err
 		}

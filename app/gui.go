@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"os"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,9 @@ type GUIOptions struct {
 	Experiments []int64
 	Width       float32
 	Height      float32
+	// ReadOnly opens the store read-only (--read-only); a store that cannot be
+	// opened for writing is opened read-only anyway. Either way a banner says so.
+	ReadOnly bool
 }
 
 func (c *CLI) runGUI(args []string) int {
@@ -44,6 +48,7 @@ func (c *CLI) runGUI(args []string) int {
 	fs.Int64Var(&opts.Rollout, "rollout", 0, "rollout id to open in Trace (with --screen Compare: in Compare)")
 	fs.StringVar(&opts.Chart, "chart", "", "chart to open in Charts: accuracy, peak, context, frontier, time, turns or pair")
 	fs.BoolVar(&opts.Overlay, "overlay", false, "with --chart: overlay the MEM1 paper's Table 1")
+	fs.BoolVar(&opts.ReadOnly, "read-only", false, "open the store read-only: browse, search, chart and export, but run nothing")
 	exps := fs.String("experiments", "", "with --chart: comma-separated experiment ids to include (default: all)")
 	w := fs.Float64("width", 1280, "window width")
 	h := fs.Float64("height", 820, "window height")
@@ -82,7 +87,7 @@ func (c *CLI) runGUI(args []string) int {
 // written before they existed are computed in the background too
 // (experiments.BackfillPaperMetrics); screens show them once loaded again.
 func RunGUI(opts GUIOptions) error {
-	st, err := storage.Open(opts.DB)
+	st, readOnly, err := openGUIStore(opts.DB, opts.ReadOnly)
 	if err != nil {
 		return err
 	}
@@ -96,13 +101,14 @@ func RunGUI(opts GUIOptions) error {
 	defer func() { stopBackfill(); <-backfillDone }()
 
 	a := fyneapp.NewWithID(AppID)
-	a.SetIcon(assets.Icon)
+	a.SetIcon(fyne.NewStaticResource(assets.IconName, assets.IconPNG))
 	win := a.NewWindow("mem1lab")
 	ui := views.NewUI(views.Deps{
 		Store:      st,
 		Runner:     &experiments.Runner{Store: st, Env: st},
 		Window:     win,
 		DefaultRun: experiments.DefaultRunConfig(),
+		ReadOnly:   readOnly,
 	})
 	win.SetContent(ui.Content())
 	win.SetMainMenu(fyne.NewMainMenu(fyne.NewMenu("File", trajectoriesMenuItem(win, st, ui))))
@@ -115,6 +121,9 @@ func RunGUI(opts GUIOptions) error {
 	bundle := opts.Bundle
 	if bundle == "" {
 		bundle = DefaultBundleDir()
+	}
+	if st.ReadOnly() {
+		bundle = "" // nothing can be imported
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -143,6 +152,38 @@ func RunGUI(opts GUIOptions) error {
 	win.ShowAndRun()
 	ui.Shutdown() // stops a local inference server the Endpoints screen started
 	return nil
+}
+
+// openGUIStore opens the desktop app's store: read-write, unless readOnly is
+// set or the store exists but cannot be opened for writing (a file or folder
+// the user may not write, a read-only disk), when it is opened read-only.
+// banner is "" for a read-write store, else the text of the read-only banner.
+func openGUIStore(path string, readOnly bool) (st *storage.Store, banner string, err error) {
+	if readOnly {
+		if st, err = openReading(path); err != nil {
+			return nil, "", err
+		}
+		if !st.ReadOnly() { // migrated first: reopen read-only
+			st.Close()
+			if st, err = storage.OpenReadOnly(path); err != nil {
+				return nil, "", err
+			}
+		}
+		return st, fmt.Sprintf("Read-only (--read-only): %s. Browse, search, chart and export; running and editing are off.", path), nil
+	}
+	st, err = storage.Open(path)
+	if err == nil {
+		return st, "", nil
+	}
+	if _, statErr := os.Stat(path); statErr != nil {
+		return nil, "", err // nothing to read either
+	}
+	ro, roErr := storage.OpenReadOnly(path)
+	if roErr != nil {
+		return nil, "", fmt.Errorf("%w (read-only: %v)", err, roErr)
+	}
+	return ro, fmt.Sprintf("Read-only: %s cannot be opened for writing (%v). Browse, search, chart and export; running and editing are off.",
+		path, err), nil
 }
 
 func importOnFirstStart(ctx context.Context, st *storage.Store, bundle string) error {

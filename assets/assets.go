@@ -1,17 +1,20 @@
 // Package assets embeds the app icon and the reference data drawn beside results.
+// It exposes bytes only and imports no Fyne, so headless packages (figures,
+// exports) can use it without linking the GUI toolkit; app wraps the icon in a
+// fyne.Resource.
 package assets
 
 import (
 	_ "embed"
-
-	"fyne.io/fyne/v2"
 )
 
+// IconPNG is the application icon, a 256×256 PNG file named IconName.
+//
 //go:embed icon.png
-var iconPNG []byte
+var IconPNG []byte
 
-// Icon is the application icon (256×256 PNG).
-var Icon = fyne.NewStaticResource("icon.png", iconPNG)
+// IconName is the icon's file name, for the resource that wraps IconPNG.
+const IconName = "icon.png"
 
 // MEM1Table1CSV is Table 1 of "MEM1: Learning to Synergize Memory and Reasoning for
 // Efficient Long-Horizon Agents" (Zhou et al., arXiv:2506.15841 v2) as CSV:

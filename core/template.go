@@ -3,8 +3,6 @@ package core
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"unicode/utf8"
 )
@@ -60,43 +58,31 @@ func DefaultTemplate() Template {
 }
 
 // ParseTemplate checks text and returns it as a Template. It fails when text
-// does not contain QuestionsSlot. The text is kept byte for byte.
+// does not contain QuestionsSlot or is not valid UTF-8 (a JSON request could not
+// carry it byte for byte; the error names the first bad line, see
+// InvalidUTF8Line). The text is kept byte for byte. Reading a template file is
+// the caller's job (experiments.LoadTemplate): core touches no files.
 func ParseTemplate(name, text string) (Template, error) {
+	if line, bad := InvalidUTF8Line(text); bad {
+		return Template{}, fmt.Errorf("template %q: line %d is not valid UTF-8, which a request cannot carry byte for byte", name, line)
+	}
 	if !strings.Contains(text, QuestionsSlot) {
 		return Template{}, fmt.Errorf("template %q: missing the %s slot", name, QuestionsSlot)
 	}
 	return Template{Name: name, Text: text}, nil
 }
 
-// LoadTemplate reads a template file. Its name is the file name without the
-// extension. Errors name the path: unreadable file, bytes that are not valid
-// UTF-8 (path:line of the first bad byte), or missing QuestionsSlot.
-func LoadTemplate(path string) (Template, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Template{}, fmt.Errorf("load template: %w", err)
-	}
-	if !utf8.Valid(data) {
-		line := 1
-		for i := 0; i < len(data); {
-			r, size := utf8.DecodeRune(data[i:])
-			if r == utf8.RuneError && size <= 1 {
-				break
-			}
-			if r == '\n' {
-				line++
-			}
-			i += size
+// InvalidUTF8Line returns the 1-based line (counting "\n") of the first byte of
+// text that is not valid UTF-8, and whether there is one.
+func InvalidUTF8Line(text string) (int, bool) {
+	for i := 0; i < len(text); {
+		r, size := utf8.DecodeRuneInString(text[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return 1 + strings.Count(text[:i], "\n"), true
 		}
-		return Template{}, fmt.Errorf("%s:%d: template is not valid UTF-8 text", path, line)
+		i += size
 	}
-	base := filepath.Base(path)
-	name := strings.TrimSuffix(base, filepath.Ext(base))
-	t, err := ParseTemplate(name, string(data))
-	if err != nil {
-		return Template{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return t, nil
+	return 0, false
 }
 
 // Render fills the template for task with the default tag names (DefaultTags).
@@ -108,7 +94,7 @@ func (t Template) Render(task Task) string {
 // RenderWith fills the template for task: QuestionsSlot becomes
 // JoinQuestions of the objectives' questions and the tag slots become the names
 // in tags. Everything else is copied byte for byte (line endings, whitespace,
-// invalid UTF-8 included). Tag names are not validated here; the turn loop
+// byte order marks included). Tag names are not validated here; the turn loop
 // validates them before rendering.
 func (t Template) RenderWith(task Task, tags Tags) string {
 	questions := make([]string, len(task.Objectives))

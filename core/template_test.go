@@ -1,8 +1,6 @@
 package core
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -54,39 +52,15 @@ func TestParseTemplate(t *testing.T) {
 	assert.Contains(t, err.Error(), QuestionsSlot)
 }
 
-func TestLoadTemplateRendersByteForByte(t *testing.T) {
-	dir := t.TempDir()
-	prefix := "\ufeffHead\r\n\t  spaced   \r\n🙂 Ünïcödé — ok\r\nQuestions:\t"
-	suffix := "\r\n\r\n  trailing \t \r\n"
-	path := filepath.Join(dir, "odd.prompt.txt")
-	require.NoError(t, os.WriteFile(path, []byte(prefix+QuestionsSlot+suffix), 0o600))
-
-	tpl, err := LoadTemplate(path)
-	require.NoError(t, err)
-	assert.Equal(t, "odd.prompt", tpl.Name)
-
-	got := tpl.Render(taskOf("first one", "second one?"))
-	assert.Equal(t, prefix+"first one?; second one?"+suffix, got)
-}
-
-func TestLoadTemplateErrors(t *testing.T) {
-	dir := t.TempDir()
-	_, err := LoadTemplate(filepath.Join(dir, "missing.txt"))
+func TestParseTemplateRefusesInvalidUTF8(t *testing.T) {
+	_, err := ParseTemplate("odd", "line one\nQuestions: {questions}\n\xff raw byte\n")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "missing.txt")
-
-	path := filepath.Join(dir, "noslot.txt")
-	require.NoError(t, os.WriteFile(path, []byte("no slot here"), 0o600))
-	_, err = LoadTemplate(path)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), path)
-
-	// A file that is not UTF-8 text is refused, naming the line of the bad byte.
-	bad := filepath.Join(dir, "latin1.txt")
-	require.NoError(t, os.WriteFile(bad, []byte("line one\nline two\nQ: {questions} caf\xe9\n"), 0o600))
-	_, err = LoadTemplate(bad)
-	require.ErrorContains(t, err, bad+":3:")
-	assert.ErrorContains(t, err, "UTF-8")
+	assert.Contains(t, err.Error(), `template "odd": line 3 is not valid UTF-8`)
+	line, bad := InvalidUTF8Line("ok\nok \xc3")
+	assert.True(t, bad)
+	assert.Equal(t, 2, line)
+	_, bad = InvalidUTF8Line("\ufeff🙂 Ünïcödé\r\n")
+	assert.False(t, bad)
 }
 
 func TestRenderSlotsAreSinglePass(t *testing.T) {

@@ -458,8 +458,8 @@ func (c RunConfig) Validate() error {
 	if _, err := core.PolicyByName(c.Policy); err != nil {
 		bad("policy", "%v", err)
 	}
-	if c.MaxTurns < 0 {
-		bad("max_turns", "%d: want ≥ 0 (0 = 6 up to 4 objectives, 20 beyond)", c.MaxTurns)
+	if c.MaxTurns < 0 || c.MaxTurns > MaxTurnsLimit {
+		bad("max_turns", "%d: want 0..%d (0 = 6 up to 4 objectives, 20 beyond)", c.MaxTurns, MaxTurnsLimit)
 	}
 	if c.TopK < 1 || c.TopK > 100 {
 		bad("top_k", "%d: want 1..100", c.TopK)
@@ -592,6 +592,11 @@ func (c RunConfig) Hash() string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// MaxTurnsLimit is the largest max_turns (--max-turns) Validate accepts: far
+// above MEM1's budgets (6 and 20 turns), and low enough that one rollout's
+// trace stays readable in Trace.
+const MaxTurnsLimit = 1000
 
 // MaxTurnsFor is the turn limit for an n-objective task: MaxTurns when set, else
 // MEM1's default (core.DefaultMaxTurns: 6 up to 4 objectives, 20 beyond).

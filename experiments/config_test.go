@@ -51,6 +51,18 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 	assert.NotContains(t, err.Error(), "temperature:")
 }
 
+func TestValidateBoundsMaxTurns(t *testing.T) {
+	c := DefaultRunConfig()
+	c.MaxTurns = MaxTurnsLimit
+	require.NoError(t, c.Validate())
+	c.MaxTurns = MaxTurnsLimit + 1
+	err := c.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "max_turns: 1001: want 0..1000")
+	c.MaxTurns = 70000
+	require.Error(t, c.Validate())
+}
+
 func writeFile(t *testing.T, body string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "run.toml")

@@ -82,13 +82,6 @@ func (e *endpointState) report(failed bool) {
 	}
 }
 
-// breakerOpen reports whether the endpoint is paused by its breaker now.
-func (e *endpointState) breakerOpen() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return time.Now().Before(e.openUntil)
-}
-
 // EndpointStats is one endpoint's share of a run so far.
 type EndpointStats struct {
 	Name     string

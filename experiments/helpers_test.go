@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mem1lab/mem1lab/internal/fixture"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -17,11 +18,10 @@ import (
 var bundleDir = filepath.Join("..", "..", "shared", "data", "qa-bundle")
 
 var (
-	bundleOnce  sync.Once
-	bundleSt    *storage.Store
-	bundleErr   error
-	bundleTmp   string
-	bundleMutex sync.Mutex
+	bundleOnce sync.Once
+	bundleSt   *storage.Store
+	bundleErr  error
+	bundleTmp  string
 )
 
 // bundleStore returns a store with the real bundle imported, shared by the
@@ -53,6 +53,9 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "closing store:", err)
 		}
 	}
+	if bubbleDB != "" {
+		_ = os.RemoveAll(filepath.Dir(bubbleDB))
+	}
 	if bundleTmp != "" {
 		_ = os.RemoveAll(bundleTmp)
 	}
@@ -65,10 +68,7 @@ func requireBundleFile(t *testing.T, rel string) string {
 	t.Helper()
 	p := filepath.Join(bundleDir, rel)
 	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("qa-bundle file missing with CI set: %v", err)
-		}
-		t.Skipf("qa-bundle not found at %s: %v", bundleDir, err)
+		fixture.Missing(t, "qa-bundle not found at %s: %v", bundleDir, err)
 	}
 	return p
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mem1lab/mem1lab/experiments/oracle"
+	"github.com/mem1lab/mem1lab/internal/fixture"
 )
 
 func TestLaunchArgs(t *testing.T) {
@@ -55,12 +56,12 @@ func freePort(t *testing.T) int {
 // connection, fetches its models, and stops it.
 func TestLocalServerWithFakeVLLM(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the tiny model server needs it")
+		fixture.Missing(t, "node is not installed: the tiny model server needs it")
 	}
 	serve, err := filepath.Abs(filepath.Join("..", "..", "shared", "llm", "serve"))
 	require.NoError(t, err)
 	if _, err := os.Stat(serve); err != nil {
-		t.Skipf("tiny model server not found at %s", serve)
+		fixture.Missing(t, "tiny model server not found at %s", serve)
 	}
 	dir := t.TempDir()
 	fake := filepath.Join(dir, "vllm")

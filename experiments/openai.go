@@ -1,5 +1,7 @@
 package experiments
 
+//lint:file-ignore SA1019 vLLM and llama.cpp servers read max_tokens; MaxCompletionTokens (max_completion_tokens) is OpenAI's newer name they may ignore
+
 import (
 	"bytes"
 	"context"

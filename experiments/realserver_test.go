@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/internal/fixture"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -32,11 +33,11 @@ var listenRE = regexp.MustCompile(`listening on (http://[0-9.:\[\]a-z]+)`)
 func startTinyServer(t *testing.T, ctxLen string, env ...string) (string, func()) {
 	t.Helper()
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the tiny model server needs it")
+		fixture.Missing(t, "node is not installed: the tiny model server needs it")
 	}
 	serve := filepath.Join("..", "..", "shared", "llm", "serve")
 	if _, err := os.Stat(serve); err != nil {
-		t.Skipf("tiny model server not found at %s", serve)
+		fixture.Missing(t, "tiny model server not found at %s", serve)
 	}
 	cmd := exec.Command(serve, "--port", "0", "--ctx", ctxLen)
 	cmd.Env = append(os.Environ(), env...)

@@ -99,7 +99,7 @@ func TestReferencePromptEqualsMakePrefix(t *testing.T) {
 	require.Equal(t, "\n", tail)
 	require.True(t, strings.HasSuffix(head, "Answer the following questions: "))
 
-	tmpl, err := core.LoadTemplate(referencePromptPath)
+	tmpl, err := LoadTemplate(referencePromptPath)
 	require.NoError(t, err)
 	// The store path: a template imported once and picked by name renders the same.
 	st := bundleStore(t)

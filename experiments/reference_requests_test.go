@@ -165,7 +165,7 @@ func roundFloats(v any) any {
 // generations — prefix, carried text, information block, stops and sampling.
 func TestRequestsEqualReferencePipeline(t *testing.T) {
 	requireShared(t, referencePromptPath)
-	tmpl, err := core.LoadTemplate(referencePromptPath)
+	tmpl, err := LoadTemplate(referencePromptPath)
 	require.NoError(t, err)
 	task := core.Task{Key: "hotpotqa/n2/0000", Dataset: "hotpotqa", Objectives: []core.Objective{
 		{Question: " who is alpha ? ", Gold: []string{"a"}}, {Question: "when was delta", Gold: []string{"d"}}}}

@@ -873,7 +873,7 @@ func agentConfig(cfg RunConfig) (core.AgentConfig, error) {
 			return core.AgentConfig{}, fmt.Errorf("template: %w", err)
 		}
 	case cfg.Template != "":
-		if tmpl, err = core.LoadTemplate(cfg.Template); err != nil {
+		if tmpl, err = LoadTemplate(cfg.Template); err != nil {
 			return core.AgentConfig{}, fmt.Errorf("template: %w", err)
 		}
 	}

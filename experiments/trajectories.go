@@ -118,11 +118,11 @@ type LineScore struct {
 }
 
 // ReadTrajectoriesJSONL reads a MEM1 trajectory file. Blank lines are skipped.
-// Errors are "path:line: reason": not a JSON object, a t/r/i, q, hash,
-// mem1lab_policy or mem1lab_model field that is not a string, a
-// mem1lab_settings that is not an object of its fields, or (on lines without
-// "error") a missing, empty or malformed Golden_answer. Error lines (see
-// Trajectory.Error) are read, not rejected.
+// Errors are "path:line: reason": bytes that are not UTF-8, not a JSON
+// object, a t/r/i, q, hash, mem1lab_policy or mem1lab_model field that is not
+// a string, a mem1lab_settings that is not an object of its fields, or (on
+// lines without "error") a missing, empty or malformed Golden_answer. Error
+// lines (see Trajectory.Error) are read, not rejected.
 func ReadTrajectoriesJSONL(path string) ([]Trajectory, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -133,6 +133,9 @@ func ReadTrajectoriesJSONL(path string) ([]Trajectory, error) {
 	var out []Trajectory
 	for line := 1; ; line++ {
 		data, rerr := rd.ReadBytes('\n')
+		if _, bad := core.InvalidUTF8Line(string(data)); bad {
+			return nil, fmt.Errorf("%s:%d: not valid UTF-8", path, line)
+		}
 		if len(bytes.TrimSpace(data)) > 0 {
 			t, err := parseTrajectory(data)
 			if err != nil {

@@ -80,6 +80,7 @@ func TestReadTrajectoriesErrors(t *testing.T) {
 		{"empty gold", `{"q":"a","Golden_answer":[]}`, ":1: field Golden_answer: empty"},
 		{"mixed gold", `{"q":"a","Golden_answer":[["x"],"y"]}`, ":1: field Golden_answer: item 1"},
 		{"number turn", `{"q":"a","r0":5,"Golden_answer":["x"]}`, ":1: field r0: not a string"},
+		{"latin-1", `{"q":"a","Golden_answer":["x"]}` + "\n" + `{"q":"caf` + "\xe9" + `","Golden_answer":["x"]}`, ":2: not valid UTF-8"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

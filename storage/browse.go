@@ -143,7 +143,8 @@ func (q RolloutQuery) where() (string, []any) {
 		// (a MULTI-INDEX OR, then a sort): scanning rollouts in the page's order
 		// against the two match lists is faster and stops at the page's end.
 		add(`(+r.task_id IN (SELECT rowid FROM tasks_fts WHERE tasks_fts MATCH ?)
-			OR +r.id IN (SELECT rowid >> 16 FROM turns_fts WHERE turns_fts MATCH ?))`, m, m)
+			OR +r.id IN (SELECT tu.rollout_id FROM turns tu
+				WHERE tu.id IN (SELECT rowid FROM turns_fts WHERE turns_fts MATCH ?)))`, m, m)
 	}
 	if q.WrongOnly {
 		add("r.status = 'done' AND r.em < t.objectives")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -257,4 +258,73 @@ func TestTraceIndexBackfillsOldStores(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, []int64{1}, ids(p), w)
 	}
+}
+
+// A search hit at turn 65,536 or later is credited to its own rollout (the old
+// rowid rollout_id << 16 | idx named the next rollout).
+func TestTraceSearchPastTurn65535(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	exp, err := s.CreateExperiment(ctx, "big", "{}", "h")
+	require.NoError(t, err)
+	tids, err := s.AddTasks(ctx, exp, []core.Task{browseTask("k", "capital of France?", "capital of Italy?")})
+	require.NoError(t, err)
+	r1, err := s.CreateRollout(ctx, exp, tids["k"], "mem1", "m")
+	require.NoError(t, err)
+	r2, err := s.CreateRollout(ctx, exp, tids["k"], "mem1", "m")
+	require.NoError(t, err)
+	require.NoError(t, s.AppendTurn(ctx, r1, core.Turn{Index: 65536, InternalState: "pangolin scales"}))
+	require.NoError(t, s.AppendTurn(ctx, r2, core.Turn{Index: 0, InternalState: "armadillo"}))
+	p, err := s.BrowseRollouts(ctx, RolloutQuery{Text: "pangolin"})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{r1}, ids(p))
+	p, err = s.BrowseRollouts(ctx, RolloutQuery{Text: "armadillo"})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{r2}, ids(p))
+}
+
+// A store made before turns_fts was keyed by turns.id gets its index rebuilt
+// by the migration: turns stored before it are found afterwards.
+func TestTurnsFTSMigrationRebuildsIndex(t *testing.T) {
+	k := -1
+	for i, m := range migrations {
+		if strings.Contains(m, "DROP TABLE turns_fts") {
+			k = i
+		}
+	}
+	require.GreaterOrEqual(t, k, 0)
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite3", path)
+	require.NoError(t, err)
+	for _, m := range migrations[:k] {
+		_, err := db.Exec(m)
+		require.NoError(t, err)
+	}
+	_, err = db.Exec(fmt.Sprintf("PRAGMA user_version = %d", k))
+	require.NoError(t, err)
+	for _, q := range []string{
+		`INSERT INTO experiments(id, name, created_at, config_json, config_hash, status) VALUES (1, 'old', '', '{}', 'h', 'done')`,
+		`INSERT INTO tasks(id, experiment_id, key, dataset, objectives, task_json) VALUES (1, 1, 'k', 'hotpotqa', 1, '{"objectives":[]}')`,
+		`INSERT INTO rollouts(id, experiment_id, task_id, policy, model, status) VALUES (1, 1, 1, 'mem1', 'm', 'done')`,
+		`INSERT INTO rollouts(id, experiment_id, task_id, policy, model, status) VALUES (2, 1, 1, 'mem1', 'm', 'done')`,
+		`INSERT INTO turns(rollout_id, idx, context, response, internal_state, action, query, answer, information,
+			prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, created_at)
+			VALUES (1, 65536, 'c', 'r', 'wombat burrow', 'none', '', '', '', 0, 0, 0, 0, 'stop', '')`,
+	} {
+		_, err := db.Exec(q)
+		require.NoError(t, err)
+	}
+	require.NoError(t, db.Close())
+
+	s, err := Open(path)
+	require.NoError(t, err)
+	defer s.Close()
+	v, err := s.SchemaVersion(ctxT(t))
+	require.NoError(t, err)
+	assert.Equal(t, LatestSchemaVersion(), v)
+	p, err := s.BrowseRollouts(ctxT(t), RolloutQuery{Text: "wombat"})
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1}, ids(p))
+	_, err = s.w.ExecContext(ctxT(t), `INSERT INTO turns_fts(turns_fts) VALUES('integrity-check')`)
+	require.NoError(t, err)
 }

@@ -94,9 +94,10 @@ func (s *Store) ImportExperiment(ctx context.Context, e ExperimentImport, each f
 			return fmt.Errorf("storage: import experiment: %w", err)
 		}
 		defer insRollout.Close()
-		insTurn, err := tx.PrepareContext(ctx, `INSERT INTO turns(rollout_id, idx, context, response, internal_state, action,
+		insTurn, err := tx.PrepareContext(ctx, `INSERT INTO turns(rollout_id, idx, context, ctx_base, ctx_prefix, ctx_sha256,
+			response, internal_state, action,
 			query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
-			finish_reason, created_at, token_source, raw_response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			finish_reason, created_at, token_source, raw_response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("storage: import experiment: %w", err)
 		}
@@ -143,7 +144,12 @@ func (s *Store) ImportExperiment(ctx context.Context, e ExperimentImport, each f
 						return fmt.Errorf("storage: import experiment: rollout %d turn %d: %w", n, i, err)
 					}
 				}
-				if _, err := insTurn.ExecContext(ctx, rid, t.Index, t.Context, t.Response, t.InternalState, t.Action.String(),
+				prev := ""
+				if i > 0 {
+					prev = r.Turns[i-1].Context
+				}
+				cd := encodeContext(t.Context, i-1, prev)
+				if _, err := insTurn.ExecContext(ctx, rid, t.Index, cd.suffix, cd.base, cd.prefix, cd.hash, t.Response, t.InternalState, t.Action.String(),
 					t.Query, t.Answer, t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
 					float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, t.TokenSource, t.RawResponse); err != nil {
 					return fmt.Errorf("storage: import experiment: rollout %d turn %d: %w", n, i, err)

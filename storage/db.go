@@ -39,7 +39,17 @@ type Store struct {
 	path string
 	w    *sql.DB // one connection, the only writer
 	r    *sql.DB // read-only pool
+
+	contexts lastContexts // the last appended context per rollout (see contexts.go)
+	readOnly bool         // opened with OpenReadOnly: w is the read-only pool too
 }
+
+// ErrNeedsMigration is wrapped by OpenReadOnly when the store's schema is older
+// than this build's: open it once with Open (write access) to migrate it.
+var ErrNeedsMigration = errors.New("the store needs migrating: open it once with write access")
+
+// ErrReadOnly is wrapped by every write to a store opened with OpenReadOnly.
+var ErrReadOnly = errors.New("the store is open read-only")
 
 // Open opens (creating if needed, with its parent directory) the store at path and
 // applies pending migrations. It fails when the file was written by a newer
@@ -95,6 +105,62 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
+// OpenReadOnly opens the existing store at path for reading only: nothing is
+// created, migrated or written (a file the user may not write, on a read-only
+// disk, or one another process owns). Writes fail: inTx returns an error wrapping
+// ErrReadOnly, and other statements fail with SQLite's "readonly database".
+// When even SQLite's shared-memory file cannot be created beside it (a
+// read-only directory), the file is opened as immutable: changes another process
+// makes meanwhile are then not seen. Errors: a missing file, a file that is not
+// a mem1lab store, or a schema version other than LatestSchemaVersion (an older
+// store must be opened once writable, so it can be migrated).
+func OpenReadOnly(path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("storage: empty path")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	if st, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("storage: open %s read-only: %w", abs, err)
+	} else if st.IsDir() {
+		return nil, fmt.Errorf("storage: open %s read-only: it is a directory", abs)
+	}
+	uri := fileURI(abs)
+	var lastErr error
+	for _, extra := range []string{"", "&immutable=1"} {
+		r, err := sql.Open("sqlite3", uri+fmt.Sprintf("?mode=ro&_foreign_keys=on&_busy_timeout=%d", busyTimeoutMS)+extra)
+		if err != nil {
+			return nil, fmt.Errorf("storage: open %s read-only: %w", abs, err)
+		}
+		n := max(2*runtime.NumCPU(), 4)
+		r.SetMaxOpenConns(n)
+		r.SetMaxIdleConns(n)
+		s := &Store{path: abs, w: r, r: r, readOnly: true}
+		v, err := s.SchemaVersion(context.Background())
+		if err != nil {
+			r.Close()
+			lastErr = err
+			continue
+		}
+		if v != len(migrations) {
+			r.Close()
+			if v > len(migrations) {
+				return nil, fmt.Errorf("storage: %s has schema version %d but this build knows only up to %d; use a newer mem1lab to open it",
+					abs, v, len(migrations))
+			}
+			return nil, fmt.Errorf("storage: %s has schema version %d, this build reads %d: %w",
+				abs, v, len(migrations), ErrNeedsMigration)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("storage: open %s read-only: %w", abs, lastErr)
+}
+
+// ReadOnly reports whether the store was opened with OpenReadOnly.
+func (s *Store) ReadOnly() bool { return s.readOnly }
+
 // fileURI turns an absolute path into an SQLite "file:" URI, escaping the
 // characters that URI parsing would otherwise take as delimiters.
 func fileURI(abs string) string {
@@ -112,7 +178,7 @@ func (s *Store) Close() error {
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
-	if s.w != nil {
+	if s.w != nil && s.w != s.r {
 		errs = append(errs, s.w.Close())
 	}
 	return errors.Join(errs...)
@@ -173,6 +239,9 @@ func (s *Store) IntegrityCheck(ctx context.Context) error {
 // inTx runs fn in one write transaction (BEGIN IMMEDIATE on the writer), committing
 // when fn returns nil and rolling back otherwise.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if s.readOnly {
+		return fmt.Errorf("storage: %s: %w", s.path, ErrReadOnly)
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storage: begin: %w", err)

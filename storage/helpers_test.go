@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/internal/fixture"
 )
 
 // bundleDir is the shared qa-bundle, beside the repository.
@@ -39,7 +41,7 @@ func TestMain(m *testing.M) {
 func requireBundle(t testing.TB) {
 	t.Helper()
 	if _, err := os.Stat(filepath.Join(bundleDir, "unified", "questions.jsonl")); err != nil {
-		t.Skipf("qa-bundle not found at %s (expected ../shared/data/qa-bundle beside the repo): %v", bundleDir, err)
+		fixture.Missing(t, "qa-bundle not found at %s (expected ../shared/data/qa-bundle beside the repo): %v", bundleDir, err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // LineError is an import error tied to one line of a data file. Error() reads
@@ -33,7 +34,9 @@ func (e *LineError) Unwrap() error { return e.Err }
 const maxLine = 64 << 20
 
 // eachLine calls fn with every non-blank line of the file at path (1-based line
-// numbers); an error from fn is returned as a *LineError.
+// numbers); an error from fn is returned as a *LineError. A line that is not
+// valid UTF-8 is a *LineError naming the byte offset, and a file with no
+// non-blank line is an error: nothing in it could be imported.
 func eachLine(ctx context.Context, path string, fn func(line int, data []byte) error) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -42,7 +45,7 @@ func eachLine(ctx context.Context, path string, fn func(line int, data []byte) e
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 1<<20), maxLine)
-	n := 0
+	n, records := 0, 0
 	for sc.Scan() {
 		n++
 		if n%1024 == 0 {
@@ -54,9 +57,13 @@ func eachLine(ctx context.Context, path string, fn func(line int, data []byte) e
 		if n == 1 {
 			data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
 		}
+		if !utf8.Valid(data) {
+			return &LineError{Path: path, Line: n, Err: fmt.Errorf("not valid UTF-8 (first bad byte at column %d)", invalidUTF8At(data)+1)}
+		}
 		if len(bytes.TrimSpace(data)) == 0 {
 			continue
 		}
+		records++
 		if err := fn(n, data); err != nil {
 			return &LineError{Path: path, Line: n, Err: err}
 		}
@@ -67,7 +74,25 @@ func eachLine(ctx context.Context, path string, fn func(line int, data []byte) e
 		}
 		return fmt.Errorf("storage: read %s: %w", path, err)
 	}
+	if records == 0 {
+		return fmt.Errorf("storage: %s: %w", path, ErrEmptyFile)
+	}
 	return nil
+}
+
+// ErrEmptyFile is wrapped when a data file is empty or holds only blank lines.
+var ErrEmptyFile = errors.New("no records: the file is empty or holds only blank lines")
+
+// invalidUTF8At is the byte offset of the first invalid UTF-8 sequence in b.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }
 
 // decodeLine decodes exactly one JSON value from data into v.
@@ -89,6 +114,9 @@ type importer struct {
 	stats    ImportStats
 	nextSeq  map[string]int
 	datasets map[string]bool
+	// firstLine maps kind NUL id (kind "question" or "passage") to where this
+	// import first read that id, to refuse a second line with it.
+	firstLine map[string]fileLine
 
 	passageByID   *sql.Stmt
 	passageByHash *sql.Stmt
@@ -101,7 +129,7 @@ type importer struct {
 }
 
 func newImporter(ctx context.Context, tx *sql.Tx) (*importer, error) {
-	im := &importer{ctx: ctx, tx: tx, nextSeq: map[string]int{}, datasets: map[string]bool{}}
+	im := &importer{ctx: ctx, tx: tx, nextSeq: map[string]int{}, datasets: map[string]bool{}, firstLine: map[string]fileLine{}}
 	for _, p := range []struct {
 		dst **sql.Stmt
 		q   string
@@ -124,6 +152,28 @@ func newImporter(ctx context.Context, tx *sql.Tx) (*importer, error) {
 		*p.dst = st
 	}
 	return im, nil
+}
+
+// fileLine is a place in a data file.
+type fileLine struct {
+	path string
+	line int
+}
+
+// once records that id (of kind "question" or "passage") is on path:line and
+// fails when an earlier line of this import already had it: the second would
+// silently overwrite the first.
+func (im *importer) once(kind, id, path string, line int) error {
+	key := kind + "\x00" + id
+	if first, ok := im.firstLine[key]; ok {
+		where := fmt.Sprintf("line %d", first.line)
+		if first.path != path {
+			where = fmt.Sprintf("%s:%d", first.path, first.line)
+		}
+		return fmt.Errorf("duplicate %s id %q: first on %s", kind, id, where)
+	}
+	im.firstLine[key] = fileLine{path, line}
+	return nil
 }
 
 // ensureDataset inserts the dataset row once per import.
@@ -310,7 +360,7 @@ type corpusLine struct {
 
 func (im *importer) corpus(path string) error {
 	im.stats.Files = append(im.stats.Files, path)
-	return eachLine(im.ctx, path, func(_ int, data []byte) error {
+	return eachLine(im.ctx, path, func(line int, data []byte) error {
 		var c corpusLine
 		if err := decodeLine(data, &c); err != nil {
 			return err
@@ -322,6 +372,9 @@ func (im *importer) corpus(path string) error {
 			return errors.New(`missing "title"`)
 		case c.Text == nil || strings.TrimSpace(*c.Text) == "":
 			return errors.New(`missing or empty "text"`)
+		}
+		if err := im.once("passage", *c.ID, path, line); err != nil {
+			return err
 		}
 		_, err := im.putPassage(*c.ID, *c.Title, *c.Text, c.Datasets)
 		return err
@@ -343,7 +396,7 @@ type questionLine struct {
 
 func (im *importer) questions(path string) error {
 	im.stats.Files = append(im.stats.Files, path)
-	return eachLine(im.ctx, path, func(_ int, data []byte) error {
+	return eachLine(im.ctx, path, func(line int, data []byte) error {
 		var q questionLine
 		if err := decodeLine(data, &q); err != nil {
 			return err
@@ -357,6 +410,9 @@ func (im *importer) questions(path string) error {
 			return errors.New(`missing or empty "question"`)
 		case len(q.GoldenAnswers) == 0:
 			return errors.New(`missing or empty "golden_answers"`)
+		}
+		if err := im.once("question", *q.ID, path, line); err != nil {
+			return err
 		}
 		return im.putQuestion(questionRow{
 			ID: *q.ID, Dataset: *q.Dataset, Question: *q.Question, Golden: q.GoldenAnswers,
@@ -391,7 +447,9 @@ const (
 
 // ImportBundle imports dir/unified/corpus.jsonl and then dir/unified/questions.jsonl
 // in a single transaction. It fails, storing nothing, when either file is missing
-// or any line is bad.
+// or empty (ErrEmptyFile) or any line is bad: not valid UTF-8, malformed, or a
+// second line with a question (or passage) id already read (a *LineError naming
+// the first line). Importing the same bundle again changes nothing.
 func (s *Store) ImportBundle(ctx context.Context, dir string) (ImportStats, error) {
 	corpus := filepath.Join(dir, filepath.FromSlash(BundleCorpus))
 	questions := filepath.Join(dir, filepath.FromSlash(BundleQuestions))
@@ -439,7 +497,7 @@ func (s *Store) ImportHotpotDistractor(ctx context.Context, path string) (Import
 	source := filepath.Base(path)
 	return s.importFiles(ctx, func(im *importer) error {
 		im.stats.Files = append(im.stats.Files, path)
-		return eachLine(ctx, path, func(_ int, data []byte) error {
+		return eachLine(ctx, path, func(line int, data []byte) error {
 			var r hotpotRow
 			if err := decodeLine(data, &r); err != nil {
 				return err
@@ -457,6 +515,9 @@ func (s *Store) ImportHotpotDistractor(ctx context.Context, path string) (Import
 				return fmt.Errorf(`"context" has %d titles but %d sentence lists`, len(r.Context.Title), len(r.Context.Sentences))
 			case len(r.SupportingFacts.Title) == 0:
 				return errors.New(`no "supporting_facts" titles`)
+			}
+			if err := im.once("question", "hotpotqa:"+r.ID, path, line); err != nil {
+				return err
 			}
 			supporting := map[string]bool{}
 			for _, t := range r.SupportingFacts.Title {

@@ -264,6 +264,45 @@ CREATE TABLE templates (
 	imported_at TEXT NOT NULL
 ) WITHOUT ROWID;
 `,
+	// turn contexts as deltas (see contexts.go): context now holds what follows
+	// the first ctx_prefix bytes of turn ctx_base's full context (ctx_base NULL:
+	// context is the whole text, as on every row written before this migration,
+	// which keep it); ctx_sha256 is the hex SHA-256 of the full context, '' on
+	// those older rows.
+	`
+ALTER TABLE turns ADD COLUMN ctx_base INTEGER CHECK (ctx_base IS NULL OR ctx_base >= 0);
+ALTER TABLE turns ADD COLUMN ctx_prefix INTEGER NOT NULL DEFAULT 0 CHECK (ctx_prefix >= 0);
+ALTER TABLE turns ADD COLUMN ctx_sha256 TEXT NOT NULL DEFAULT '';
+`,
+	// turns_fts keyed by turns.id: the rollout_id << 16 | idx rowid credited a
+	// match at turn 65,536 or later to another rollout. The index is rebuilt.
+	`
+DROP TRIGGER turns_fts_ai;
+DROP TRIGGER turns_fts_ad;
+DROP TRIGGER turns_fts_au;
+DROP TABLE turns_fts;
+CREATE VIRTUAL TABLE turns_fts USING fts5(
+	internal_state, query, answer,
+	content = '',
+	tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER turns_fts_ai AFTER INSERT ON turns BEGIN
+	INSERT INTO turns_fts(rowid, internal_state, query, answer)
+		VALUES (new.id, new.internal_state, new.query, new.answer);
+END;
+CREATE TRIGGER turns_fts_ad AFTER DELETE ON turns BEGIN
+	INSERT INTO turns_fts(turns_fts, rowid, internal_state, query, answer)
+		VALUES ('delete', old.id, old.internal_state, old.query, old.answer);
+END;
+CREATE TRIGGER turns_fts_au AFTER UPDATE OF id, internal_state, query, answer ON turns BEGIN
+	INSERT INTO turns_fts(turns_fts, rowid, internal_state, query, answer)
+		VALUES ('delete', old.id, old.internal_state, old.query, old.answer);
+	INSERT INTO turns_fts(rowid, internal_state, query, answer)
+		VALUES (new.id, new.internal_state, new.query, new.answer);
+END;
+INSERT INTO turns_fts(rowid, internal_state, query, answer)
+	SELECT id, internal_state, query, answer FROM turns;
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

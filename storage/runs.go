@@ -156,6 +156,7 @@ func (s *Store) Heartbeat(ctx context.Context, id int64) error {
 // ResetRollout puts a rollout back in the queue for a retry or a resume after a
 // crash: its turns are deleted and its result fields cleared, in one transaction.
 func (s *Store) ResetRollout(ctx context.Context, id int64) error {
+	s.contexts.drop(id)
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE rollouts SET status = ?, em = 0, f1 = 0, score_json = '', answer = '',
 			peak_tokens = 0, total_tokens = 0, turns = 0, seconds = 0, hit_max_turns = 0, error = '',
@@ -183,7 +184,7 @@ func (s *Store) AppendTurn(ctx context.Context, rolloutID int64, t core.Turn) er
 	if t.Index < 0 {
 		return fmt.Errorf("storage: append turn: negative index %d", t.Index)
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error { return appendTurnTx(ctx, tx, rolloutID, t) })
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTurnTx(ctx, tx, rolloutID, t) })
 }
 
 // TurnWrite is one turn of a rollout, for AppendTurns.
@@ -204,7 +205,7 @@ func (s *Store) AppendTurns(ctx context.Context, ws []TurnWrite) []error {
 			if w.Turn.Index < 0 {
 				return fmt.Errorf("storage: append turn: negative index %d", w.Turn.Index)
 			}
-			if err := appendTurnTx(ctx, tx, w.RolloutID, w.Turn); err != nil {
+			if err := s.appendTurnTx(ctx, tx, w.RolloutID, w.Turn); err != nil {
 				return err
 			}
 		}
@@ -224,7 +225,8 @@ func (s *Store) AppendTurns(ctx context.Context, ws []TurnWrite) []error {
 }
 
 // appendTurnTx inserts one turn and refreshes its rollout's heartbeat inside tx.
-func appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t core.Turn) error {
+// The context is stored as a delta on the previous stored turn (contexts.go).
+func (s *Store) appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t core.Turn) error {
 	passages := t.Passages
 	if passages == nil {
 		passages = []core.Passage{}
@@ -241,10 +243,16 @@ func appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t core.Turn)
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("storage: append turn: rollout %d: %w", rolloutID, ErrNotFound)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO turns(rollout_id, idx, context, response, internal_state, action,
+	prevIdx, prev, err := s.previousContext(ctx, tx, rolloutID, t.Index)
+	if err != nil {
+		return err
+	}
+	cd := encodeContext(t.Context, prevIdx, prev)
+	_, err = tx.ExecContext(ctx, `INSERT INTO turns(rollout_id, idx, context, ctx_base, ctx_prefix, ctx_sha256,
+		response, internal_state, action,
 		query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
-		finish_reason, created_at, retrieval_ms, token_source, raw_response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		rolloutID, t.Index, t.Context, t.Response, t.InternalState, t.Action.String(), t.Query, t.Answer,
+		finish_reason, created_at, retrieval_ms, token_source, raw_response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rolloutID, t.Index, cd.suffix, cd.base, cd.prefix, cd.hash, t.Response, t.InternalState, t.Action.String(), t.Query, t.Answer,
 		t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
 		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, float64(t.RetrievalLatency)/float64(time.Millisecond), t.TokenSource, t.RawResponse)
 	var se sqlite3.Error
@@ -254,12 +262,15 @@ func appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t core.Turn)
 	if err != nil {
 		return fmt.Errorf("storage: append turn %d to rollout %d: %w", t.Index, rolloutID, err)
 	}
+	// Safe even if tx rolls back: previousContext checks index and hash first.
+	s.contexts.put(rolloutID, cachedContext{idx: t.Index, hash: cd.hash, full: t.Context})
 	return nil
 }
 
 // FinishRollout writes a rollout's result and finish time. r.Status must be
 // StatusDone, StatusFailed or StatusCancelled.
 func (s *Store) FinishRollout(ctx context.Context, id int64, r RolloutResult) error {
+	s.contexts.drop(id)
 	switch r.Status {
 	case StatusDone, StatusFailed, StatusCancelled:
 	default:
@@ -499,9 +510,12 @@ func (s *Store) Rollout(ctx context.Context, id int64) (RolloutDetail, error) {
 }
 
 // Turns returns the stored turns of a rollout ordered by index (none for an
-// unknown rollout).
+// unknown rollout). Each Context is rebuilt byte for byte from its stored delta
+// (contexts.go) and checked against its stored SHA-256; a mismatch is an error
+// wrapping ErrContextHash.
 func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT idx, context, response, internal_state, action, query, answer,
+	rows, err := s.r.QueryContext(ctx, `SELECT idx, context, ctx_base, ctx_prefix, ctx_sha256, response,
+		internal_state, action, query, answer,
 		information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, retrieval_ms, token_source, raw_response
 		FROM turns WHERE rollout_id = ? ORDER BY idx`, rolloutID)
 	if err != nil {
@@ -509,13 +523,19 @@ func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 	}
 	defer rows.Close()
 	var out []core.Turn
+	dec := newContextDecoder(rolloutID, nil)
 	for rows.Next() {
 		var t core.Turn
-		var action, pj string
+		var action, pj, suffix, hash string
+		var base sql.NullInt64
+		var prefix int
 		var ms, rms float64
-		if err := rows.Scan(&t.Index, &t.Context, &t.Response, &t.InternalState, &action, &t.Query, &t.Answer,
+		if err := rows.Scan(&t.Index, &suffix, &base, &prefix, &hash, &t.Response, &t.InternalState, &action, &t.Query, &t.Answer,
 			&t.Information, &pj, &t.PromptTokens, &t.CompletionTokens, &t.UsageReported, &ms, &t.FinishReason, &rms, &t.TokenSource, &t.RawResponse); err != nil {
 			return nil, fmt.Errorf("storage: turns of rollout %d: %w", rolloutID, err)
+		}
+		if t.Context, err = dec.next(t.Index, suffix, base, prefix, hash); err != nil {
+			return nil, err
 		}
 		t.Action = core.ParseAction(action)
 		t.Latency = time.Duration(math.Round(ms * float64(time.Millisecond)))

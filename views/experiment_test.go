@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/experiments/oracle"
+	"github.com/mem1lab/mem1lab/internal/fixture"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -400,12 +402,12 @@ func TestEndpointsScreen(t *testing.T) {
 // server), streams its log, marks the profile ready and stops it.
 func TestLocalServerLauncher(t *testing.T) {
 	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: the tiny model server needs it")
+		fixture.Missing(t, "node is not installed: the tiny model server needs it")
 	}
 	serve, err := filepath.Abs(filepath.Join("..", "..", "shared", "llm", "serve"))
 	require.NoError(t, err)
 	if _, err := os.Stat(serve); err != nil {
-		t.Skipf("tiny model server not found: %v", err)
+		fixture.Missing(t, "tiny model server not found: %v", err)
 	}
 	fake := filepath.Join(t.TempDir(), "vllm")
 	script := "#!/bin/sh\necho \"fake vllm: $*\"\nport=8000\nwhile [ $# -gt 0 ]; do\n  if [ \"$1\" = --port ]; then port=$2; fi\n  shift\ndone\n" +
@@ -414,7 +416,7 @@ func TestLocalServerLauncher(t *testing.T) {
 	st := newCtlStore()
 	u, _ := newTestUI(t, st, newCtlRunner(nil))
 	p := u.endpoints
-	port := 20000 + int(time.Now().UnixNano()%20000)
+	port := freePort(t)
 	act(u, func() {
 		p.command.SetText(fake + " serve {model} --port {port} {extra}")
 		p.lmodel.SetText("tiny")
@@ -510,4 +512,15 @@ func TestNewExperimentMixedSources(t *testing.T) {
 	act(u, func() { test.Tap(p.cancelBt) })
 	u.wait()
 	assert.Contains(t, p.status.Text, "cancelled")
+}
+
+// freePort asks the OS for a free TCP port on 127.0.0.1 (listen on port 0, read
+// the port, close), for a server the test launches as a subprocess.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	require.NoError(t, l.Close())
+	return port
 }

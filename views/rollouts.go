@@ -63,13 +63,6 @@ func (l *rolloutList) load(expID int64) {
 	})
 }
 
-// setFilter keeps the rows whose task, dataset, policy, status or error contains s
-// (case-insensitive).
-func (l *rolloutList) setFilter(s string) {
-	l.filter = strings.ToLower(strings.TrimSpace(s))
-	l.apply()
-}
-
 func (l *rolloutList) apply() {
 	l.shown = l.shown[:0:0]
 	for _, r := range l.all {

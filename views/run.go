@@ -641,6 +641,10 @@ func (p *runPanel) begin(play func(ctx context.Context, progress func(experiment
 	if p.running {
 		return
 	}
+	if ro := p.u.deps.ReadOnly; ro != "" {
+		p.status.SetText("Cannot run: " + ro)
+		return
+	}
 	ctx, cancel := context.WithCancel(p.u.ctx)
 	p.running, p.cancel = true, cancel
 	p.runSeq++

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mem1lab/mem1lab/storage"
@@ -37,14 +38,24 @@ func TestRunsPollsExperimentsRunElsewhere(t *testing.T) {
 		st.exps[i].Status = storage.StatusDone
 	}
 	st.mu.Unlock()
-	// A reload in flight may still see it running; after that the polling ends.
+	// A reload in flight may still see it running and arm one more poll; once a
+	// reload has seen it done, no poll is armed and none is armed again (checked
+	// on the panel's state, not by watching the clock).
+	armed := func() bool {
+		var a bool
+		act(u, func() { a = u.runs.pollArmed })
+		return a
+	}
 	require.Eventually(t, func() bool {
-		n := calls()
-		time.Sleep(30 * time.Millisecond)
-		return calls() == n
-	}, 5*time.Second, time.Millisecond)
+		if armed() {
+			return false
+		}
+		u.wait() // the reload that disarmed it has applied its result
+		return !armed()
+	}, 10*time.Second, time.Millisecond)
 	n := calls()
-	require.Never(t, func() bool { return calls() > n }, 100*time.Millisecond, 10*time.Millisecond)
 	u.wait()
+	assert.False(t, armed(), "no poll is scheduled once nothing runs elsewhere")
+	assert.Equal(t, n, calls(), "and no reload runs")
 	act(u, func() { runsPollInterval = 0 })
 }

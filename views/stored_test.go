@@ -16,6 +16,7 @@ import (
 	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/experiments/oracle"
+	"github.com/mem1lab/mem1lab/internal/fixture"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -26,7 +27,7 @@ func bundleOracle(t *testing.T) (*storage.Store, string) {
 	t.Helper()
 	bundle := filepath.Join("..", "..", "shared", "data", "qa-bundle")
 	if _, err := os.Stat(filepath.Join(bundle, "unified", "questions.jsonl")); err != nil {
-		t.Skipf("qa-bundle not found at %s: %v", bundle, err)
+		fixture.Missing(t, "qa-bundle not found at %s: %v", bundle, err)
 	}
 	st, err := storage.Open(filepath.Join(t.TempDir(), "lab.db"))
 	require.NoError(t, err)

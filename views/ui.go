@@ -72,6 +72,10 @@ type Deps struct {
 	Runner     Runner
 	Window     fyne.Window
 	DefaultRun experiments.RunConfig
+	// ReadOnly, when not empty, says why the store is open read-only: it is shown
+	// in a banner above every screen, and New experiment refuses to launch or
+	// resume (browsing, search, charts and exports work as usual).
+	ReadOnly string
 }
 
 // Screen names, in navigation order; Show accepts them.
@@ -105,6 +109,7 @@ type UI struct {
 	applying sync.Mutex
 
 	nav     *widget.List
+	banner  *widget.Label // the read-only banner (nil unless Deps.ReadOnly)
 	stack   *fyne.Container
 	content fyne.CanvasObject
 	screens map[string]fyne.CanvasObject
@@ -146,7 +151,7 @@ func NewUI(d Deps) *UI {
 		func() int { return len(Screens) },
 		func() fyne.CanvasObject { return widget.NewLabel("New experiment") },
 		func(id widget.ListItemID, o fyne.CanvasObject) {
-			o.(*widget.Label).SetText(fmt.Sprintf("%s", Screens[id]))
+			o.(*widget.Label).SetText(Screens[id])
 		},
 	)
 	u.nav.OnSelected = func(id widget.ListItemID) {
@@ -158,6 +163,13 @@ func NewUI(d Deps) *UI {
 	split := container.NewHSplit(u.nav, u.stack)
 	split.Offset = 0.13
 	u.content = split
+	if d.ReadOnly != "" {
+		u.banner = widget.NewLabel(d.ReadOnly)
+		u.banner.Wrapping = fyne.TextWrapWord
+		u.banner.Importance = widget.WarningImportance
+		u.banner.TextStyle = fyne.TextStyle{Bold: true}
+		u.content = container.NewBorder(u.banner, nil, nil, nil, split)
+	}
 
 	if d.Window != nil {
 		u.installShortcuts(d.Window.Canvas())
