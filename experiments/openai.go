@@ -282,7 +282,7 @@ func (m *OpenAIModel) tokenizeUsage(ctx context.Context, c core.Context, out cor
 		req.Prompt = out.Sent
 	} else {
 		for _, msg := range ChatMessages(m.ep.SystemPrompt, c) {
-			req.Messages = append(req.Messages, wireMessage{Role: msg.Role, Content: msg.Content})
+			req.Messages = append(req.Messages, wireMessage(msg))
 		}
 	}
 	prompt, err := m.tokenize(ctx, req)

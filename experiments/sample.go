@@ -46,13 +46,6 @@ func (m *mt19937) next32() uint32 {
 	return y
 }
 
-// float64 is numpy's random_sample(): (a>>5 · 2^26 + b>>6) / 2^53 from two
-// outputs.
-func (m *mt19937) float64() float64 {
-	a, b := m.next32()>>5, m.next32()>>6
-	return (float64(a)*67108864 + float64(b)) / 9007199254740992
-}
-
 // interval is numpy's random_interval(max) for max < 2^32: the outputs masked
 // to the smallest all-ones mask covering max, drawn again while above max.
 func (m *mt19937) interval(max uint32) uint32 {

@@ -66,3 +66,10 @@ func TestSampleTasks(t *testing.T) {
 	_, err = SampleTasks(tasks, 2, 1<<32)
 	require.Error(t, err)
 }
+
+// float64 is numpy's random_sample(): (a>>5 · 2^26 + b>>6) / 2^53 from two
+// outputs.
+func (m *mt19937) float64() float64 {
+	a, b := m.next32()>>5, m.next32()>>6
+	return (float64(a)*67108864 + float64(b)) / 9007199254740992
+}
