@@ -56,9 +56,19 @@ func (r *HTTPRetriever) Search(ctx context.Context, query string, k int) ([]core
 		return nil, fmt.Errorf("retrieve %s: %w", r.URL, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		raw, dropped, _ := boundedBody(resp)
+		if dropped > 0 {
+			return nil, fmt.Errorf("retrieve %s: %s: %s [error body cut; %s dropped]", r.URL, resp.Status, clip(string(raw), 300), byteSize(dropped))
+		}
+		return nil, fmt.Errorf("retrieve %s: %s: %s", r.URL, resp.Status, clip(string(raw), 300))
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("retrieve %s: reading reply: %w", r.URL, err)
+	}
+	if len(raw) > DefaultMaxResponseBytes {
+		return nil, fmt.Errorf("retrieve %s: %w: more than %s", r.URL, ErrResponseTooLarge, byteSize(DefaultMaxResponseBytes))
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, fmt.Errorf("retrieve %s: %s: %s", r.URL, resp.Status, clip(string(raw), 300))
