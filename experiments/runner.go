@@ -78,6 +78,10 @@ type Runner struct {
 	// experiment over (0 = 15 s). A lease whose process is gone from this host
 	// is taken over at once.
 	StaleAfter time.Duration
+	// RetryFailed makes Resume put the experiment's failed rollouts back in
+	// the queue first (the store must implement RequeueFailed): each goes on
+	// from its last stored turn; done rollouts are never run again.
+	RetryFailed bool
 
 	mu     sync.Mutex
 	active map[int64]*activeRun
@@ -456,6 +460,17 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 			return sum, err
 		}
 		acfgs[p] = a
+	}
+	if r.RetryFailed {
+		rq, ok := r.Store.(interface {
+			RequeueFailed(ctx context.Context, expID int64) (int, error)
+		})
+		if !ok {
+			return sum, errors.New("runner: this store cannot requeue failed rollouts")
+		}
+		if _, err := rq.RequeueFailed(ctx, expID); err != nil {
+			return sum, fmt.Errorf("runner: %w", err)
+		}
 	}
 	if _, err := r.Store.RequeueInterrupted(ctx, expID); err != nil {
 		return sum, fmt.Errorf("runner: %w", err)
