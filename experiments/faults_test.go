@@ -220,3 +220,36 @@ func TestConnectionPoolFitsConcurrency(t *testing.T) {
 	}
 	assert.LessOrEqual(t, dials.Load(), int64(2*conc), "connections are reused across rounds (%d dialled for %d requests)", dials.Load(), conc*rounds)
 }
+
+// TestDeadEndpointStopsTheExperiment: an endpoint that keeps failing past the
+// breaker's patience stops the experiment as failed with the reason, instead
+// of sending every rollout's retries; each rollout ends failed with a reason.
+func TestDeadEndpointStopsTheExperiment(t *testing.T) {
+	st := bundleStore(t)
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte(`{"error":{"message":"upstream gone","type":"server_error","param":null,"code":null}}`))
+	}))
+	defer srv.Close()
+	cfg := DefaultRunConfig()
+	cfg.Endpoint, cfg.Model, cfg.Tasks, cfg.Objectives, cfg.Concurrency = srv.URL+"/v1", "m", 10, 1, 1
+	cfg.Retries, cfg.RetryBaseSeconds = 50, 0.001
+	cfg.BreakerFailures, cfg.BreakerCooldownSeconds, cfg.BreakerPatience = 2, 0.001, 2
+	sum, err := (&Runner{Store: st, Env: st}).Run(context.Background(), cfg, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "stopped as failed")
+	assert.Contains(t, err.Error(), "upstream gone")
+	// Trips at failures 2, 3 and 4: the third trip is past a patience of 2.
+	assert.EqualValues(t, 4, calls.Load(), "the endpoint is given up on, not retried 51 times a rollout")
+	e, err := st.Experiment(context.Background(), sum.Experiment)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusFailed, e.Status)
+	rows := assertSettled(t, st, sum.Experiment, 10)
+	for _, r := range rows {
+		assert.Equal(t, storage.StatusFailed, r.Status)
+		assert.Equal(t, KindEndpointDown, FailureKind(r.Error), r.Error)
+	}
+}
