@@ -2,7 +2,10 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 )
 
 // RequeueFailed puts experiment expID's failed rollouts back in the queue
@@ -17,4 +20,28 @@ func (s *Store) RequeueFailed(ctx context.Context, expID int64) (int, error) {
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// withoutUserinfo is a profile's JSON with the user:password@ removed from its
+// "url" field; any other JSON (or one without userinfo) is returned as is.
+func withoutUserinfo(profileJSON string) string {
+	var m map[string]any
+	if !strings.Contains(profileJSON, "@") || json.Unmarshal([]byte(profileJSON), &m) != nil {
+		return profileJSON
+	}
+	raw, ok := m["url"].(string)
+	if !ok {
+		return profileJSON
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return profileJSON
+	}
+	u.User = nil
+	m["url"] = u.String()
+	b, err := json.Marshal(m)
+	if err != nil {
+		return profileJSON
+	}
+	return string(b)
 }

@@ -713,14 +713,15 @@ func (s *Store) ExperimentsByHash(ctx context.Context, hash string) ([]int64, er
 }
 
 // SaveEndpointProfile stores (or replaces) a named endpoint profile as JSON.
-// The profile must hold no secret: only where to find the API key.
+// The profile must hold no secret: only where to find the API key (a
+// user:password@ in its "url" is removed before it is stored).
 func (s *Store) SaveEndpointProfile(ctx context.Context, name, profileJSON string) error {
 	if strings.TrimSpace(name) == "" {
 		return errors.New("storage: endpoint profile: empty name")
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO endpoint_profiles(name, profile_json, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT(name) DO UPDATE SET profile_json = excluded.profile_json, updated_at = excluded.updated_at`,
-		name, profileJSON, now())
+		name, withoutUserinfo(profileJSON), now())
 	if err != nil {
 		return fmt.Errorf("storage: save endpoint profile %q: %w", name, err)
 	}
