@@ -261,6 +261,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
+	fs.Int64Var(&cfg.MaxResponseBytes, "max-response-bytes", cfg.MaxResponseBytes, "largest reply body accepted (0 = 8 MiB); a longer one is a retried \"response too large\" failure")
 }
 
 // objectivesFlag sets RunConfig.Objectives from one number, or ObjectivesGrid

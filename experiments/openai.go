@@ -96,13 +96,19 @@ func normalizeBaseURL(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("endpoint URL %q: %w", raw, err)
+		// url.Error quotes the URL; keep any user:password@ out of the message.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("endpoint URL %q: %w", userinfoRE.ReplaceAllString(raw, "${1}"), err)
 	}
+	shown := StripUserinfo(raw)
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("endpoint URL %q: scheme must be http or https", raw)
+		return "", fmt.Errorf("endpoint URL %q: scheme must be http or https", shown)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("endpoint URL %q: no host", raw)
+		return "", fmt.Errorf("endpoint URL %q: no host", shown)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/v1"

@@ -35,3 +35,15 @@ func TestRedactorRemovesKeysHeadersAndUserinfo(t *testing.T) {
 	withKey.Endpoint = "http://u:k-1234@127.0.0.1:8000/v1"
 	assert.Equal(t, DefaultRunConfig().Hash(), withKey.Hash(), "the key is not part of the config's identity")
 }
+
+func TestURLErrorsNeverShowTheKey(t *testing.T) {
+	for _, raw := range []string{"ftp://u:sk-hidden-77@h/v1", "http://u:sk-hidden-77@/v1", "http://u:sk-hidden-77@h:bad port/v1"} {
+		_, err := normalizeBaseURL(raw)
+		if assert.Error(t, err, raw) {
+			assert.NotContains(t, err.Error(), "sk-hidden-77", raw)
+		}
+	}
+	ok, err := normalizeBaseURL("http://u:sk-hidden-77@h:8000")
+	assert.NoError(t, err)
+	assert.Equal(t, "http://u:sk-hidden-77@h:8000/v1", ok, "the adapter still gets the key, to send it as a header")
+}

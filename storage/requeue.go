@@ -45,3 +45,20 @@ func withoutUserinfo(profileJSON string) string {
 	}
 	return string(b)
 }
+
+// MaxErrorText bounds the error text stored per attempt or rollout (8 KiB):
+// whatever a server sends, the store keeps a summary.
+const MaxErrorText = 8 << 10
+
+// clipErrorText cuts s to MaxErrorText bytes on a rune boundary, noting how
+// many bytes were dropped.
+func clipErrorText(s string) string {
+	if len(s) <= MaxErrorText {
+		return s
+	}
+	cut := MaxErrorText - 64
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return fmt.Sprintf("%s… [%d bytes dropped]", s[:cut], len(s)-cut)
+}

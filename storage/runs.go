@@ -248,7 +248,8 @@ func appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t core.Turn)
 }
 
 // FinishRollout writes a rollout's result and finish time. r.Status must be
-// StatusDone, StatusFailed or StatusCancelled.
+// StatusDone, StatusFailed or StatusCancelled; an error text over
+// MaxErrorText bytes is cut (noting the size).
 func (s *Store) FinishRollout(ctx context.Context, id int64, r RolloutResult) error {
 	switch r.Status {
 	case StatusDone, StatusFailed, StatusCancelled:
@@ -264,7 +265,7 @@ func (s *Store) FinishRollout(ctx context.Context, id int64, r RolloutResult) er
 		score_json = ?, answer = ?, peak_tokens = ?, total_tokens = ?, turns = ?, seconds = ?, hit_max_turns = ?,
 		error = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?`,
 		r.Status, r.Score.EM, r.Score.F1, string(sj), r.Answer, r.PeakTokens, r.TotalTokens, r.Turns, r.Seconds,
-		r.HitMaxTurns, r.Error, t, t, id)
+		r.HitMaxTurns, clipErrorText(r.Error), t, t, id)
 }
 
 const experimentSelect = `
@@ -622,7 +623,8 @@ type Attempt struct {
 	Latency   time.Duration
 }
 
-// RecordAttempt stores a failed model call and counts it in the rollout's retries.
+// RecordAttempt stores a failed model call and counts it in the rollout's
+// retries. An error text over MaxErrorText bytes is cut (noting the size).
 func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		ts := now()
@@ -634,7 +636,7 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 			return fmt.Errorf("storage: record attempt: rollout %d: %w", a.RolloutID, ErrNotFound)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO attempts(rollout_id, turn_idx, attempt, endpoint, status, error, latency_ms, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.RolloutID, a.Turn, a.Attempt, a.Endpoint, a.Status, a.Error,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.RolloutID, a.Turn, a.Attempt, a.Endpoint, a.Status, clipErrorText(a.Error),
 			float64(a.Latency)/float64(time.Millisecond), ts)
 		if err != nil {
 			return fmt.Errorf("storage: record attempt: %w", err)
