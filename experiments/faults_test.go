@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -252,4 +254,45 @@ func TestDeadEndpointStopsTheExperiment(t *testing.T) {
 		assert.Equal(t, storage.StatusFailed, r.Status)
 		assert.Equal(t, KindEndpointDown, FailureKind(r.Error), r.Error)
 	}
+}
+
+// TestBreakerPatience: only a failure that opens a closed breaker is a trip;
+// more than patience trips without a success declare the endpoint down, and
+// a success in between starts the count again (fake time: testing/synctest).
+func TestBreakerPatience(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := &CallError{Status: 503, Err: errors.New("overloaded")}
+		e := newEndpointState(EndpointProfile{Name: "gpu", URL: "http://u:sk-9z9z9z@h/v1"}, nil,
+			retryPolicy{breakerFailures: 2, cooldown: time.Second, patience: 2})
+		e.report(boom)
+		assert.False(t, e.breakerOpen())
+		e.report(boom) // trip 1
+		assert.True(t, e.breakerOpen())
+		e.report(boom) // while open (a call already in flight): no trip
+		time.Sleep(time.Second)
+		e.report(boom) // trip 2
+		assert.NoError(t, e.downErr())
+		time.Sleep(time.Second)
+		e.report(nil) // a success forgives
+		e.report(boom)
+		e.report(boom) // trip 1 again
+		time.Sleep(time.Second)
+		e.report(boom) // trip 2
+		time.Sleep(time.Second)
+		require.NoError(t, e.downErr())
+		e.report(boom) // trip 3 > patience 2
+		down := e.downErr()
+		require.Error(t, down)
+		assert.Equal(t, KindEndpointDown, ErrorKind(down))
+		assert.Contains(t, down.Error(), "overloaded")
+		assert.NotContains(t, down.Error(), "sk-9z9z9z")
+		assert.ErrorIs(t, e.acquire(context.Background()), errEndpointDown, "a down endpoint takes no more calls")
+
+		never := newEndpointState(EndpointProfile{Name: "gpu"}, nil, retryPolicy{breakerFailures: 1, cooldown: time.Second})
+		for i := 0; i < 50; i++ {
+			never.report(boom)
+			time.Sleep(time.Second)
+		}
+		assert.NoError(t, never.downErr(), "patience 0 never gives up")
+	})
 }
