@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 export CGO_ENABLED := 1
 
-.PHONY: run build test vet lint staticcheck bench fuzz screenshot deps deps-gui deps-screenshot clean
+.PHONY: run build test vet lint staticcheck bench fuzz soak screenshot deps deps-gui deps-screenshot clean
 
 ## run: install what the desktop build needs, build, and open the app on the default store
 run: build
@@ -50,6 +50,13 @@ bench-charts: deps
 ## bench-browse: the trace inspector's benchmarks alone (rollout browser over a generated 100k-rollout / 1M-turn store, made once in $TMPDIR, about 70 s; opening a 20-turn rollout)
 bench-browse: deps
 	$(GO) test -run '^$$' -bench 'Browse|OpenRollout|Facets|Trace' -benchmem -tags $(TESTTAGS) ./storage/ ./views/
+
+## soak: the fault soak (not in `make test`): a 200-rollout run against a scripted server failing
+## 30% of its generations (500s, 429 with Retry-After, hangs, resets mid-body, 10 MB bodies,
+## malformed JSON, empty choices); asserts peak RSS < 300 MB, linear store growth and that every
+## rollout ends done or failed with a reason, then prints the figures
+soak: deps
+	$(GO) test -count=1 -v -timeout 30m -tags $(TESTTAGS),soak -run '^TestSoak$$' ./experiments/
 
 ## fuzz: a longer run of the response-parser fuzz test
 fuzz: deps

@@ -46,7 +46,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
-		{"run", "[--config FILE.toml] [flags] | --resume ID", "compose tasks and run an experiment against an OpenAI-compatible endpoint", (*CLI).cmdRun},
+		{"run", "[--config FILE.toml] [flags] | --resume ID [--retry-failed]", "compose tasks and run an experiment against an OpenAI-compatible endpoint (each endpoint is probed first; exits 1 when any rollout failed, with a count per failure kind)", (*CLI).cmdRun},
 		{"ls", "", "list experiments in the store", (*CLI).cmdLs},
 		{"template", "import FILE [--name NAME] | list", "keep a prompt template in the store (imported once, then picked by name with run --template-name)", (*CLI).cmdTemplate},
 		{"cancel", "ID", "cancel a running experiment (its finished turns are kept; `run --resume ID` continues it)", (*CLI).cmdCancel},
@@ -97,15 +97,39 @@ func (c *CLI) usage(w io.Writer) {
 	fmt.Fprintln(w, "mem1lab — a workbench for long-horizon agents with consolidated memory (MEM1)")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Usage:")
-	fmt.Fprintln(w, "  mem1lab [--db PATH] [--bundle DIR]   open the desktop app")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "  mem1lab [--db PATH] [--bundle DIR]")
+	fmt.Fprintln(w, "      open the desktop app")
 	for _, cmd := range commands() {
-		fmt.Fprintf(tw, "  mem1lab %s %s\t%s\n", cmd.name, cmd.args, cmd.summary)
+		writeWrapped(w, "  ", "      ", strings.TrimSpace("mem1lab "+cmd.name+" "+cmd.args))
+		writeWrapped(w, "      ", "      ", cmd.summary)
 	}
-	tw.Flush()
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Every command takes --db PATH (default %s).\n", DefaultDBPath())
+	writeWrapped(w, "", "  ", fmt.Sprintf("Every command takes --db PATH (default %s).", DefaultDBPath()))
 	fmt.Fprintln(w, "`mem1lab COMMAND -h` lists a command's flags.")
+}
+
+// helpWidth is the widest line `mem1lab help` prints.
+const helpWidth = 80
+
+// writeWrapped writes text word-wrapped at helpWidth columns: the first line
+// after first, the others after rest. A single word longer than a line is
+// left whole.
+func writeWrapped(w io.Writer, first, rest, text string) {
+	line, indent := "", first
+	for _, word := range strings.Fields(text) {
+		if line != "" && len([]rune(indent+line+" "+word)) > helpWidth {
+			fmt.Fprintln(w, indent+line)
+			line, indent = "", rest
+		}
+		if line == "" {
+			line = word
+		} else {
+			line += " " + word
+		}
+	}
+	if line != "" {
+		fmt.Fprintln(w, indent+line)
+	}
 }
 
 func (c *CLI) flags(name string) *flag.FlagSet {
@@ -271,6 +295,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.TemplateName, "template-name", cfg.TemplateName, "prompt template kept in the store (see `mem1lab template import`), recorded by content hash")
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
+	fs.Int64Var(&cfg.MaxResponseBytes, "max-response-bytes", cfg.MaxResponseBytes, "largest reply body accepted (0 = 8 MiB); a longer one is a retried \"response too large\" failure")
 	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index) or the URL of a MEM1/Search-R1 /retrieve server")
 }
 
@@ -423,6 +448,8 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 	quiet := fs.Bool("quiet", false, "no progress line")
 	resume := fs.Int64("resume", 0, "resume experiment ID (its unfinished and interrupted rollouts) instead of starting one")
 	fresh := fs.Bool("new", false, "start a new experiment even when an unfinished one has the same config")
+	noPreflight := fs.Bool("no-preflight", false, "skip probing each endpoint (GET /models and a one-token request) before queueing")
+	retryFailed := fs.Bool("retry-failed", false, "with --resume: run the experiment's failed rollouts again, each from its last stored turn (done ones never run twice)")
 	runFlags(fs, &cfg)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -434,6 +461,9 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
+	}
+	if *retryFailed && *resume == 0 {
+		return errors.New("--retry-failed needs --resume ID (the experiment whose failed rollouts to run again)")
 	}
 	var st *storage.Store
 	var err error
@@ -447,11 +477,22 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 
-	r := &experiments.Runner{Store: st, Env: st}
+	r := &experiments.Runner{Store: st, Env: st, RetryFailed: *retryFailed}
 	if *resume == 0 {
 		// A named template is recorded by content hash before the config is hashed.
 		if cfg, err = experiments.ResolveTemplate(ctx, st, cfg); err != nil {
 			return err
+		}
+	}
+	if !*noPreflight {
+		pcfg := cfg
+		if *resume != 0 {
+			if pcfg, err = r.StoredConfig(ctx, *resume); err != nil {
+				return err
+			}
+		}
+		if err := experiments.Preflight(ctx, pcfg, nil); err != nil {
+			return fmt.Errorf("preflight failed, nothing queued (--no-preflight skips the check):\n%w", err)
 		}
 	}
 	if *resume == 0 && !*fresh {
@@ -503,7 +544,49 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 	} else {
 		writeSummary(c.Stdout, summary)
 	}
-	return err
+	return errors.Join(err, failedRollouts(context.WithoutCancel(ctx), st, summary.Experiment))
+}
+
+// failedRollouts is nil when no rollout of experiment expID failed, else an
+// error saying how many failed followed by one line per failure kind: its
+// count and the first such rollout's reason (cut to fit a terminal line).
+func failedRollouts(ctx context.Context, st *storage.Store, expID int64) error {
+	rows, err := st.Rollouts(ctx, expID)
+	if err != nil {
+		return err
+	}
+	type kind struct {
+		n     int
+		first string
+	}
+	byKind := map[string]*kind{}
+	var order []string
+	failed := 0
+	for _, r := range rows {
+		if r.Status != storage.StatusFailed {
+			continue
+		}
+		failed++
+		k := experiments.FailureKind(r.Error)
+		if byKind[k] == nil {
+			byKind[k] = &kind{first: fmt.Sprintf("rollout %d: %s", r.ID, strings.TrimPrefix(r.Error, k+": "))}
+			order = append(order, k)
+		}
+		byKind[k].n++
+	}
+	if failed == 0 {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of %d rollouts failed (`mem1lab run --resume %d --retry-failed` runs them again)", failed, len(rows), expID)
+	for _, k := range order {
+		line := fmt.Sprintf("  %d %s, first %s", byKind[k].n, k, strings.ReplaceAll(byKind[k].first, "\n", " "))
+		if r := []rune(line); len(r) > 160 {
+			line = string(r[:159]) + "…"
+		}
+		b.WriteString("\n" + line)
+	}
+	return errors.New(b.String())
 }
 
 func writeSummary(w io.Writer, s experiments.Summary) {

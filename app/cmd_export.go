@@ -63,6 +63,12 @@ func writeAtomically(stdout io.Writer, path string, fn func(io.Writer) error) er
 		tmp.Close()
 		return err
 	}
+	// CreateTemp makes the file 0600; an export is a document like any other
+	// (the GUI's save dialogs write 0644).
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}

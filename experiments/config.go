@@ -88,6 +88,14 @@ type RunConfig struct {
 	BreakerFailures int `toml:"breaker_failures,omitempty" json:"breaker_failures,omitempty"`
 	// BreakerCooldownSeconds is how long the breaker pauses it (0 = 5 s).
 	BreakerCooldownSeconds float64 `toml:"breaker_cooldown_seconds,omitempty" json:"breaker_cooldown_seconds,omitempty"`
+	// BreakerPatience is how many breaker pauses in a row, with no call
+	// succeeding, declare an endpoint down (0 = 10, negative = never): the
+	// experiment then stops as failed with the reason instead of retrying
+	// every rollout.
+	BreakerPatience int `toml:"breaker_patience,omitempty,omitzero" json:"breaker_patience,omitempty"`
+	// MaxResponseBytes bounds a reply's body (0 = 8 MiB): a longer one is a
+	// "response too large" failure, retried like a server error.
+	MaxResponseBytes int64 `toml:"max_response_bytes,omitempty,omitzero" json:"max_response_bytes,omitempty"`
 	// APIKeyKeyring names the OS keyring entry holding the endpoint's key, used
 	// when api_key_env is unset or empty.
 	APIKeyKeyring string `toml:"api_key_keyring,omitempty" json:"api_key_keyring,omitempty"`
@@ -253,6 +261,9 @@ func (c RunConfig) EndpointFor(p EndpointProfile) Endpoint {
 		TopP:        c.TopP,
 		MaxTokens:   c.MaxTokens,
 		Timeout:     time.Duration(p.TimeoutSeconds * float64(time.Second)),
+
+		MaxResponseBytes: c.MaxResponseBytes,
+		Concurrency:      p.Concurrency,
 	}
 }
 
@@ -267,7 +278,14 @@ func (c RunConfig) ForEndpoint(p EndpointProfile) RunConfig {
 
 // retryPolicy resolves the retry and breaker keys' defaults.
 func (c RunConfig) retryPolicy() retryPolicy {
-	rp := retryPolicy{retries: 4, base: 250 * time.Millisecond, max: 30 * time.Second, breakerFailures: 8, cooldown: 5 * time.Second}
+	rp := retryPolicy{retries: 4, base: 250 * time.Millisecond, max: 30 * time.Second, breakerFailures: 8, cooldown: 5 * time.Second,
+		patience: 10}
+	switch {
+	case c.BreakerPatience > 0:
+		rp.patience = c.BreakerPatience
+	case c.BreakerPatience < 0:
+		rp.patience = 0
+	}
 	switch {
 	case c.Retries > 0:
 		rp.retries = c.Retries
@@ -498,6 +516,9 @@ func (c RunConfig) Validate() error {
 	if math.IsNaN(c.BreakerCooldownSeconds) || c.BreakerCooldownSeconds < 0 {
 		bad("breaker_cooldown_seconds", "%g: want ≥ 0", c.BreakerCooldownSeconds)
 	}
+	if c.MaxResponseBytes < 0 {
+		bad("max_response_bytes", "%d: want ≥ 0 (0 = %d)", c.MaxResponseBytes, DefaultMaxResponseBytes)
+	}
 	if c.Tags != nil {
 		if err := c.CoreTags().Validate(); err != nil {
 			bad("tags", "%v", err)
@@ -585,7 +606,7 @@ func (c RunConfig) CanonicalTOML() ([]byte, error) {
 
 // Hash is the lowercase hex SHA-256 of CanonicalTOML (64 characters).
 func (c RunConfig) Hash() string {
-	b, err := c.CanonicalTOML()
+	b, err := c.WithoutCredentials().CanonicalTOML()
 	if err != nil { // a plain struct of scalars always encodes; keep a stable fallback
 		b = []byte(fmt.Sprintf("%#v", c))
 	}
@@ -620,5 +641,8 @@ func (c RunConfig) EndpointConfig() Endpoint {
 		TopP:        c.TopP,
 		MaxTokens:   c.MaxTokens,
 		Timeout:     time.Duration(c.TimeoutSeconds * float64(time.Second)),
+
+		MaxResponseBytes: c.MaxResponseBytes,
+		Concurrency:      c.Concurrency,
 	}
 }

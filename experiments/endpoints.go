@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -24,12 +25,18 @@ type endpointState struct {
 	openUntil time.Time // breaker open (endpoint paused) until then
 	threshold int
 	cooldown  time.Duration
-	requests  int // calls sent
-	failures  int // calls failed
+	patience  int   // breaker pauses in a row that declare the endpoint down (0 = never)
+	trips     int   // breaker pauses since the last success
+	down      error // set once the endpoint is declared down
+	requests  int   // calls sent
+	failures  int   // calls failed
 }
 
+// errEndpointDown is wrapped by the error of an endpoint declared down.
+var errEndpointDown = errors.New("endpoint down")
+
 func newEndpointState(p EndpointProfile, m core.Model, rp retryPolicy) *endpointState {
-	e := &endpointState{profile: p, model: m, threshold: rp.breakerFailures, cooldown: rp.cooldown}
+	e := &endpointState{profile: p, model: m, threshold: rp.breakerFailures, cooldown: rp.cooldown, patience: rp.patience}
 	if p.RequestsPerSecond > 0 {
 		// Burst 1: requests are spaced evenly, so the rate holds over any window.
 		e.limiter = rate.NewLimiter(rate.Limit(p.RequestsPerSecond), 1)
@@ -42,8 +49,11 @@ func newEndpointState(p EndpointProfile, m core.Model, rp retryPolicy) *endpoint
 func (e *endpointState) acquire(ctx context.Context) error {
 	for {
 		e.mu.Lock()
-		wait := time.Until(e.openUntil)
+		wait, down := time.Until(e.openUntil), e.down
 		e.mu.Unlock()
+		if down != nil {
+			return down
+		}
 		if wait <= 0 {
 			break
 		}
@@ -65,21 +75,39 @@ func (e *endpointState) acquire(ctx context.Context) error {
 	return nil
 }
 
-// report feeds a call's outcome to the circuit breaker: threshold failures in a
-// row pause the endpoint for the cooldown; after it, each further failure in
-// the same run pauses it again, and one success closes the breaker.
-func (e *endpointState) report(failed bool) {
+// report feeds a call's outcome (err == nil: success) to the circuit breaker:
+// threshold failures in a row pause the endpoint for the cooldown; after it,
+// each further failure in the same run pauses it again, and one success closes
+// the breaker. A failure that opens a closed breaker is a trip; more than
+// patience trips without a success declare the endpoint down (for good in this
+// run: acquire then fails at once with the reason).
+func (e *endpointState) report(err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if !failed {
-		e.failRun = 0
+	if err == nil {
+		e.failRun, e.trips = 0, 0
 		return
 	}
 	e.failures++
 	e.failRun++
 	if e.threshold > 0 && e.failRun >= e.threshold {
-		e.openUntil = time.Now().Add(e.cooldown)
+		now := time.Now()
+		if !now.Before(e.openUntil) {
+			e.trips++
+		}
+		e.openUntil = now.Add(e.cooldown)
+		if e.patience > 0 && e.trips > e.patience && e.down == nil {
+			e.down = fmt.Errorf("%w: endpoint %s (%s) failed %d calls in a row through %d breaker pauses; last error: %w",
+				errEndpointDown, e.profile.Name, StripUserinfo(e.profile.URL), e.failRun, e.patience, err)
+		}
 	}
+}
+
+// downErr is the reason the endpoint was declared down, nil while it is not.
+func (e *endpointState) downErr() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.down
 }
 
 // EndpointStats is one endpoint's share of a run so far.

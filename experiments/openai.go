@@ -36,10 +36,6 @@ const (
 // when no system prompt is given.
 const QwenDefaultSystem = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
-// maxResponseBody bounds how much of a response body the adapter keeps for
-// decoding vLLM's extra fields (64 MiB; real replies are a few KiB).
-const maxResponseBody = 64 << 20
-
 // Endpoint is one OpenAI-compatible inference server plus the sampling settings
 // used for every turn.
 type Endpoint struct {
@@ -58,6 +54,12 @@ type Endpoint struct {
 	MaxTokens    int     // tokens generated per turn; 0 = server default
 	// Timeout bounds one request (connection, generation and reply); 0 = none.
 	Timeout time.Duration
+	// MaxResponseBytes bounds a successful reply's body; a longer one fails the
+	// call with ErrResponseTooLarge (retried). 0 = DefaultMaxResponseBytes.
+	MaxResponseBytes int64
+	// Concurrency is how many requests the caller keeps in flight; the
+	// connection pool keeps that many idle connections to the host (0 = 2).
+	Concurrency int
 }
 
 // Validate reports the first bad field of the endpoint.
@@ -83,6 +85,9 @@ func (ep Endpoint) Validate() error {
 	if ep.Timeout < 0 {
 		return fmt.Errorf("endpoint timeout %s: want ≥ 0", ep.Timeout)
 	}
+	if ep.MaxResponseBytes < 0 {
+		return fmt.Errorf("endpoint max_response_bytes %d: want ≥ 0 (0 = %d)", ep.MaxResponseBytes, DefaultMaxResponseBytes)
+	}
 	return nil
 }
 
@@ -95,13 +100,19 @@ func normalizeBaseURL(raw string) (string, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("endpoint URL %q: %w", raw, err)
+		// url.Error quotes the URL; keep any user:password@ out of the message.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return "", fmt.Errorf("endpoint URL %q: %w", userinfoRE.ReplaceAllString(raw, "${1}"), err)
 	}
+	shown := StripUserinfo(raw)
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("endpoint URL %q: scheme must be http or https", raw)
+		return "", fmt.Errorf("endpoint URL %q: scheme must be http or https", shown)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("endpoint URL %q: no host", raw)
+		return "", fmt.Errorf("endpoint URL %q: no host", shown)
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/v1"
@@ -112,10 +123,11 @@ func normalizeBaseURL(raw string) (string, error) {
 // OpenAIModel is the go-openai adapter behind NewModel. It is safe for
 // concurrent use by several rollouts.
 type OpenAIModel struct {
-	ep        Endpoint
+	ep        Endpoint // BaseURL without userinfo
 	client    *openai.Client
 	transport *http.Transport
 	root      string // the server root (BaseURL without "/v1"), where vLLM serves /tokenize
+	auth      string // the Authorization value from the URL's userinfo ("" when none)
 	// noTokenize is set once the server answered /tokenize with an error, so
 	// later turns go straight to the estimate.
 	noTokenize atomic.Bool
@@ -133,13 +145,27 @@ func NewOpenAIModel(ep Endpoint) (*OpenAIModel, error) {
 	if err := ep.Validate(); err != nil {
 		return nil, err
 	}
-	base, _ := normalizeBaseURL(ep.BaseURL)
+	norm, _ := normalizeBaseURL(ep.BaseURL)
+	// A key in the URL (http://user:KEY@host/v1) travels as a Basic
+	// Authorization header; the URL kept, sent and shown in errors has none.
+	base, auth := splitUserinfo(norm)
+	ep.BaseURL = base
 	cfg := openai.DefaultConfig(ep.APIKey)
 	cfg.BaseURL = base
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	cfg.HTTPClient = &http.Client{Transport: &captureTransport{base: tr}}
-	return &OpenAIModel{ep: ep, client: openai.NewClientWithConfig(cfg), transport: tr,
+	tr := newPoolTransport(ep.Concurrency)
+	cfg.HTTPClient = &http.Client{Transport: &captureTransport{base: tr, limit: ep.MaxResponseBytes, auth: auth}}
+	return &OpenAIModel{ep: ep, client: openai.NewClientWithConfig(cfg), transport: tr, auth: auth,
 		root: strings.TrimSuffix(base, "/v1")}, nil
+}
+
+// newPoolTransport is http.DefaultTransport sized for concurrency requests in
+// flight to one host: that many idle keep-alive connections per host (the
+// default 2 makes most requests dial anew), and at least 100 in all.
+func newPoolTransport(concurrency int) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(concurrency, 2)
+	tr.MaxIdleConns = max(tr.MaxIdleConns, concurrency)
+	return tr
 }
 
 // Endpoint returns the endpoint the model was built from.
@@ -186,7 +212,8 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 		})
 		if err == nil {
 			if len(resp.Choices) == 0 {
-				return out, fmt.Errorf("%s/completions: reply has no choices", m.ep.BaseURL)
+				return out, &CallError{Status: slot.status, Kind: KindEmptyChoices, Transient: true,
+					Err: fmt.Errorf("%s/completions: reply has no choices", m.ep.BaseURL)}
 			}
 			out.Text = resp.Choices[0].Text
 			out.FinishReason = resp.Choices[0].FinishReason
@@ -208,33 +235,15 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 		resp, err = m.client.CreateChatCompletion(ctx, req)
 		if err == nil {
 			if len(resp.Choices) == 0 {
-				return out, fmt.Errorf("%s/chat/completions: reply has no choices", m.ep.BaseURL)
+				return out, &CallError{Status: slot.status, Kind: KindEmptyChoices, Transient: true,
+					Err: fmt.Errorf("%s/chat/completions: reply has no choices", m.ep.BaseURL)}
 			}
 			out.Text = resp.Choices[0].Message.Content
 			out.FinishReason = string(resp.Choices[0].FinishReason)
 		}
 	}
 	if err != nil {
-		ce := &CallError{Status: slot.status, RetryAfter: parseRetryAfter(slot.retryAfter, time.Now())}
-		var apiErr *openai.APIError
-		var reqErr *openai.RequestError
-		switch {
-		case errors.Is(err, context.DeadlineExceeded) && m.ep.Timeout > 0 && ctx.Err() != nil:
-			ce.Timeout = true
-			ce.Err = fmt.Errorf("%s %s: request timed out after %s: %w", m.ep.Mode, m.ep.BaseURL, m.ep.Timeout, err)
-		case errors.As(err, &apiErr) && apiErr.Code != nil && fmt.Sprint(apiErr.Code) != "":
-			ce.Err = fmt.Errorf("%s %s: %w (code %v)", m.ep.Mode, m.ep.BaseURL, err, apiErr.Code)
-		default:
-			ce.Err = fmt.Errorf("%s %s: %w", m.ep.Mode, m.ep.BaseURL, err)
-		}
-		if ce.Status == 0 {
-			if errors.As(err, &apiErr) {
-				ce.Status = apiErr.HTTPStatusCode
-			} else if errors.As(err, &reqErr) {
-				ce.Status = reqErr.HTTPStatusCode
-			}
-		}
-		return out, ce
+		return out, m.callError(ctx, err, slot)
 	}
 	extra := decodeVLLMExtras(slot.body)
 	out.StopReason = extra.stopReason
@@ -316,6 +325,8 @@ func (m *OpenAIModel) tokenize(ctx context.Context, req tokenizeRequest) (int, e
 	hr.Header.Set("Content-Type", "application/json")
 	if m.ep.APIKey != "" {
 		hr.Header.Set("Authorization", "Bearer "+m.ep.APIKey)
+	} else if m.auth != "" {
+		hr.Header.Set("Authorization", m.auth)
 	}
 	resp, err := (&http.Client{Transport: m.transport}).Do(hr)
 	if err != nil {
@@ -329,13 +340,79 @@ func (m *OpenAIModel) tokenize(ctx context.Context, req tokenizeRequest) (int, e
 	var wire struct {
 		Count *int `json:"count"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(&wire); err != nil {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, DefaultMaxResponseBytes)).Decode(&wire); err != nil {
 		return 0, fmt.Errorf("POST %s/tokenize: %w", m.root, err)
 	}
 	if wire.Count == nil {
 		return 0, fmt.Errorf("POST %s/tokenize: reply has no count", m.root)
 	}
 	return *wire.Count, nil
+}
+
+// callError turns a failed call into a *CallError with a bounded message: the
+// server's message cut to maxSummary (never the whole error body) and the size
+// of the body dropped unread, or the transport failure. Malformed JSON in a 2xx
+// reply and a reply over MaxResponseBytes are transient.
+func (m *OpenAIModel) callError(ctx context.Context, err error, slot *captureSlot) *CallError {
+	ce := &CallError{Status: slot.status, RetryAfter: parseRetryAfter(slot.retryAfter, time.Now())}
+	where := m.ep.Mode + " " + m.ep.BaseURL
+	var apiErr *openai.APIError
+	var reqErr *openai.RequestError
+	var synErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) && m.ep.Timeout > 0 && ctx.Err() != nil:
+		ce.Timeout, ce.Kind = true, KindTimeout
+		ce.Err = &summaryError{fmt.Sprintf("%s: request timed out after %s", where, m.ep.Timeout), err}
+	case errors.Is(err, ErrResponseTooLarge):
+		ce.Kind, ce.Transient = KindTooLarge, true
+		ce.Err = &summaryError{fmt.Sprintf("%s: %s", where, tooLargeText(err)), err}
+	case slot.status >= 200 && slot.status < 300 && (errors.As(err, &synErr) || errors.As(err, &typeErr) ||
+		errors.Is(err, io.ErrUnexpectedEOF) && len(slot.body) > 0):
+		ce.Kind, ce.Transient = KindMalformed, true
+		ce.Err = &summaryError{fmt.Sprintf("%s: malformed JSON reply (%s): %s", where, byteSize(int64(len(slot.body))), boundText(err.Error(), 300)), err}
+	case errors.As(err, &apiErr) || errors.As(err, &reqErr):
+		if ce.Status == 0 {
+			if apiErr != nil {
+				ce.Status = apiErr.HTTPStatusCode
+			} else {
+				ce.Status = reqErr.HTTPStatusCode
+			}
+		}
+		msg := serverMessage(slot.errBody)
+		if apiErr != nil && apiErr.Message != "" {
+			msg = apiErr.Message
+		}
+		text := fmt.Sprintf("%s: HTTP %d: %s", where, ce.Status, boundText(msg, maxSummary-200))
+		if apiErr != nil && apiErr.Code != nil && fmt.Sprint(apiErr.Code) != "" {
+			text += fmt.Sprintf(" (code %v)", apiErr.Code)
+		}
+		if slot.errDropped > 0 {
+			more := ""
+			if slot.errAtLeast {
+				more = "more than "
+			}
+			text += fmt.Sprintf(" [error body cut at %s; %s%s dropped unread]", byteSize(maxErrorBody), more, byteSize(slot.errDropped))
+		}
+		ce.Err = &summaryError{text, err}
+	default:
+		ce.Err = &summaryError{boundText(fmt.Sprintf("%s: %v", where, err), maxSummary), err}
+	}
+	if ce.Kind == "" {
+		ce.Kind = ErrorKind(ce)
+	}
+	return ce
+}
+
+// tooLargeText is the text of the error in err's chain that wraps
+// ErrResponseTooLarge (without the request line net/http puts before it).
+func tooLargeText(err error) string {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if errors.Unwrap(e) == ErrResponseTooLarge {
+			return e.Error()
+		}
+	}
+	return ErrResponseTooLarge.Error()
 }
 
 // RenderQwenPrefix builds the raw completions prompt MEM1 sends to its Qwen2.5
@@ -426,38 +503,9 @@ type captureSlot struct {
 	body       []byte
 	status     int
 	retryAfter string
-}
-
-// captureTransport reads the body of 2xx responses for requests whose context
-// carries a captureSlot, keeps a copy there and hands go-openai an identical
-// body, so fields go-openai does not decode (vLLM's stop_reason) can be read.
-type captureTransport struct{ base http.RoundTripper }
-
-func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := dropStreamFalse(req); err != nil {
-		return nil, err
-	}
-	resp, err := t.base.RoundTrip(req)
-	slot, _ := req.Context().Value(captureKey{}).(*captureSlot)
-	if err != nil {
-		return resp, err
-	}
-	if slot != nil {
-		slot.status = resp.StatusCode
-		slot.retryAfter = resp.Header.Get("Retry-After")
-	}
-	if slot == nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp, nil
-	}
-	body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-	_ = resp.Body.Close()
-	if rerr != nil {
-		return nil, fmt.Errorf("reading reply: %w", rerr)
-	}
-	slot.body = body
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	return resp, nil
+	errBody    []byte // the kept prefix of an error reply's body
+	errDropped int64  // bytes of it dropped unread
+	errAtLeast bool   // errDropped is a lower bound
 }
 
 // dropStreamFalse removes the `"stream":false` member go-openai always encodes

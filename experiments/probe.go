@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -54,10 +55,11 @@ func EnvKey(p EndpointProfile) (string, error) {
 // FetchModels lists the model ids the endpoint serves (GET {url}/models),
 // sorted. Errors carry the HTTP status and the server's message.
 func FetchModels(ctx context.Context, p EndpointProfile, key KeyFunc) ([]string, error) {
-	base, err := normalizeBaseURL(p.URL)
+	norm, err := normalizeBaseURL(p.URL)
 	if err != nil {
 		return nil, err
 	}
+	base, auth := splitUserinfo(norm) // errors never show the URL's key
 	if key == nil {
 		key = EnvKey
 	}
@@ -73,16 +75,19 @@ func FetchModels(ctx context.Context, p EndpointProfile, key KeyFunc) ([]string,
 	}
 	if k != "" {
 		req.Header.Set("Authorization", "Bearer "+k)
+	} else if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s/models: %w", base, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s/models: HTTP %d: %s", base, resp.StatusCode, serverMessage(body))
+		body, _, _ := boundedBody(resp)
+		return nil, &CallError{Status: resp.StatusCode, Err: fmt.Errorf("GET %s/models: HTTP %d: %s", base, resp.StatusCode, boundText(serverMessage(body), 500))}
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	var list struct {
 		Data []struct {
 			ID string `json:"id"`
@@ -160,4 +165,43 @@ func serverMessage(body []byte) string {
 		return "(empty reply)"
 	}
 	return s
+}
+
+// Preflight checks every endpoint of cfg before a run queues anything, as
+// Test connection does: GET /models must answer (a 404 is accepted: not every
+// server lists its models) and a one-token request in the endpoint's mode
+// must succeed. A reply worth retrying (429, 5xx, malformed) is tried up to 3
+// times; an unreachable endpoint, a refused request or a timeout fails at
+// once. Errors name the endpoint and give the reason (never its key).
+func Preflight(ctx context.Context, cfg RunConfig, key KeyFunc) error {
+	var errs []error
+	for _, p := range cfg.EndpointList() {
+		if err := preflightOne(ctx, p, key); err != nil {
+			errs = append(errs, fmt.Errorf("endpoint %s (%s): %w", p.Name, StripUserinfo(p.URL), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func preflightOne(ctx context.Context, p EndpointProfile, key KeyFunc) error {
+	if _, err := FetchModels(ctx, p, key); err != nil {
+		var ce *CallError
+		if !errors.As(err, &ce) || ce.Status != http.StatusNotFound {
+			return err
+		}
+	}
+	var err error
+	for try := 1; try <= 3; try++ {
+		if _, err = TestConnection(ctx, p, key); err == nil {
+			return nil
+		}
+		var ce *CallError
+		if !errors.As(err, &ce) || ce.Status == 0 || !Retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		if serr := sleepCtx(ctx, time.Duration(try)*200*time.Millisecond); serr != nil {
+			return err
+		}
+	}
+	return err
 }

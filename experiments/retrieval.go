@@ -189,13 +189,22 @@ func (r *HTTPRetriever) Search(ctx context.Context, query string, k int) ([]core
 		return nil, &CallError{Timeout: timedOut(), Err: fmt.Errorf("retrieve %s: %w", r.URL, err)}
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		raw, dropped, _ := boundedBody(resp)
+		msg := fmt.Sprintf("retrieve %s: %s: %s", r.URL, resp.Status, clip(string(raw), 300))
+		if dropped > 0 {
+			msg += fmt.Sprintf(" [error body cut; %s dropped]", byteSize(dropped))
+		}
+		return nil, &CallError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+			Err: errors.New(msg)}
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1))
 	if err != nil {
 		return nil, &CallError{Status: 0, Timeout: timedOut(), Err: fmt.Errorf("retrieve %s: reading reply: %w", r.URL, err)}
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, &CallError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-			Err: fmt.Errorf("retrieve %s: %s: %s", r.URL, resp.Status, clip(string(raw), 300))}
+	if len(raw) > DefaultMaxResponseBytes {
+		return nil, &CallError{Transient: true, Kind: KindTooLarge,
+			Err: fmt.Errorf("retrieve %s: %w: more than %s", r.URL, ErrResponseTooLarge, byteSize(DefaultMaxResponseBytes))}
 	}
 	ps, err := parseRetrieveReply(raw, k)
 	if err != nil {

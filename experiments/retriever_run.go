@@ -71,20 +71,20 @@ func (e *callEnv) Search(ctx context.Context, query string, k int) ([]core.Passa
 		start := time.Now()
 		ps, err := e.rs.env.Search(ctx, query, k)
 		if err == nil {
-			e.rs.ep.report(false)
+			e.rs.ep.report(nil)
 			return ps, nil
 		}
 		if ctx.Err() != nil {
 			return nil, err
 		}
-		e.rs.ep.report(true)
+		e.rs.ep.report(err)
 		var ce *CallError
 		status, retryAfter := 0, time.Duration(0)
 		if errors.As(err, &ce) {
 			status, retryAfter = ce.Status, ce.RetryAfter
 		}
 		if rerr := m.store.RecordAttempt(context.WithoutCancel(ctx), storage.Attempt{RolloutID: m.rolloutID, Turn: turn,
-			Attempt: attempt, Endpoint: RetrieverAttemptEndpoint, Status: status, Error: err.Error(), Latency: time.Since(start)}); rerr != nil {
+			Attempt: attempt, Endpoint: RetrieverAttemptEndpoint, Status: status, Error: m.red.text(err.Error()), Latency: time.Since(start)}); rerr != nil {
 			m.tr.storeError(rerr)
 		}
 		m.tr.retry()

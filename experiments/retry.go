@@ -20,7 +20,80 @@ type CallError struct {
 	Status     int
 	RetryAfter time.Duration
 	Timeout    bool
-	Err        error
+	// Kind is the failure's kind (one of the Kind constants; "" = ErrorKind's
+	// guess from the other fields).
+	Kind string
+	// Transient marks a failure worth retrying whatever its status (a
+	// malformed or empty 2xx reply, one over max_response_bytes).
+	Transient bool
+	Err       error
+}
+
+// Failure kinds, as counted on `mem1lab run`'s stderr, in the soak figures
+// and as the prefix of a failed rollout's stored error.
+const (
+	KindHTTP429      = "http_429"       // rate limited
+	KindHTTP5xx      = "http_5xx"       // server error
+	KindHTTP4xx      = "http_4xx"       // request refused (bad request, unknown model, context too long)
+	KindTimeout      = "timeout"        // the per-request timeout fired
+	KindConnection   = "connection"     // refused, reset or cut-short connection
+	KindMalformed    = "malformed_json" // a 2xx reply that is not the expected JSON
+	KindEmptyChoices = "empty_choices"  // a 2xx reply with no choices
+	KindTooLarge     = "too_large"      // a reply over max_response_bytes
+	KindEndpointDown = "endpoint_down"  // the endpoint stayed dead past the breaker's patience
+	KindOther        = "other"          // anything else (retrieval, store, protocol)
+)
+
+// Kinds lists every failure kind.
+var Kinds = []string{KindHTTP429, KindHTTP5xx, KindHTTP4xx, KindTimeout, KindConnection, KindMalformed,
+	KindEmptyChoices, KindTooLarge, KindEndpointDown, KindOther}
+
+// ErrorKind classifies a failed call or rollout error (one of Kinds).
+func ErrorKind(err error) string {
+	if err == nil {
+		return ""
+	}
+	if errors.Is(err, errEndpointDown) {
+		return KindEndpointDown
+	}
+	var ce *CallError
+	if errors.As(err, &ce) {
+		switch {
+		case ce.Kind != "":
+			return ce.Kind
+		case ce.Timeout:
+			return KindTimeout
+		case ce.Status == http.StatusTooManyRequests:
+			return KindHTTP429
+		case ce.Status >= 500:
+			return KindHTTP5xx
+		case ce.Status >= 400:
+			return KindHTTP4xx
+		}
+	}
+	if errors.Is(err, ErrResponseTooLarge) {
+		return KindTooLarge
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return KindTimeout
+	}
+	if Retryable(err) {
+		return KindConnection
+	}
+	return KindOther
+}
+
+// FailureKind reads the kind back from a stored rollout error (the runner
+// stores "kind: message"); KindOther when it carries none.
+func FailureKind(stored string) string {
+	if k, _, ok := strings.Cut(stored, ": "); ok {
+		for _, kind := range Kinds {
+			if k == kind {
+				return k
+			}
+		}
+	}
+	return KindOther
 }
 
 func (e *CallError) Error() string { return e.Err.Error() }
@@ -36,7 +109,7 @@ func Retryable(err error) bool {
 	}
 	var ce *CallError
 	if errors.As(err, &ce) {
-		if ce.Timeout {
+		if ce.Timeout || ce.Transient {
 			return true
 		}
 		switch {
@@ -85,6 +158,7 @@ type retryPolicy struct {
 	base, max       time.Duration // first backoff and its cap
 	breakerFailures int           // failures in a row that open an endpoint's breaker
 	cooldown        time.Duration // how long an open breaker pauses its endpoint
+	patience        int           // breaker pauses in a row that declare an endpoint down (0 = never)
 }
 
 // backoff is the wait before retry number attempt (1-based): "full jitter"

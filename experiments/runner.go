@@ -82,6 +82,10 @@ type Runner struct {
 	// experiment over (0 = 15 s). A lease whose process is gone from this host
 	// is taken over at once.
 	StaleAfter time.Duration
+	// RetryFailed makes Resume put the experiment's failed rollouts back in
+	// the queue first (the store must implement RequeueFailed): each goes on
+	// from its last stored turn; done rollouts are never run again.
+	RetryFailed bool
 
 	mu     sync.Mutex
 	active map[int64]*activeRun
@@ -135,11 +139,12 @@ func (r *Runner) Run(ctx context.Context, cfg RunConfig, progress func(Progress)
 		return Summary{}, err
 	}
 	defer closeEps()
+	red := newRedactor(cfg)
 	expID, err := r.Create(ctx, cfg)
 	if err != nil {
-		return Summary{Experiment: expID}, err
+		return Summary{Experiment: expID}, errors.New(red.text(err.Error()))
 	}
-	return r.execute(ctx, expID, cfg, eps, progress)
+	return r.execute(ctx, expID, cfg.WithoutCredentials(), eps, red, progress)
 }
 
 // Plan is what a config's grid will make, for the composer's preview.
@@ -231,6 +236,7 @@ func (r *Runner) Create(ctx context.Context, cfg RunConfig) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	cfg = cfg.WithoutCredentials() // what is stored never holds a key
 	for _, p := range cfg.PolicyList() {
 		c := cfg
 		c.Policy = p
@@ -319,7 +325,7 @@ func (r *Runner) Resume(ctx context.Context, expID int64, progress func(Progress
 		return Summary{Experiment: expID}, err
 	}
 	defer closeEps()
-	return r.execute(ctx, expID, cfg, eps, progress)
+	return r.execute(ctx, expID, cfg, eps, newRedactor(cfg), progress)
 }
 
 // endpoints builds every endpoint's model.
@@ -465,7 +471,7 @@ func (r *Runner) claim(ctx context.Context, expID int64, owner string) error {
 }
 
 // execute plays experiment expID's unfinished rollouts on eps.
-func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []*endpointState, progress func(Progress)) (Summary, error) {
+func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []*endpointState, red *redactor, progress func(Progress)) (Summary, error) {
 	sum := Summary{Experiment: expID}
 	env, err := NewRetriever(cfg, r.Env)
 	if err != nil {
@@ -487,6 +493,17 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 			return sum, err
 		}
 		acfgs[p] = a
+	}
+	if r.RetryFailed {
+		rq, ok := r.Store.(interface {
+			RequeueFailed(ctx context.Context, expID int64) (int, error)
+		})
+		if !ok {
+			return sum, errors.New("runner: this store cannot requeue failed rollouts")
+		}
+		if _, err := rq.RequeueFailed(ctx, expID); err != nil {
+			return sum, fmt.Errorf("runner: %w", err)
+		}
 	}
 	if _, err := r.Store.RequeueInterrupted(ctx, expID); err != nil {
 		return sum, fmt.Errorf("runner: %w", err)
@@ -574,7 +591,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 		if !ok {
 			// A rollout for a model no endpoint serves any more: fail it clearly.
 			_ = r.Store.FinishRollout(bg, p.ID, storage.RolloutResult{Status: storage.StatusFailed,
-				Error: fmt.Sprintf("no endpoint serves model %q", p.Model)})
+				Error: fmt.Sprintf("%s: no endpoint serves model %q", KindOther, p.Model)})
 			tr.finish(p, storage.StatusFailed, core.Outcome{}, nil, nil)
 			continue
 		}
@@ -591,7 +608,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 			go func() {
 				defer wg.Done()
 				for {
-					if act.gate.wait(runCtx) != nil {
+					if act.gate.wait(runCtx) != nil || ep.downErr() != nil {
 						return
 					}
 					var job storage.PendingRollout
@@ -607,7 +624,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 					if runCtx.Err() != nil {
 						return // left queued for a later resume
 					}
-					r.play(runCtx, job, ep, rs, acfgs[job.Policy], rp, act.gate, tr, appendTurn)
+					r.play(runCtx, job, ep, rs, acfgs[job.Policy], rp, act.gate, tr, red, appendTurn)
 				}
 			}()
 		}
@@ -615,6 +632,35 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	wg.Wait()
 	close(hbStop)
 	<-hbDone
+
+	// A model whose every endpoint is down: its rollouts never started fail
+	// with the reason (`run --resume ID --retry-failed` plays them later).
+	var downErrs []error
+	for _, ep := range eps {
+		if err := ep.downErr(); err != nil {
+			downErrs = append(downErrs, err)
+		}
+	}
+	if runCtx.Err() == nil && len(downErrs) > 0 {
+		for model, q := range queues {
+			var reason error
+			for _, ep := range eps {
+				if ep.profile.Model != model {
+					continue
+				}
+				if reason = ep.downErr(); reason == nil {
+					break
+				}
+			}
+			if reason == nil {
+				continue
+			}
+			msg := boundText(red.text(fmt.Sprintf("%s: not started: %v", KindEndpointDown, reason)), maxSummary)
+			for job := range q {
+				tr.finish(job, storage.StatusFailed, core.Outcome{}, nil, r.finish(bg, job.ID, storage.RolloutResult{Status: storage.StatusFailed, Error: msg}))
+			}
+		}
+	}
 
 	act.mu.Lock()
 	requested := act.requested
@@ -641,7 +687,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 		status = storage.StatusCancelled
 	case queued > 0:
 		status = storage.StatusCancelled
-	case failed == len(final) && done == 0:
+	case failed == len(final) && done == 0, len(downErrs) > 0:
 		status = storage.StatusFailed
 	}
 	if err := r.Store.SetExperimentStatus(bg, expID, status); err != nil {
@@ -651,6 +697,9 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 		_ = r.Store.SetExperimentControl(bg, expID, "")
 	}
 	errs = append(errs, tr.storeErrors()...)
+	for _, e := range downErrs {
+		errs = append(errs, fmt.Errorf("runner: experiment %d stopped as failed: %s", expID, red.text(e.Error())))
+	}
 	sum.Groups = Summarize(final)
 	switch {
 	case ctx.Err() != nil:
@@ -663,7 +712,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 
 // play runs one rollout on ep (from its last stored turn) and records its result.
 func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, rs *retrieverState, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
-	appendTurn func(context.Context, int64, core.Turn) error) {
+	red *redactor, appendTurn func(context.Context, int64, core.Turn) error) {
 	bg := context.WithoutCancel(ctx)
 	ok, err := r.Store.ClaimRollout(ctx, j.ID, ep.profile.Name)
 	if err != nil || !ok {
@@ -674,7 +723,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	}
 	prior, err := r.Store.Turns(bg, j.ID)
 	if err != nil {
-		res := storage.RolloutResult{Status: storage.StatusFailed, Error: err.Error()}
+		res := storage.RolloutResult{Status: storage.StatusFailed, Error: KindOther + ": " + err.Error()}
 		tr.finish(j, res.Status, core.Outcome{}, nil, r.finish(bg, j.ID, res))
 		return
 	}
@@ -686,11 +735,11 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		}
 	}
 	tr.start(j)
-	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr}
+	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr, red: red}
 	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
 	onTurn := func(t core.Turn) error {
 		// The turn is stored even when ctx was cancelled during its call.
-		if err := appendTurn(bg, j.ID, t); err != nil {
+		if err := appendTurn(bg, j.ID, red.turn(t)); err != nil {
 			return err
 		}
 		tr.turn(t)
@@ -718,6 +767,10 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 			res.Status = storage.StatusCancelled
 		}
 		res.Error = err.Error()
+		if res.Status == storage.StatusFailed {
+			res.Error = ErrorKind(err) + ": " + res.Error
+		}
+		res.Error = boundText(red.text(res.Error), 2*maxSummary)
 	}
 	res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
 	tr.finish(j, res.Status, out, res.Paper, r.finish(bg, j.ID, res))
@@ -735,6 +788,7 @@ type callModel struct {
 	rolloutID int64
 	turn      int // index of the turn the next call is for
 	tr        *tracker
+	red       *redactor
 }
 
 func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
@@ -748,24 +802,28 @@ func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string
 		start := time.Now()
 		comp, err := m.ep.model.Complete(ctx, c, stops)
 		if err == nil {
-			m.ep.report(false)
+			m.ep.report(nil)
 			m.turn++
 			return comp, nil
 		}
 		if ctx.Err() != nil {
 			return comp, err // the run was cancelled: not the endpoint's fault
 		}
-		m.ep.report(true)
+		m.ep.report(err)
 		var ce *CallError
 		status, retryAfter := 0, time.Duration(0)
 		if errors.As(err, &ce) {
 			status, retryAfter = ce.Status, ce.RetryAfter
 		}
 		if rerr := m.store.RecordAttempt(context.WithoutCancel(ctx), storage.Attempt{RolloutID: m.rolloutID, Turn: m.turn,
-			Attempt: attempt, Endpoint: m.ep.profile.Name, Status: status, Error: err.Error(), Latency: time.Since(start)}); rerr != nil {
+			Attempt: attempt, Endpoint: m.ep.profile.Name, Status: status, Error: boundText(m.red.text(ErrorKind(err)+": "+err.Error()), maxSummary),
+			Latency: time.Since(start)}); rerr != nil {
 			m.tr.storeError(rerr)
 		}
 		m.tr.retry()
+		if down := m.ep.downErr(); down != nil {
+			return comp, down
+		}
 		if !Retryable(err) || attempt > m.rp.retries {
 			if attempt > 1 {
 				err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)

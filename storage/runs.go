@@ -268,7 +268,8 @@ func (s *Store) appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t
 }
 
 // FinishRollout writes a rollout's result and finish time. r.Status must be
-// StatusDone, StatusFailed or StatusCancelled.
+// StatusDone, StatusFailed or StatusCancelled; an error text over
+// MaxErrorText bytes is cut (noting the size).
 func (s *Store) FinishRollout(ctx context.Context, id int64, r RolloutResult) error {
 	s.contexts.drop(id)
 	switch r.Status {
@@ -288,7 +289,7 @@ func (s *Store) FinishRollout(ctx context.Context, id int64, r RolloutResult) er
 		paper_peak_tokens = ?, dependency = ?, compression_ratio = ?, exact_match_lenient = ?, paper_token_source = ?,
 		request_peak_tokens = ?, token_source = ? WHERE id = ?`,
 		append(append([]any{r.Status, r.Score.EM, r.Score.F1, string(sj), r.Answer, r.PeakTokens, r.TotalTokens, r.Turns, r.Seconds,
-			r.HitMaxTurns, r.Error, t, t}, pa...), r.RequestPeakTokens, nullString(r.TokenSource), id)...)
+			r.HitMaxTurns, clipErrorText(r.Error), t, t}, pa...), r.RequestPeakTokens, nullString(r.TokenSource), id)...)
 }
 
 // paperArgs are the SQL values of paper_peak_tokens, dependency,
@@ -757,7 +758,8 @@ type Attempt struct {
 	Latency   time.Duration
 }
 
-// RecordAttempt stores a failed model call and counts it in the rollout's retries.
+// RecordAttempt stores a failed model call and counts it in the rollout's
+// retries. An error text over MaxErrorText bytes is cut (noting the size).
 func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		ts := now()
@@ -769,7 +771,7 @@ func (s *Store) RecordAttempt(ctx context.Context, a Attempt) error {
 			return fmt.Errorf("storage: record attempt: rollout %d: %w", a.RolloutID, ErrNotFound)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO attempts(rollout_id, turn_idx, attempt, endpoint, status, error, latency_ms, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.RolloutID, a.Turn, a.Attempt, a.Endpoint, a.Status, a.Error,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, a.RolloutID, a.Turn, a.Attempt, a.Endpoint, a.Status, clipErrorText(a.Error),
 			float64(a.Latency)/float64(time.Millisecond), ts)
 		if err != nil {
 			return fmt.Errorf("storage: record attempt: %w", err)
@@ -848,14 +850,15 @@ func (s *Store) ExperimentsByHash(ctx context.Context, hash string) ([]int64, er
 }
 
 // SaveEndpointProfile stores (or replaces) a named endpoint profile as JSON.
-// The profile must hold no secret: only where to find the API key.
+// The profile must hold no secret: only where to find the API key (a
+// user:password@ in its "url" is removed before it is stored).
 func (s *Store) SaveEndpointProfile(ctx context.Context, name, profileJSON string) error {
 	if strings.TrimSpace(name) == "" {
 		return errors.New("storage: endpoint profile: empty name")
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO endpoint_profiles(name, profile_json, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT(name) DO UPDATE SET profile_json = excluded.profile_json, updated_at = excluded.updated_at`,
-		name, profileJSON, now())
+		name, withoutUserinfo(profileJSON), now())
 	if err != nil {
 		return fmt.Errorf("storage: save endpoint profile %q: %w", name, err)
 	}

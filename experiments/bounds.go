@@ -1,0 +1,183 @@
+package experiments
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// DefaultMaxResponseBytes bounds the body of a successful reply when the run
+// sets no max_response_bytes (8 MiB; a 1024-token turn is a few KiB).
+const DefaultMaxResponseBytes = 8 << 20
+
+// maxErrorBody is how much of an error reply's body is read (64 KiB); the rest
+// is dropped unread and its size noted.
+const maxErrorBody = 64 << 10
+
+// maxDrain is how much of an over-long error body is read past maxErrorBody to
+// learn its size (and keep the connection) when the server sent no length.
+const maxDrain = 256 << 10
+
+// maxSummary bounds the text of one failed call as it is stored (2 KiB).
+const maxSummary = 2 << 10
+
+// ErrResponseTooLarge is wrapped when a reply's body exceeds the endpoint's
+// MaxResponseBytes.
+var ErrResponseTooLarge = errors.New("response too large")
+
+// summaryError is an error whose text is a bounded summary of its cause.
+type summaryError struct {
+	msg   string
+	cause error
+}
+
+func (e *summaryError) Error() string { return e.msg }
+func (e *summaryError) Unwrap() error { return e.cause }
+
+// boundText cuts s to at most n bytes (on a rune boundary), noting how many
+// bytes were cut.
+func boundText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && cut < len(s) && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return fmt.Sprintf("%s… [%d bytes cut]", s[:cut], len(s)-cut)
+}
+
+// byteSize renders n bytes readably (B, KiB, MiB).
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// splitUserinfo returns raw without its userinfo (user:password@) and the
+// Authorization header value ("Basic …") that carries it instead; raw is
+// returned unchanged with "" when it has none or does not parse.
+func splitUserinfo(raw string) (clean, auth string) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.User == nil {
+		return raw, ""
+	}
+	pass, _ := u.User.Password()
+	auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass))
+	u.User = nil
+	return u.String(), auth
+}
+
+// StripUserinfo removes user:password@ from a URL, so that it can be stored,
+// logged or exported; anything that is not a URL with userinfo is returned
+// unchanged.
+func StripUserinfo(raw string) string {
+	clean, _ := splitUserinfo(raw)
+	return clean
+}
+
+// userinfoSecrets lists the user name and password of a URL (the parts that
+// must never be stored); nil when it has none.
+func userinfoSecrets(raw string) []string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.User == nil {
+		return nil
+	}
+	out := []string{u.User.Username()}
+	if p, ok := u.User.Password(); ok {
+		out = append(out, p)
+	}
+	return out
+}
+
+// boundedBody reads an error reply's body: at most maxErrorBody bytes are
+// kept; of the rest, the size is learnt from Content-Length or by reading up
+// to maxDrain more (discarded). dropped is the number of bytes not kept (a
+// lower bound when atLeast).
+func boundedBody(resp *http.Response) (kept []byte, dropped int64, atLeast bool) {
+	kept, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if int64(len(kept)) < maxErrorBody {
+		return kept, 0, false
+	}
+	if resp.ContentLength > int64(len(kept)) {
+		return kept, resp.ContentLength - int64(len(kept)), false
+	}
+	n, _ := io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain+1))
+	if n > maxDrain {
+		return kept, n, true
+	}
+	return kept, n, false
+}
+
+// captureTransport bounds and captures reply bodies. A non-2xx body is cut to
+// maxErrorBody (what go-openai then reads, so it never holds more) and noted in
+// the request's captureSlot; a 2xx body over limit fails the request with
+// ErrResponseTooLarge before go-openai decodes it, and one within it is kept in
+// the slot so fields go-openai does not decode (vLLM's stop_reason) can be
+// read. auth, when set, is sent as the Authorization header of requests that
+// carry none (the endpoint URL's userinfo).
+type captureTransport struct {
+	base  http.RoundTripper
+	limit int64
+	auth  string
+}
+
+func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := dropStreamFalse(req); err != nil {
+		return nil, err
+	}
+	if t.auth != "" && req.Header.Get("Authorization") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("Authorization", t.auth)
+	}
+	resp, err := t.base.RoundTrip(req)
+	slot, _ := req.Context().Value(captureKey{}).(*captureSlot)
+	if err != nil {
+		return resp, err
+	}
+	if slot != nil {
+		slot.status = resp.StatusCode
+		slot.retryAfter = resp.Header.Get("Retry-After")
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		kept, dropped, atLeast := boundedBody(resp)
+		_ = resp.Body.Close()
+		if slot != nil {
+			slot.errBody, slot.errDropped, slot.errAtLeast = kept, dropped, atLeast
+		}
+		resp.Body = io.NopCloser(bytes.NewReader(kept))
+		resp.ContentLength = int64(len(kept))
+		return resp, nil
+	}
+	limit := t.limit
+	if limit <= 0 {
+		limit = DefaultMaxResponseBytes
+	}
+	if resp.ContentLength > limit {
+		_ = resp.Body.Close()
+		return nil, fmt.Errorf("%w: %s announced, max_response_bytes is %s", ErrResponseTooLarge, byteSize(resp.ContentLength), byteSize(limit))
+	}
+	body, rerr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	_ = resp.Body.Close()
+	if rerr != nil {
+		return nil, fmt.Errorf("reading reply: %w", rerr)
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("%w: more than %s, max_response_bytes is %s", ErrResponseTooLarge, byteSize(limit), byteSize(limit))
+	}
+	if slot != nil {
+		slot.body = body
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, nil
+}
