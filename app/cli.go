@@ -55,6 +55,7 @@ func commands() []command {
 		{"import-trajectories", "FILE.jsonl [--name NAME] [--policy P] [--model M]", "load the MEM1 reference pipeline's JSONL into the store as an experiment (all lines or none)", (*CLI).cmdImportTrajectories},
 		{"export", "--experiment ID --what rollouts|turns|aggregates|trajectories --out FILE", "write an experiment's rollouts, turns or aggregates as CSV, or its trajectories as MEM1 JSONL", (*CLI).cmdExport},
 		{"plot", "--experiment ID --chart accuracy|peak|context|frontier|time|turns --out FIG.pdf|svg|png", "draw a chart of stored experiments as a publication figure (--overlay adds MEM1 Table 1)", (*CLI).cmdPlot},
+		{"search", "[--retriever bm25|bm25-tuned|bleve] [--k 3] [--questions N] [--json] WORDS…", "query the passage corpus with timings (BM25 via FTS5, tuned FTS5 or a bleve index beside the store)", (*CLI).cmdSearch},
 		{"oracle", "[--addr HOST:PORT]", "serve a retrieval-oracle MEM1 agent (OpenAI-compatible, no GPU) for pipeline checks", (*CLI).cmdOracle},
 		{"help", "", "this list", nil},
 	}
@@ -130,7 +131,7 @@ func (c *CLI) openStore(ctx context.Context, path, bundle string) (*storage.Stor
 		}
 		if !done {
 			fmt.Fprintf(c.Stderr, "importing %s into %s …\n", bundle, path)
-			stats, err := st.ImportBundle(ctx, bundle)
+			stats, err := st.ImportBundleBulk(ctx, bundle)
 			if err != nil {
 				st.Close()
 				return nil, err
@@ -181,7 +182,7 @@ func (c *CLI) cmdImport(ctx context.Context, args []string) error {
 		if dir == "" {
 			return errors.New("no bundle found: pass --bundle DIR (the folder holding unified/questions.jsonl)")
 		}
-		s, err := st.ImportBundle(ctx, dir)
+		s, err := st.ImportBundleBulk(ctx, dir)
 		if err != nil {
 			return err
 		}

@@ -11,13 +11,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+	uni "unicode"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis/analyzer/custom"
 	"github.com/blevesearch/bleve/v2/analysis/char/asciifolding"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
 	"github.com/blevesearch/bleve/v2/analysis/token/porter"
-	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
+	"github.com/blevesearch/bleve/v2/analysis/tokenizer/whitespace"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search/query"
@@ -41,7 +42,7 @@ const (
 	analyzerName   = "mem1lab"
 	bodyField      = "body"
 	fingerprintKey = "mem1lab:passages"
-	batchSize      = 2000
+	batchSize      = 5000
 )
 
 // BleveIndexPath is where the bleve index of the store at dbPath lives: beside
@@ -65,8 +66,8 @@ type BleveOptions struct {
 // passages, ranked by bleve's BM25 (k1 = 1.2, b = 0.75; bleve's saturation term
 // is tf·k1 / (tf + k1·(1 − b + b·len/avglen)), which orders documents as the
 // textbook tf·(k1+1) form does) with bleve's own top-k collector. Each passage
-// is one field, title + "\n" + text, analysed like passages_fts (Unicode word
-// breaks, ASCII folding, lower case, Porter stemming); a query searches the
+// is one field, title and text split into words as passages_fts splits them
+// (see words), ASCII-folded, lower-cased and Porter-stemmed; a query searches the
 // words storage.QueryTerms keeps, OR-ed. Passage text is read back from the
 // store. Safe for concurrent use.
 type Bleve struct {
@@ -94,6 +95,30 @@ func (b BuildStats) Rate() float64 {
 
 var _ core.Environment = (*Bleve)(nil)
 
+// words re-spaces text the way FTS5's unicode61 tokenizer splits it: runs of
+// letters and digits (combining marks kept inside a word) joined by single
+// spaces, so bleve's whitespace tokenizer sees exactly the words
+// storage.QueryTerms makes of a query (bleve's own Unicode tokenizer keeps
+// "o'brien" or "3.5" whole, which the query side never does).
+func words(text string) string {
+	var b strings.Builder
+	b.Grow(len(text))
+	in := false
+	for _, r := range text {
+		switch {
+		case uni.IsLetter(r) || uni.IsDigit(r) || uni.IsNumber(r) || (in && uni.IsMark(r)):
+			if !in && b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			b.WriteRune(r)
+			in = true
+		default:
+			in = false
+		}
+	}
+	return b.String()
+}
+
 // indexMapping is the mapping every mem1lab bleve index uses.
 func indexMapping() (*mapping.IndexMappingImpl, error) {
 	im := bleve.NewIndexMapping()
@@ -101,7 +126,7 @@ func indexMapping() (*mapping.IndexMappingImpl, error) {
 	if err := im.AddCustomAnalyzer(analyzerName, map[string]any{
 		"type":          custom.Name,
 		"char_filters":  []any{asciifolding.Name},
-		"tokenizer":     unicode.Name,
+		"tokenizer":     whitespace.Name,
 		"token_filters": []any{lowercase.Name, porter.Name},
 	}); err != nil {
 		return nil, err
@@ -170,9 +195,9 @@ func buildBleve(ctx context.Context, st *storage.Store, path, fp string, progres
 	if err != nil {
 		return BuildStats{}, fmt.Errorf("retrieval: bleve mapping: %w", err)
 	}
-	// unsafe_batch: batches are not fsynced one by one; the index is derived data
-	// and only becomes visible (renamed into place) after Close has persisted it.
-	idx, err := bleve.NewUsing(tmp, im, scorch.Name, scorch.Name, map[string]any{"unsafe_batch": true})
+	// (scorch's "unsafe_batch" would skip waiting for each batch to persist, but
+	// Close then drops what is not yet persisted.)
+	idx, err := bleve.NewUsing(tmp, im, scorch.Name, scorch.Name, nil)
 	if err != nil {
 		return BuildStats{}, fmt.Errorf("retrieval: create bleve index %s: %w", tmp, err)
 	}
@@ -197,7 +222,7 @@ func buildBleve(ctx context.Context, st *storage.Store, path, fp string, progres
 		return nil
 	}
 	err = st.EachPassage(ctx, func(p core.Passage) error {
-		if err := batch.Index(p.ID, map[string]any{bodyField: p.Title + "\n" + p.Text}); err != nil {
+		if err := batch.Index(p.ID, map[string]any{bodyField: words(p.Title + " " + p.Text)}); err != nil {
 			return fmt.Errorf("retrieval: bleve index passage %s: %w", p.ID, err)
 		}
 		n++
@@ -323,4 +348,11 @@ func (b *Bleve) prune(ctx context.Context, terms []string) ([]string, error) {
 		kept = []string{rarest}
 	}
 	return kept, nil
+}
+
+// WithMaxPostings returns a retriever over the same open index that prunes
+// query words as BleveOptions.MaxPostings does (n ≤ 0: no pruning). It needs
+// no closing of its own; it stops working when b is closed.
+func (b *Bleve) WithMaxPostings(n int) core.Environment {
+	return &Bleve{st: b.st, idx: b.idx, maxPostings: n}
 }
