@@ -122,4 +122,3 @@ func (s *Store) PassagesByID(ctx context.Context, ids []string) ([]core.Passage,
 	}
 	return out, nil
 }
-

@@ -277,16 +277,10 @@ func (b *Bleve) Search(ctx context.Context, q string, k int) ([]core.Passage, er
 	if len(terms) == 0 {
 		return nil, nil
 	}
-	if b.maxPostings > 0 && len(terms) > 1 {
-		var err error
-		if terms, err = b.prune(ctx, terms); err != nil {
-			return nil, err
-		}
+	mq, err := b.query(ctx, terms)
+	if err != nil {
+		return nil, err
 	}
-	mq := bleve.NewMatchQuery(strings.Join(terms, " "))
-	mq.SetField(bodyField)
-	mq.Analyzer = analyzerName
-	mq.SetOperator(query.MatchQueryOperatorOr)
 	req := bleve.NewSearchRequestOptions(mq, k, 0, false)
 	res, err := b.idx.SearchInContext(ctx, req)
 	if err != nil {
@@ -310,9 +304,10 @@ func (b *Bleve) Search(ctx context.Context, q string, k int) ([]core.Passage, er
 	return ps, nil
 }
 
-// prune drops words whose analysed form is in more than maxPostings passages,
-// keeping at least the rarest.
-func (b *Bleve) prune(ctx context.Context, terms []string) ([]string, error) {
+// query builds the disjunction searched for these words: one term query per
+// analysed token found in the index, tokens in more than maxPostings passages
+// left out (the rarest kept).
+func (b *Bleve) query(ctx context.Context, terms []string) (query.Query, error) {
 	adv, err := b.idx.Advanced()
 	if err != nil {
 		return nil, err
@@ -323,31 +318,49 @@ func (b *Bleve) prune(ctx context.Context, terms []string) ([]string, error) {
 	}
 	defer r.Close()
 	an := b.idx.Mapping().AnalyzerNamed(analyzerName)
-	kept := make([]string, 0, len(terms))
-	rarest, rarestDF := "", uint64(0)
-	for i, w := range terms {
-		var df uint64
+	type term struct {
+		tok string
+		df  uint64
+	}
+	var kept []term
+	var rarest *term
+	for _, w := range terms {
 		for _, tok := range an.Analyze([]byte(w)) {
 			tfr, err := r.TermFieldReader(ctx, tok.Term, bodyField, false, false, false)
 			if err != nil {
 				return nil, err
 			}
-			if c := tfr.Count(); c > df {
-				df = c
-			}
+			t := term{string(tok.Term), tfr.Count()}
 			tfr.Close()
+			if t.df == 0 {
+				continue
+			}
+			if b.maxPostings <= 0 || t.df <= uint64(b.maxPostings) {
+				kept = append(kept, t)
+			}
+			if rarest == nil || t.df < rarest.df {
+				rarest = &term{t.tok, t.df}
+			}
 		}
-		if df <= uint64(b.maxPostings) {
-			kept = append(kept, w)
-		}
-		if i == 0 || df < rarestDF {
-			rarest, rarestDF = w, df
-		}
+	}
+	if len(kept) == 0 && rarest != nil {
+		kept = []term{*rarest}
 	}
 	if len(kept) == 0 {
-		kept = []string{rarest}
+		return query.NewMatchNoneQuery(), nil
 	}
-	return kept, nil
+	qs := make([]query.Query, 0, len(kept))
+	seen := map[string]bool{}
+	for _, t := range kept {
+		if seen[t.tok] {
+			continue
+		}
+		seen[t.tok] = true
+		tq := query.NewTermQuery(t.tok)
+		tq.SetField(bodyField)
+		qs = append(qs, tq)
+	}
+	return query.NewDisjunctionQuery(qs), nil
 }
 
 // WithMaxPostings returns a retriever over the same open index that prunes
