@@ -127,6 +127,13 @@ func TestImportBundleBulkSameAsImportBundle(t *testing.T) {
 	assert.Equal(t, sa.Questions, sb.Questions)
 	assert.Equal(t, counts(t, a), counts(t, b))
 	require.NoError(t, b.IntegrityCheck(ctx))
+	schema := func(s *Store) string {
+		var out string
+		require.NoError(t, s.r.QueryRowContext(ctx, `SELECT group_concat(type || ' ' || name || ': ' || sql, char(10))
+			FROM (SELECT * FROM sqlite_master WHERE tbl_name = 'passages' ORDER BY name)`).Scan(&out))
+		return out
+	}
+	assert.Equal(t, schema(a), schema(b), "trigger and content-hash index re-created as the schema has them")
 	for _, q := range []string{"capital of France", "Rome founded", "Germany"} {
 		x, err := a.Search(ctx, q, 3)
 		require.NoError(t, err)
