@@ -21,7 +21,7 @@ func passageIDs(ps []core.Passage) []string {
 
 // TestTunedSearchSameTop3AsSearchOnBundle: on the real bundle (19k passages, no
 // word near the 50k cap) the tuned searcher returns exactly today's top 3, with
-// the same scores, for a sample of the bundle questions.
+// the same scores, for every second bundle question (2,140 of 4,280).
 func TestTunedSearchSameTop3AsSearchOnBundle(t *testing.T) {
 	s := sharedBundleStore(t)
 	ctx := ctxT(t)
@@ -32,7 +32,7 @@ func TestTunedSearchSameTop3AsSearchOnBundle(t *testing.T) {
 	for _, ds := range []string{"hotpotqa", "nq", "musique"} {
 		qs, err := s.Questions(ctx, ds, 0, 0)
 		require.NoError(t, err)
-		for i := 0; i < len(qs); i += 8 {
+		for i := 0; i < len(qs); i += 2 {
 			want, err := s.Search(ctx, qs[i].Question, 3)
 			require.NoError(t, err)
 			got, err := ts.Search(ctx, qs[i].Question, 3)
@@ -45,7 +45,7 @@ func TestTunedSearchSameTop3AsSearchOnBundle(t *testing.T) {
 			asked++
 		}
 	}
-	require.Greater(t, asked, 400)
+	require.Greater(t, asked, 2000)
 	st := ts.Stats()
 	assert.Equal(t, asked, st.Queries)
 	assert.Zero(t, st.PrunedTerms)
