@@ -45,7 +45,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
+		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE] [--bleve]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
 		{"run", "[--config FILE.toml] [flags] | --resume ID", "compose tasks and run an experiment against an OpenAI-compatible endpoint", (*CLI).cmdRun},
 		{"ls", "", "list experiments in the store", (*CLI).cmdLs},
 		{"cancel", "ID", "cancel a running experiment (its finished turns are kept; `run --resume ID` continues it)", (*CLI).cmdCancel},
@@ -159,6 +159,7 @@ func (c *CLI) cmdImport(ctx context.Context, args []string) error {
 	bundle := fs.String("bundle", "", "QA bundle folder (unified/questions.jsonl, unified/corpus.jsonl); default: ../shared/data/qa-bundle")
 	hotpot := fs.String("hotpot", "", "raw HotpotQA distractor JSONL (Hugging Face hotpot_qa rows)")
 	nq := fs.String("nq", "", "raw NQ-open JSONL ({question, answer[]})")
+	withBleve := fs.Bool("bleve", false, "also build the bleve index beside the store (for --retriever bleve)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -204,6 +205,11 @@ func (c *CLI) cmdImport(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.Stdout, "imported %d questions and %d passages from %d file(s) in %s\n",
 		total.Questions, total.Passages, len(total.Files), total.Elapsed.Round(time.Millisecond))
+	if *withBleve {
+		if err := c.buildBleve(ctx, st); err != nil {
+			return err
+		}
+	}
 	infos, err := st.Datasets(ctx)
 	if err != nil {
 		return err

@@ -113,6 +113,23 @@ func (c *CLI) cmdSearch(ctx context.Context, args []string) error {
 	return nil
 }
 
+// buildBleve opens (building when missing or stale) the bleve index of st and
+// says what it did.
+func (c *CLI) buildBleve(ctx context.Context, st *storage.Store) error {
+	b, err := retrieval.OpenBleve(ctx, st, retrieval.BleveOptions{})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if built := b.Built(); built.Passages > 0 {
+		fmt.Fprintf(c.Stdout, "built the bleve index of %d passages in %s (%.0f passages/s)\n",
+			built.Passages, built.Elapsed.Round(time.Millisecond), built.Rate())
+	} else {
+		fmt.Fprintln(c.Stdout, "the bleve index is up to date")
+	}
+	return nil
+}
+
 // allQuestions returns up to n stored questions, datasets in name order.
 func allQuestions(ctx context.Context, st *storage.Store, n int) ([]storage.Question, error) {
 	infos, err := st.Datasets(ctx)

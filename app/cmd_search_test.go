@@ -28,8 +28,9 @@ func toyBundle(t *testing.T) string {
 
 func TestSearchCommandTableAndJSON(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "lab.db")
-	code, _, errOut := run(t, "import", "--db", db, "--bundle", toyBundle(t))
+	code, out, errOut := run(t, "import", "--db", db, "--bundle", toyBundle(t), "--bleve")
 	require.Equal(t, 0, code, errOut)
+	assert.Contains(t, out, "built the bleve index of 3 passages")
 
 	for _, kind := range []string{"bm25", "bm25-tuned", "bleve"} {
 		code, out, errOut := run(t, "search", "--db", db, "--retriever", kind, "--json", "--questions", "5", "capital", "of", "France")
@@ -54,7 +55,7 @@ func TestSearchCommandTableAndJSON(t *testing.T) {
 	_, err := os.Stat(db + ".bleve")
 	assert.NoError(t, err, "the bleve index lives beside the store")
 
-	code, out, errOut := run(t, "search", "--db", db, "Rhône")
+	code, out, errOut = run(t, "search", "--db", db, "Rhône")
 	require.Equal(t, 0, code, errOut)
 	assert.Contains(t, out, "retriever bm25 over 3 passages")
 	assert.Contains(t, out, `query "Rhône": 1 passages in`)
