@@ -181,6 +181,15 @@ func BenchmarkRetrieval1M(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tuned.Close()
+	var tunedCaps []*storage.TunedSearcher
+	for _, cap := range []int{20000, 10000} {
+		t, err := st.TunedSearcher(storage.TunedOptions{MaxPostings: cap})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer t.Close()
+		tunedCaps = append(tunedCaps, t)
+	}
 
 	// Today's build path against the bulk one, on the first 100k passages.
 	sub := filepath.Join(b.TempDir(), "sub")
@@ -203,6 +212,7 @@ func BenchmarkRetrieval1M(b *testing.B) {
 		}
 	}
 	engines := []*engineRun{{name: "bm25-today", env: st}, {name: "bm25-tuned", env: tuned},
+		{name: "bm25-tuned-20k", env: tunedCaps[0]}, {name: "bm25-tuned-10k", env: tunedCaps[1]},
 		{name: "bleve", env: bl}, {name: "bleve+prune", env: blp}}
 	b.ResetTimer()
 	for range b.N {
@@ -222,6 +232,7 @@ func BenchmarkRetrieval1M(b *testing.B) {
 	b.StopTimer()
 	base := engines[0]
 	fmt.Printf("\nretrieval at %d passages, %d bundle questions (every %d-th), top 3\n", n, len(qs), every)
+	fmt.Printf("load average after the queries: %s", loadavg())
 	fmt.Printf("%-14s %9s %9s %9s %9s %9s\n", "engine", "p50 ms", "p95 ms", "p50/today", "gold@3", "overlap")
 	for _, e := range engines {
 		gold, shared := 0, 0
@@ -255,6 +266,14 @@ func BenchmarkRetrieval1M(b *testing.B) {
 		importRec.rate(), importRec.Passages, bleveRec.rate(), bleveRec.Passages)
 	fmt.Printf("first %d passages: today's import %.0f passages/s, bulk import %.0f passages/s (%.2f×); FTS5 index build alone %.0f passages/s\n",
 		min(n, 100_000), rateOld, rateBulk, rateBulk/rateOld, rateIndex)
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown\n"
+	}
+	return string(b)
 }
 
 // bufferWriter is a minimal io.Writer that keeps what it is given.
