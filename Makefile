@@ -58,6 +58,11 @@ bench-browse: deps
 soak: deps
 	$(GO) test -count=1 -v -timeout 30m -tags $(TESTTAGS),soak -run '^TestSoak$$' ./experiments/
 
+.PHONY: bench-retrieval
+## bench-retrieval: the retrieval benchmark alone (a 1M-passage corpus generated from the bundle and imported by `mem1lab import` once in $TMPDIR, then FTS5 today / tuned FTS5 / bleve on bundle questions; first run several minutes; MEM1LAB_BENCH_PASSAGES=N for another size)
+bench-retrieval: deps
+	$(GO) test -run '^$$' -bench 'Retrieval1M' -benchtime 1x -timeout 60m -tags $(TESTTAGS) ./app/
+
 ## fuzz: a longer run of the response-parser fuzz test
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./core

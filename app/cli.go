@@ -45,7 +45,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
+		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE] [--bleve]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
 		{"run", "[--config FILE.toml] [flags] | --resume ID [--retry-failed]", "compose tasks and run an experiment against an OpenAI-compatible endpoint (each endpoint is probed first; exits 1 when any rollout failed, with a count per failure kind)", (*CLI).cmdRun},
 		{"ls", "", "list experiments in the store", (*CLI).cmdLs},
 		{"template", "import FILE [--name NAME] | list", "keep a prompt template in the store (imported once, then picked by name with run --template-name)", (*CLI).cmdTemplate},
@@ -57,6 +57,7 @@ func commands() []command {
 		{"export", "--experiment ID --what rollouts|turns|aggregates|trajectories --out FILE", "write an experiment's rollouts, turns or aggregates as CSV, or its trajectories as MEM1 JSONL", (*CLI).cmdExport},
 		{"plot", "--experiment ID --chart accuracy|peak|context|frontier|time|turns --out FIG.pdf|svg|png", "draw a chart of stored experiments as a publication figure (--overlay adds MEM1 Table 1)", (*CLI).cmdPlot},
 		{"retrieve-server", "[--corpus FILE.jsonl] [--addr HOST:PORT]", "serve a corpus over MEM1/Search-R1's POST /retrieve protocol (BM25), for --retriever URL", (*CLI).cmdRetrieveServer},
+		{"search", "[--retriever bm25|bm25-tuned|bleve] [--k 3] [--questions N] [--json] WORDS…", "query the passage corpus with timings (BM25 via FTS5, tuned FTS5 or a bleve index beside the store)", (*CLI).cmdSearch},
 		{"oracle", "[--addr HOST:PORT]", "serve a retrieval-oracle MEM1 agent (OpenAI-compatible, no GPU) for pipeline checks", (*CLI).cmdOracle},
 		{"help", "", "this list", nil},
 	}
@@ -156,7 +157,7 @@ func (c *CLI) openStore(ctx context.Context, path, bundle string) (*storage.Stor
 		}
 		if !done {
 			fmt.Fprintf(c.Stderr, "importing %s into %s …\n", bundle, path)
-			stats, err := st.ImportBundle(ctx, bundle)
+			stats, err := st.ImportBundleBulk(ctx, bundle)
 			if err != nil {
 				st.Close()
 				return nil, err
@@ -214,6 +215,7 @@ func (c *CLI) cmdImport(ctx context.Context, args []string) error {
 	bundle := fs.String("bundle", "", "QA bundle folder (unified/questions.jsonl, unified/corpus.jsonl); default: ../shared/data/qa-bundle")
 	hotpot := fs.String("hotpot", "", "raw HotpotQA distractor JSONL (Hugging Face hotpot_qa rows)")
 	nq := fs.String("nq", "", "raw NQ-open JSONL ({question, answer[]})")
+	withBleve := fs.Bool("bleve", false, "also build the bleve index beside the store (for --retriever bleve)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -237,7 +239,7 @@ func (c *CLI) cmdImport(ctx context.Context, args []string) error {
 		if dir == "" {
 			return errors.New("no bundle found: pass --bundle DIR (the folder holding unified/questions.jsonl)")
 		}
-		s, err := st.ImportBundle(ctx, dir)
+		s, err := st.ImportBundleBulk(ctx, dir)
 		if err != nil {
 			return err
 		}
@@ -259,6 +261,11 @@ func (c *CLI) cmdImport(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(c.Stdout, "imported %d questions and %d passages from %d file(s) in %s\n",
 		total.Questions, total.Passages, len(total.Files), total.Elapsed.Round(time.Millisecond))
+	if *withBleve {
+		if err := c.buildBleve(ctx, st); err != nil {
+			return err
+		}
+	}
 	infos, err := st.Datasets(ctx)
 	if err != nil {
 		return err

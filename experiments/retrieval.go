@@ -23,7 +23,18 @@ const (
 	RetrieverBM25 = "bm25"
 	// RetrieverHTTP is a MEM1 / Search-R1 `POST /retrieve` server (HTTPRetriever).
 	RetrieverHTTP = "http"
+	// RetrieverBM25Tuned is the store's FTS5 index searched with rare-word
+	// pruning and its own connection pool (retrieval.KindBM25Tuned).
+	RetrieverBM25Tuned = "bm25-tuned"
+	// RetrieverBleve is a bleve BM25 index beside the store, built on first use
+	// (retrieval.KindBleve).
+	RetrieverBleve = "bleve"
 )
+
+// localRetriever reports whether kind is an engine over the store's own corpus.
+func localRetriever(kind string) bool {
+	return kind == RetrieverBM25Tuned || kind == RetrieverBleve
+}
 
 // DefaultRetrieverTimeout is the per-request limit of an HTTP retriever whose
 // timeout is unset.
@@ -53,6 +64,9 @@ func ParseRetriever(s string) (*RetrieverConfig, error) {
 	if s == "" || strings.EqualFold(s, RetrieverBM25) {
 		return nil, nil
 	}
+	if k := strings.ToLower(s); localRetriever(k) {
+		return &RetrieverConfig{Kind: k}, nil
+	}
 	u, err := NormalizeRetrieveURL(s)
 	if err != nil {
 		return nil, err
@@ -60,12 +74,17 @@ func ParseRetriever(s string) (*RetrieverConfig, error) {
 	return &RetrieverConfig{Kind: RetrieverHTTP, URL: u}, nil
 }
 
-// String is the --retriever form: "bm25" or the URL.
+// String is the --retriever form: "bm25", "bm25-tuned", "bleve" or the URL.
 func (rc *RetrieverConfig) String() string {
-	if rc == nil || rc.Kind != RetrieverHTTP {
+	switch {
+	case rc == nil:
 		return RetrieverBM25
+	case rc.Kind == RetrieverHTTP:
+		return rc.URL
+	case localRetriever(rc.Kind):
+		return rc.Kind
 	}
-	return rc.URL
+	return RetrieverBM25
 }
 
 // NormalizeRetrieveURL checks a /retrieve address: http or https with a host;
@@ -109,8 +128,12 @@ func (rc *RetrieverConfig) validate() []error {
 		if _, err := NormalizeRetrieveURL(rc.URL); err != nil {
 			bad("url", "%v", err)
 		}
+	case RetrieverBM25Tuned, RetrieverBleve:
+		if rc.URL != "" {
+			bad("url", "set with kind = %q: leave it out, or use kind = %q", rc.Kind, RetrieverHTTP)
+		}
 	default:
-		bad("kind", "%q: want %q or %q", rc.Kind, RetrieverBM25, RetrieverHTTP)
+		bad("kind", "%q: want %q, %q, %q or %q", rc.Kind, RetrieverBM25, RetrieverBM25Tuned, RetrieverBleve, RetrieverHTTP)
 	}
 	if rc.TopK < 0 || rc.TopK > 100 {
 		bad("topk", "%d: want 1..100 (0 = top_k)", rc.TopK)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments/retrieval"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -16,7 +19,9 @@ const RetrieverAttemptEndpoint = "retriever"
 
 // NewRetriever is the search environment cfg.Retriever selects: an
 // HTTPRetriever for kind "http" (timeout retriever.timeout, 30 s when unset),
-// else store (the store's BM25 index). Errors: an invalid retriever table, or
+// an engine over the store's corpus for "bm25-tuned" and "bleve" (store must
+// be the *storage.Store; opened on the first search, an io.Closer), else store
+// (the store's BM25 index). Errors: an invalid retriever table, or
 // kind "bm25" with a nil store.
 func NewRetriever(cfg RunConfig, store core.Environment) (core.Environment, error) {
 	rc := cfg.Retriever
@@ -34,7 +39,43 @@ func NewRetriever(cfg RunConfig, store core.Environment) (core.Environment, erro
 	if store == nil {
 		return nil, errors.New("runner: no environment for the bm25 retriever")
 	}
+	if rc != nil && localRetriever(rc.Kind) {
+		st, ok := store.(*storage.Store)
+		if !ok {
+			return nil, fmt.Errorf("runner: retriever %q searches the store's corpus, and this run has no store", rc.Kind)
+		}
+		return &localEngine{kind: rc.Kind, st: st}, nil
+	}
 	return store, nil
+}
+
+// localEngine opens a retriever over the store's corpus (retrieval.Open) on
+// its first search, so validating a config builds no index; Close releases it.
+type localEngine struct {
+	kind string
+	st   *storage.Store
+
+	once   sync.Once
+	env    core.Environment
+	closer io.Closer
+	err    error
+}
+
+func (e *localEngine) Search(ctx context.Context, query string, k int) ([]core.Passage, error) {
+	e.once.Do(func() { e.env, e.closer, e.err = retrieval.Open(ctx, e.kind, e.st) })
+	if e.err != nil {
+		return nil, fmt.Errorf("retriever %s: %w", e.kind, e.err)
+	}
+	return e.env.Search(ctx, query, k)
+}
+
+// Close releases the engine once it was opened.
+func (e *localEngine) Close() error {
+	e.once.Do(func() { e.err = errors.New("closed") })
+	if e.closer != nil {
+		return e.closer.Close()
+	}
+	return nil
 }
 
 // retrieverState is a run's retriever with its circuit breaker, shared by

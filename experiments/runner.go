@@ -477,6 +477,9 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	if err != nil {
 		return sum, err
 	}
+	if c, ok := env.(io.Closer); ok && env != r.Env {
+		defer c.Close()
+	}
 	owner := newOwner()
 	if err := r.claim(ctx, expID, owner); err != nil {
 		return sum, err

@@ -1,0 +1,193 @@
+package storage
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/core"
+)
+
+func passageIDs(ps []core.Passage) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID
+	}
+	return out
+}
+
+// TestTunedSearchSameTop3AsSearchOnBundle: on the real bundle (19k passages, no
+// word near the 50k cap) the tuned searcher returns exactly today's top 3, with
+// the same scores, for every second bundle question (2,140 of 4,280).
+func TestTunedSearchSameTop3AsSearchOnBundle(t *testing.T) {
+	s := sharedBundleStore(t)
+	ctx := ctxT(t)
+	ts, err := s.TunedSearcher(TunedOptions{})
+	require.NoError(t, err)
+	defer ts.Close()
+	asked := 0
+	for _, ds := range []string{"hotpotqa", "nq", "musique"} {
+		qs, err := s.Questions(ctx, ds, 0, 0)
+		require.NoError(t, err)
+		for i := 0; i < len(qs); i += 2 {
+			want, err := s.Search(ctx, qs[i].Question, 3)
+			require.NoError(t, err)
+			got, err := ts.Search(ctx, qs[i].Question, 3)
+			require.NoError(t, err)
+			require.Equal(t, passageIDs(want), passageIDs(got), qs[i].Question)
+			for j := range want {
+				require.InDelta(t, want[j].Score, got[j].Score, 1e-9)
+				require.Equal(t, want[j].Rank, got[j].Rank)
+			}
+			asked++
+		}
+	}
+	require.Greater(t, asked, 2000)
+	st := ts.Stats()
+	assert.Equal(t, asked, st.Queries)
+	assert.Zero(t, st.PrunedTerms)
+}
+
+// TestTunedSearchPrunesFrequentWords: a word (here a stemmed one, "films" →
+// "film") in more passages than MaxPostings is left out; the rarest word is
+// always kept; negative MaxPostings searches every word.
+func TestTunedSearchPrunesFrequentWords(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	for i := 0; i < 12; i++ {
+		lines = append(lines, fmt.Sprintf(`{"id":"f%02d","title":"Film %d","text":"A film about trains."}`, i, i))
+	}
+	lines = append(lines, `{"id":"g","title":"Glacier","text":"A glacier, and no moving pictures."}`)
+	p := writeFile(t, dir, "corpus.jsonl", lines...)
+	s := newStore(t)
+	ctx := ctxT(t)
+	_, err := s.ImportCorpusJSONL(ctx, p)
+	require.NoError(t, err)
+
+	ts, err := s.TunedSearcher(TunedOptions{MaxPostings: 5})
+	require.NoError(t, err)
+	defer ts.Close()
+	got, err := ts.Search(ctx, "Which films show a glacier?", 3)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"g"}, passageIDs(got), "film (12 passages) pruned, glacier kept")
+	assert.Equal(t, 1, ts.Stats().PrunedTerms)
+
+	got, err = ts.Search(ctx, "films trains", 3)
+	require.NoError(t, err)
+	assert.Len(t, got, 3, "both words over the cap: the rarest is still searched")
+
+	all, err := s.TunedSearcher(TunedOptions{MaxPostings: -1})
+	require.NoError(t, err)
+	defer all.Close()
+	got, err = all.Search(ctx, "Which films show a glacier?", 3)
+	require.NoError(t, err)
+	want, err := s.Search(ctx, "Which films show a glacier?", 3)
+	require.NoError(t, err)
+	assert.Equal(t, passageIDs(want), passageIDs(got))
+	assert.Zero(t, all.Stats().PrunedTerms)
+
+	got, err = ts.Search(ctx, `"* OR NEAR(`, 3)
+	require.NoError(t, err)
+	assert.Empty(t, got)
+}
+
+func TestIndexedFormMatchesFTS5Tokens(t *testing.T) {
+	s := newStore(t)
+	ctx := ctxT(t)
+	p := writeFile(t, t.TempDir(), "c.jsonl",
+		`{"id":"a","title":"Röntgen","text":"He was directing films and running races, happily."}`)
+	_, err := s.ImportCorpusJSONL(ctx, p)
+	require.NoError(t, err)
+	ts, err := s.TunedSearcher(TunedOptions{})
+	require.NoError(t, err)
+	defer ts.Close()
+	for _, w := range []string{"röntgen", "directing", "films", "running", "races", "happily", "he"} {
+		var n int
+		require.NoError(t, ts.db.QueryRowContext(ctx, `SELECT doc FROM temp.passages_vocab WHERE term = ?`, indexedForm(w)).Scan(&n), w+" → "+indexedForm(w))
+		assert.Equal(t, 1, n, w)
+	}
+}
+
+// TestImportBundleBulkSameAsImportBundle: the bulk import gives the same rows
+// and search results as ImportBundle, passes the integrity check, and leaves
+// the insert trigger in place (later imports are indexed). A bad line stores
+// nothing and also leaves the trigger.
+func TestImportBundleBulkSameAsImportBundle(t *testing.T) {
+	ctx := ctxT(t)
+	dir := smallBundle(t)
+	a, b := newStore(t), newStore(t)
+	sa, err := a.ImportBundle(ctx, dir)
+	require.NoError(t, err)
+	sb, err := b.ImportBundleBulk(ctx, dir)
+	require.NoError(t, err)
+	assert.Equal(t, sa.Passages, sb.Passages)
+	assert.Equal(t, sa.Questions, sb.Questions)
+	assert.Equal(t, counts(t, a), counts(t, b))
+	require.NoError(t, b.IntegrityCheck(ctx))
+	schema := func(s *Store) string {
+		var out string
+		require.NoError(t, s.r.QueryRowContext(ctx, `SELECT group_concat(type || ' ' || name || ': ' || sql, char(10))
+			FROM (SELECT * FROM sqlite_master WHERE tbl_name = 'passages' ORDER BY name)`).Scan(&out))
+		return out
+	}
+	assert.Equal(t, schema(a), schema(b), "trigger and content-hash index re-created as the schema has them")
+	for _, q := range []string{"capital of France", "Rome founded", "Germany"} {
+		x, err := a.Search(ctx, q, 3)
+		require.NoError(t, err)
+		y, err := b.Search(ctx, q, 3)
+		require.NoError(t, err)
+		assert.Equal(t, x, y, q)
+	}
+	more := writeFile(t, t.TempDir(), "more.jsonl", `{"id":"p9","title":"Oslo","text":"Oslo is the capital of Norway."}`)
+	_, err = b.ImportCorpusJSONL(ctx, more)
+	require.NoError(t, err)
+	got, err := b.Search(ctx, "Norway", 3)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"p9"}, passageIDs(got), "trigger restored after the bulk load")
+	// On a store with passages, bulk is the ordinary import (nothing new here).
+	again, err := b.ImportBundleBulk(ctx, dir)
+	require.NoError(t, err)
+	assert.Zero(t, again.Passages)
+	require.NoError(t, b.IntegrityCheck(ctx))
+
+	bad := t.TempDir()
+	writeFile(t, bad, "unified/corpus.jsonl", `{"id":"x1","title":"X","text":"fine"}`, `{"id":"x2","title":"Y"}`)
+	writeFile(t, bad, "unified/questions.jsonl", `{"id":"q","dataset":"d","question":"q?","golden_answers":["a"]}`)
+	c := newStore(t)
+	before := counts(t, c)
+	_, err = c.ImportBundleBulk(ctx, bad)
+	var le *LineError
+	require.ErrorAs(t, err, &le)
+	assert.Equal(t, 2, le.Line)
+	assert.Equal(t, before, counts(t, c))
+	_, err = c.ImportCorpusJSONL(ctx, filepath.Join(dir, "unified", "corpus.jsonl"))
+	require.NoError(t, err)
+	got, err = c.Search(ctx, "France", 3)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"p1"}, passageIDs(got), "failed bulk import left the trigger")
+	_, err = c.ImportBundleBulk(ctx, filepath.Join(bad, "nope"))
+	require.ErrorContains(t, err, "not a qa-bundle")
+}
+
+func TestPassageFingerprintAndScans(t *testing.T) {
+	ctx := ctxT(t)
+	s := newStore(t)
+	fp0, err := s.PassageFingerprint(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "0:0", fp0)
+	_, err = s.ImportBundle(ctx, smallBundle(t))
+	require.NoError(t, err)
+	fp1, err := s.PassageFingerprint(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "3:3", fp1)
+	var seen []string
+	require.NoError(t, s.EachPassage(ctx, func(p core.Passage) error { seen = append(seen, p.ID); return nil }))
+	assert.Equal(t, []string{"p1", "p2", "p3"}, seen)
+	ps, err := s.PassagesByID(ctx, []string{"p3", "missing", "p1"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"p3", "p1"}, passageIDs(ps))
+	assert.Equal(t, "Rome", ps[0].Title)
+}
