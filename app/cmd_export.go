@@ -15,7 +15,7 @@ import (
 )
 
 // exportKinds are the tables `mem1lab export --what` writes.
-var exportKinds = []string{"rollouts", "turns", "aggregates", "trajectories"}
+var exportKinds = []string{"rollouts", "turns", "aggregates", "trajectories", "comparisons"}
 
 // parseExperimentIDs reads "3" or "3,4,7" (ids of stored experiments).
 func parseExperimentIDs(s string) ([]int64, error) {
@@ -76,10 +76,12 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	fs := c.flags("export")
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
 	exp := fs.String("experiment", "", "experiment id, or several comma-separated")
-	what := fs.String("what", "", "rollouts | turns | aggregates (CSV) | trajectories (MEM1 JSONL)")
+	what := fs.String("what", "", "rollouts | turns | aggregates | comparisons (CSV) | trajectories (MEM1 JSONL)")
 	out := fs.String("out", "", "output file (- = stdout)")
 	pooled := fs.Bool("pool-models", false, "aggregates: group by (policy, objectives) across models")
 	withErrors := fs.Bool("errors", false, "trajectories: add failed and cancelled rollouts as the reference's error lines (eval.py cannot read those)")
+	sideA := fs.String("a", "", "comparisons: setting a, e.g. policy=mem1")
+	sideB := fs.String("b", "", "comparisons: setting b, differing from a in one factor, e.g. policy=full")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
 	}
@@ -99,6 +101,12 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	}
 	if *out == "" {
 		return errors.New("--out FILE is required (- for stdout)")
+	}
+	var sa, sb experiments.CompareSetting
+	if *what == "comparisons" {
+		if sa, sb, err = parseSides(*sideA, *sideB); err != nil {
+			return err
+		}
 	}
 	st, err := openExisting(*db)
 	if err != nil {
@@ -123,6 +131,15 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 			}
 			lines = len(aggs)
 			return experiments.WriteAggregatesCSV(w, aggs)
+		case "comparisons":
+			cmps, err := experiments.ExperimentComparisons(ctx, st, sa, sb, nil, experiments.CompareOptions{Seed: 1}, ids...)
+			if err != nil {
+				return err
+			}
+			for _, c := range cmps {
+				lines += len(c.Rows)
+			}
+			return experiments.WriteComparisonsCSV(w, cmps)
 		default:
 			var err error
 			counts, err = experiments.WriteTrajectories(ctx, w, st, experiments.TrajectoryExportOptions{Errors: *withErrors}, ids...)
@@ -141,6 +158,8 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 		switch *what {
 		case "aggregates":
 			note = fmt.Sprintf(" (%d groups)", lines)
+		case "comparisons":
+			note = fmt.Sprintf(" (%d rows)", lines)
 		case "trajectories":
 			note = fmt.Sprintf(" (%d finished rollouts", counts.Done)
 			if counts.Errors > 0 {

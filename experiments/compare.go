@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/mem1lab/mem1lab/experiments/stats"
@@ -639,4 +641,89 @@ func (c Comparison) JSON() []ComparisonJSON {
 		out = append(out, j)
 	}
 	return out
+}
+
+// ComparisonColumns is the header of the comparisons CSV, one row per metric
+// and objectives count (the pooled row has an empty objectives), as
+// ComparisonRow and ComparisonJSON describe:
+//
+//	metric, factor, a, b, objectives, n, mean_a, mean_b, delta (a − b)
+//	ci_low, ci_high                 paired t 95% (Welch's for unpaired rows)
+//	boot_ci_low, boot_ci_high       seeded bootstrap percentile 95%
+//	p, p_holm, p_perm               t p-value, Holm-adjusted over objectives counts, sign-flip p
+//	wins, ties, losses, test        tasks where a is above/equal/below b; "paired t" or "welch t (unpaired)"
+//	unpaired_a, unpaired_b          rollouts left out for want of a partner
+//	objective_n, objective_delta, objective_se_clustered, objective_ci_low, objective_ci_high
+//	                                em, f1: mean over objectives, SE clustered by task
+//	mcnemar_b, mcnemar_c, mcnemar_p em: McNemar on per-objective EM
+var ComparisonColumns = []string{
+	"metric", "factor", "a", "b", "objectives", "n", "mean_a", "mean_b", "delta", "ci_low", "ci_high",
+	"boot_ci_low", "boot_ci_high", "p", "p_holm", "p_perm", "wins", "ties", "losses", "test",
+	"unpaired_a", "unpaired_b", "objective_n", "objective_delta", "objective_se_clustered",
+	"objective_ci_low", "objective_ci_high", "mcnemar_b", "mcnemar_c", "mcnemar_p",
+}
+
+func fmtNum(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return ""
+	}
+	return fmtFloat(x)
+}
+
+// WriteComparisonsCSV writes the rows of cmps, in order, as CSV with
+// ComparisonColumns (undefined numbers are empty).
+func WriteComparisonsCSV(w io.Writer, cmps []Comparison) error {
+	cw, err := newCSVWriter(w, ComparisonColumns)
+	if err != nil {
+		return err
+	}
+	for _, c := range cmps {
+		for _, r := range c.Rows {
+			obj := ""
+			if !r.Pooled {
+				obj = strconv.Itoa(r.Objectives)
+			}
+			mcn := func(n int) string {
+				if math.IsNaN(r.McNemarP) {
+					return ""
+				}
+				return strconv.Itoa(n)
+			}
+			objN := ""
+			if r.ObjN > 0 {
+				objN = strconv.Itoa(r.ObjN)
+			}
+			err := cw.write(c.Metric, c.Factor, c.A.String(), c.B.String(), obj, strconv.Itoa(r.N),
+				fmtNum(r.MeanA), fmtNum(r.MeanB), fmtNum(r.Delta), fmtNum(r.CILow), fmtNum(r.CIHigh),
+				fmtNum(r.BootLow), fmtNum(r.BootHigh), fmtNum(r.P), fmtNum(r.PHolm), fmtNum(r.PPerm),
+				strconv.Itoa(r.Wins), strconv.Itoa(r.Ties), strconv.Itoa(r.Losses), r.Test,
+				strconv.Itoa(r.UnpairedA), strconv.Itoa(r.UnpairedB), objN, fmtNum(r.ObjDelta), fmtNum(r.ObjSE),
+				fmtNum(r.ObjCILow), fmtNum(r.ObjCIHigh), mcn(r.McNemarB), mcn(r.McNemarC), fmtNum(r.McNemarP))
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return cw.flush()
+}
+
+// ExperimentComparisons loads the done rollouts of expIDs and compares a with
+// b on each of metrics (every CompareMetrics when empty), in that order.
+func ExperimentComparisons(ctx context.Context, st CompareStore, a, b CompareSetting, metrics []string, opt CompareOptions, expIDs ...int64) ([]Comparison, error) {
+	units, err := LoadCompareUnits(ctx, st, expIDs...)
+	if err != nil {
+		return nil, err
+	}
+	if len(metrics) == 0 {
+		metrics = CompareMetrics
+	}
+	out := make([]Comparison, 0, len(metrics))
+	for _, m := range metrics {
+		c, err := Compare(units, a, b, m, opt)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }

@@ -147,3 +147,20 @@ func TestCompareUnpaired(t *testing.T) {
 		assert.InDelta(t, -300-2.7764451051977987*se, r.CILow, 1e-6)
 	}
 }
+
+// TestStatCI: the aggregates' 95% interval on Student's sleep differences
+// (R's t.test(extra ~ group, data = sleep, paired = TRUE): 0.7001142 to
+// 2.4598858 for group 2 − group 1).
+func TestStatCI(t *testing.T) {
+	var w welford
+	for _, x := range []float64{1.2, 2.4, 1.3, 1.3, 0.0, 1.0, 1.8, 0.8, 4.6, 1.4} {
+		w.add(x)
+	}
+	lo, hi := w.stat().CI(0.95)
+	assert.InDelta(t, 0.7001142, lo, 5e-8)
+	assert.InDelta(t, 2.4598858, hi, 5e-8)
+	lo, _ = Stat{N: 1, Mean: 3}.CI(0.95)
+	assert.True(t, math.IsNaN(lo))
+	lo, hi = Stat{N: 3, Mean: 3}.CI(0.95)
+	assert.Equal(t, []float64{3, 3}, []float64{lo, hi})
+}
