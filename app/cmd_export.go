@@ -11,11 +11,12 @@ import (
 	"strings"
 
 	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/experiments/memdiag"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
 // exportKinds are the tables `mem1lab export --what` writes.
-var exportKinds = []string{"rollouts", "turns", "aggregates", "trajectories", "comparisons"}
+var exportKinds = append([]string{"rollouts", "turns", "aggregates", "trajectories", "comparisons"}, experiments.DiagnosticKinds...)
 
 // parseExperimentIDs reads "3" or "3,4,7" (ids of stored experiments).
 func parseExperimentIDs(s string) ([]int64, error) {
@@ -76,7 +77,7 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	fs := c.flags("export")
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
 	exp := fs.String("experiment", "", "experiment id, or several comma-separated")
-	what := fs.String("what", "", "rollouts | turns | aggregates | comparisons (CSV) | trajectories (MEM1 JSONL)")
+	what := fs.String("what", "", "rollouts | turns | aggregates | comparisons | composition | retention | retention-curves | positions | state-growth (CSV) | trajectories (MEM1 JSONL)")
 	out := fs.String("out", "", "output file (- = stdout)")
 	pooled := fs.Bool("pool-models", false, "aggregates: group by (policy, objectives) across models")
 	withErrors := fs.Bool("errors", false, "trajectories: add failed and cancelled rollouts as the reference's error lines (eval.py cannot read those)")
@@ -140,6 +141,8 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 				lines += len(c.Rows)
 			}
 			return experiments.WriteComparisonsCSV(w, cmps)
+		case "composition", "retention", "retention-curves", "positions", "state-growth":
+			return experiments.WriteDiagnosticsCSV(ctx, w, st, *what, memdiag.O200K, ids...)
 		default:
 			var err error
 			counts, err = experiments.WriteTrajectories(ctx, w, st, experiments.TrajectoryExportOptions{Errors: *withErrors}, ids...)
