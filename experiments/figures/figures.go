@@ -35,7 +35,7 @@ type Kind string
 const (
 	Accuracy Kind = "accuracy" // EM or F1 vs objectives, error bars, log2 x
 	Peak     Kind = "peak"     // peak tokens vs objectives
-	Context  Kind = "context"  // mean context+generation tokens at turn t, with a ±stderr band
+	Context  Kind = "context"  // mean context+generation tokens at turn t, with a 95% CI (or ±SE) band
 	Frontier Kind = "frontier" // EM (or F1) against peak tokens, one point per group
 	Time     Kind = "time"     // seconds per rollout vs objectives
 	Turns    Kind = "turns"    // turns used vs objectives
@@ -76,6 +76,38 @@ type Options struct {
 	Foreground, Background color.Color
 	// FontSize is the base text size in points (0 = 9).
 	FontSize vg.Length
+	// Bars chooses what error bars and bands show: BarsCI95 (the default, "")
+	// or BarsSE. The caption says which.
+	Bars string
+}
+
+// Error-bar kinds of Options.Bars.
+const (
+	// BarsCI95: the 95% t confidence interval of the mean over tasks,
+	// mean ± t_{.975, N−1}·SE (experiments.Stat.CI); no bar for N < 2.
+	BarsCI95 = "ci95"
+	// BarsSE: ±1 standard error of the mean over tasks.
+	BarsSE = "se"
+)
+
+// BarsCaption is the caption text naming what the error bars of o show.
+func BarsCaption(o Options) string {
+	if o.Bars == BarsSE {
+		return "Error bars: ±1 standard error over tasks"
+	}
+	return "Error bars: 95% CI of the mean over tasks (t)"
+}
+
+// half is the half-width of st's error bar under o.Bars (0 when undefined).
+func half(st experiments.Stat, o Options) float64 {
+	if o.Bars == BarsSE {
+		return st.StdErr
+	}
+	_, hi := st.CI(0.95)
+	if math.IsNaN(hi) {
+		return 0
+	}
+	return hi - st.Mean
 }
 
 // Data is what charts are drawn from.
@@ -90,8 +122,8 @@ type Figure struct {
 	Legend plot.Legend
 	// Labels are the legend texts in order (series first, then the overlay).
 	Labels []string
-	// Caption is drawn small under the chart (the citation when the paper
-	// overlay is shown), "" for none.
+	// Caption is drawn small under the chart: what the error bars show
+	// (BarsCaption), then the citation when the paper overlay is shown.
 	Caption string
 	// Points is how many data points the chart draws.
 	Points int
@@ -185,7 +217,10 @@ func Build(d Data, o Options) (*Figure, error) {
 		a.Tick.Color = fg
 		a.Tick.Marker = plainTicks{}
 	}
-	f := &Figure{Plot: p, Legend: plot.NewLegend()}
+	if o.Bars != "" && o.Bars != BarsCI95 && o.Bars != BarsSE {
+		return nil, fmt.Errorf("figures: error bars %q: want %s or %s", o.Bars, BarsCI95, BarsSE)
+	}
+	f := &Figure{Plot: p, Legend: plot.NewLegend(), Caption: BarsCaption(o)}
 	f.Legend.TextStyle.Color = fg
 	f.Legend.Left = true
 	f.Legend.Top = true
@@ -232,7 +267,7 @@ func Build(d Data, o Options) (*Figure, error) {
 		p.Title.Text = "Context size per turn"
 		p.X.Label.Text = "turn"
 		p.Y.Label.Text = "tokens (context + generation)"
-		err = f.context(d.Curves)
+		err = f.context(d.Curves, o)
 		p.Y.Min = 0
 	default:
 		return nil, fmt.Errorf("%w %q", ErrUnknownKind, o.Kind)
@@ -314,7 +349,8 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 		for j, a := range s {
 			st := stat(a)
 			pts.XYs[j] = plotter.XY{X: float64(a.Objectives), Y: st.Mean}
-			pts.YErrors[j] = struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr}
+			h := half(st, o)
+			pts.YErrors[j] = struct{ Low, High float64 }{Low: h, High: h}
 			lo, hi = math.Min(lo, float64(a.Objectives)), math.Max(hi, float64(a.Objectives))
 		}
 		if err := f.addLine(pts.XYs, plotutil.Color(i), plotutil.Shape(i), nil, seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})); err != nil {
@@ -413,7 +449,7 @@ func (f *Figure) overlay(xy func(PaperRow) plotter.XY) (lo, hi float64, err erro
 		f.Legend.Add("collapsed (paper)", sc)
 		f.Labels = append(f.Labels, "collapsed (paper)")
 	}
-	f.Caption = Citation
+	f.Caption += " · " + Citation
 	return lo, hi, nil
 }
 
@@ -428,8 +464,9 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 		for j, a := range s {
 			st := accuracy(a, o)
 			pts.XYs[j] = plotter.XY{X: a.PeakTokens.Mean, Y: st.Mean}
-			pts.YErrors[j] = struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr}
-			pts.XErrors[j] = struct{ Low, High float64 }{Low: a.PeakTokens.StdErr, High: a.PeakTokens.StdErr}
+			h, hx := half(st, o), half(a.PeakTokens, o)
+			pts.YErrors[j] = struct{ Low, High float64 }{Low: h, High: h}
+			pts.XErrors[j] = struct{ Low, High float64 }{Low: hx, High: hx}
 			labels[j] = "n=" + strconv.Itoa(a.Objectives)
 		}
 		c := plotutil.Color(i)
@@ -468,8 +505,8 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 	return nil
 }
 
-// context draws each group's mean tokens per turn with a ±stderr band.
-func (f *Figure) context(curves []experiments.ContextCurve) error {
+// context draws each group's mean tokens per turn with a band of o.Bars.
+func (f *Figure) context(curves []experiments.ContextCurve, o Options) error {
 	sorted := append([]experiments.ContextCurve(nil), curves...)
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
@@ -491,12 +528,12 @@ func (f *Figure) context(curves []experiments.ContextCurve) error {
 		band := make(plotter.XYs, 0, 2*len(c.Points))
 		for j, pt := range c.Points {
 			line[j] = plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean}
-			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean + pt.Tokens.StdErr})
+			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean + half(pt.Tokens, o)})
 			maxTurn = max(maxTurn, pt.Turn)
 		}
 		for j := len(c.Points) - 1; j >= 0; j-- {
 			pt := c.Points[j]
-			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean - pt.Tokens.StdErr})
+			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean - half(pt.Tokens, o)})
 		}
 		if len(c.Points) > 1 {
 			poly, err := plotter.NewPolygon(band)
