@@ -29,6 +29,7 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	title := fs.String("title", "", "figure title (default: the chart's)")
 	pooled := fs.Bool("pool-models", false, "one series per policy across models")
 	dataset := fs.String("dataset", "", "only rollouts of this dataset (default: all)")
+	bars := fs.String("bars", figures.BarsCI95, "error bars: ci95 (95% t interval over tasks) or se (±1 standard error)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 		return err
 	}
 	fig, err := figures.Build(data, figures.Options{Kind: kind, Metric: *metric, PerObjective: *perObj,
-		Overlay: *overlay, Title: *title, FontSize: sz.FontSize})
+		Overlay: *overlay, Title: *title, FontSize: sz.FontSize, Bars: *bars})
 	if err != nil {
 		return err
 	}
