@@ -77,13 +77,14 @@ type chartSettings struct {
 	perObjective bool
 	byModel      bool
 	overlay      bool
+	bars         string // figures.BarsCI95 or figures.BarsSE
 	fg           color.Color
 	fontSize     vg.Length // points; the theme's text size on screen
 }
 
 func (s chartSettings) options(k figures.Kind) figures.Options {
 	return figures.Options{Kind: k, Metric: s.metric, PerObjective: s.perObjective, Overlay: s.overlay, Foreground: s.fg,
-		FontSize: s.fontSize}
+		FontSize: s.fontSize, Bars: s.bars}
 }
 
 // chartsPanel is the Charts screen: pick experiments, a chart, the metric and
@@ -108,6 +109,7 @@ type chartsPanel struct {
 	grouping *widget.Select
 	dataset  *widget.Select
 	overlay  *widget.Check
+	seBars   *widget.Check // ±1 SE error bars instead of 95% CIs
 	size     *widget.Select
 	dpi      *widget.Entry
 	status   *widget.Label
@@ -145,6 +147,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 	p.grouping = widget.NewSelect([]string{groupModelPolicy, groupPolicy}, func(string) { p.redraw() })
 	p.dataset = widget.NewSelect([]string{allDatasets}, func(string) { p.redraw() })
 	p.overlay = widget.NewCheck("MEM1 Table 1 overlay", func(bool) { p.redraw() })
+	p.seBars = widget.NewCheck("±1 SE bars (default: 95% CI)", func(bool) { p.redraw() })
 	p.size = widget.NewSelect([]string{figures.SingleColumn.Name, figures.DoubleColumn.Name}, nil)
 	p.dpi = widget.NewEntry()
 	p.dpi.SetText("300")
@@ -190,7 +193,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 		bold("Metric"), p.metric, p.perObj,
 		bold("Grouping"), p.grouping,
 		bold("Dataset"), p.dataset,
-		p.overlay,
+		p.overlay, p.seBars,
 		widget.NewSeparator(),
 		bold("Export figure"), container.NewGridWithColumns(2, widget.NewLabel("size"), p.size, widget.NewLabel("PNG dpi"), p.dpi),
 		container.NewGridWithColumns(3, exportFig("png"), exportFig("svg"), exportFig("pdf")),
@@ -271,7 +274,11 @@ func (p *chartsPanel) selectExperiments(ids ...int64) {
 func (p *chartsPanel) settings() chartSettings {
 	s := chartSettings{choice: p.choice.Selected, metric: strings.ToLower(p.metric.Selected),
 		perObjective: p.perObj.Checked, byModel: p.grouping.Selected != groupPolicy, overlay: p.overlay.Checked,
-		fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize() * 0.85)}
+		bars: figures.BarsCI95,
+		fg:   theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize() * 0.85)}
+	if p.seBars.Checked {
+		s.bars = figures.BarsSE
+	}
 	if d := p.dataset.Selected; d != allDatasets {
 		s.dataset = d
 	}
@@ -355,6 +362,7 @@ func (p *chartsPanel) redraw() {
 		if s.dataset != "" {
 			msg += " · dataset " + s.dataset
 		}
+		msg += " · " + figures.BarsCaption(s.options(""))
 		if s.overlay {
 			msg += " · " + figures.Citation
 		}
