@@ -727,3 +727,36 @@ func ExperimentComparisons(ctx context.Context, st CompareStore, a, b CompareSet
 	}
 	return out, nil
 }
+
+// RolloutSettings finds, among units, the rollouts a and b and the settings
+// they stand for: the one factor in which they differ, with the value each
+// side has. It fails when either rollout is not among units (not done) or
+// when they differ in no factor or in more than one.
+func RolloutSettings(units []CompareUnit, a, b int64) (CompareSetting, CompareSetting, error) {
+	var ua, ub *CompareUnit
+	for i := range units {
+		switch units[i].RolloutID {
+		case a:
+			ua = &units[i]
+		case b:
+			ub = &units[i]
+		}
+	}
+	if ua == nil || ub == nil {
+		return nil, nil, errors.New("both rollouts must be finished to compare their settings")
+	}
+	var diff []string
+	for _, f := range CompareFactors {
+		if ua.Factors[f] != ub.Factors[f] {
+			diff = append(diff, f)
+		}
+	}
+	if len(diff) != 1 {
+		if len(diff) == 0 {
+			return nil, nil, fmt.Errorf("%w: rollouts %d and %d have the same settings", ErrNotOneFactor, a, b)
+		}
+		return nil, nil, fmt.Errorf("%w: rollouts %d and %d differ in %s", ErrNotOneFactor, a, b, strings.Join(diff, " and "))
+	}
+	f := diff[0]
+	return CompareSetting{f: ua.Factors[f]}, CompareSetting{f: ub.Factors[f]}, nil
+}

@@ -164,3 +164,15 @@ func TestStatCI(t *testing.T) {
 	lo, hi = Stat{N: 3, Mean: 3}.CI(0.95)
 	assert.Equal(t, []float64{3, 3}, []float64{lo, hi})
 }
+
+func TestRolloutSettings(t *testing.T) {
+	us := []CompareUnit{unit(1, "t1", 1, "mem1", "m", 1), unit(2, "t1", 1, "full", "m", 0), unit(3, "t1", 1, "full", "z", 0)}
+	a, b, err := RolloutSettings(us, 1, 2)
+	require.NoError(t, err)
+	assert.Equal(t, CompareSetting{"policy": "mem1"}, a)
+	assert.Equal(t, CompareSetting{"policy": "full"}, b)
+	_, _, err = RolloutSettings(us, 1, 3)
+	assert.ErrorIs(t, err, ErrNotOneFactor)
+	_, _, err = RolloutSettings(us, 1, 99)
+	assert.Error(t, err)
+}
