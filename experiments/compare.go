@@ -760,3 +760,13 @@ func RolloutSettings(units []CompareUnit, a, b int64) (CompareSetting, CompareSe
 	f := diff[0]
 	return CompareSetting{f: ua.Factors[f]}, CompareSetting{f: ub.Factors[f]}, nil
 }
+
+// ParseStoredConfig decodes an experiment's stored config JSON (unknown
+// fields ignored); malformed JSON is an error.
+func ParseStoredConfig(configJSON string) (RunConfig, error) {
+	var cfg RunConfig
+	if err := json.Unmarshal([]byte(configJSON), &cfg); err != nil {
+		return RunConfig{}, fmt.Errorf("stored config: %w", err)
+	}
+	return cfg, nil
+}

@@ -32,7 +32,8 @@ type RolloutDiagnostics struct {
 
 // EachRolloutDiagnostics computes the diagnostics of every done rollout of
 // the experiments expIDs, in order, and hands each to fn; enc counts tokens
-// (memdiag.O200K for the paper's counts). The context of each turn is rebuilt
+// (memdiag.O200K for the paper's counts; nil skips the composition and the
+// state growth, which need token counts). The context of each turn is rebuilt
 // from the stored prompt (re-rendered for rollouts stored before prompts were
 // kept) and turns, as the turn loop built it. Errors: an unknown experiment
 // (wrapping storage.ErrNotFound), the store's, the encoder's, or fn's.
@@ -58,7 +59,7 @@ func EachRolloutDiagnostics(ctx context.Context, st ExportStore, enc memdiag.Enc
 			}
 			rd := RolloutDiagnostics{ExperimentID: id, RolloutID: d.ID, TaskKey: d.TaskKey, Objectives: d.Objectives,
 				Policy: d.Policy, Model: d.Model}
-			if pol, err := core.PolicyByName(d.Policy); err == nil {
+			if pol, err := core.PolicyByName(d.Policy); err == nil && enc != nil {
 				prompt := d.Prompt
 				if prompt == "" {
 					prompt = rerenderPrompt(cfg, d)
@@ -69,8 +70,10 @@ func EachRolloutDiagnostics(ctx context.Context, st ExportStore, enc memdiag.Enc
 				}
 			}
 			rd.Retention = memdiag.Retention(d.Task, d.Turns, d.Score.Answers)
-			if rd.Growth, err = memdiag.Growth(d.Turns, enc); err != nil {
-				return err
+			if enc != nil {
+				if rd.Growth, err = memdiag.Growth(d.Turns, enc); err != nil {
+					return err
+				}
 			}
 			for _, o := range d.Score.PerObjective {
 				rd.ObjectiveEM = append(rd.ObjectiveEM, o.EM)

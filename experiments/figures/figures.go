@@ -79,6 +79,10 @@ type Options struct {
 	// Bars chooses what error bars and bands show: BarsCI95 (the default, "")
 	// or BarsSE. The caption says which.
 	Bars string
+	// NotSignificant, for the charts against objectives, marks these objective
+	// counts "n.s." along the top: a comparison of two settings found no
+	// significant difference there (Holm-adjusted p ≥ 0.05).
+	NotSignificant []int
 }
 
 // Error-bar kinds of Options.Bars.
@@ -199,40 +203,17 @@ func Build(d Data, o Options) (*Figure, error) {
 	if o.Metric != "em" && o.Metric != "f1" {
 		return nil, fmt.Errorf("figures: metric %q: want em or f1", o.Metric)
 	}
-	fg := o.Foreground
-	if fg == nil {
-		fg = color.Black
+	f, err := newFigure(o)
+	if err != nil {
+		return nil, err
 	}
-	size := o.FontSize
-	if size == 0 {
-		size = 9
-	}
-	p := plot.New()
-	p.BackgroundColor = color.Transparent
-	p.Title.TextStyle.Color = fg
-	for _, a := range []*plot.Axis{&p.X, &p.Y} {
-		a.Color = fg
-		a.Label.TextStyle.Color = fg
-		a.Tick.Label.Color = fg
-		a.Tick.Color = fg
-		a.Tick.Marker = plainTicks{}
-	}
-	if o.Bars != "" && o.Bars != BarsCI95 && o.Bars != BarsSE {
-		return nil, fmt.Errorf("figures: error bars %q: want %s or %s", o.Bars, BarsCI95, BarsSE)
-	}
-	f := &Figure{Plot: p, Legend: plot.NewLegend(), Caption: BarsCaption(o)}
-	f.Legend.TextStyle.Color = fg
-	f.Legend.Left = true
-	f.Legend.Top = true
-	f.Legend.ThumbnailWidth = 0.3 * vg.Inch
-	f.SetFontSize(size)
+	p := f.Plot
 
 	metricName := strings.ToUpper(o.Metric)
 	yAcc := metricName + " (sum over objectives)"
 	if o.PerObjective {
 		yAcc = metricName + " per objective"
 	}
-	var err error
 	switch o.Kind {
 	case Accuracy:
 		p.Title.Text = metricName + " vs number of objectives"
@@ -281,6 +262,40 @@ func Build(d Data, o Options) (*Figure, error) {
 	if f.Points == 0 {
 		p.Title.Text += " — no finished rollouts"
 	}
+	return f, nil
+}
+
+// newFigure is an empty figure styled by o: colours, ticks, legend and font
+// sizes, with the error-bar caption. An unknown o.Bars is an error.
+func newFigure(o Options) (*Figure, error) {
+	fg := o.Foreground
+	if fg == nil {
+		fg = color.Black
+	}
+	size := o.FontSize
+	if size == 0 {
+		size = 9
+	}
+	p := plot.New()
+	p.BackgroundColor = color.Transparent
+	p.Title.TextStyle.Color = fg
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Color = fg
+		a.Label.TextStyle.Color = fg
+		a.Tick.Label.Color = fg
+		a.Tick.Color = fg
+		a.Tick.Marker = plainTicks{}
+	}
+	if o.Bars != "" && o.Bars != BarsCI95 && o.Bars != BarsSE {
+		return nil, fmt.Errorf("figures: error bars %q: want %s or %s", o.Bars, BarsCI95, BarsSE)
+	}
+	f := &Figure{Plot: p, Legend: plot.NewLegend(), Caption: BarsCaption(o)}
+	f.Legend.TextStyle.Color = fg
+	f.Legend.Left = true
+	f.Legend.Top = true
+	f.Legend.ThumbnailWidth = 0.3 * vg.Inch
+	f.SetFontSize(size)
+
 	return f, nil
 }
 
@@ -363,6 +378,31 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 		eb.LineStyle.Color = plotutil.Color(i)
 		f.Plot.Add(eb)
 		f.Points += len(s)
+	}
+	if len(o.NotSignificant) > 0 && f.Points > 0 {
+		top := math.Inf(-1)
+		for _, a := range aggs {
+			st := stat(a)
+			top = math.Max(top, st.Mean+half(st, o))
+		}
+		var xys plotter.XYs
+		var texts []string
+		for _, n := range o.NotSignificant {
+			xys = append(xys, plotter.XY{X: float64(n), Y: top * 1.08})
+			texts = append(texts, "n.s.")
+		}
+		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: texts})
+		if err != nil {
+			return err
+		}
+		for i := range lb.TextStyle {
+			lb.TextStyle[i].Color = f.Legend.TextStyle.Color
+			lb.TextStyle[i].XAlign = draw.XCenter
+			lb.TextStyle[i].Font.Size = f.Legend.TextStyle.Font.Size * 0.8 / 0.9
+		}
+		f.pointLabels = append(f.pointLabels, lb)
+		f.Plot.Add(lb)
+		f.Caption += " · n.s.: no significant difference (Holm-adjusted p ≥ 0.05)"
 	}
 	if o.Overlay && paper != nil {
 		plo, phi, err := f.overlay(func(r PaperRow) plotter.XY { return plotter.XY{X: float64(r.Objectives), Y: paper(r)} })
