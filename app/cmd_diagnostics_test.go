@@ -2,7 +2,9 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/storage"
 )
 
 func exportCSV(t *testing.T, db, exp, what string) []map[string]string {
@@ -109,4 +112,45 @@ func splitFields(s string) []string {
 		out = append(out, string(f))
 	}
 	return out
+}
+
+// TestDiagnosticsCached: the first export caches each rollout's diagnostics
+// in the store; later exports read the cache, and a cached row of another
+// version is recomputed.
+func TestDiagnosticsCached(t *testing.T) {
+	db := oracleStore(t)
+	first := exportCSV(t, db, "1", "composition")
+	st, err := storage.Open(db)
+	require.NoError(t, err)
+	ctx := context.Background()
+	cached, err := st.ExperimentDiagnostics(ctx, 1)
+	require.NoError(t, err)
+	require.Len(t, cached, 3, "one row per done rollout")
+
+	// Mark the first rollout's cached turn-1 tokens; the next export shows the mark.
+	var id int64
+	for k := range cached {
+		if id == 0 || k < id {
+			id = k
+		}
+	}
+	c := cached[id]
+	var rd experiments.RolloutDiagnostics
+	require.NoError(t, json.Unmarshal([]byte(c.JSON), &rd))
+	rd.Composition[0].Tokens = 999999
+	b, err := json.Marshal(rd)
+	require.NoError(t, err)
+	c.JSON = string(b)
+	require.NoError(t, st.SaveDiagnostics(ctx, id, c))
+	require.NoError(t, st.Close())
+	again := exportCSV(t, db, "1", "composition")
+	assert.Equal(t, "999999", again[0]["tokens"], "read from the cache")
+
+	// Another version: recomputed and cached afresh.
+	st, err = storage.Open(db)
+	require.NoError(t, err)
+	c.Version = experiments.DiagnosticsVersion + 1
+	require.NoError(t, st.SaveDiagnostics(ctx, id, c))
+	require.NoError(t, st.Close())
+	assert.Equal(t, first, exportCSV(t, db, "1", "composition"))
 }

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/mem1lab/mem1lab/experiments"
-	"github.com/mem1lab/mem1lab/experiments/memdiag"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -142,7 +141,7 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 			}
 			return experiments.WriteComparisonsCSV(w, cmps)
 		case "composition", "retention", "retention-curves", "positions", "state-growth":
-			return experiments.WriteDiagnosticsCSV(ctx, w, st, *what, memdiag.O200K, ids...)
+			return experiments.WriteDiagnosticsCSV(ctx, w, st, *what, nil, ids...)
 		default:
 			var err error
 			counts, err = experiments.WriteTrajectories(ctx, w, st, experiments.TrajectoryExportOptions{Errors: *withErrors}, ids...)

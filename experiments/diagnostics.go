@@ -2,6 +2,8 @@ package experiments
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"sort"
 	"strconv"
@@ -15,29 +17,68 @@ import (
 // RolloutDiagnostics are the memory diagnostics of one done rollout, computed
 // from its stored turns (memdiag): per-turn context composition in tokens
 // (nil when the rollout's policy is not one core.PolicyByName knows, as for
-// some imported trajectories), each objective's fact retention, the internal
-// state's growth, and the per-objective EM marks (nil when not stored).
+// some imported trajectories, or when token counts were not asked for), each
+// objective's fact retention, the internal state's growth, and the
+// per-objective EM marks (nil when not stored).
 type RolloutDiagnostics struct {
-	ExperimentID int64
-	RolloutID    int64
-	TaskKey      string
-	Objectives   int
-	Policy       string
-	Model        string
-	Composition  []memdiag.Composition
-	Retention    []memdiag.FactRetention
-	Growth       memdiag.StateGrowth
-	ObjectiveEM  []float64
+	ExperimentID int64                   `json:"experiment_id"`
+	RolloutID    int64                   `json:"rollout_id"`
+	TaskKey      string                  `json:"task_key"`
+	Objectives   int                     `json:"objectives"`
+	Policy       string                  `json:"policy"`
+	Model        string                  `json:"model"`
+	Composition  []memdiag.Composition   `json:"composition"`
+	Retention    []memdiag.FactRetention `json:"retention"`
+	Growth       memdiag.StateGrowth     `json:"growth"`
+	ObjectiveEM  []float64               `json:"objective_em"`
+}
+
+// DiagnosticsVersion is the format of cached diagnostics; a cached row of
+// another version is recomputed. Bump it when memdiag's results change.
+const DiagnosticsVersion = 1
+
+// DiagnosticsCache is where computed diagnostics are kept (*storage.Store
+// satisfies it).
+type DiagnosticsCache interface {
+	ExperimentDiagnostics(ctx context.Context, expID int64) (map[int64]storage.CachedDiagnostics, error)
+	SaveDiagnostics(ctx context.Context, id int64, c storage.CachedDiagnostics) error
+}
+
+var _ DiagnosticsCache = (*storage.Store)(nil)
+
+// DiagnosticsOptions choose how diagnostics are computed.
+type DiagnosticsOptions struct {
+	// Encoder counts tokens; nil means memdiag.O200K (the paper's counts),
+	// whose results are read from and written to the store's cache when the
+	// store is a DiagnosticsCache. Another encoder is never cached.
+	Encoder memdiag.Encoder
+	// NoTokens skips the composition and the state growth (which need token
+	// counts) when they are not cached.
+	NoTokens bool
+}
+
+// fingerprint identifies the stored figures of a rollout, so a cached row of
+// a rollout that was run again is recomputed.
+func fingerprint(r storage.RolloutRow) string {
+	return fmt.Sprintf("%s|%s|%d|%g|%g|%d|%d|%g", r.Policy, r.Model, r.Turns, r.EM, r.F1, r.PeakTokens, r.TotalTokens, r.Seconds)
 }
 
 // EachRolloutDiagnostics computes the diagnostics of every done rollout of
-// the experiments expIDs, in order, and hands each to fn; enc counts tokens
-// (memdiag.O200K for the paper's counts; nil skips the composition and the
-// state growth, which need token counts). The context of each turn is rebuilt
-// from the stored prompt (re-rendered for rollouts stored before prompts were
-// kept) and turns, as the turn loop built it. Errors: an unknown experiment
-// (wrapping storage.ErrNotFound), the store's, the encoder's, or fn's.
-func EachRolloutDiagnostics(ctx context.Context, st ExportStore, enc memdiag.Encoder, fn func(RolloutDiagnostics) error, expIDs ...int64) error {
+// the experiments expIDs, in order, and hands each to fn. With the default
+// encoder, rollouts whose cached diagnostics match (DiagnosticsVersion and
+// fingerprint) are not recomputed, and those computed are cached. The context
+// of each turn is rebuilt from the stored prompt (re-rendered for rollouts
+// stored before prompts were kept) and turns, as the turn loop built it.
+// Errors: an unknown experiment (wrapping storage.ErrNotFound), the store's,
+// the encoder's, or fn's.
+func EachRolloutDiagnostics(ctx context.Context, st ExportStore, opt DiagnosticsOptions, fn func(RolloutDiagnostics) error, expIDs ...int64) error {
+	enc := opt.Encoder
+	cache, _ := st.(DiagnosticsCache)
+	if enc != nil {
+		cache = nil
+	} else {
+		enc = memdiag.O200K
+	}
 	for _, id := range expIDs {
 		e, err := st.Experiment(ctx, id)
 		if err != nil {
@@ -49,9 +90,26 @@ func EachRolloutDiagnostics(ctx context.Context, st ExportStore, enc memdiag.Enc
 		if err != nil {
 			return err
 		}
+		var cached map[int64]storage.CachedDiagnostics
+		if cache != nil {
+			if cached, err = cache.ExperimentDiagnostics(ctx, id); err != nil {
+				return err
+			}
+		}
 		for _, row := range rows {
 			if row.Status != storage.StatusDone {
 				continue
+			}
+			fp := fingerprint(row)
+			if c, ok := cached[row.ID]; ok && c.Version == DiagnosticsVersion && c.Fingerprint == fp {
+				var rd RolloutDiagnostics
+				if err := json.Unmarshal([]byte(c.JSON), &rd); err == nil {
+					rd.ExperimentID = id
+					if err := fn(rd); err != nil {
+						return err
+					}
+					continue
+				}
 			}
 			d, err := st.Rollout(ctx, row.ID)
 			if err != nil {
@@ -59,7 +117,8 @@ func EachRolloutDiagnostics(ctx context.Context, st ExportStore, enc memdiag.Enc
 			}
 			rd := RolloutDiagnostics{ExperimentID: id, RolloutID: d.ID, TaskKey: d.TaskKey, Objectives: d.Objectives,
 				Policy: d.Policy, Model: d.Model}
-			if pol, err := core.PolicyByName(d.Policy); err == nil && enc != nil {
+			tokens := !opt.NoTokens || cache != nil
+			if pol, err := core.PolicyByName(d.Policy); err == nil && tokens {
 				prompt := d.Prompt
 				if prompt == "" {
 					prompt = rerenderPrompt(cfg, d)
@@ -70,13 +129,22 @@ func EachRolloutDiagnostics(ctx context.Context, st ExportStore, enc memdiag.Enc
 				}
 			}
 			rd.Retention = memdiag.Retention(d.Task, d.Turns, d.Score.Answers)
-			if enc != nil {
+			if tokens {
 				if rd.Growth, err = memdiag.Growth(d.Turns, enc); err != nil {
 					return err
 				}
 			}
 			for _, o := range d.Score.PerObjective {
 				rd.ObjectiveEM = append(rd.ObjectiveEM, o.EM)
+			}
+			if cache != nil {
+				b, err := json.Marshal(rd)
+				if err != nil {
+					return err
+				}
+				if err := cache.SaveDiagnostics(ctx, d.ID, storage.CachedDiagnostics{Version: DiagnosticsVersion, Fingerprint: fp, JSON: string(b)}); err != nil {
+					return err
+				}
 			}
 			if err := fn(rd); err != nil {
 				return err
@@ -129,7 +197,8 @@ func joinInts(xs []int) string {
 }
 
 // WriteDiagnosticsCSV writes one memory-diagnostics table (kind, one of
-// DiagnosticKinds) of the experiments expIDs as CSV; enc counts tokens. The
+// DiagnosticKinds) of the experiments expIDs as CSV; enc counts tokens (nil:
+// memdiag.O200K with the store's cache, see EachRolloutDiagnostics). The
 // per-rollout tables stream; the aggregated ones (retention-curves,
 // positions) are grouped by (model, policy, objectives) and sorted.
 func WriteDiagnosticsCSV(ctx context.Context, w io.Writer, st ExportStore, kind string, enc memdiag.Encoder, expIDs ...int64) error {
@@ -148,7 +217,7 @@ func WriteDiagnosticsCSV(ctx context.Context, w io.Writer, st ExportStore, kind 
 	}
 	facts := map[group][]memdiag.FactRetention{}
 	marks := map[group][][]float64{}
-	err = EachRolloutDiagnostics(ctx, st, enc, func(d RolloutDiagnostics) error {
+	err = EachRolloutDiagnostics(ctx, st, DiagnosticsOptions{Encoder: enc}, func(d RolloutDiagnostics) error {
 		id := []string{strconv.FormatInt(d.ExperimentID, 10), strconv.FormatInt(d.RolloutID, 10), d.TaskKey,
 			strconv.Itoa(d.Objectives), d.Policy, d.Model}
 		g := group{d.Model, d.Policy, d.Objectives}

@@ -258,7 +258,7 @@ func settingsLine(configJSON string) string {
 // counts, sorted by label.
 func LoadRetention(ctx context.Context, st experiments.ExportStore, ids []int64, byModel bool) ([]RetentionSeries, error) {
 	facts := map[experiments.GroupKey][]memdiag.FactRetention{}
-	err := experiments.EachRolloutDiagnostics(ctx, st, nil, func(d experiments.RolloutDiagnostics) error {
+	err := experiments.EachRolloutDiagnostics(ctx, st, experiments.DiagnosticsOptions{NoTokens: true}, func(d experiments.RolloutDiagnostics) error {
 		k := experiments.GroupKey{Policy: d.Policy}
 		if byModel {
 			k.Model = d.Model
