@@ -65,3 +65,31 @@ func TestPaperFigure(t *testing.T) {
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "vector only")
 }
+
+// TestPlotDiagnosticCharts: `mem1lab plot` draws the memory-diagnostics
+// charts of oracle runs.
+func TestPlotDiagnosticCharts(t *testing.T) {
+	db := oracleStore(t)
+	dir := t.TempDir()
+	for chart, want := range map[string][]string{
+		"composition": {"Context composition per turn — full · mem1lab-oracle, n=2", "prompt", "information", "state", "peak "},
+		"retention":   {"Fact retention in the internal state", "turns after retrieval", "mem1 · mem1lab-oracle"},
+		"positions":   {"Accuracy by objective position", "full · mem1lab-oracle, n=2"},
+	} {
+		out := filepath.Join(dir, chart+".svg")
+		code, _, errOut := run(t, "plot", "--db", db, "--experiment", "1,2", "--chart", chart, "--out", out)
+		require.Equal(t, 0, code, errOut)
+		b, err := os.ReadFile(out)
+		require.NoError(t, err)
+		text := html.UnescapeString(string(b))
+		for _, w := range want {
+			assert.Contains(t, text, w, chart)
+		}
+	}
+	out := filepath.Join(dir, "full.svg")
+	code, _, errOut := run(t, "plot", "--db", db, "--experiment", "1,2", "--chart", "composition", "--series", "mem1 · mem1lab-oracle, n=2", "--out", out)
+	require.Equal(t, 0, code, errOut)
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.Contains(t, html.UnescapeString(string(b)), "— mem1 · mem1lab-oracle, n=2")
+}

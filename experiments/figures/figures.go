@@ -46,13 +46,14 @@ var Kinds = []Kind{Accuracy, Peak, Context, Frontier, Time, Turns}
 
 // ParseKind accepts a Kind's name.
 func ParseKind(s string) (Kind, error) {
-	for _, k := range Kinds {
+	all := append(append([]Kind(nil), Kinds...), DiagnosticKinds...)
+	for _, k := range all {
 		if string(k) == s {
 			return k, nil
 		}
 	}
-	names := make([]string, len(Kinds))
-	for i, k := range Kinds {
+	names := make([]string, len(all))
+	for i, k := range all {
 		names[i] = string(k)
 	}
 	return "", fmt.Errorf("unknown chart %q (want %s)", s, strings.Join(names, ", "))
@@ -79,6 +80,9 @@ type Options struct {
 	// Bars chooses what error bars and bands show: BarsCI95 (the default, "")
 	// or BarsSE. The caption says which.
 	Bars string
+	// Series picks the series a one-series chart (Composition) draws, by
+	// label; "" = the first.
+	Series string
 	// NotSignificant, for the charts against objectives, marks these objective
 	// counts "n.s." along the top: a comparison of two settings found no
 	// significant difference there (Holm-adjusted p ≥ 0.05).
