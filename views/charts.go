@@ -37,9 +37,14 @@ const (
 	chartTime     = "Time per trajectory"
 	chartTurns    = "Turns used"
 	chartPair     = "Accuracy + peak tokens"
+	// Memory diagnostics (figures.DiagnosticKinds).
+	chartComposition = "Context composition (memory)"
+	chartRetention   = "Fact retention (memory)"
+	chartPositions   = "Accuracy by objective position"
 )
 
-var chartChoices = []string{chartAccuracy, chartPeak, chartContext, chartFrontier, chartTime, chartTurns, chartPair}
+var chartChoices = []string{chartAccuracy, chartPeak, chartContext, chartFrontier, chartTime, chartTurns, chartPair,
+	chartComposition, chartRetention, chartPositions}
 
 // chartKinds maps a choice to the charts it shows.
 var chartKinds = map[string][]figures.Kind{
@@ -50,6 +55,10 @@ var chartKinds = map[string][]figures.Kind{
 	chartTime:     {figures.Time},
 	chartTurns:    {figures.Turns},
 	chartPair:     {figures.Accuracy, figures.Peak},
+
+	chartComposition: {figures.Composition},
+	chartRetention:   {figures.Retention},
+	chartPositions:   {figures.Positions},
 }
 
 // allDatasets is the dataset filter's "no filter" choice.
@@ -294,6 +303,50 @@ func (p *chartsPanel) settings() chartSettings {
 	return s
 }
 
+// notSignificant compares the two series of aggs when there are exactly two
+// (model, policy) series differing in one of them (experiments.Compare on
+// metric, paired by task) and returns the objective counts where the
+// Holm-adjusted p is at least 0.05; nil otherwise or on any error (the chart
+// then shows no marks).
+func notSignificant(ctx context.Context, st Store, ids []int64, aggs []experiments.Aggregate, metric string) []int {
+	type series struct{ model, policy string }
+	seen := map[series]bool{}
+	var ss []series
+	for _, a := range aggs {
+		k := series{a.Model, a.Policy}
+		if !seen[k] {
+			seen[k] = true
+			ss = append(ss, k)
+		}
+	}
+	if len(ss) != 2 {
+		return nil
+	}
+	var a, b experiments.CompareSetting
+	switch {
+	case ss[0].policy != ss[1].policy && ss[0].model == ss[1].model:
+		a, b = experiments.CompareSetting{"policy": ss[0].policy}, experiments.CompareSetting{"policy": ss[1].policy}
+	case ss[0].model != ss[1].model && ss[0].policy == ss[1].policy && ss[0].model != "":
+		a, b = experiments.CompareSetting{"model": ss[0].model}, experiments.CompareSetting{"model": ss[1].model}
+	default:
+		return nil
+	}
+	if metric == "" {
+		metric = "em"
+	}
+	cmps, err := experiments.ExperimentComparisons(ctx, st, a, b, []string{metric}, experiments.CompareOptions{Seed: 1}, ids...)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, r := range cmps[0].Rows {
+		if !r.Pooled && r.PHolm >= 0.05 {
+			out = append(out, r.Objectives)
+		}
+	}
+	return out
+}
+
 // loadChartData is figures.Load with the panel's settings.
 func loadChartData(ctx context.Context, st Store, ids []int64, dataset string, byModel, curves bool) (figures.Data, []string, error) {
 	return figures.Load(ctx, st, ids, figures.LoadOptions{Dataset: dataset, ByModel: byModel, Curves: curves})
@@ -327,9 +380,24 @@ func (p *chartsPanel) redraw() {
 		}
 		out := builtCharts{data: d, datasets: datasets}
 		for _, k := range kinds {
-			f, err := figures.Build(d, s.options(k))
-			if err != nil {
-				return builtCharts{}, err
+			o := s.options(k)
+			var f *figures.Figure
+			if figures.IsDiagnostic(k) {
+				dd, err := figures.LoadDiagnostics(ctx, p.u.deps.Store, s.ids, s.byModel)
+				if err != nil {
+					return builtCharts{}, err
+				}
+				f, err = figures.BuildDiagnostic(dd, o)
+				if err != nil {
+					return builtCharts{}, err
+				}
+			} else {
+				if k == figures.Accuracy {
+					o.NotSignificant = notSignificant(ctx, p.u.deps.Store, s.ids, d.Aggregates, s.metric)
+				}
+				if f, err = figures.Build(d, o); err != nil {
+					return builtCharts{}, err
+				}
 			}
 			out.figs = append(out.figs, f)
 		}

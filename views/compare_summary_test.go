@@ -71,3 +71,33 @@ func TestCompareSummaryOnStoredOracleRollouts(t *testing.T) {
 	assert.Less(t, d, 0.0, "mem1's peak is below full's")
 	assert.Contains(t, peak[10], "◀")
 }
+
+// TestChartsMemoryAndSignificance: on oracle runs of mem1 and full, the
+// accuracy chart marks the objective count where the two policies do not
+// differ significantly (the oracle answers alike: p = 1), and the memory
+// charts draw the stored rollouts' diagnostics.
+func TestChartsMemoryAndSignificance(t *testing.T) {
+	st, expA, expB := oracleStore(t)
+	u, _ := newTestUI(t, st, nil)
+	act(u, func() { require.NoError(t, u.Show(ScreenCharts)) })
+	p := u.charts
+	act(u, func() { p.selectExperiments(expA, expB) })
+	u.wait()
+	require.Len(t, p.figs, 1, p.status.Text)
+	assert.Contains(t, p.figs[0].Caption, "n.s.", "Holm-adjusted p ≥ 0.05 at 2 objectives")
+
+	act(u, func() { p.choice.SetSelected(chartRetention) })
+	u.wait()
+	require.Len(t, p.figs, 1)
+	assert.Contains(t, p.figs[0].Plot.Title.Text, "Fact retention")
+	assert.Len(t, p.figs[0].Labels, 2, "mem1 and full")
+
+	act(u, func() { p.choice.SetSelected(chartComposition) })
+	u.wait()
+	assert.Contains(t, p.figs[0].Plot.Title.Text, "Context composition per turn")
+	assert.Contains(t, p.figs[0].Labels, "information")
+
+	act(u, func() { p.choice.SetSelected(chartPositions) })
+	u.wait()
+	assert.Equal(t, 4, p.figs[0].Points, "2 series × 2 positions")
+}
