@@ -764,8 +764,9 @@ type ChartsOptions struct {
 	// Experiments to include; nil = every experiment in the store.
 	Experiments []int64
 	// Chart is a figures.Kind name (accuracy, peak, context, frontier, time,
-	// turns) or "pair" for accuracy and peak tokens side by side; "" keeps the
-	// current chart.
+	// turns, or the memory charts composition, retention, positions) or
+	// "pair" for accuracy and peak tokens side by side; "" keeps the current
+	// chart.
 	Chart string
 	// Overlay shows MEM1 Table 1 as dashed reference series.
 	Overlay bool
@@ -788,7 +789,7 @@ func (u *UI) OpenCharts(o ChartsOptions) error {
 			}
 		}
 		if choice == "" {
-			return fmt.Errorf("views: unknown chart %q (want accuracy, peak, context, frontier, time, turns or pair)", o.Chart)
+			return fmt.Errorf("views: unknown chart %q (want accuracy, peak, context, frontier, time, turns, pair, composition, retention or positions)", o.Chart)
 		}
 	}
 	p.syncing = true
