@@ -109,7 +109,7 @@ type comparePanel struct {
 
 // summaryHeaders are the columns of Compare's summary table; "this task" is
 // the loaded pair's own difference, marked ◀ in its row.
-var summaryHeaders = []string{"Metric", "Objectives", "n", "Mean A", "Mean B", "Δ (A − B)", "95% CI (t)", "p (Holm)", "W/T/L", "Test", "This task Δ"}
+var summaryHeaders = []string{"Metric", "Objectives", "n", "Mean A", "Mean B", "Δ (A-B)", "95% CI (t)", "p (Holm)", "W/T/L", "Test", "This task Δ"}
 
 func newComparePanel(u *UI) *comparePanel {
 	p := &comparePanel{u: u}
@@ -163,17 +163,20 @@ func newComparePanel(u *UI) *comparePanel {
 	charts := container.NewGridWithColumns(2,
 		container.NewBorder(bold("A: context size per turn"), nil, nil, nil, p.chartA.raster),
 		container.NewBorder(bold("B: context size per turn"), nil, nil, nil, p.chartB.raster))
-	inner := container.NewVSplit(container.NewBorder(charts, nil, nil, nil, p.turns.table),
+	sumSplit := container.NewHSplit(p.summary.table, container.NewBorder(bold("Largest differences (double-click to open)"), nil, nil, nil, p.largest.table))
+	sumSplit.Offset = 0.72
+	// The comparison summary and the context charts share the space above the
+	// turn-by-turn view; the summary shows first.
+	above := container.NewAppTabs(
+		container.NewTabItem("Comparison of the two settings", container.NewBorder(p.sumStatus, nil, nil, nil, sumSplit)),
+		container.NewTabItem("Context size per turn", charts))
+	inner := container.NewVSplit(container.NewBorder(above, nil, nil, nil, p.turns.table),
 		container.NewBorder(bold("Final outcome per objective"), nil, nil, nil, p.outcome.table))
 	inner.Offset = 0.62
-	sumBox := container.NewBorder(p.sumStatus, nil, nil, nil,
-		container.NewHSplit(p.summary.table, container.NewBorder(bold("Largest differences (double-click to open)"), nil, nil, nil, p.largest.table)))
-	withSummary := container.NewVSplit(sumBox, inner)
-	withSummary.Offset = 0.25
 	top := container.NewBorder(
 		container.NewVBox(p.header, container.NewBorder(nil, nil, widget.NewLabel("B:"), nil, p.pickB), p.status),
 		nil, nil, nil,
-		withSummary)
+		inner)
 	bottom := container.NewBorder(
 		container.NewVBox(bold("Where two experiments disagree (double-click to compare the pair)"),
 			container.NewGridWithColumns(2, p.expA, p.expB), p.pairStatus),
