@@ -208,7 +208,7 @@ func UnpairedBootstrap(a, b []float64, resamples int, seed uint64, level float64
 
 // ExactSignFlipMax is the largest n for which SignFlipP enumerates all 2ⁿ sign
 // patterns instead of sampling them.
-const ExactSignFlipMax = 20
+const ExactSignFlipMax = 16
 
 // SignFlipP is the two-sided p-value of the sign-flip (paired permutation)
 // test of "a and b are exchangeable within each pair": under that null each
