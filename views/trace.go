@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments/memdiag"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -491,6 +493,7 @@ func (p *tracePanel) showFacts() {
 	for i, t := range p.detail.Turns {
 		per[i] = factsCarried(t.InternalState, objs)
 	}
+	ret := memdiag.Retention(p.detail.Task, p.detail.Turns, p.detail.Score.Answers)
 	rows := make([]fyne.CanvasObject, 0, len(objs))
 	for k, o := range objs {
 		var in []string
@@ -508,7 +511,7 @@ func (p *tracePanel) showFacts() {
 		if len(in) > 0 {
 			seen = "carried in turns " + strings.Join(in, " ")
 		}
-		l := widget.NewLabel(fmt.Sprintf("%d. %s: %s · %s", k+1, strings.Join(o.Gold, " | "), mark, seen))
+		l := widget.NewLabel(fmt.Sprintf("%d. %s: %s · %s\n%s", k+1, strings.Join(o.Gold, " | "), mark, seen, retentionLine(ret[k])))
 		l.Wrapping = fyne.TextWrapWord
 		if now {
 			l.Importance = widget.SuccessImportance
@@ -517,6 +520,36 @@ func (p *tracePanel) showFacts() {
 	}
 	p.facts.Objects = rows
 	p.facts.Refresh()
+}
+
+// retentionLine is an objective's timeline from memdiag.Retention: where its
+// gold fact was first retrieved, the turns it left the internal state
+// (forgetting events) and whether the final answer has it.
+func retentionLine(r memdiag.FactRetention) string {
+	if r.Retrieved == 0 {
+		s := "never retrieved"
+		if r.Answered {
+			s += " · in the final answer"
+		}
+		return s
+	}
+	s := fmt.Sprintf("retrieved at turn %d", r.Retrieved)
+	switch len(r.Forgetting) {
+	case 0:
+		if len(r.InState) > 0 {
+			s += " · kept to the end"
+		}
+	default:
+		turns := make([]string, len(r.Forgetting))
+		for i, t := range r.Forgetting {
+			turns[i] = strconv.Itoa(t)
+		}
+		s += " · forgotten at turn " + strings.Join(turns, ", ")
+	}
+	if r.Answered {
+		return s + " · in the final answer"
+	}
+	return s + " · not in the final answer"
 }
 
 // requestParams is the raw view's request description: this turn's call and the
