@@ -339,15 +339,21 @@ func (s side) objectives(m string) []float64 {
 	return s.units[0].ObjectiveEM
 }
 
-// pairKey is the task plus every factor but the compared one.
-func pairKey(u CompareUnit, factor string) string {
+// pairKey is the task plus every factor but the compared one. The endpoint
+// counts only when the settings name it (the same model served from two
+// addresses, as in two runs on different days, still pairs).
+func pairKey(u CompareUnit, factor string, named CompareSetting) string {
 	var b strings.Builder
 	b.WriteString(u.TaskKey)
 	fmt.Fprintf(&b, "\x00%d", u.Objectives)
 	for _, f := range CompareFactors {
-		if f != factor {
-			b.WriteString("\x00" + u.Factors[f])
+		if f == factor {
+			continue
 		}
+		if _, ok := named[f]; f == "endpoint" && !ok {
+			continue
+		}
+		b.WriteString("\x00" + u.Factors[f])
 	}
 	return b.String()
 }
@@ -356,7 +362,7 @@ func pairKey(u CompareUnit, factor string) string {
 // units (LoadCompareUnits). The settings must differ in exactly one factor
 // (ErrNotOneFactor); a factor named by one side only holds for both. Rollouts
 // pair when their task key, objectives count and every other factor are
-// equal; replicate rollouts of one key and side are averaged (McNemar and the
+// equal (the endpoint only when named); replicate rollouts of one key and side are averaged (McNemar and the
 // clustered mean use the first). An objectives count with pairs is compared
 // paired on its pairs; one where the sides share no task falls back to Welch's
 // t (Test says which). An error names an unknown metric, or a side that
@@ -398,7 +404,7 @@ func Compare(units []CompareUnit, a, b CompareSetting, metric string, opt Compar
 			g = [2]map[string]*side{{}, {}}
 			byN[u.Objectives] = g
 		}
-		k := pairKey(u, factor)
+		k := pairKey(u, factor, fa)
 		s := g[i][k]
 		if s == nil {
 			s = &side{}
@@ -730,7 +736,8 @@ func ExperimentComparisons(ctx context.Context, st CompareStore, a, b CompareSet
 
 // RolloutSettings finds, among units, the rollouts a and b and the settings
 // they stand for: the one factor in which they differ, with the value each
-// side has. It fails when either rollout is not among units (not done) or
+// side has (the endpoint counts only when nothing else differs, as Compare
+// pairs across endpoints). It fails when either rollout is not among units (not done) or
 // when they differ in no factor or in more than one.
 func RolloutSettings(units []CompareUnit, a, b int64) (CompareSetting, CompareSetting, error) {
 	var ua, ub *CompareUnit
@@ -747,9 +754,12 @@ func RolloutSettings(units []CompareUnit, a, b int64) (CompareSetting, CompareSe
 	}
 	var diff []string
 	for _, f := range CompareFactors {
-		if ua.Factors[f] != ub.Factors[f] {
+		if f != "endpoint" && ua.Factors[f] != ub.Factors[f] {
 			diff = append(diff, f)
 		}
+	}
+	if len(diff) == 0 && ua.Factors["endpoint"] != ub.Factors["endpoint"] {
+		diff = []string{"endpoint"}
 	}
 	if len(diff) != 1 {
 		if len(diff) == 0 {

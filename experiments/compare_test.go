@@ -176,3 +176,32 @@ func TestRolloutSettings(t *testing.T) {
 	_, _, err = RolloutSettings(us, 1, 99)
 	assert.Error(t, err)
 }
+
+// TestComparePairsAcrossEndpoints: the same model served from two addresses
+// still pairs, unless the endpoint is named; other factors must match.
+func TestComparePairsAcrossEndpoints(t *testing.T) {
+	a, b := unit(1, "t1", 1, "mem1", "m", 1), unit(2, "t1", 1, "full", "m", 0)
+	b.Factors["endpoint"] = "http://other/v1"
+	c, err := Compare([]CompareUnit{a, b}, CompareSetting{"policy": "mem1"}, CompareSetting{"policy": "full"}, "em", CompareOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, TestPaired, c.Rows[0].Test)
+	_, err = Compare([]CompareUnit{a, b}, CompareSetting{"policy": "mem1", "endpoint": "http://x/v1"}, CompareSetting{"policy": "full"}, "em", CompareOptions{})
+	assert.ErrorContains(t, err, "selects no finished rollout", "the named endpoint holds for both sides")
+	b.Factors["endpoint"], b.Factors["template"] = "http://x/v1", "other.txt"
+	c, err = Compare([]CompareUnit{a, b}, CompareSetting{"policy": "mem1"}, CompareSetting{"policy": "full"}, "em", CompareOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, TestWelch, c.Rows[0].Test, "another template: no pair")
+}
+
+func TestRolloutSettingsEndpoint(t *testing.T) {
+	a, b := unit(1, "t1", 1, "mem1", "m", 1), unit(2, "t1", 1, "full", "m", 0)
+	b.Factors["endpoint"] = "http://other/v1"
+	sa, _, err := RolloutSettings([]CompareUnit{a, b}, 1, 2)
+	require.NoError(t, err)
+	assert.Equal(t, CompareSetting{"policy": "mem1"}, sa)
+	b.Factors["policy"] = "mem1"
+	sa, sb, err := RolloutSettings([]CompareUnit{a, b}, 1, 2)
+	require.NoError(t, err)
+	assert.Equal(t, CompareSetting{"endpoint": "http://x/v1"}, sa)
+	assert.Equal(t, CompareSetting{"endpoint": "http://other/v1"}, sb)
+}
