@@ -298,3 +298,24 @@ type errUnknownKind string
 func (e errUnknownKind) Error() string {
 	return "unknown diagnostics table " + strconv.Quote(string(e)) + " (want one of " + strings.Join(DiagnosticKinds, ", ") + ")"
 }
+
+// RolloutComposition is the per-turn context composition of one stored
+// rollout d (memdiag.Compose over memdiag.ContextSegments), with configJSON
+// its experiment's stored config (tags and, for rollouts stored without
+// their prompt, the template to re-render it); enc nil means memdiag.O200K.
+// An unknown policy is an error.
+func RolloutComposition(d storage.RolloutDetail, configJSON string, enc memdiag.Encoder) ([]memdiag.Composition, error) {
+	if enc == nil {
+		enc = memdiag.O200K
+	}
+	cfg := experimentConfig(storage.ExperimentRow{ConfigJSON: configJSON})
+	pol, err := core.PolicyByName(d.Policy)
+	if err != nil {
+		return nil, err
+	}
+	prompt := d.Prompt
+	if prompt == "" {
+		prompt = rerenderPrompt(cfg, d)
+	}
+	return memdiag.Compose(memdiag.ContextSegments(prompt, d.Turns, pol, cfg.CoreTags()), enc)
+}

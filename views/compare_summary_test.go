@@ -101,3 +101,20 @@ func TestChartsMemoryAndSignificance(t *testing.T) {
 	u.wait()
 	assert.Equal(t, 4, p.figs[0].Points, "2 series × 2 positions")
 }
+
+// TestTraceComposition: Trace draws the opened rollout's context composition
+// (o200k tokens per part, per turn).
+func TestTraceComposition(t *testing.T) {
+	st, expA, _ := oracleStore(t)
+	ra, err := st.Rollouts(context.Background(), expA)
+	require.NoError(t, err)
+	u, _ := newTestUI(t, st, nil)
+	act(u, func() { u.OpenRollout(ra[0].ID) })
+	u.wait()
+	f := u.trace.composition.figure()
+	require.NotNil(t, f)
+	assert.Contains(t, f.Plot.Title.Text, "rollout #"+strconv.FormatInt(ra[0].ID, 10))
+	assert.Contains(t, f.Labels, "prompt")
+	assert.Contains(t, f.Labels, "information")
+	assert.Equal(t, ra[0].Turns, f.Points, "one point per turn")
+}

@@ -12,8 +12,11 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+	"gonum.org/v1/plot/vg"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/experiments/figures"
 	"github.com/mem1lab/mem1lab/experiments/memdiag"
 	"github.com/mem1lab/mem1lab/storage"
 )
@@ -61,6 +64,10 @@ type tracePanel struct {
 	marks                               []answerMark
 	chart                               *tokenChart
 	compareBt                           *widget.Button
+	// composition is the rollout's context split into parts per turn (o200k
+	// tokens, figures.Composition), computed in the background on load.
+	composition *chartView
+	compSeq     int
 
 	liveStop context.CancelFunc  // stops the poller of a running rollout
 	scrolls  []*container.Scroll // re-laid out when the turn changes
@@ -113,10 +120,12 @@ func newTracePanel(u *UI) *tracePanel {
 	p.copySent = widget.NewButtonWithIcon("Copy context", theme.ContentCopyIcon(), copyOf(func() string { return p.sent.String() }))
 	p.copyResponse = widget.NewButtonWithIcon("Copy response", theme.ContentCopyIcon(), copyOf(func() string { return p.response.String() }))
 	p.copyParams = widget.NewButtonWithIcon("Copy parameters", theme.ContentCopyIcon(), copyOf(func() string { return p.params.String() }))
+	p.composition = newChartView(u)
 	p.accordion = widget.NewAccordion(
 		widget.NewAccordionItem("Exact context sent", container.NewBorder(container.NewHBox(p.copySent), nil, nil, nil, p.sent)),
 		widget.NewAccordionItem("Raw response", container.NewBorder(container.NewHBox(p.copyResponse), nil, nil, nil, p.response)),
 		widget.NewAccordionItem("Request parameters", container.NewBorder(container.NewHBox(p.copyParams), nil, nil, nil, p.params)),
+		widget.NewAccordionItem("Context composition (o200k tokens)", p.composition.raster),
 	)
 	p.accordion.MultiOpen = true
 	p.totals = widget.NewLabel("")
@@ -215,6 +224,30 @@ func (p *tracePanel) load(id int64, keep bool) {
 		p.chart.setTokens(tokens)
 		p.show()
 		p.watch()
+		p.loadComposition(l.d, l.cfg)
+	})
+}
+
+// loadComposition computes rollout d's context composition in the background
+// and shows it as a stacked chart (only the latest request is applied).
+func (p *tracePanel) loadComposition(d storage.RolloutDetail, configJSON string) {
+	p.compSeq++
+	seq := p.compSeq
+	fg := theme.Color(theme.ColorNameForeground)
+	size := vg.Length(theme.TextSize() * 0.85)
+	background(p.u, func(context.Context) (*figures.Figure, error) {
+		comp, err := experiments.RolloutComposition(d, configJSON, nil)
+		if err != nil {
+			return nil, err
+		}
+		series := []figures.CompositionSeries{figures.RolloutCompositionSeries(fmt.Sprintf("rollout #%d", d.ID), comp)}
+		return figures.BuildDiagnostic(figures.DiagnosticData{Composition: series},
+			figures.Options{Kind: figures.Composition, Foreground: fg, FontSize: size})
+	}, func(f *figures.Figure, err error) {
+		if seq != p.compSeq || err != nil {
+			return
+		}
+		p.composition.setFigure(f)
 	})
 }
 

@@ -338,3 +338,17 @@ func buildComposition(series []CompositionSeries, o Options) (*Figure, error) {
 	}
 	return f, nil
 }
+
+// RolloutCompositionSeries turns one rollout's per-turn composition into a
+// CompositionSeries (N = 1 per turn) for the Composition chart.
+func RolloutCompositionSeries(label string, comp []memdiag.Composition) CompositionSeries {
+	s := CompositionSeries{Label: label}
+	for _, c := range comp {
+		t := CompositionTurn{Turn: c.Turn, N: 1, Total: float64(c.Tokens), Parts: map[string]float64{}}
+		for p, v := range c.Parts {
+			t.Parts[p] = float64(v)
+		}
+		s.Turns = append(s.Turns, t)
+	}
+	return s
+}
