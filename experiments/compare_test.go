@@ -6,6 +6,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/storage"
 )
 
 func unit(id int64, task string, n int, policy, model string, objEM ...float64) CompareUnit {
@@ -204,4 +207,23 @@ func TestRolloutSettingsEndpoint(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, CompareSetting{"endpoint": "http://x/v1"}, sa)
 	assert.Equal(t, CompareSetting{"endpoint": "http://other/v1"}, sb)
+}
+
+func TestRolloutComposition(t *testing.T) {
+	d := storage.RolloutDetail{RolloutRow: storage.RolloutRow{ID: 1, Policy: "full"}, Prompt: "Answer these questions. ",
+		Turns: []core.Turn{{Index: 0, Response: "<think>look</think><search>q</search>", Information: "Doc 1 text"},
+			{Index: 1, Response: "<think>done</think><answer>a</answer>"}}}
+	comp, err := RolloutComposition(d, `{}`, nil)
+	require.NoError(t, err)
+	require.Len(t, comp, 2)
+	assert.Equal(t, comp[0].Tokens, comp[0].Parts["prompt"], "turn 1 is the prompt alone")
+	sum := 0
+	for _, v := range comp[1].Parts {
+		sum += v
+	}
+	assert.Equal(t, comp[1].Tokens, sum)
+	assert.Positive(t, comp[1].Parts["information"])
+	d.Policy = "amem"
+	_, err = RolloutComposition(d, `{}`, nil)
+	assert.Error(t, err)
 }
