@@ -217,8 +217,9 @@ const ExactSignFlipMax = 16
 // |Σ ±d_i| ≥ |Σ d_i|} / 2ⁿ, exact for n ≤ ExactSignFlipMax; beyond, resamples
 // random patterns (DefaultResamples when ≤ 0) from a PCG seeded with seed give
 // p = (1 + #{≥}) / (1 + resamples) (Phipson & Smyth 2010, SAGMB 9(1)).
-// Source: Fisher (1935), The Design of Experiments, §21; Good (2005),
-// Permutation, Parametric and Bootstrap Tests of Hypotheses, §3.
+// Source: Fisher (1935), The Design of Experiments (the randomisation test of
+// paired differences); Good (2005), Permutation, Parametric and Bootstrap
+// Tests of Hypotheses.
 // An empty d gives NaN; all-zero differences give 1.
 func SignFlipP(d []float64, resamples int, seed uint64) float64 {
 	n := len(d)
@@ -373,7 +374,7 @@ type ClusteredResult struct {
 // which adds the within-task covariance terms to the naive SE² = Σ(x − x̄)²/n²
 // (objectives of one task are not independent). The interval is
 // x̄ ± t_{1−α/2, C−1}·SE (C − 1 degrees of freedom, the usual small-cluster
-// choice; Cameron & Miller 2015, J. Human Resources 50(2), §VI). For paired
+// choice; Cameron & Miller 2015, J. Human Resources 50(2)). For paired
 // comparisons pass per-objective differences a − b. Empty clusters are
 // skipped; with C < 2 the SE and interval are NaN.
 func ClusteredMean(clusters [][]float64, level float64) ClusteredResult {
