@@ -178,9 +178,6 @@ func (pf *PaperFigure) Write(w io.Writer, format string) error {
 	return err
 }
 
-// CaptionComparison is one objectives count of a comparison, for the caption.
-type CaptionComparison = experiments.ComparisonRow
-
 // PaperCaption is the caption text of the paper figure, ready to paste under
 // a LaTeX figure: what each panel shows, n (done rollouts, i.e. tasks) per
 // setting, the error bars and tests, the comparison's per-objectives results
