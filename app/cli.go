@@ -53,7 +53,7 @@ func commands() []command {
 		{"show", "ROLLOUT", "print a stored rollout turn by turn", (*CLI).cmdShow},
 		{"score", "FILE.jsonl [--scheme mem1|squad] [--json]", "rescore trajectories in the MEM1 reference pipeline's JSONL", (*CLI).cmdScore},
 		{"import-trajectories", "FILE.jsonl [--name NAME] [--policy P] [--model M]", "load the MEM1 reference pipeline's JSONL into the store as an experiment (all lines or none)", (*CLI).cmdImportTrajectories},
-		{"export", "--experiment ID --what rollouts|turns|aggregates|trajectories --out FILE", "write an experiment's rollouts, turns or aggregates as CSV, or its trajectories as MEM1 JSONL", (*CLI).cmdExport},
+		{"export", "--experiment ID --what rollouts|turns|aggregates|comparisons|composition|retention|retention-curves|positions|state-growth|trajectories --out FILE", "write an experiment's tables (rollouts, turns, aggregates, comparisons, memory diagnostics) as CSV, or its trajectories as MEM1 JSONL", (*CLI).cmdExport},
 		{"compare", "--experiment ID [--experiment ID] --a policy=mem1 --b policy=full [--metric em|f1|peak|time] [--json]", "paired statistics of two settings that differ in one factor, on the same tasks", (*CLI).cmdCompare},
 		{"paper-figure", "--experiment ID --out FIG.pdf|svg [--size single|double] [--a policy=mem1 --b policy=full]", "write the multi-panel paper figure (EM and peak tokens vs objectives, frontier, retention) and its caption file", (*CLI).cmdPaperFigure},
 		{"plot", "--experiment ID --chart accuracy|peak|context|frontier|time|turns --out FIG.pdf|svg|png", "draw a chart of stored experiments as a publication figure (--overlay adds MEM1 Table 1)", (*CLI).cmdPlot},
