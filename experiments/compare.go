@@ -205,7 +205,8 @@ const (
 // per-task differences a − b; [CILow, CIHigh] its paired-t 95% interval
 // (stats.OneSampleT); [BootLow, BootHigh] the seeded paired bootstrap
 // percentile interval (stats.PairedBootstrap); P the paired-t p-value; PPerm
-// the sign-flip permutation p-value (stats.SignFlipP); Wins, Ties, Losses the
+// the sign-flip permutation p-value (stats.SignFlipP); PWilcoxon Wilcoxon's
+// signed-rank p-value (stats.WilcoxonSignedRankP); Wins, Ties, Losses the
 // tasks where a is above, equal to or below b. UnpairedA/UnpairedB count
 // rollouts of each side with no partner (left out).
 //
@@ -233,6 +234,7 @@ type ComparisonRow struct {
 	CILow, CIHigh        float64
 	BootLow, BootHigh    float64
 	P, PHolm, PPerm      float64
+	PWilcoxon            float64
 	Wins, Ties, Losses   int
 	Test                 string
 	UnpairedA, UnpairedB int
@@ -516,7 +518,7 @@ const tieTolerance = 1e-9
 
 func compareRow(ps []pairing, va, vb []float64, metric string, opt CompareOptions) ComparisonRow {
 	nan := math.NaN()
-	row := ComparisonRow{Metric: metric, ObjDelta: nan, ObjSE: nan, ObjCILow: nan, ObjCIHigh: nan, McNemarP: nan, PPerm: nan}
+	row := ComparisonRow{Metric: metric, ObjDelta: nan, ObjSE: nan, ObjCILow: nan, ObjCIHigh: nan, McNemarP: nan, PPerm: nan, PWilcoxon: nan}
 	if len(ps) == 0 {
 		row.Test = TestWelch
 		if len(va) == 0 || len(vb) == 0 {
@@ -541,6 +543,7 @@ func compareRow(ps []pairing, va, vb []float64, metric string, opt CompareOption
 	row.CILow, row.CIHigh, row.P = t.Low, t.High, t.P
 	row.BootLow, row.BootHigh = bo.Low, bo.High
 	row.PPerm = stats.SignFlipP(d, opt.Resamples, opt.Seed)
+	row.PWilcoxon = stats.WilcoxonSignedRankP(d)
 	row.Wins, row.Ties, row.Losses = stats.WinTieLoss(d, tieTolerance)
 	for i, p := range ps {
 		row.PairRollouts = append(row.PairRollouts, PairDelta{TaskKey: p.a.units[0].TaskKey, A: p.a.units[0].RolloutID,
@@ -621,6 +624,7 @@ type ComparisonJSON struct {
 	McNemarB   int      `json:"mcnemar_b"`
 	McNemarC   int      `json:"mcnemar_c"`
 	McNemarP   *float64 `json:"mcnemar_p"`
+	PWilcoxon  *float64 `json:"p_wilcoxon"`
 }
 
 func num(x float64) *float64 {
@@ -639,7 +643,8 @@ func (c Comparison) JSON() []ComparisonJSON {
 			BootLow: num(r.BootLow), BootHigh: num(r.BootHigh), P: num(r.P), PHolm: num(r.PHolm), PPerm: num(r.PPerm),
 			Wins: r.Wins, Ties: r.Ties, Losses: r.Losses, Test: r.Test, UnpairedA: r.UnpairedA, UnpairedB: r.UnpairedB,
 			ObjN: r.ObjN, ObjDelta: num(r.ObjDelta), ObjSE: num(r.ObjSE), ObjCILow: num(r.ObjCILow), ObjCIHigh: num(r.ObjCIHigh),
-			McNemarB: r.McNemarB, McNemarC: r.McNemarC, McNemarP: num(r.McNemarP)}
+			McNemarB: r.McNemarB, McNemarC: r.McNemarC, McNemarP: num(r.McNemarP),
+			PWilcoxon: num(r.PWilcoxon)}
 		if !r.Pooled {
 			n := r.Objectives
 			j.Objectives = &n
@@ -662,11 +667,12 @@ func (c Comparison) JSON() []ComparisonJSON {
 //	objective_n, objective_delta, objective_se_clustered, objective_ci_low, objective_ci_high
 //	                                em, f1: mean over objectives, SE clustered by task
 //	mcnemar_b, mcnemar_c, mcnemar_p em: McNemar on per-objective EM
+//	p_wilcoxon                      Wilcoxon signed-rank p (paired rows)
 var ComparisonColumns = []string{
 	"metric", "factor", "a", "b", "objectives", "n", "mean_a", "mean_b", "delta", "ci_low", "ci_high",
 	"boot_ci_low", "boot_ci_high", "p", "p_holm", "p_perm", "wins", "ties", "losses", "test",
 	"unpaired_a", "unpaired_b", "objective_n", "objective_delta", "objective_se_clustered",
-	"objective_ci_low", "objective_ci_high", "mcnemar_b", "mcnemar_c", "mcnemar_p",
+	"objective_ci_low", "objective_ci_high", "mcnemar_b", "mcnemar_c", "mcnemar_p", "p_wilcoxon",
 }
 
 func fmtNum(x float64) string {
@@ -704,7 +710,8 @@ func WriteComparisonsCSV(w io.Writer, cmps []Comparison) error {
 				fmtNum(r.BootLow), fmtNum(r.BootHigh), fmtNum(r.P), fmtNum(r.PHolm), fmtNum(r.PPerm),
 				strconv.Itoa(r.Wins), strconv.Itoa(r.Ties), strconv.Itoa(r.Losses), r.Test,
 				strconv.Itoa(r.UnpairedA), strconv.Itoa(r.UnpairedB), objN, fmtNum(r.ObjDelta), fmtNum(r.ObjSE),
-				fmtNum(r.ObjCILow), fmtNum(r.ObjCIHigh), mcn(r.McNemarB), mcn(r.McNemarC), fmtNum(r.McNemarP))
+				fmtNum(r.ObjCILow), fmtNum(r.ObjCIHigh), mcn(r.McNemarB), mcn(r.McNemarC), fmtNum(r.McNemarP),
+				fmtNum(r.PWilcoxon))
 			if err != nil {
 				return err
 			}

@@ -94,6 +94,10 @@ func TestComparePaired(t *testing.T) {
 	assert.InDelta(t, math.Sqrt(2.0/3)/6, r2.ObjSE, 1e-12)
 	// sign flip over d = .5, .5, 0: |sum| ≥ 1 for 4 of 8 patterns.
 	assert.InDelta(t, 0.5, r2.PPerm, 1e-12)
+	// Wilcoxon over d = .5, .5, 0: the zero dropped, two tied positives (ranks
+	// 1.5, 1.5), V = 3 of 3: normal approximation (ties), μ = 1.5,
+	// σ² = 2·3·5/24 − (8 − 2)/48 = 1.125, z = (3 − 1.5 − .5)/√1.125.
+	assert.InDelta(t, math.Erfc(1/math.Sqrt(1.125)/math.Sqrt2), r2.PWilcoxon, 1e-12)
 	assert.LessOrEqual(t, r2.BootLow, r2.Delta)
 	assert.GreaterOrEqual(t, r2.BootHigh, r2.Delta)
 

@@ -245,3 +245,23 @@ func TestCoverage(t *testing.T) {
 		assert.True(t, share >= 0.93 && share <= 0.97, "%s covers %.4f", name, share)
 	}
 }
+
+func TestWilcoxonSignedRank(t *testing.T) {
+	// R's documented worked example on the sleep data,
+	// wilcox.test(extra ~ group, data = sleep, paired = TRUE), prints V = 0,
+	// p-value = 0.009091 (normal approximation: one zero dropped, one tie).
+	// By hand: n = 9, V = 45 (all positive), μ = 22.5,
+	// σ² = 9·10·19/24 − (2³ − 2)/48 = 71.125, z = (45 − 22.5 − ½)/√71.125.
+	d, err := Differences(sleep2, sleep1)
+	require.NoError(t, err)
+	assert.InDelta(t, 0.009091, WilcoxonSignedRankP(d), 5e-7)
+	z := 22.0 / math.Sqrt(71.125)
+	assert.InDelta(t, math.Erfc(z/math.Sqrt2), WilcoxonSignedRankP(d), 1e-12)
+	// Exact, by hand: five positive differences 1..5: V = 15 is the largest of
+	// 2⁵ equally likely sums, p = 2/32 (R: V = 15, p-value = 0.0625).
+	assert.InDelta(t, 0.0625, WilcoxonSignedRankP([]float64{1, 2, 3, 4, 5}), 1e-12)
+	// 1, −2, 3: V = 4 of 6; P[V' ≤ 2] = #{∅, {1}, {2}}/8 = 3/8 → p = 0.75.
+	assert.InDelta(t, 0.75, WilcoxonSignedRankP([]float64{1, -2, 3}), 1e-12)
+	assert.Equal(t, 1.0, WilcoxonSignedRankP([]float64{0, 0}))
+	assert.True(t, math.IsNaN(WilcoxonSignedRankP(nil)))
+}
