@@ -54,7 +54,9 @@ func commands() []command {
 		{"show", "ROLLOUT", "print a stored rollout turn by turn", (*CLI).cmdShow},
 		{"score", "FILE.jsonl [--scheme mem1|squad] [--json] [--full]", "rescore trajectories in the MEM1 reference pipeline's JSONL (EM, F1, eval.py's peak tokens, dependency, compression ratio)", (*CLI).cmdScore},
 		{"import-trajectories", "FILE.jsonl [--name NAME] [--policy P] [--model M]", "load the MEM1 reference pipeline's JSONL into the store as an experiment (all lines or none)", (*CLI).cmdImportTrajectories},
-		{"export", "--experiment ID --what rollouts|turns|aggregates|trajectories --out FILE", "write an experiment's rollouts, turns or aggregates as CSV, or its trajectories as MEM1 JSONL", (*CLI).cmdExport},
+		{"export", "--experiment ID --what TABLE --out FILE", "write an experiment's table as CSV (TABLE: rollouts, turns, aggregates, comparisons, or the memory diagnostics composition, retention, retention-curves, positions, state-growth), or its trajectories as MEM1 JSONL (TABLE: trajectories)", (*CLI).cmdExport},
+		{"compare", "--experiment ID [--experiment ID] --a policy=mem1 --b policy=full [--metric em|f1|peak|time] [--json]", "paired statistics of two settings that differ in one factor, on the same tasks", (*CLI).cmdCompare},
+		{"paper-figure", "--experiment ID --out FIG.pdf|svg [--size single|double] [--a policy=mem1 --b policy=full]", "write the multi-panel paper figure (EM and peak tokens vs objectives, frontier, retention) and its caption file", (*CLI).cmdPaperFigure},
 		{"plot", "--experiment ID --chart accuracy|peak|context|frontier|time|turns --out FIG.pdf|svg|png", "draw a chart of stored experiments as a publication figure (--overlay adds MEM1 Table 1)", (*CLI).cmdPlot},
 		{"retrieve-server", "[--corpus FILE.jsonl] [--addr HOST:PORT]", "serve a corpus over MEM1/Search-R1's POST /retrieve protocol (BM25), for --retriever URL", (*CLI).cmdRetrieveServer},
 		{"search", "[--retriever bm25|bm25-tuned|bleve] [--k 3] [--questions N] [--json] WORDS…", "query the passage corpus with timings (BM25 via FTS5, tuned FTS5 or a bleve index beside the store)", (*CLI).cmdSearch},
@@ -206,6 +208,17 @@ func openReading(path string) (*storage.Store, error) {
 	if errors.Is(err, storage.ErrNeedsMigration) {
 		return storage.Open(path)
 	}
+	return st, err
+}
+
+// openCaching opens an existing store for a command that reads and keeps a
+// cache of what it computed (the memory diagnostics): read-write when the
+// store can be written, else read-only, when nothing is cached.
+func openCaching(path string) (*storage.Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	st, _, err := openGUIStore(path, false)
 	return st, err
 }
 

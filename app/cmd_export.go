@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,7 +16,7 @@ import (
 )
 
 // exportKinds are the tables `mem1lab export --what` writes.
-var exportKinds = []string{"rollouts", "turns", "aggregates", "trajectories"}
+var exportKinds = append([]string{"rollouts", "turns", "aggregates", "trajectories", "comparisons"}, experiments.DiagnosticKinds...)
 
 // parseExperimentIDs reads "3" or "3,4,7" (ids of stored experiments).
 func parseExperimentIDs(s string) ([]int64, error) {
@@ -82,10 +83,12 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	fs := c.flags("export")
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
 	exp := fs.String("experiment", "", "experiment id, or several comma-separated")
-	what := fs.String("what", "", "rollouts | turns | aggregates (CSV) | trajectories (MEM1 JSONL)")
+	what := fs.String("what", "", "rollouts | turns | aggregates | comparisons | composition | retention | retention-curves | positions | state-growth (CSV) | trajectories (MEM1 JSONL)")
 	out := fs.String("out", "", "output file (- = stdout)")
 	pooled := fs.Bool("pool-models", false, "aggregates: group by (policy, objectives) across models")
 	withErrors := fs.Bool("errors", false, "trajectories: add failed and cancelled rollouts as the reference's error lines (eval.py cannot read those)")
+	sideA := fs.String("a", "", "comparisons: setting a, e.g. policy=mem1")
+	sideB := fs.String("b", "", "comparisons: setting b, differing from a in one factor, e.g. policy=full")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
 	}
@@ -106,7 +109,17 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	if *out == "" {
 		return errors.New("--out FILE is required (- for stdout)")
 	}
-	st, err := openReading(*db)
+	var sa, sb experiments.CompareSetting
+	if *what == "comparisons" {
+		if sa, sb, err = parseSides(*sideA, *sideB); err != nil {
+			return err
+		}
+	}
+	open := openReading
+	if slices.Contains(experiments.DiagnosticKinds, *what) {
+		open = openCaching // the diagnostics are cached where the store can be written
+	}
+	st, err := open(*db)
 	if err != nil {
 		return err
 	}
@@ -129,6 +142,17 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 			}
 			lines = len(aggs)
 			return experiments.WriteAggregatesCSV(w, aggs)
+		case "comparisons":
+			cmps, err := experiments.ExperimentComparisons(ctx, st, sa, sb, nil, experiments.CompareOptions{Seed: 1}, ids...)
+			if err != nil {
+				return err
+			}
+			for _, c := range cmps {
+				lines += len(c.Rows)
+			}
+			return experiments.WriteComparisonsCSV(w, cmps)
+		case "composition", "retention", "retention-curves", "positions", "state-growth":
+			return experiments.WriteDiagnosticsCSV(ctx, w, st, *what, nil, ids...)
 		default:
 			var err error
 			counts, err = experiments.WriteTrajectories(ctx, w, st, experiments.TrajectoryExportOptions{Errors: *withErrors}, ids...)
@@ -147,6 +171,8 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 		switch *what {
 		case "aggregates":
 			note = fmt.Sprintf(" (%d groups)", lines)
+		case "comparisons":
+			note = fmt.Sprintf(" (%d rows)", lines)
 		case "trajectories":
 			note = fmt.Sprintf(" (%d finished rollouts", counts.Done)
 			if counts.Errors > 0 {

@@ -15,9 +15,9 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	fs := c.flags("plot")
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
 	exp := fs.String("experiment", "", "experiment id, or several comma-separated")
-	names := make([]string, len(figures.Kinds))
-	for i, k := range figures.Kinds {
-		names[i] = string(k)
+	var names []string
+	for _, k := range append(append([]figures.Kind(nil), figures.Kinds...), figures.DiagnosticKinds...) {
+		names = append(names, string(k))
 	}
 	chart := fs.String("chart", "accuracy", strings.Join(names, " | "))
 	out := fs.String("out", "", "output file: .pdf, .svg or .png")
@@ -30,6 +30,8 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	pooled := fs.Bool("pool-models", false, "one series per policy across models")
 	peak := fs.String("peak", figures.PeakPaper, "peak-token count of the peak and frontier charts: paper (MEM1 eval.py, o200k; the overlay's definition) or request (as served; no overlay)")
 	dataset := fs.String("dataset", "", "only rollouts of this dataset (default: all)")
+	series := fs.String("series", "", "composition: the series to draw, e.g. \"mem1 · model, n=4\" (default: the first)")
+	bars := fs.String("bars", figures.BarsCI95, "error bars: ci95 (95% t interval over tasks) or se (±1 standard error)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
 	}
@@ -58,7 +60,11 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	if *dpi < 10 || *dpi > 2400 {
 		return fmt.Errorf("--dpi %d: want 10..2400", *dpi)
 	}
-	st, err := openReading(*db)
+	open := openReading
+	if figures.IsDiagnostic(kind) {
+		open = openCaching // the diagnostics are cached where the store can be written
+	}
+	st, err := open(*db)
 	if err != nil {
 		return err
 	}
@@ -66,17 +72,31 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	if err := checkExperiments(ctx, st, ids); err != nil {
 		return err
 	}
-	data, _, err := figures.Load(ctx, st, ids, figures.LoadOptions{Dataset: *dataset, ByModel: !*pooled, Curves: kind == figures.Context})
-	if err != nil {
-		return err
-	}
 	if *peak != figures.PeakPaper && *peak != figures.PeakRequest {
 		return fmt.Errorf("--peak %q: want paper or request", *peak)
 	}
-	fig, err := figures.Build(data, figures.Options{Kind: kind, Metric: *metric, PerObjective: *perObj,
-		Overlay: *overlay, Title: *title, FontSize: sz.FontSize, PeakCount: *peak})
-	if err != nil {
-		return err
+	opt := figures.Options{Kind: kind, Metric: *metric, PerObjective: *perObj,
+		Overlay: *overlay, Title: *title, FontSize: sz.FontSize, PeakCount: *peak, Bars: *bars, Series: *series}
+	var fig *figures.Figure
+	if figures.IsDiagnostic(kind) {
+		if *dataset != "" {
+			return fmt.Errorf("--dataset does not apply to the %s chart", kind)
+		}
+		dd, err := figures.LoadDiagnostics(ctx, st, ids, !*pooled)
+		if err != nil {
+			return err
+		}
+		if fig, err = figures.BuildDiagnostic(dd, opt); err != nil {
+			return err
+		}
+	} else {
+		data, _, err := figures.Load(ctx, st, ids, figures.LoadOptions{Dataset: *dataset, ByModel: !*pooled, Curves: kind == figures.Context})
+		if err != nil {
+			return err
+		}
+		if fig, err = figures.Build(data, opt); err != nil {
+			return err
+		}
 	}
 	if err := writeAtomically(c.Stdout, *out, func(w io.Writer) error { return fig.Write(w, format, sz, *dpi, nil) }); err != nil {
 		return err

@@ -4,6 +4,8 @@ import (
 	"math"
 	"sort"
 
+	"gonum.org/v1/gonum/stat/distuv"
+
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -38,6 +40,21 @@ func (w welford) stat() Stat {
 		s.StdErr = math.Sqrt(w.m2/float64(w.n-1)) / math.Sqrt(float64(w.n))
 	}
 	return s
+}
+
+// CI is the t confidence interval of the mean at level (e.g. 0.95):
+// Mean ± t_{1−α/2, N−1}·StdErr (distuv.StudentsT, α = 1 − level), the
+// standard interval for a mean of N independent tasks (Student 1908). It is
+// (NaN, NaN) when N < 2 and the point Mean when StdErr is 0.
+func (s Stat) CI(level float64) (low, high float64) {
+	if s.N < 2 {
+		return math.NaN(), math.NaN()
+	}
+	if s.StdErr == 0 {
+		return s.Mean, s.Mean
+	}
+	q := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: float64(s.N - 1)}.Quantile(1 - (1-level)/2)
+	return s.Mean - q*s.StdErr, s.Mean + q*s.StdErr
 }
 
 // Scaled divides the mean and the standard error by d (d > 0), e.g. to turn a

@@ -110,6 +110,10 @@ var TurnColumns = []string{
 //	                                rollouts whose lenient Exact_match is 0 left out (n counts the rest)
 //	dependency_mean, dependency_stderr, compression_ratio_mean, compression_ratio_stderr
 //	                                eval.py's, over rollouts where they are not None
+//	em_ci_low, em_ci_high, f1_ci_low, f1_ci_high, em_per_objective_ci_low, em_per_objective_ci_high,
+//	f1_per_objective_ci_low, f1_per_objective_ci_high, peak_tokens_ci_low, peak_tokens_ci_high,
+//	seconds_ci_low, seconds_ci_high, turns_ci_low, turns_ci_high
+//	                                95% t intervals of the means (Stat.CI; empty below 2 done rollouts)
 var AggregateColumns = []string{
 	"model", "policy", "objectives", "rollouts", "done", "failed",
 	"em_mean", "em_stderr", "f1_mean", "f1_stderr",
@@ -117,6 +121,15 @@ var AggregateColumns = []string{
 	"peak_tokens_mean", "peak_tokens_stderr", "seconds_mean", "seconds_stderr", "turns_mean", "turns_stderr",
 	"paper_peak_tokens_n", "paper_peak_tokens_mean", "paper_peak_tokens_stderr",
 	"dependency_mean", "dependency_stderr", "compression_ratio_mean", "compression_ratio_stderr",
+	"em_ci_low", "em_ci_high", "f1_ci_low", "f1_ci_high", "em_per_objective_ci_low", "em_per_objective_ci_high",
+	"f1_per_objective_ci_low", "f1_per_objective_ci_high", "peak_tokens_ci_low", "peak_tokens_ci_high",
+	"seconds_ci_low", "seconds_ci_high", "turns_ci_low", "turns_ci_high",
+}
+
+// ci95 formats s's 95% interval as two CSV fields (empty when undefined).
+func ci95(s Stat) (string, string) {
+	lo, hi := s.CI(0.95)
+	return fmtNum(lo), fmtNum(hi)
 }
 
 func fmtFloat(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
@@ -304,7 +317,7 @@ func WriteAggregatesCSV(w io.Writer, aggs []Aggregate) error {
 	}
 	for _, a := range aggs {
 		emo, f1o := a.EMPerObjective(), a.F1PerObjective()
-		err := cw.write(a.Model, a.Policy, strconv.Itoa(a.Objectives), strconv.Itoa(a.Rollouts),
+		fields := []string{a.Model, a.Policy, strconv.Itoa(a.Objectives), strconv.Itoa(a.Rollouts),
 			strconv.Itoa(a.EM.N), strconv.Itoa(a.Failed),
 			fmtFloat(a.EM.Mean), fmtFloat(a.EM.StdErr), fmtFloat(a.F1.Mean), fmtFloat(a.F1.StdErr),
 			fmtFloat(emo.Mean), fmtFloat(emo.StdErr), fmtFloat(f1o.Mean), fmtFloat(f1o.StdErr),
@@ -313,7 +326,12 @@ func WriteAggregatesCSV(w io.Writer, aggs []Aggregate) error {
 			strconv.Itoa(a.PaperPeakTokens.N), optStat(a.PaperPeakTokens.Mean, a.PaperPeakTokens.N),
 			optStat(a.PaperPeakTokens.StdErr, a.PaperPeakTokens.N),
 			optStat(a.Dependency.Mean, a.Dependency.N), optStat(a.Dependency.StdErr, a.Dependency.N),
-			optStat(a.CompressionRatio.Mean, a.CompressionRatio.N), optStat(a.CompressionRatio.StdErr, a.CompressionRatio.N))
+			optStat(a.CompressionRatio.Mean, a.CompressionRatio.N), optStat(a.CompressionRatio.StdErr, a.CompressionRatio.N)}
+		for _, s := range []Stat{a.EM, a.F1, emo, f1o, a.PeakTokens, a.Seconds, a.Turns} {
+			lo, hi := ci95(s)
+			fields = append(fields, lo, hi)
+		}
+		err := cw.write(fields...)
 		if err != nil {
 			return err
 		}

@@ -28,12 +28,15 @@ type RolloutExport struct {
 	FinishedAt  string
 }
 
-// ScoreFlags are the score fields beside EM/F1 that exports report.
+// ScoreFlags are the score fields beside EM/F1 that exports report, and the
+// per-objective marks (in objective order; nil for scores stored without them)
+// that paired comparisons need.
 type ScoreFlags struct {
-	Scheme        string `json:"scheme"`
-	CountMismatch bool   `json:"count_mismatch"`
-	NoAnswer      bool   `json:"no_answer"`
-	Unbalanced    bool   `json:"unbalanced"`
+	Scheme        string                `json:"scheme"`
+	CountMismatch bool                  `json:"count_mismatch"`
+	NoAnswer      bool                  `json:"no_answer"`
+	Unbalanced    bool                  `json:"unbalanced"`
+	PerObjective  []core.ObjectiveScore `json:"per_objective"`
 }
 
 // EachRollout calls fn for every rollout of experiment expID in id order. An

@@ -303,6 +303,19 @@ END;
 INSERT INTO turns_fts(rowid, internal_state, query, answer)
 	SELECT id, internal_state, query, answer FROM turns;
 `,
+	// rollout_diagnostics: the memory diagnostics computed from a rollout's
+	// stored turns (experiments.RolloutDiagnostics as JSON), a cache: version
+	// is the diagnostics' format, fingerprint the rollout's figures when they
+	// were computed; a row that no longer matches is recomputed.
+	`
+CREATE TABLE rollout_diagnostics (
+	rollout_id       INTEGER PRIMARY KEY REFERENCES rollouts(id) ON DELETE CASCADE,
+	version          INTEGER NOT NULL,
+	fingerprint      TEXT NOT NULL,
+	diagnostics_json TEXT NOT NULL CHECK (json_valid(diagnostics_json)),
+	computed_at      TEXT NOT NULL
+);
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

@@ -37,9 +37,14 @@ const (
 	chartTime     = "Time per trajectory"
 	chartTurns    = "Turns used"
 	chartPair     = "Accuracy + peak tokens"
+	// Memory diagnostics (figures.DiagnosticKinds).
+	chartComposition = "Context composition (memory)"
+	chartRetention   = "Fact retention (memory)"
+	chartPositions   = "Accuracy by objective position"
 )
 
-var chartChoices = []string{chartAccuracy, chartPeak, chartContext, chartFrontier, chartTime, chartTurns, chartPair}
+var chartChoices = []string{chartAccuracy, chartPeak, chartContext, chartFrontier, chartTime, chartTurns, chartPair,
+	chartComposition, chartRetention, chartPositions}
 
 // chartKinds maps a choice to the charts it shows.
 var chartKinds = map[string][]figures.Kind{
@@ -50,6 +55,10 @@ var chartKinds = map[string][]figures.Kind{
 	chartTime:     {figures.Time},
 	chartTurns:    {figures.Turns},
 	chartPair:     {figures.Accuracy, figures.Peak},
+
+	chartComposition: {figures.Composition},
+	chartRetention:   {figures.Retention},
+	chartPositions:   {figures.Positions},
 }
 
 // allDatasets is the dataset filter's "no filter" choice.
@@ -84,13 +93,14 @@ type chartSettings struct {
 	byModel      bool
 	overlay      bool
 	peakCount    string // figures.PeakPaper or figures.PeakRequest
+	bars         string // figures.BarsCI95 or figures.BarsSE
 	fg           color.Color
 	fontSize     vg.Length // points; the theme's text size on screen
 }
 
 func (s chartSettings) options(k figures.Kind) figures.Options {
 	return figures.Options{Kind: k, Metric: s.metric, PerObjective: s.perObjective, Overlay: s.overlay, Foreground: s.fg,
-		FontSize: s.fontSize, PeakCount: s.peakCount}
+		FontSize: s.fontSize, PeakCount: s.peakCount, Bars: s.bars}
 }
 
 // chartsPanel is the Charts screen: pick experiments, a chart, the metric and
@@ -116,6 +126,7 @@ type chartsPanel struct {
 	dataset  *widget.Select
 	overlay  *widget.Check
 	peak     *widget.Select // which peak-token count Peak and Frontier draw
+	seBars   *widget.Check  // ±1 SE error bars instead of 95% CIs
 	size     *widget.Select
 	dpi      *widget.Entry
 	status   *widget.Label
@@ -154,6 +165,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 	p.dataset = widget.NewSelect([]string{allDatasets}, func(string) { p.redraw() })
 	p.overlay = widget.NewCheck("MEM1 Table 1 overlay", func(bool) { p.redraw() })
 	p.peak = widget.NewSelect([]string{peakPaper, peakRequest}, func(string) { p.redraw() })
+	p.seBars = widget.NewCheck("±1 SE bars (default: 95% CI)", func(bool) { p.redraw() })
 	p.size = widget.NewSelect([]string{figures.SingleColumn.Name, figures.DoubleColumn.Name}, nil)
 	p.dpi = widget.NewEntry()
 	p.dpi.SetText("300")
@@ -201,7 +213,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 		bold("Grouping"), p.grouping,
 		bold("Dataset"), p.dataset,
 		bold("Peak tokens"), p.peak,
-		p.overlay,
+		p.overlay, p.seBars,
 		widget.NewSeparator(),
 		bold("Export figure"), container.NewGridWithColumns(2, widget.NewLabel("size"), p.size, widget.NewLabel("PNG dpi"), p.dpi),
 		container.NewGridWithColumns(3, exportFig("png"), exportFig("svg"), exportFig("pdf")),
@@ -282,7 +294,11 @@ func (p *chartsPanel) selectExperiments(ids ...int64) {
 func (p *chartsPanel) settings() chartSettings {
 	s := chartSettings{choice: p.choice.Selected, metric: strings.ToLower(p.metric.Selected),
 		perObjective: p.perObj.Checked, byModel: p.grouping.Selected != groupPolicy, overlay: p.overlay.Checked,
-		peakCount: figures.PeakPaper, fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize() * 0.85)}
+		peakCount: figures.PeakPaper, bars: figures.BarsCI95,
+		fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize() * 0.85)}
+	if p.seBars.Checked {
+		s.bars = figures.BarsSE
+	}
 	if d := p.dataset.Selected; d != allDatasets {
 		s.dataset = d
 	}
@@ -299,6 +315,50 @@ func (p *chartsPanel) settings() chartSettings {
 	}
 	sort.Slice(s.ids, func(i, j int) bool { return s.ids[i] < s.ids[j] })
 	return s
+}
+
+// notSignificant compares the two series of aggs when there are exactly two
+// (model, policy) series differing in one of them (experiments.Compare on
+// metric, paired by task) and returns the objective counts where the
+// Holm-adjusted p is at least 0.05; nil otherwise or on any error (the chart
+// then shows no marks).
+func notSignificant(ctx context.Context, st Store, ids []int64, aggs []experiments.Aggregate, metric string) []int {
+	type series struct{ model, policy string }
+	seen := map[series]bool{}
+	var ss []series
+	for _, a := range aggs {
+		k := series{a.Model, a.Policy}
+		if !seen[k] {
+			seen[k] = true
+			ss = append(ss, k)
+		}
+	}
+	if len(ss) != 2 {
+		return nil
+	}
+	var a, b experiments.CompareSetting
+	switch {
+	case ss[0].policy != ss[1].policy && ss[0].model == ss[1].model:
+		a, b = experiments.CompareSetting{"policy": ss[0].policy}, experiments.CompareSetting{"policy": ss[1].policy}
+	case ss[0].model != ss[1].model && ss[0].policy == ss[1].policy && ss[0].model != "":
+		a, b = experiments.CompareSetting{"model": ss[0].model}, experiments.CompareSetting{"model": ss[1].model}
+	default:
+		return nil
+	}
+	if metric == "" {
+		metric = "em"
+	}
+	cmps, err := experiments.ExperimentComparisons(ctx, st, a, b, []string{metric}, experiments.CompareOptions{Seed: 1}, ids...)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, r := range cmps[0].Rows {
+		if !r.Pooled && r.PHolm >= 0.05 {
+			out = append(out, r.Objectives)
+		}
+	}
+	return out
 }
 
 // loadChartData is figures.Load with the panel's settings.
@@ -334,9 +394,24 @@ func (p *chartsPanel) redraw() {
 		}
 		out := builtCharts{data: d, datasets: datasets}
 		for _, k := range kinds {
-			f, err := figures.Build(d, s.options(k))
-			if err != nil {
-				return builtCharts{}, err
+			o := s.options(k)
+			var f *figures.Figure
+			if figures.IsDiagnostic(k) {
+				dd, err := figures.LoadDiagnostics(ctx, p.u.deps.Store, s.ids, s.byModel)
+				if err != nil {
+					return builtCharts{}, err
+				}
+				f, err = figures.BuildDiagnostic(dd, o)
+				if err != nil {
+					return builtCharts{}, err
+				}
+			} else {
+				if k == figures.Accuracy {
+					o.NotSignificant = notSignificant(ctx, p.u.deps.Store, s.ids, d.Aggregates, s.metric)
+				}
+				if f, err = figures.Build(d, o); err != nil {
+					return builtCharts{}, err
+				}
 			}
 			out.figs = append(out.figs, f)
 		}
@@ -369,6 +444,7 @@ func (p *chartsPanel) redraw() {
 		if s.dataset != "" {
 			msg += " · dataset " + s.dataset
 		}
+		msg += " · " + figures.BarsCaption(s.options(""))
 		if s.overlay {
 			msg += " · " + figures.Citation
 			if s.peakCount == figures.PeakRequest {
@@ -705,8 +781,9 @@ type ChartsOptions struct {
 	// Experiments to include; nil = every experiment in the store.
 	Experiments []int64
 	// Chart is a figures.Kind name (accuracy, peak, context, frontier, time,
-	// turns) or "pair" for accuracy and peak tokens side by side; "" keeps the
-	// current chart.
+	// turns, or the memory charts composition, retention, positions) or
+	// "pair" for accuracy and peak tokens side by side; "" keeps the current
+	// chart.
 	Chart string
 	// Overlay shows MEM1 Table 1 as dashed reference series.
 	Overlay bool
@@ -729,7 +806,7 @@ func (u *UI) OpenCharts(o ChartsOptions) error {
 			}
 		}
 		if choice == "" {
-			return fmt.Errorf("views: unknown chart %q (want accuracy, peak, context, frontier, time, turns or pair)", o.Chart)
+			return fmt.Errorf("views: unknown chart %q (want accuracy, peak, context, frontier, time, turns, pair, composition, retention or positions)", o.Chart)
 		}
 	}
 	p.syncing = true

@@ -51,11 +51,21 @@ func TestChartsScreenListsExperimentsAndDraws(t *testing.T) {
 	assert.Equal(t, 1, f.Points, "one group: mem1 at 2 objectives")
 	assert.Contains(t, p.status.Text, "1 experiments · 1 groups with finished rollouts · 1 points")
 
+	// Error bars are 95% CIs by default, ±1 SE on request; caption and status say which.
+	assert.Contains(t, f.Caption, "95% CI")
+	assert.Contains(t, p.status.Text, "95% CI")
+	act(u, func() { p.seBars.SetChecked(true) })
+	u.wait()
+	assert.Contains(t, p.figs[0].Caption, "standard error")
+	assert.Contains(t, p.status.Text, "standard error")
+	act(u, func() { p.seBars.SetChecked(false) })
+	u.wait()
+
 	// The overlay adds the paper's series and the citation.
 	act(u, func() { p.overlay.SetChecked(true) })
 	u.wait()
 	assert.Contains(t, p.figs[0].Labels, "MEM1-QA (paper)")
-	assert.Equal(t, figures.Citation, p.figs[0].Caption)
+	assert.Contains(t, p.figs[0].Caption, figures.Citation)
 	assert.Contains(t, p.status.Text, figures.Citation)
 
 	// The context chart draws the finished rollout's three turns.

@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -96,7 +97,19 @@ type comparePanel struct {
 	table       *dataTable
 	pairStatus  *widget.Label
 	pseq, eseq  int
+
+	// The summary of the comparison of the settings the two rollouts belong
+	// to (experiments.Compare) and its largest per-task differences.
+	summary    *dataTable
+	largest    *dataTable
+	largestIDs [][2]int64
+	sumStatus  *widget.Label
+	sseq       int
 }
+
+// summaryHeaders are the columns of Compare's summary table; "this task" is
+// the loaded pair's own difference, marked ◀ in its row.
+var summaryHeaders = []string{"Metric", "Objectives", "n", "Mean A", "Mean B", "Δ (A-B)", "95% CI (t)", "p (Holm)", "W/T/L", "Test", "This task Δ"}
 
 func newComparePanel(u *UI) *comparePanel {
 	p := &comparePanel{u: u}
@@ -134,6 +147,15 @@ func newComparePanel(u *UI) *comparePanel {
 		}
 	}
 	p.pairStatus = widget.NewLabel("")
+	p.summary = newDataTable(summaryHeaders, []float32{60, 80, 40, 70, 70, 80, 140, 70, 70, 130, 90})
+	p.largest = newDataTable([]string{"Task", "Δ EM/objective", "A", "B"}, []float32{150, 100, 60, 60})
+	p.largest.onActivate = func(row int) {
+		if row >= 0 && row < len(p.largestIDs) {
+			p.open(p.largestIDs[row][0], p.largestIDs[row][1])
+		}
+	}
+	p.sumStatus = widget.NewLabel("")
+	p.sumStatus.Wrapping = fyne.TextWrapWord
 
 	bold := func(s string) *widget.Label {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -141,7 +163,14 @@ func newComparePanel(u *UI) *comparePanel {
 	charts := container.NewGridWithColumns(2,
 		container.NewBorder(bold("A: context size per turn"), nil, nil, nil, p.chartA.raster),
 		container.NewBorder(bold("B: context size per turn"), nil, nil, nil, p.chartB.raster))
-	inner := container.NewVSplit(container.NewBorder(charts, nil, nil, nil, p.turns.table),
+	sumSplit := container.NewHSplit(p.summary.table, container.NewBorder(bold("Largest differences (double-click to open)"), nil, nil, nil, p.largest.table))
+	sumSplit.Offset = 0.72
+	// The comparison summary and the context charts share the space above the
+	// turn-by-turn view; the summary shows first.
+	above := container.NewAppTabs(
+		container.NewTabItem("Comparison of the two settings", container.NewBorder(p.sumStatus, nil, nil, nil, sumSplit)),
+		container.NewTabItem("Context size per turn", charts))
+	inner := container.NewVSplit(container.NewBorder(above, nil, nil, nil, p.turns.table),
 		container.NewBorder(bold("Final outcome per objective"), nil, nil, nil, p.outcome.table))
 	inner.Offset = 0.62
 	top := container.NewBorder(
@@ -288,6 +317,101 @@ func (p *comparePanel) show() {
 			orDash(ma[k].Answer, "(none)"), orDash(bm.Answer, "(none)"), outcomeText(ma[k], bm)}
 	}
 	p.outcome.setRows(out)
+	p.loadSummary(a, b)
+}
+
+// summaryResult is what loadSummary computes off the UI thread.
+type summaryResult struct {
+	a, b    experiments.CompareSetting
+	rows    [][]string
+	largest [][]string
+	ids     [][2]int64
+}
+
+// loadSummary compares the two settings rollouts a and b belong to (the one
+// factor they differ in) over their experiments' tasks, one row per metric for
+// the pair's objectives count and pooled.
+func (p *comparePanel) loadSummary(a, b storage.RolloutDetail) {
+	p.sseq++
+	seq := p.sseq
+	p.sumStatus.SetText("Comparing the two settings…")
+	background(p.u, func(ctx context.Context) (summaryResult, error) {
+		ids := []int64{a.ExperimentID}
+		if b.ExperimentID != a.ExperimentID {
+			ids = append(ids, b.ExperimentID)
+		}
+		units, err := experiments.LoadCompareUnits(ctx, p.u.deps.Store, ids...)
+		if err != nil {
+			return summaryResult{}, err
+		}
+		return compareSummary(units, a.ID, b.ID, a.Objectives)
+	}, func(r summaryResult, err error) {
+		if seq != p.sseq {
+			return
+		}
+		if err != nil {
+			p.summary.setRows(nil)
+			p.largest.setRows(nil)
+			p.largestIDs = nil
+			p.sumStatus.SetText("No summary: " + err.Error())
+			return
+		}
+		p.summary.setRows(r.rows)
+		p.largest.setRows(r.largest)
+		p.largestIDs = r.ids
+		p.sumStatus.SetText(fmt.Sprintf("A = %s, B = %s on the same tasks; 95%% paired-t intervals, Holm across objectives counts", r.a, r.b))
+	})
+}
+
+// compareSummary builds the summary rows (summaryHeaders) of the settings of
+// rollouts a and b, and the largest per-task EM differences at objectives n.
+func compareSummary(units []experiments.CompareUnit, a, b int64, n int) (summaryResult, error) {
+	sa, sb, err := experiments.RolloutSettings(units, a, b)
+	if err != nil {
+		return summaryResult{}, err
+	}
+	r := summaryResult{a: sa, b: sb}
+	for _, m := range experiments.CompareMetrics {
+		c, err := experiments.Compare(units, sa, sb, m, experiments.CompareOptions{Seed: 1})
+		if err != nil {
+			return summaryResult{}, err
+		}
+		for _, row := range c.Rows {
+			if !row.Pooled && row.Objectives != n {
+				continue
+			}
+			obj, own := "all", ""
+			if !row.Pooled {
+				obj = strconv.Itoa(row.Objectives)
+			}
+			for _, pd := range row.PairRollouts {
+				if pd.A == a && pd.B == b {
+					own = fmtStat(pd.Delta) + " ◀"
+				}
+			}
+			r.rows = append(r.rows, []string{m, obj, strconv.Itoa(row.N), fmtStat(row.MeanA), fmtStat(row.MeanB),
+				fmtStat(row.Delta), "[" + fmtStat(row.CILow) + ", " + fmtStat(row.CIHigh) + "]", fmtStat(row.PHolm),
+				fmt.Sprintf("%d/%d/%d", row.Wins, row.Ties, row.Losses), row.Test, own})
+			if m == "em" && !row.Pooled {
+				for _, pd := range row.PairRollouts {
+					if len(r.largest) == 10 || pd.Delta == 0 {
+						break
+					}
+					r.largest = append(r.largest, []string{pd.TaskKey, fmtStat(pd.Delta), "#" + strconv.FormatInt(pd.A, 10), "#" + strconv.FormatInt(pd.B, 10)})
+					r.ids = append(r.ids, [2]int64{pd.A, pd.B})
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// fmtStat prints a statistic with four significant digits, "–" when undefined.
+func fmtStat(x float64) string {
+	if x != x {
+		return "–"
+	}
+	return strconv.FormatFloat(x, 'g', 4, 64)
 }
 
 // reloadExperiments refreshes the experiment choices of the pair table.

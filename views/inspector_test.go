@@ -145,8 +145,14 @@ func TestTraceDiffGoldMarksAndFacts(t *testing.T) {
 	require.Len(t, tp.passages.Objects, 1)
 	assert.Equal(t, `#3  The Oberoi Group  [wiki-202]  [gold passage of objective 2]`, tp.passages.Objects[0].(*widget.Label).Text)
 	require.Len(t, tp.facts.Objects, 2)
-	assert.Equal(t, "1. Arthur's Magazine: ✓ in this turn's state · carried in turns 2 3", tp.facts.Objects[0].(*widget.Label).Text)
-	assert.Equal(t, "2. Delhi | New Delhi: ✗ not in this turn's state · never carried", tp.facts.Objects[1].(*widget.Label).Text)
+	// The retention timeline (memdiag.Retention): objective 1's gold is in turn
+	// 1's information and in the states of turns 2 and 3; objective 2's comes
+	// with turn 2's information and is not in turn 3's state (a forgetting
+	// event at 3); the final answer has Arthur's Magazine but Mumbai, not Delhi.
+	assert.Equal(t, "1. Arthur's Magazine: ✓ in this turn's state · carried in turns 2 3\nretrieved at turn 1 · kept to the end · in the final answer",
+		tp.facts.Objects[0].(*widget.Label).Text)
+	assert.Equal(t, "2. Delhi | New Delhi: ✗ not in this turn's state · never carried\nretrieved at turn 2 · forgotten at turn 3 · not in the final answer",
+		tp.facts.Objects[1].(*widget.Label).Text)
 
 	// Exact context with token counts, request parameters, the slider.
 	assert.Equal(t, "Exact context sent (803 prompt tokens · 52 completion tokens)", tp.accordion.Items[0].Title)

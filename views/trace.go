@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,8 +12,12 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+	"gonum.org/v1/plot/vg"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/experiments/figures"
+	"github.com/mem1lab/mem1lab/experiments/memdiag"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -59,6 +64,10 @@ type tracePanel struct {
 	marks                               []answerMark
 	chart                               *tokenChart
 	compareBt                           *widget.Button
+	// composition is the rollout's context split into parts per turn (o200k
+	// tokens, figures.Composition), computed in the background on load.
+	composition *chartView
+	compSeq     int
 
 	liveStop context.CancelFunc  // stops the poller of a running rollout
 	scrolls  []*container.Scroll // re-laid out when the turn changes
@@ -111,10 +120,12 @@ func newTracePanel(u *UI) *tracePanel {
 	p.copySent = widget.NewButtonWithIcon("Copy context", theme.ContentCopyIcon(), copyOf(func() string { return p.sent.String() }))
 	p.copyResponse = widget.NewButtonWithIcon("Copy response", theme.ContentCopyIcon(), copyOf(func() string { return p.response.String() }))
 	p.copyParams = widget.NewButtonWithIcon("Copy parameters", theme.ContentCopyIcon(), copyOf(func() string { return p.params.String() }))
+	p.composition = newChartView(u)
 	p.accordion = widget.NewAccordion(
 		widget.NewAccordionItem("Exact context sent", container.NewBorder(container.NewHBox(p.copySent), nil, nil, nil, p.sent)),
 		widget.NewAccordionItem("Raw response", container.NewBorder(container.NewHBox(p.copyResponse), nil, nil, nil, p.response)),
 		widget.NewAccordionItem("Request parameters", container.NewBorder(container.NewHBox(p.copyParams), nil, nil, nil, p.params)),
+		widget.NewAccordionItem("Context composition (o200k tokens)", p.composition.raster),
 	)
 	p.accordion.MultiOpen = true
 	p.totals = widget.NewLabel("")
@@ -213,6 +224,30 @@ func (p *tracePanel) load(id int64, keep bool) {
 		p.chart.setTokens(tokens)
 		p.show()
 		p.watch()
+		p.loadComposition(l.d, l.cfg)
+	})
+}
+
+// loadComposition computes rollout d's context composition in the background
+// and shows it as a stacked chart (only the latest request is applied).
+func (p *tracePanel) loadComposition(d storage.RolloutDetail, configJSON string) {
+	p.compSeq++
+	seq := p.compSeq
+	fg := theme.Color(theme.ColorNameForeground)
+	size := vg.Length(theme.TextSize() * 0.85)
+	background(p.u, func(context.Context) (*figures.Figure, error) {
+		comp, err := experiments.RolloutComposition(d, configJSON, nil)
+		if err != nil {
+			return nil, err
+		}
+		series := []figures.CompositionSeries{figures.RolloutCompositionSeries(fmt.Sprintf("rollout #%d", d.ID), comp)}
+		return figures.BuildDiagnostic(figures.DiagnosticData{Composition: series},
+			figures.Options{Kind: figures.Composition, Foreground: fg, FontSize: size})
+	}, func(f *figures.Figure, err error) {
+		if seq != p.compSeq || err != nil {
+			return
+		}
+		p.composition.setFigure(f)
 	})
 }
 
@@ -494,6 +529,7 @@ func (p *tracePanel) showFacts() {
 	for i, t := range p.detail.Turns {
 		per[i] = factsCarried(t.InternalState, objs)
 	}
+	ret := memdiag.Retention(p.detail.Task, p.detail.Turns, p.detail.Score.Answers)
 	rows := make([]fyne.CanvasObject, 0, len(objs))
 	for k, o := range objs {
 		var in []string
@@ -511,7 +547,7 @@ func (p *tracePanel) showFacts() {
 		if len(in) > 0 {
 			seen = "carried in turns " + strings.Join(in, " ")
 		}
-		l := widget.NewLabel(fmt.Sprintf("%d. %s: %s · %s", k+1, strings.Join(o.Gold, " | "), mark, seen))
+		l := widget.NewLabel(fmt.Sprintf("%d. %s: %s · %s\n%s", k+1, strings.Join(o.Gold, " | "), mark, seen, retentionLine(ret[k])))
 		l.Wrapping = fyne.TextWrapWord
 		if now {
 			l.Importance = widget.SuccessImportance
@@ -520,6 +556,36 @@ func (p *tracePanel) showFacts() {
 	}
 	p.facts.Objects = rows
 	p.facts.Refresh()
+}
+
+// retentionLine is an objective's timeline from memdiag.Retention: where its
+// gold fact was first retrieved, the turns it left the internal state
+// (forgetting events) and whether the final answer has it.
+func retentionLine(r memdiag.FactRetention) string {
+	if r.Retrieved == 0 {
+		s := "never retrieved"
+		if r.Answered {
+			s += " · in the final answer"
+		}
+		return s
+	}
+	s := fmt.Sprintf("retrieved at turn %d", r.Retrieved)
+	switch len(r.Forgetting) {
+	case 0:
+		if len(r.InState) > 0 {
+			s += " · kept to the end"
+		}
+	default:
+		turns := make([]string, len(r.Forgetting))
+		for i, t := range r.Forgetting {
+			turns[i] = strconv.Itoa(t)
+		}
+		s += " · forgotten at turn " + strings.Join(turns, ", ")
+	}
+	if r.Answered {
+		return s + " · in the final answer"
+	}
+	return s + " · not in the final answer"
 }
 
 // requestParams is the raw view's request description: this turn's call and the

@@ -35,7 +35,7 @@ type Kind string
 const (
 	Accuracy Kind = "accuracy" // EM or F1 vs objectives, error bars, log2 x
 	Peak     Kind = "peak"     // peak tokens vs objectives
-	Context  Kind = "context"  // mean context+generation tokens at turn t, with a ±stderr band
+	Context  Kind = "context"  // mean context+generation tokens at turn t, with a 95% CI (or ±SE) band
 	Frontier Kind = "frontier" // EM (or F1) against peak tokens, one point per group
 	Time     Kind = "time"     // seconds per rollout vs objectives
 	Turns    Kind = "turns"    // turns used vs objectives
@@ -46,13 +46,14 @@ var Kinds = []Kind{Accuracy, Peak, Context, Frontier, Time, Turns}
 
 // ParseKind accepts a Kind's name.
 func ParseKind(s string) (Kind, error) {
-	for _, k := range Kinds {
+	all := append(append([]Kind(nil), Kinds...), DiagnosticKinds...)
+	for _, k := range all {
 		if string(k) == s {
 			return k, nil
 		}
 	}
-	names := make([]string, len(Kinds))
-	for i, k := range Kinds {
+	names := make([]string, len(all))
+	for i, k := range all {
 		names[i] = string(k)
 	}
 	return "", fmt.Errorf("unknown chart %q (want %s)", s, strings.Join(names, ", "))
@@ -80,6 +81,45 @@ type Options struct {
 	// PeakPaper ("" too) or PeakRequest. The axis label names it; the paper
 	// overlay is drawn against PeakPaper only, the paper's own definition.
 	PeakCount string
+	// Bars chooses what error bars and bands show: BarsCI95 (the default, "")
+	// or BarsSE. The caption says which.
+	Bars string
+	// Series picks the series a one-series chart (Composition) draws, by
+	// label; "" = the first.
+	Series string
+	// NotSignificant, for the charts against objectives, marks these objective
+	// counts "n.s." along the top: a comparison of two settings found no
+	// significant difference there (Holm-adjusted p ≥ 0.05).
+	NotSignificant []int
+}
+
+// Error-bar kinds of Options.Bars.
+const (
+	// BarsCI95: the 95% t confidence interval of the mean over tasks,
+	// mean ± t_{.975, N−1}·SE (experiments.Stat.CI); no bar for N < 2.
+	BarsCI95 = "ci95"
+	// BarsSE: ±1 standard error of the mean over tasks.
+	BarsSE = "se"
+)
+
+// BarsCaption is the caption text naming what the error bars of o show.
+func BarsCaption(o Options) string {
+	if o.Bars == BarsSE {
+		return "Error bars: ±1 standard error over tasks"
+	}
+	return "Error bars: 95% CI of the mean over tasks (t)"
+}
+
+// half is the half-width of st's error bar under o.Bars (0 when undefined).
+func half(st experiments.Stat, o Options) float64 {
+	if o.Bars == BarsSE {
+		return st.StdErr
+	}
+	_, hi := st.CI(0.95)
+	if math.IsNaN(hi) {
+		return 0
+	}
+	return hi - st.Mean
 }
 
 // Peak-token counts a chart can draw.
@@ -121,8 +161,8 @@ type Figure struct {
 	Legend plot.Legend
 	// Labels are the legend texts in order (series first, then the overlay).
 	Labels []string
-	// Caption is drawn small under the chart (the citation when the paper
-	// overlay is shown), "" for none.
+	// Caption is drawn small under the chart: what the error bars show
+	// (BarsCaption), then the citation when the paper overlay is shown.
 	Caption string
 	// Points is how many data points the chart draws.
 	Points int
@@ -198,37 +238,17 @@ func Build(d Data, o Options) (*Figure, error) {
 	if o.Metric != "em" && o.Metric != "f1" {
 		return nil, fmt.Errorf("figures: metric %q: want em or f1", o.Metric)
 	}
-	fg := o.Foreground
-	if fg == nil {
-		fg = color.Black
+	f, err := newFigure(o)
+	if err != nil {
+		return nil, err
 	}
-	size := o.FontSize
-	if size == 0 {
-		size = 9
-	}
-	p := plot.New()
-	p.BackgroundColor = color.Transparent
-	p.Title.TextStyle.Color = fg
-	for _, a := range []*plot.Axis{&p.X, &p.Y} {
-		a.Color = fg
-		a.Label.TextStyle.Color = fg
-		a.Tick.Label.Color = fg
-		a.Tick.Color = fg
-		a.Tick.Marker = plainTicks{}
-	}
-	f := &Figure{Plot: p, Legend: plot.NewLegend()}
-	f.Legend.TextStyle.Color = fg
-	f.Legend.Left = true
-	f.Legend.Top = true
-	f.Legend.ThumbnailWidth = 0.3 * vg.Inch
-	f.SetFontSize(size)
+	p := f.Plot
 
 	metricName := strings.ToUpper(o.Metric)
 	yAcc := metricName + " (sum over objectives)"
 	if o.PerObjective {
 		yAcc = metricName + " per objective"
 	}
-	var err error
 	switch o.Kind {
 	case Accuracy:
 		p.Title.Text = metricName + " vs number of objectives"
@@ -266,7 +286,7 @@ func Build(d Data, o Options) (*Figure, error) {
 		p.Title.Text = "Context size per turn"
 		p.X.Label.Text = "turn"
 		p.Y.Label.Text = "tokens (context + generation)"
-		err = f.context(d.Curves)
+		err = f.context(d.Curves, o)
 		p.Y.Min = 0
 	default:
 		return nil, fmt.Errorf("%w %q", ErrUnknownKind, o.Kind)
@@ -280,6 +300,40 @@ func Build(d Data, o Options) (*Figure, error) {
 	if f.Points == 0 {
 		p.Title.Text += " — no finished rollouts"
 	}
+	return f, nil
+}
+
+// newFigure is an empty figure styled by o: colours, ticks, legend and font
+// sizes, with the error-bar caption. An unknown o.Bars is an error.
+func newFigure(o Options) (*Figure, error) {
+	fg := o.Foreground
+	if fg == nil {
+		fg = color.Black
+	}
+	size := o.FontSize
+	if size == 0 {
+		size = 9
+	}
+	p := plot.New()
+	p.BackgroundColor = color.Transparent
+	p.Title.TextStyle.Color = fg
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Color = fg
+		a.Label.TextStyle.Color = fg
+		a.Tick.Label.Color = fg
+		a.Tick.Color = fg
+		a.Tick.Marker = plainTicks{}
+	}
+	if o.Bars != "" && o.Bars != BarsCI95 && o.Bars != BarsSE {
+		return nil, fmt.Errorf("figures: error bars %q: want %s or %s", o.Bars, BarsCI95, BarsSE)
+	}
+	f := &Figure{Plot: p, Legend: plot.NewLegend(), Caption: BarsCaption(o)}
+	f.Legend.TextStyle.Color = fg
+	f.Legend.Left = true
+	f.Legend.Top = true
+	f.Legend.ThumbnailWidth = 0.3 * vg.Inch
+	f.SetFontSize(size)
+
 	return f, nil
 }
 
@@ -352,7 +406,8 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 				continue // no value (e.g. no paper peak: every rollout had Exact_match 0)
 			}
 			pts.XYs = append(pts.XYs, plotter.XY{X: float64(a.Objectives), Y: st.Mean})
-			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr})
+			h := half(st, o)
+			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: h, High: h})
 			lo, hi = math.Min(lo, float64(a.Objectives)), math.Max(hi, float64(a.Objectives))
 		}
 		pts.XErrors = pts.XErrors[:len(pts.XYs)]
@@ -369,6 +424,31 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 		eb.LineStyle.Color = plotutil.Color(i)
 		f.Plot.Add(eb)
 		f.Points += len(pts.XYs)
+	}
+	if len(o.NotSignificant) > 0 && f.Points > 0 {
+		top := math.Inf(-1)
+		for _, a := range aggs {
+			st := stat(a)
+			top = math.Max(top, st.Mean+half(st, o))
+		}
+		var xys plotter.XYs
+		var texts []string
+		for _, n := range o.NotSignificant {
+			xys = append(xys, plotter.XY{X: float64(n), Y: top * 1.08})
+			texts = append(texts, "n.s.")
+		}
+		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: texts})
+		if err != nil {
+			return err
+		}
+		for i := range lb.TextStyle {
+			lb.TextStyle[i].Color = f.Legend.TextStyle.Color
+			lb.TextStyle[i].XAlign = draw.XCenter
+			lb.TextStyle[i].Font.Size = f.Legend.TextStyle.Font.Size * 0.8 / 0.9
+		}
+		f.pointLabels = append(f.pointLabels, lb)
+		f.Plot.Add(lb)
+		f.Caption += " · n.s.: no significant difference (Holm-adjusted p ≥ 0.05)"
 	}
 	if o.Overlay && paper != nil {
 		plo, phi, err := f.overlay(func(r PaperRow) plotter.XY { return plotter.XY{X: float64(r.Objectives), Y: paper(r)} })
@@ -455,7 +535,7 @@ func (f *Figure) overlay(xy func(PaperRow) plotter.XY) (lo, hi float64, err erro
 		f.Legend.Add("collapsed (paper)", sc)
 		f.Labels = append(f.Labels, "collapsed (paper)")
 	}
-	f.Caption = Citation
+	f.Caption += " · " + Citation
 	return lo, hi, nil
 }
 
@@ -475,8 +555,9 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 				continue
 			}
 			pts.XYs = append(pts.XYs, plotter.XY{X: ps.Mean, Y: st.Mean})
-			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: st.StdErr, High: st.StdErr})
-			pts.XErrors = append(pts.XErrors, struct{ Low, High float64 }{Low: ps.StdErr, High: ps.StdErr})
+			h, hx := half(st, o), half(ps, o)
+			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: h, High: h})
+			pts.XErrors = append(pts.XErrors, struct{ Low, High float64 }{Low: hx, High: hx})
 			labels = append(labels, "n="+strconv.Itoa(a.Objectives))
 		}
 		if len(pts.XYs) == 0 {
@@ -518,8 +599,8 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 	return nil
 }
 
-// context draws each group's mean tokens per turn with a ±stderr band.
-func (f *Figure) context(curves []experiments.ContextCurve) error {
+// context draws each group's mean tokens per turn with a band of o.Bars.
+func (f *Figure) context(curves []experiments.ContextCurve, o Options) error {
 	sorted := append([]experiments.ContextCurve(nil), curves...)
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i], sorted[j]
@@ -541,12 +622,12 @@ func (f *Figure) context(curves []experiments.ContextCurve) error {
 		band := make(plotter.XYs, 0, 2*len(c.Points))
 		for j, pt := range c.Points {
 			line[j] = plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean}
-			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean + pt.Tokens.StdErr})
+			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean + half(pt.Tokens, o)})
 			maxTurn = max(maxTurn, pt.Turn)
 		}
 		for j := len(c.Points) - 1; j >= 0; j-- {
 			pt := c.Points[j]
-			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean - pt.Tokens.StdErr})
+			band = append(band, plotter.XY{X: float64(pt.Turn), Y: pt.Tokens.Mean - half(pt.Tokens, o)})
 		}
 		if len(c.Points) > 1 {
 			poly, err := plotter.NewPolygon(band)

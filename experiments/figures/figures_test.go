@@ -69,7 +69,7 @@ func TestSVGHasSeriesLabels(t *testing.T) {
 			}
 			overlay := k != Context && k != Turns
 			if overlay {
-				assert.Equal(t, Citation, f.Caption)
+				assert.Contains(t, f.Caption, Citation)
 			}
 			for _, l := range []string{"MEM1-QA (paper)", "Search-R1 (paper)", "collapsed (paper)", Citation} {
 				if overlay {
@@ -97,7 +97,7 @@ func TestPeakAxisNamesItsCount(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, PeakRequestLabel, f.Plot.Y.Label.Text)
 	assert.NotContains(t, f.Labels, "MEM1-QA (paper)", "the paper's numbers are not a request count")
-	assert.Empty(t, f.Caption)
+	assert.NotContains(t, f.Caption, Citation, "no paper citation without the overlay")
 
 	f, err = Build(d, Options{Kind: Frontier, Overlay: true, PeakCount: PeakRequest})
 	require.NoError(t, err)
@@ -289,4 +289,24 @@ func TestLoadFiltersByDataset(t *testing.T) {
 
 	_, _, err = Load(context.Background(), src, []int64{9}, LoadOptions{})
 	assert.ErrorContains(t, err, "no experiment 9")
+}
+
+// TestErrorBars: bars are 95% t intervals by default and ±1 SE on request,
+// and the caption says which. By hand: N = 4, SE = 2 → t_{.975,3} = 3.182446305284263,
+// half-width 6.364892610568526.
+func TestErrorBars(t *testing.T) {
+	st := experiments.Stat{N: 4, Mean: 10, StdErr: 2}
+	assert.InDelta(t, 2*3.182446305284263, half(st, Options{}), 1e-9)
+	assert.InDelta(t, 2, half(st, Options{Bars: BarsSE}), 1e-12)
+	assert.Zero(t, half(experiments.Stat{N: 1, Mean: 3}, Options{}), "no interval from one task")
+	aggs := []experiments.Aggregate{{GroupKey: experiments.GroupKey{Policy: "mem1", Objectives: 2}, Rollouts: 4, EM: st}}
+	f, err := Build(Data{Aggregates: aggs}, Options{Kind: Accuracy})
+	require.NoError(t, err)
+	assert.Contains(t, f.Caption, "95% CI")
+	f, err = Build(Data{Aggregates: aggs}, Options{Kind: Accuracy, Bars: BarsSE, Overlay: true})
+	require.NoError(t, err)
+	assert.Contains(t, f.Caption, "standard error")
+	assert.Contains(t, f.Caption, Citation)
+	_, err = Build(Data{Aggregates: aggs}, Options{Kind: Accuracy, Bars: "sd"})
+	assert.Error(t, err)
 }
