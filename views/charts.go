@@ -92,6 +92,7 @@ func (s chartSettings) options(k figures.Kind) figures.Options {
 // rendered in goroutines; results come back through fyne.Do.
 type chartsPanel struct {
 	u       *UI
+	st      chartsStore
 	content fyne.CanvasObject
 
 	exps     []storage.ExperimentRow
@@ -124,8 +125,17 @@ type chartsPanel struct {
 	lastLive   time.Time
 }
 
+// chartsStore is what the Charts screen reads: the experiments to offer and
+// the rollouts and turns the figures and CSV exports are made of.
+type chartsStore interface {
+	figures.Source
+	experiments.ExportStore
+	// Experiments lists experiments, newest first, with rollout counts and means.
+	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
+}
+
 func newChartsPanel(u *UI) *chartsPanel {
-	p := &chartsPanel{u: u, selected: map[int64]bool{}, labelID: map[string]int64{}, autoSelect: true}
+	p := &chartsPanel{u: u, st: u.deps.Store, selected: map[int64]bool{}, labelID: map[string]int64{}, autoSelect: true}
 	p.expCheck = widget.NewCheckGroup(nil, func(labels []string) {
 		if p.syncing {
 			return
@@ -207,6 +217,12 @@ func newChartsPanel(u *UI) *chartsPanel {
 	split := container.NewHSplit(left, main)
 	split.Offset = 0.25
 	p.content = split
+
+	ev := &u.events
+	ev.RunProgress.Subscribe(p.live) // charts of a running experiment follow it (at most every 2 s)
+	ev.ExperimentCreated.Subscribe(func(int64) { p.reload() })
+	ev.ExperimentFinished.Subscribe(func(RunEnded) { p.reload() })
+	u.follow(ScreenCharts, p.reload)
 	return p
 }
 
@@ -214,7 +230,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 // selected yet it selects the newest experiment. The charts are redrawn.
 func (p *chartsPanel) reload() {
 	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
-		return p.u.deps.Store.Experiments(ctx)
+		return p.st.Experiments(ctx)
 	}, func(es []storage.ExperimentRow, err error) {
 		if err != nil {
 			p.status.SetText("Could not list experiments: " + err.Error())
@@ -288,7 +304,7 @@ func (p *chartsPanel) settings() chartSettings {
 }
 
 // loadChartData is figures.Load with the panel's settings.
-func loadChartData(ctx context.Context, st Store, ids []int64, dataset string, byModel, curves bool) (figures.Data, []string, error) {
+func loadChartData(ctx context.Context, st figures.Source, ids []int64, dataset string, byModel, curves bool) (figures.Data, []string, error) {
 	return figures.Load(ctx, st, ids, figures.LoadOptions{Dataset: dataset, ByModel: byModel, Curves: curves})
 }
 
@@ -314,7 +330,7 @@ func (p *chartsPanel) redraw() {
 	}
 	p.setColumns(len(kinds))
 	background(p.u, func(ctx context.Context) (builtCharts, error) {
-		d, datasets, err := loadChartData(ctx, p.u.deps.Store, s.ids, s.dataset, s.byModel, needCurves)
+		d, datasets, err := loadChartData(ctx, p.st, s.ids, s.dataset, s.byModel, needCurves)
 		if err != nil {
 			return builtCharts{}, err
 		}
@@ -417,7 +433,7 @@ func (p *chartsPanel) exportFigure(w io.WriteCloser, format string) {
 	kind := chartKinds[s.choice][0]
 	background(p.u, func(ctx context.Context) (string, error) {
 		defer w.Close()
-		d, _, err := loadChartData(ctx, p.u.deps.Store, s.ids, s.dataset, s.byModel, kind == figures.Context)
+		d, _, err := loadChartData(ctx, p.st, s.ids, s.dataset, s.byModel, kind == figures.Context)
 		if err != nil {
 			return "", err
 		}
@@ -450,7 +466,7 @@ func (p *chartsPanel) exportTable(w io.WriteCloser, what string) {
 		if len(s.ids) == 0 {
 			return "", errors.New("no experiment selected")
 		}
-		st := p.u.deps.Store
+		st := p.st
 		switch what {
 		case exportRollouts:
 			return what, experiments.WriteRolloutsCSV(ctx, w, st, s.ids...)
@@ -722,7 +738,7 @@ func (u *UI) OpenCharts(o ChartsOptions) error {
 	_ = u.Show(ScreenCharts)
 	ids := o.Experiments
 	background(u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
-		return u.deps.Store.Experiments(ctx)
+		return p.st.Experiments(ctx)
 	}, func(es []storage.ExperimentRow, err error) {
 		if err != nil {
 			p.status.SetText("Could not list experiments: " + err.Error())

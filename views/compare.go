@@ -74,6 +74,7 @@ func turnCell(t core.Turn) string {
 // turns aligned, and, for a pair of experiments, the objectives where they differ.
 type comparePanel struct {
 	u       *UI
+	st      compareStore
 	content fyne.CanvasObject
 
 	a, b    storage.RolloutDetail
@@ -98,8 +99,20 @@ type comparePanel struct {
 	pseq, eseq  int
 }
 
+// compareStore is what the Compare screen reads.
+type compareStore interface {
+	// Experiments lists experiments, newest first (the pair table's choices).
+	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
+	// Rollout returns one rollout with its task, turns and score.
+	Rollout(ctx context.Context, id int64) (storage.RolloutDetail, error)
+	// SameTaskRollouts lists the rollouts on the same task as rollout id (it included).
+	SameTaskRollouts(ctx context.Context, id int64) ([]storage.RolloutRow, error)
+	// PairRollouts pairs the rollouts of two experiments on the same tasks.
+	PairRollouts(ctx context.Context, a, b int64) ([]storage.RolloutPair, error)
+}
+
 func newComparePanel(u *UI) *comparePanel {
-	p := &comparePanel{u: u}
+	p := &comparePanel{u: u, st: u.deps.Store}
 	p.header = widget.NewLabelWithStyle("Pick a rollout in Rollouts or Trace and press Compare, or choose two experiments below.",
 		fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.header.Wrapping = fyne.TextWrapWord
@@ -155,6 +168,8 @@ func newComparePanel(u *UI) *comparePanel {
 	split := container.NewVSplit(top, bottom)
 	split.Offset = 0.78
 	p.content = split
+	u.events.ExperimentFinished.Subscribe(func(RunEnded) { p.reloadExperiments() })
+	u.follow(ScreenCompare, p.reloadExperiments)
 	return p
 }
 
@@ -175,10 +190,10 @@ func (p *comparePanel) open(a, b int64) {
 	background(p.u, func(ctx context.Context) (loaded, error) {
 		var l loaded
 		var err error
-		if l.a, err = p.u.deps.Store.Rollout(ctx, a); err != nil {
+		if l.a, err = p.st.Rollout(ctx, a); err != nil {
 			return l, err
 		}
-		if l.same, err = p.u.deps.Store.SameTaskRollouts(ctx, a); err != nil {
+		if l.same, err = p.st.SameTaskRollouts(ctx, a); err != nil {
 			return l, err
 		}
 		if b == 0 {
@@ -187,7 +202,7 @@ func (p *comparePanel) open(a, b int64) {
 		if b == 0 {
 			return l, fmt.Errorf("no other rollout on task %s", l.a.TaskKey)
 		}
-		l.b, err = p.u.deps.Store.Rollout(ctx, b)
+		l.b, err = p.st.Rollout(ctx, b)
 		return l, err
 	}, func(l loaded, err error) {
 		if seq != p.seq {
@@ -295,7 +310,7 @@ func (p *comparePanel) reloadExperiments() {
 	p.eseq++
 	seq := p.eseq
 	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
-		return p.u.deps.Store.Experiments(ctx)
+		return p.st.Experiments(ctx)
 	}, func(es []storage.ExperimentRow, err error) {
 		if seq != p.eseq || err != nil {
 			return
@@ -341,7 +356,7 @@ func (p *comparePanel) loadPairs() {
 	seq := p.pseq
 	p.pairStatus.SetText("Pairing rollouts…")
 	background(p.u, func(ctx context.Context) ([]storage.RolloutPair, error) {
-		return p.u.deps.Store.PairRollouts(ctx, a, b)
+		return p.st.PairRollouts(ctx, a, b)
 	}, func(pairs []storage.RolloutPair, err error) {
 		if seq != p.pseq {
 			return

@@ -20,9 +20,20 @@ const previewQuestions = 50
 // searchTopK is how many passages the BM25 box shows, MEM1's top-3.
 const searchTopK = 3
 
+// dataStore is what the Data screen reads.
+type dataStore interface {
+	// Datasets lists the imported datasets with their question and passage counts.
+	Datasets(ctx context.Context) ([]storage.DatasetInfo, error)
+	// Questions returns up to limit questions of dataset in import order, skipping offset.
+	Questions(ctx context.Context, dataset string, offset, limit int) ([]storage.Question, error)
+	// Search runs a BM25 query over the corpus and returns the best k passages, best first.
+	Search(ctx context.Context, query string, k int) ([]core.Passage, error)
+}
+
 // dataPanel is the Data screen: dataset counts, a question preview and a BM25 box.
 type dataPanel struct {
 	u        *UI
+	st       dataStore
 	content  fyne.CanvasObject
 	datasets []storage.DatasetInfo
 	counts   *dataTable
@@ -40,7 +51,7 @@ type dataPanel struct {
 }
 
 func newDataPanel(u *UI) *dataPanel {
-	p := &dataPanel{u: u}
+	p := &dataPanel{u: u, st: u.deps.Store}
 	p.counts = newDataTable([]string{"Dataset", "Questions", "Passages"}, []float32{100, 90, 90})
 	p.counts.onSelect = func(row int) { p.selectDataset(p.datasets[row].Name) }
 
@@ -66,13 +77,14 @@ func newDataPanel(u *UI) *dataPanel {
 	split := container.NewVSplit(top, bottom)
 	split.Offset = 0.6
 	p.content = container.NewBorder(nil, p.status, nil, nil, split)
+	u.follow(ScreenData, p.reload)
 	return p
 }
 
 // reload fetches the dataset counts.
 func (p *dataPanel) reload() {
 	background(p.u, func(ctx context.Context) ([]storage.DatasetInfo, error) {
-		return p.u.deps.Store.Datasets(ctx)
+		return p.st.Datasets(ctx)
 	}, func(ds []storage.DatasetInfo, err error) {
 		if err != nil {
 			p.status.SetText("Could not list datasets: " + err.Error())
@@ -101,7 +113,7 @@ func (p *dataPanel) selectDataset(name string) {
 	seq := p.previewSeq
 	p.previewTitle.SetText("Loading " + name + "…")
 	background(p.u, func(ctx context.Context) ([]storage.Question, error) {
-		return p.u.deps.Store.Questions(ctx, name, 0, previewQuestions)
+		return p.st.Questions(ctx, name, 0, previewQuestions)
 	}, func(qs []storage.Question, err error) {
 		if seq != p.previewSeq {
 			return // a later selection won
@@ -130,7 +142,7 @@ func (p *dataPanel) search() {
 	p.searchBt.Disable()
 	p.status.SetText("Searching…")
 	background(p.u, func(ctx context.Context) ([]core.Passage, error) {
-		return p.u.deps.Store.Search(ctx, q, searchTopK)
+		return p.st.Search(ctx, q, searchTopK)
 	}, func(ps []core.Passage, err error) {
 		p.searchBt.Enable()
 		if err != nil {

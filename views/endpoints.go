@@ -176,6 +176,7 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.22
 	p.content = split
+	u.follow(ScreenEndpoints, p.reload)
 	return p
 }
 
@@ -265,7 +266,7 @@ func (p *endpointsPanel) save() {
 		}
 		p.result.SetText(fmt.Sprintf("Saved %q.", pr.Name))
 		p.reload()
-		p.u.run.reloadProfiles()
+		p.u.events.ProfilesChanged.Emit(struct{}{})
 	})
 }
 
@@ -285,7 +286,7 @@ func (p *endpointsPanel) remove() {
 		p.result.SetText(fmt.Sprintf("Deleted %q.", name))
 		p.clear()
 		p.reload()
-		p.u.run.reloadProfiles()
+		p.u.events.ProfilesChanged.Emit(struct{}{})
 	})
 }
 
@@ -417,7 +418,7 @@ func (p *endpointsPanel) startServer() {
 		}
 		p.serverStatus.SetText(fmt.Sprintf("Ready at %s: profile %q saved.", srv.URL, prof.Name))
 		p.reload()
-		p.u.run.reloadProfiles()
+		p.u.events.ProfilesChanged.Emit(struct{}{})
 	})
 }
 
@@ -452,9 +453,14 @@ func (p *endpointsPanel) shutdown() {
 	}
 }
 
-// Shutdown stops what the UI started outside the process (a local inference
-// server). Call it when the window closes.
+// Shutdown stops what the UI started: it cancels the runs this UI plays (each
+// keeps its finished turns and can be resumed later) and waits for them to
+// record how they ended, stops the store watch and a local inference server.
+// Call it when the window closes.
 func (u *UI) Shutdown() {
+	u.stop()
+	u.loops.Wait()
+	u.jobs.Wait()
 	if u.endpoints != nil {
 		u.endpoints.shutdown()
 	}

@@ -14,11 +14,25 @@ import (
 	"github.com/mem1lab/mem1lab/storage"
 )
 
+// rolloutsStore is what the Rollouts screen (and the rollout list Runs shows) reads.
+type rolloutsStore interface {
+	// Experiments lists experiments, newest first, with rollout counts and means.
+	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
+	// Rollouts lists one experiment's rollouts.
+	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
+	// BrowseRollouts returns one page of the rollouts a browser query selects.
+	BrowseRollouts(ctx context.Context, q storage.RolloutQuery) (storage.RolloutPage, error)
+	// Facets lists the policies, models, datasets and statuses the browser filters offer.
+	Facets(ctx context.Context) (storage.RolloutFacets, error)
+}
+
 // rolloutList is a table of one experiment's rollouts with an Open button; both
 // Runs and Rollouts show one. Double-clicking a row or pressing Open shows the
 // rollout in Trace.
 type rolloutList struct {
 	u       *UI
+	st      runsStore
+	nav     navigator
 	expID   int64 // 0 = none loaded
 	all     []storage.RolloutRow
 	shown   []storage.RolloutRow // all, filtered
@@ -30,8 +44,8 @@ type rolloutList struct {
 	seq     int
 }
 
-func newRolloutList(u *UI) *rolloutList {
-	l := &rolloutList{u: u}
+func newRolloutList(u *UI, st runsStore, nav navigator) *rolloutList {
+	l := &rolloutList{u: u, st: st, nav: nav}
 	l.table = newDataTable([]string{"Task", "Objectives", "EM", "F1", "Peak tokens", "Turns", "Status", "Error"},
 		[]float32{190, 90, 60, 60, 100, 60, 90, 260})
 	l.openBt = widget.NewButton("Open in Trace", l.openSelected)
@@ -49,7 +63,7 @@ func (l *rolloutList) load(expID int64) {
 	seq := l.seq
 	l.status.SetText(fmt.Sprintf("Loading rollouts of experiment #%d…", expID))
 	background(l.u, func(ctx context.Context) ([]storage.RolloutRow, error) {
-		return l.u.deps.Store.Rollouts(ctx, expID)
+		return l.st.Rollouts(ctx, expID)
 	}, func(rs []storage.RolloutRow, err error) {
 		if seq != l.seq {
 			return
@@ -100,8 +114,7 @@ func (l *rolloutList) openSelected() {
 	for i, r := range l.shown {
 		ids[i] = r.ID
 	}
-	l.u.trace.open(l.shown[row].ID, ids)
-	_ = l.u.Show(ScreenTrace)
+	l.nav.openTrace(l.shown[row].ID, ids)
 }
 
 func firstLine(s string) string {
@@ -171,6 +184,8 @@ type browserList struct {
 // experiment, with sortable columns, filters, FTS5 text search and paging.
 type rolloutsPanel struct {
 	u                                 *UI
+	st                                rolloutsStore
+	nav                               navigator
 	content                           fyne.CanvasObject
 	experiments                       []storage.ExperimentRow
 	pick                              *widget.Select // experiment ("All experiments" = 0)
@@ -185,16 +200,14 @@ type rolloutsPanel struct {
 	query                             storage.RolloutQuery
 	pageSize                          int
 	seq, fseq                         int
-	quiet                             bool  // options being set by code, not the user
-	followed                          int64 // the experiment Runs chose last
-	pending                           int64 // an experiment Runs chose before the list was loaded
+	quiet                             bool // options being set by code, not the user
 }
 
 const anyChoice = "(any)"
 const allExperiments = "All experiments"
 
 func newRolloutsPanel(u *UI) *rolloutsPanel {
-	p := &rolloutsPanel{u: u, pageSize: storage.DefaultPageSize}
+	p := &rolloutsPanel{u: u, st: u.deps.Store, nav: u, pageSize: storage.DefaultPageSize}
 	l := &browserList{u: u}
 	p.list = l
 	headers := make([]string, len(browserColumns))
@@ -225,7 +238,7 @@ func newRolloutsPanel(u *UI) *rolloutsPanel {
 	l.openBt.Disable()
 	l.cmpBt = widget.NewButton("Compare…", func() {
 		if r := l.table.selected; r >= 0 && r < len(l.shown) {
-			p.u.OpenCompare(l.shown[r].ID, 0)
+			p.nav.OpenCompare(l.shown[r].ID, 0)
 		}
 	})
 	l.cmpBt.Disable()
@@ -276,6 +289,11 @@ func newRolloutsPanel(u *UI) *rolloutsPanel {
 		container.NewGridWithColumns(5, p.pick, p.policy, p.model, p.dataset, p.status))
 	row2 := container.NewBorder(nil, nil, nil, container.NewHBox(p.wrong, p.mismatch, p.maxTurns, p.failed), p.filter)
 	p.content = container.NewBorder(container.NewVBox(row1, row2), nil, nil, nil, l.content)
+
+	ev := &u.events
+	ev.ExperimentCreated.Subscribe(func(int64) { p.reload() })
+	ev.ExperimentFinished.Subscribe(func(RunEnded) { p.reload() })
+	u.follow(ScreenRollouts, p.reload)
 	return p
 }
 
@@ -351,7 +369,7 @@ func (p *rolloutsPanel) load() {
 	q := p.query
 	q.Limit = p.pageSize
 	background(p.u, func(ctx context.Context) (storage.RolloutPage, error) {
-		return p.u.deps.Store.BrowseRollouts(ctx, q)
+		return p.st.BrowseRollouts(ctx, q)
 	}, func(pg storage.RolloutPage, err error) {
 		if seq != p.seq {
 			return
@@ -408,11 +426,11 @@ func (p *rolloutsPanel) reload() {
 		f  storage.RolloutFacets
 	}
 	background(p.u, func(ctx context.Context) (choices, error) {
-		es, err := p.u.deps.Store.Experiments(ctx)
+		es, err := p.st.Experiments(ctx)
 		if err != nil {
 			return choices{}, err
 		}
-		f, err := p.u.deps.Store.Facets(ctx)
+		f, err := p.st.Facets(ctx)
 		return choices{es, f}, err
 	}, func(c choices, err error) {
 		if seq != p.fseq {
@@ -429,10 +447,6 @@ func (p *rolloutsPanel) reload() {
 			labels = append(labels, experimentLabel(e))
 		}
 		p.pick.SetOptions(labels)
-		pending := p.pending != 0 && containsID(c.es, p.pending)
-		if pending {
-			p.expID, p.pending = p.pending, 0
-		}
 		if p.expID == 0 || !containsID(c.es, p.expID) {
 			p.expID = 0
 			p.pick.ClearSelected()
@@ -454,10 +468,6 @@ func (p *rolloutsPanel) reload() {
 			}
 		}
 		p.quiet = false
-		if pending {
-			p.changed()
-			return
-		}
 		p.load()
 	})
 }
@@ -471,25 +481,6 @@ func containsID(es []storage.ExperimentRow, id int64) bool {
 	return false
 }
 
-// selectExperiment narrows the browser to experiment id, the one chosen in
-// Runs. Runs choosing the same experiment again (as it does on every refresh)
-// changes nothing, so a choice made here since is kept.
-func (p *rolloutsPanel) selectExperiment(id int64) {
-	if id == p.followed {
-		return
-	}
-	p.followed = id
-	if len(p.experiments) == 0 {
-		p.pending = id // applied when the experiments are listed
-		return
-	}
-	for _, e := range p.experiments {
-		if e.ID == id && id != p.expID {
-			p.pick.SetSelected(experimentLabel(e))
-		}
-	}
-}
-
 // openSelected opens the selected rollout in Trace; ↑/↓ there walk this query.
 func (p *rolloutsPanel) openSelected() {
 	l := p.list
@@ -497,6 +488,5 @@ func (p *rolloutsPanel) openSelected() {
 	if row < 0 || row >= len(l.shown) {
 		return
 	}
-	p.u.trace.openInQuery(l.shown[row].ID, p.query, p.query.Offset+row, l.total)
-	_ = p.u.Show(ScreenTrace)
+	p.nav.openTraceInQuery(l.shown[row].ID, p.query, p.query.Offset+row, l.total)
 }

@@ -32,10 +32,21 @@ var (
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// newExperimentStore is what the New experiment screen reads.
+type newExperimentStore interface {
+	// Datasets lists the imported datasets with their question and passage counts.
+	Datasets(ctx context.Context) ([]storage.DatasetInfo, error)
+	// Questions returns up to limit questions of dataset in import order, skipping offset.
+	Questions(ctx context.Context, dataset string, offset, limit int) ([]storage.Question, error)
+	// Experiment returns one experiment (to offer resuming one with the same config).
+	Experiment(ctx context.Context, id int64) (storage.ExperimentRow, error)
+}
+
 // runPanel is the New experiment screen: the run settings form, Run/Cancel, live progress
 // and the finished run's summary by group.
 type runPanel struct {
 	u       *UI
+	st      newExperimentStore
 	content fyne.CanvasObject
 
 	name, endpoint, model, apiKeyEnv               *widget.Entry
@@ -85,7 +96,7 @@ type hashLookup interface {
 }
 
 func newRunPanel(u *UI) *runPanel {
-	p := &runPanel{u: u}
+	p := &runPanel{u: u, st: u.deps.Store}
 	def := u.deps.DefaultRun
 	entry := func(v string) *widget.Entry { e := widget.NewEntry(); e.SetText(v); return e }
 	choose := func(opts []string, v, fallback string) *widget.Select {
@@ -217,6 +228,9 @@ func newRunPanel(u *UI) *runPanel {
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.45
 	p.content = split
+
+	u.events.ProfilesChanged.Subscribe(func(struct{}) { p.reloadProfiles() })
+	u.follow(ScreenNewRun, p.reloadDatasets)
 	return p
 }
 
@@ -224,7 +238,7 @@ func newRunPanel(u *UI) *runPanel {
 // current choice when it still exists.
 func (p *runPanel) reloadDatasets() {
 	background(p.u, func(ctx context.Context) ([]storage.DatasetInfo, error) {
-		return p.u.deps.Store.Datasets(ctx)
+		return p.st.Datasets(ctx)
 	}, func(ds []storage.DatasetInfo, err error) {
 		if err != nil {
 			p.status.SetText("Could not list datasets: " + err.Error())
@@ -487,7 +501,7 @@ func (p *runPanel) start() {
 			return storage.ExperimentRow{}, err
 		}
 		for _, id := range ids {
-			e, err := p.u.deps.Store.Experiment(ctx, id)
+			e, err := p.st.Experiment(ctx, id)
 			if err != nil {
 				return storage.ExperimentRow{}, err
 			}
@@ -552,12 +566,17 @@ func (p *runPanel) begin(play func(ctx context.Context, progress func(experiment
 	go func() {
 		defer p.u.jobs.Done()
 		defer cancel()
+		announced := false
 		sum, err := play(ctx, func(pr experiments.Progress) {
 			p.u.do(func() {
 				if seq == p.runSeq && p.running {
 					p.showProgress(pr)
 				}
-				p.u.runs.live(pr)
+				if pr.Experiment != 0 && !announced {
+					announced = true
+					p.u.events.ExperimentCreated.Emit(pr.Experiment)
+				}
+				p.u.events.RunProgress.Emit(pr)
 			})
 		})
 		cancelled := ctx.Err() != nil || errors.Is(err, context.Canceled)
@@ -606,9 +625,6 @@ func progressText(pr experiments.Progress) string {
 
 func (p *runPanel) finish(sum experiments.Summary, err error, cancelled bool) {
 	p.running, p.cancel = false, nil
-	if sum.Experiment != 0 {
-		delete(p.u.runs.playing, sum.Experiment)
-	}
 	p.runBt.Enable()
 	p.cancelBt.Disable()
 	switch {
@@ -628,8 +644,7 @@ func (p *runPanel) finish(sum experiments.Summary, err error, cancelled bool) {
 			fmt.Sprintf("%.0f", g.MeanPeakTokens), fmt.Sprintf("%.1f", g.MeanSeconds)}
 	}
 	p.summary.setRows(rows)
-	p.u.runs.reload()
-	p.u.rollouts.reload()
+	p.u.events.ExperimentFinished.Emit(RunEnded{Experiment: sum.Experiment, Summary: sum, Err: err, Cancelled: cancelled})
 }
 
 func intList(ns []int) string {
@@ -711,7 +726,7 @@ func (p *runPanel) preview() {
 		prompt string
 	}
 	background(p.u, func(ctx context.Context) (result, error) {
-		qs, err := experiments.LoadQuestions(ctx, p.u.deps.Store, cfg)
+		qs, err := experiments.LoadQuestions(ctx, p.st, cfg)
 		if err != nil {
 			return result{}, err
 		}

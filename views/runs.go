@@ -15,10 +15,28 @@ import (
 	"github.com/mem1lab/mem1lab/storage"
 )
 
+// runsStore is what the Runs screen reads.
+type runsStore interface {
+	// Experiments lists experiments, newest first, with rollout counts and means.
+	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
+	// Rollouts lists one experiment's rollouts.
+	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
+}
+
+// navigator is how a screen moves to another one without touching it: the
+// UI hub routes these to the screen named.
+type navigator interface {
+	Show(name string) error
+	openTrace(id int64, siblings []int64)
+	openTraceInQuery(id int64, q storage.RolloutQuery, pos, total int)
+	OpenCompare(a, b int64)
+}
+
 // runsPanel is the Runs screen: experiments with their progress and mean EM, and
 // the selected experiment's rollouts below.
 type runsPanel struct {
 	u           *UI
+	st          runsStore
 	content     fyne.CanvasObject
 	experiments []storage.ExperimentRow
 	table       *dataTable
@@ -42,15 +60,14 @@ type runsPanel struct {
 }
 
 func newRunsPanel(u *UI) *runsPanel {
-	p := &runsPanel{u: u}
+	p := &runsPanel{u: u, st: u.deps.Store}
 	p.table = newDataTable([]string{"Name", "Created", "Status", "Progress", "Mean EM"}, []float32{240, 150, 90, 230, 80})
-	p.rollouts = newRolloutList(u)
+	p.rollouts = newRolloutList(u, u.deps.Store, u)
 	p.status = widget.NewLabel("")
 	p.table.onSelect = func(row int) {
 		e := p.experiments[row]
 		p.selectedID = e.ID
 		p.rollouts.load(e.ID)
-		u.rollouts.selectExperiment(e.ID)
 		p.showSelected(e)
 	}
 	refresh := widget.NewButton("Refresh", p.reload)
@@ -80,6 +97,22 @@ func newRunsPanel(u *UI) *runsPanel {
 	split := container.NewVSplit(top, lower)
 	split.Offset = 0.3
 	p.content = split
+
+	ev := &u.events
+	ev.RunProgress.Subscribe(p.live)
+	ev.ExperimentCreated.Subscribe(func(id int64) {
+		p.selectedID = id // the experiment just launched is the one to watch
+		p.playing[id] = true
+		p.reload()
+	})
+	ev.ExperimentChanged.Subscribe(func(int64) { p.reload() })
+	ev.ExperimentFinished.Subscribe(func(r RunEnded) {
+		if r.Experiment != 0 {
+			delete(p.playing, r.Experiment)
+		}
+		p.reload()
+	})
+	u.follow(ScreenRuns, p.reload)
 	return p
 }
 
@@ -130,15 +163,6 @@ func (p *runsPanel) live(pr experiments.Progress) {
 		p.lastFinished[pr.Experiment] = fin
 		p.reload()
 	}
-	if p.u.charts != nil {
-		p.u.charts.live(pr) // charts of a running experiment follow it (at most every 2 s)
-	}
-}
-
-// ended is told when this UI stops playing an experiment.
-func (p *runsPanel) ended(id int64) {
-	delete(p.playing, id)
-	p.reload()
 }
 
 func (p *runsPanel) showLive(pr experiments.Progress) {
@@ -178,7 +202,7 @@ func (p *runsPanel) showSelected(e storage.ExperimentRow) {
 	seq := p.settingSeq
 	id := e.ID
 	background(p.u, func(ctx context.Context) ([]experiments.SettingProgress, error) {
-		rows, err := p.u.deps.Store.Rollouts(ctx, id)
+		rows, err := p.st.Rollouts(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -272,7 +296,7 @@ func (p *runsPanel) continueRun() {
 	go func() {
 		defer p.u.jobs.Done()
 		_, err := rc.Resume(p.u.ctx, id, func(pr experiments.Progress) {
-			p.u.do(func() { p.live(pr) })
+			p.u.do(func() { p.u.events.RunProgress.Emit(pr) })
 		})
 		p.u.do(func() {
 			switch {
@@ -283,7 +307,7 @@ func (p *runsPanel) continueRun() {
 			default:
 				p.status.SetText(fmt.Sprintf("Experiment #%d finished.", id))
 			}
-			p.ended(id)
+			p.u.events.ExperimentFinished.Emit(RunEnded{Experiment: id, Err: err, Cancelled: errors.Is(err, context.Canceled)})
 		})
 	}()
 }
@@ -293,7 +317,7 @@ func (p *runsPanel) reload() {
 	p.seq++
 	seq := p.seq
 	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
-		return p.u.deps.Store.Experiments(ctx)
+		return p.st.Experiments(ctx)
 	}, func(es []storage.ExperimentRow, err error) {
 		if seq != p.seq {
 			return

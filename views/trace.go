@@ -29,9 +29,21 @@ type traceNav struct {
 	total int // rollouts the query selects
 }
 
+// traceStore is what the Trace screen reads.
+type traceStore interface {
+	// Rollout returns one rollout with its task, turns and score.
+	Rollout(ctx context.Context, id int64) (storage.RolloutDetail, error)
+	// Experiment returns one experiment (its config JSON feeds the request parameters).
+	Experiment(ctx context.Context, id int64) (storage.ExperimentRow, error)
+	// BrowseRollouts returns one page of a browser query (↑/↓ walk it).
+	BrowseRollouts(ctx context.Context, q storage.RolloutQuery) (storage.RolloutPage, error)
+}
+
 // tracePanel is the Trace screen: one rollout stepped turn by turn.
 type tracePanel struct {
 	u       *UI
+	st      traceStore
+	screens     navigator
 	content fyne.CanvasObject
 
 	detail   storage.RolloutDetail
@@ -65,7 +77,7 @@ type tracePanel struct {
 }
 
 func newTracePanel(u *UI) *tracePanel {
-	p := &tracePanel{u: u}
+	p := &tracePanel{u: u, st: u.deps.Store, screens: u}
 	p.header = widget.NewLabelWithStyle("Open a rollout from Runs or Rollouts (double-click or Open).", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.header.Wrapping = fyne.TextWrapWord
 	p.turnLabel = widget.NewLabel("turn 0 of 0")
@@ -85,7 +97,7 @@ func newTracePanel(u *UI) *tracePanel {
 	}
 	p.compareBt = widget.NewButtonWithIcon("Compare…", theme.ViewRestoreIcon(), func() {
 		if p.loaded {
-			p.u.OpenCompare(p.detail.ID, 0)
+			p.screens.OpenCompare(p.detail.ID, 0)
 		}
 	})
 
@@ -144,6 +156,7 @@ func newTracePanel(u *UI) *tracePanel {
 	split.Offset = 0.6
 	p.content = container.NewBorder(top, nil, nil, nil, split)
 	p.show()
+	u.follow(ScreenTrace, p.refresh)
 	return p
 }
 
@@ -178,12 +191,12 @@ func (p *tracePanel) load(id int64, keep bool) {
 		cfg string
 	}
 	background(p.u, func(ctx context.Context) (loaded, error) {
-		d, err := p.u.deps.Store.Rollout(ctx, id)
+		d, err := p.st.Rollout(ctx, id)
 		if err != nil {
 			return loaded{}, err
 		}
 		cfg := ""
-		if e, err := p.u.deps.Store.Experiment(ctx, d.ExperimentID); err == nil {
+		if e, err := p.st.Experiment(ctx, d.ExperimentID); err == nil {
 			cfg = e.ConfigJSON
 		}
 		return loaded{d, cfg}, nil
@@ -292,7 +305,7 @@ func (p *tracePanel) openSibling(delta int) {
 		seq := p.seq + 1
 		p.seq = seq
 		background(p.u, func(ctx context.Context) (storage.RolloutPage, error) {
-			return p.u.deps.Store.BrowseRollouts(ctx, qq)
+			return p.st.BrowseRollouts(ctx, qq)
 		}, func(pg storage.RolloutPage, err error) {
 			if seq != p.seq {
 				return

@@ -17,43 +17,24 @@ import (
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
-// Store is what the screens read from the experiment database. Every method may be
-// slow and is only called from background goroutines; implementations must be safe
-// for concurrent use.
+// Store is what the screens read from the experiment database: the union of
+// the narrow interfaces each screen declares in its own file (dataStore,
+// newExperimentStore, runsStore, rolloutsStore, traceStore, compareStore,
+// chartsStore), so a screen's fake only needs the methods that screen calls.
+// Every method may be slow and is only called from background goroutines;
+// implementations must be safe for concurrent use.
 type Store interface {
-	// Datasets lists the imported datasets with their question and passage counts.
-	Datasets(ctx context.Context) ([]storage.DatasetInfo, error)
-	// Questions returns up to limit questions of dataset in import order, skipping offset.
-	Questions(ctx context.Context, dataset string, offset, limit int) ([]storage.Question, error)
-	// Search runs a BM25 query over the corpus and returns the best k passages, best first.
-	Search(ctx context.Context, query string, k int) ([]core.Passage, error)
-	// Experiments lists experiments, newest first, with rollout counts and means.
-	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
-	// Rollouts lists one experiment's rollouts.
-	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
-	// Rollout returns one rollout with its task, turns and score.
-	Rollout(ctx context.Context, id int64) (storage.RolloutDetail, error)
-	// Experiment returns one experiment (its config JSON feeds Trace's raw view).
-	Experiment(ctx context.Context, id int64) (storage.ExperimentRow, error)
-	// BrowseRollouts returns one page of the rollouts a browser query selects.
-	BrowseRollouts(ctx context.Context, q storage.RolloutQuery) (storage.RolloutPage, error)
-	// Facets lists the policies, models, datasets and statuses the browser filters offer.
-	Facets(ctx context.Context) (storage.RolloutFacets, error)
-	// SameTaskRollouts lists the rollouts on the same task as rollout id (it included).
-	SameTaskRollouts(ctx context.Context, id int64) ([]storage.RolloutRow, error)
-	// PairRollouts pairs the rollouts of two experiments on the same tasks.
-	PairRollouts(ctx context.Context, a, b int64) ([]storage.RolloutPair, error)
-	// EachTurnTokens streams the token counts of the done rollouts' turns (Charts).
-	EachTurnTokens(ctx context.Context, expIDs []int64, fn func(storage.TurnTokens) error) error
-	// EachRollout streams one experiment's rollouts with their export fields (Charts' CSV export).
-	EachRollout(ctx context.Context, expID int64, fn func(storage.RolloutExport) error) error
-	// EachTurn streams one experiment's turns (Charts' CSV export); fn must copy what it keeps.
-	EachTurn(ctx context.Context, expID int64, fn func(*storage.TurnExport) error) error
+	dataStore
+	newExperimentStore
+	runsStore
+	rolloutsStore
+	traceStore
+	compareStore
+	chartsStore
 }
 
 // Runner runs one experiment to the end or until ctx is cancelled, calling progress
@@ -93,11 +74,16 @@ var Screens = []string{ScreenData, ScreenEndpoints, ScreenNewRun, ScreenRuns, Sc
 // UI is the main window's content: the navigation list and the current screen.
 // Its methods must be called on the Fyne UI thread (or inside fyne.Do).
 type UI struct {
-	deps Deps
-	ctx  context.Context
+	deps   Deps
+	ctx    context.Context
+	stop   context.CancelFunc
+	events Events
+	prefs  fyne.Preferences // nil without an app (choices are then not remembered)
 
 	// jobs counts background goroutines still to apply their results; tests wait on it.
 	jobs sync.WaitGroup
+	// loops counts the long-lived pollers (store watch) that end with ctx.
+	loops sync.WaitGroup
 	// applying serialises results applied from goroutines. fyne.Do already runs them
 	// one at a time on the UI thread; the test driver runs them inline on the
 	// calling goroutine, where this lock keeps them from overlapping each other and
@@ -109,6 +95,9 @@ type UI struct {
 	content fyne.CanvasObject
 	screens map[string]fyne.CanvasObject
 	current string
+	quiet   bool // Show does not emit ScreenShown
+	// reloaders are the screens' reloads, in screen order; Refresh runs them all.
+	reloaders []func()
 
 	data      *dataPanel
 	run       *runPanel
@@ -124,7 +113,11 @@ type UI struct {
 // set; this replaces the canvas's OnTypedKey handler) and starts loading the store's
 // datasets and experiments in the background. The Data screen is shown first.
 func NewUI(d Deps) *UI {
-	u := &UI{deps: d, ctx: context.Background(), screens: map[string]fyne.CanvasObject{}}
+	u := &UI{deps: d, screens: map[string]fyne.CanvasObject{}}
+	u.ctx, u.stop = context.WithCancel(context.Background())
+	if a := fyne.CurrentApp(); a != nil {
+		u.prefs = a.Preferences()
+	}
 	u.data = newDataPanel(u)
 	u.run = newRunPanel(u)
 	u.endpoints = newEndpointsPanel(u)
@@ -162,10 +155,32 @@ func NewUI(d Deps) *UI {
 	if d.Window != nil {
 		u.installShortcuts(d.Window.Canvas())
 	}
-	_ = u.Show(ScreenData)
+	u.showQuietly(ScreenData) // Refresh below loads every screen once
 	u.Refresh()
+	if w, ok := d.Store.(ChangeWatcher); ok {
+		u.watchStore(w)
+	}
 	return u
 }
+
+// follow makes a list screen reflect the store: reload runs whenever the
+// screen is shown, and when another process changed the store while it is shown.
+func (u *UI) follow(screen string, reload func()) {
+	u.events.ScreenShown.Subscribe(func(s string) {
+		if s == screen {
+			reload()
+		}
+	})
+	u.events.StoreChanged.Subscribe(func(struct{}) {
+		if u.current == screen {
+			reload()
+		}
+	})
+	u.reloaders = append(u.reloaders, reload)
+}
+
+// Events is the UI's event bus (screens subscribe to it; the app may too).
+func (u *UI) Events() *Events { return &u.events }
 
 // Content is the object to put in the window (Window.SetContent).
 func (u *UI) Content() fyne.CanvasObject { return u.content }
@@ -195,33 +210,51 @@ func (u *UI) Show(name string) error {
 			u.nav.Select(i)
 		}
 	}
+	if !u.quiet {
+		u.events.ScreenShown.Emit(name)
+	}
 	return nil
+}
+
+// showQuietly shows screen name without telling the subscribers.
+func (u *UI) showQuietly(name string) {
+	u.quiet = true
+	defer func() { u.quiet = false }()
+	_ = u.Show(name)
+}
+
+// openTrace shows rollout id in Trace; siblings (when given) are the rollouts
+// ↑/↓ walk. Screens reach it through their navigator.
+func (u *UI) openTrace(id int64, siblings []int64) {
+	_ = u.Show(ScreenTrace) // before open: showing refreshes the rollout shown so far
+	u.trace.open(id, siblings)
+}
+
+// openTraceInQuery shows rollout id, at position pos of the browser query q
+// (total rollouts), in Trace.
+func (u *UI) openTraceInQuery(id int64, q storage.RolloutQuery, pos, total int) {
+	_ = u.Show(ScreenTrace)
+	u.trace.openInQuery(id, q, pos, total)
 }
 
 // OpenRollout loads rollout id from the store and shows it in Trace at its first turn.
 func (u *UI) OpenRollout(id int64) {
-	u.trace.open(id, nil)
-	_ = u.Show(ScreenTrace)
+	u.openTrace(id, nil)
 }
 
 // Refresh reloads from the store what the screens list: dataset counts, the
 // datasets offered by New run, the experiments and the rollouts shown.
 func (u *UI) Refresh() {
-	u.data.reload()
-	u.run.reloadDatasets()
-	u.endpoints.reload()
-	u.runs.reload()
-	u.rollouts.reload()
-	u.trace.refresh()
-	u.compare.reloadExperiments()
-	u.charts.reload()
+	for _, r := range u.reloaders {
+		r()
+	}
 }
 
 // OpenCompare shows rollouts a and b side by side in Compare; b = 0 picks
 // another rollout on a's task.
 func (u *UI) OpenCompare(a, b int64) {
-	u.compare.open(a, b)
 	_ = u.Show(ScreenCompare)
+	u.compare.open(a, b)
 }
 
 // installShortcuts registers Ctrl+1..8 (Cmd on macOS) for the screens, Ctrl+E,

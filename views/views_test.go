@@ -268,7 +268,7 @@ func TestRunsRolloutsOpenInTrace(t *testing.T) {
 	require.Len(t, l.rows(), 2)
 	assert.Equal(t, []string{"hotpotqa/n2/0000", "2", "1.00", "1.00", "855", "3", "done", ""}, l.table.rows[0])
 	assert.True(t, l.openBt.Disabled(), "nothing selected yet")
-	assert.Equal(t, "#1 mem1 n2 smoke", u.rollouts.pick.Selected, "Rollouts follows the experiment chosen in Runs")
+	assert.Empty(t, u.rollouts.pick.Selected, "Rollouts keeps its own experiment filter; picking in Runs does not change it (defect 15)")
 
 	act(u, func() { l.table.selectRow(0) })
 	require.False(t, l.openBt.Disabled())
