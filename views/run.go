@@ -767,12 +767,6 @@ func planText(pl experiments.Plan) string {
 			objs = append(objs, s.Objectives)
 		}
 	}
-	plural := func(n int, one, many string) string {
-		if n == 1 {
-			return fmt.Sprintf("%d %s", n, one)
-		}
-		return fmt.Sprintf("%d %s", n, many)
-	}
 	return fmt.Sprintf("%s: %s (%s × %s × %s), %s in all",
 		plural(pl.Rollouts, "rollout", "rollouts"), plural(len(pl.Settings), "setting", "settings"),
 		plural(len(models), "model", "models"), plural(len(policies), "policy", "policies"),

@@ -56,7 +56,8 @@ type runsPanel struct {
 	playing                      map[int64]bool // experiments this UI is playing
 	lastFinished                 map[int64]int
 	settingSeq                   int
-	pollArmed                    bool // a reload is scheduled for experiments running elsewhere
+	pollArmed                    bool  // a reload is scheduled for experiments running elsewhere
+	newestSeen                   int64 // the newest experiment id listed so far
 }
 
 func newRunsPanel(u *UI) *runsPanel {
@@ -333,12 +334,20 @@ func (p *runsPanel) reload() {
 				fmt.Sprintf("%d done, %d failed of %d", e.Done, e.Failed, e.Rollouts), fmt.Sprintf("%.3f", e.MeanEM)}
 		}
 		p.table.setRows(rows)
-		p.status.SetText(fmt.Sprintf("%d experiments", len(es)))
+		p.status.SetText(plural(len(es), "experiment", "experiments"))
 		p.armPoll(es)
-		if p.selectedID == 0 && len(es) > 0 {
-			p.table.selectRow(0) // the newest experiment until the user picks one
+		newest := int64(0)
+		if len(es) > 0 {
+			newest = es[0].ID
+		}
+		if newest > p.newestSeen && p.newestSeen != 0 || p.selectedID == 0 && len(es) > 0 {
+			// A new experiment (launched here or by another process) or none picked yet:
+			// the newest is selected, at the top.
+			p.newestSeen = newest
+			p.table.selectRow(0)
 			return
 		}
+		p.newestSeen = max(p.newestSeen, newest)
 		for i, e := range es {
 			if e.ID == p.selectedID {
 				p.table.selectRow(i)

@@ -68,9 +68,14 @@ func (d *dataTable) setRows(rows [][]string) {
 	d.table.Refresh()
 }
 
-// selectRow selects row as if it had been tapped.
+// selectRow selects row as if it had been tapped. The first row is shown at
+// the top: Table.Select scrolls by the header's height too when the table is
+// small or not laid out yet, which hid the row under the header.
 func (d *dataTable) selectRow(row int) {
 	d.table.Select(widget.TableCellID{Row: row, Col: 0})
+	if row == 0 {
+		d.table.ScrollToTop()
+	}
 }
 
 // tableCell is a truncating label that forwards taps to its table.

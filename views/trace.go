@@ -43,7 +43,7 @@ type traceStore interface {
 type tracePanel struct {
 	u       *UI
 	st      traceStore
-	screens     navigator
+	screens navigator
 	content fyne.CanvasObject
 
 	detail   storage.RolloutDetail
