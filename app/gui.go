@@ -96,7 +96,12 @@ func RunGUI(opts GUIOptions) error {
 		DefaultRun: experiments.DefaultRunConfig(),
 	})
 	win.SetContent(ui.Content())
-	win.SetMainMenu(fyne.NewMainMenu(fyne.NewMenu("File", trajectoriesMenuItem(win, st, ui))))
+	// Quitting during a run asks first, then stops the runs cleanly so they are
+	// recorded as cancelled (resumable) rather than left "running" for ever.
+	quit := fyne.NewMenuItem("Quit", func() { ui.ConfirmQuit(a.Quit) })
+	quit.IsQuit = true
+	win.SetMainMenu(fyne.NewMainMenu(fyne.NewMenu("File", trajectoriesMenuItem(win, st, ui), fyne.NewMenuItemSeparator(), quit)))
+	win.SetCloseIntercept(func() { ui.ConfirmQuit(win.Close) })
 	win.SetMaster()
 	if opts.Width > 0 && opts.Height > 0 {
 		win.Resize(fyne.NewSize(opts.Width, opts.Height))

@@ -566,8 +566,10 @@ func (p *chartsPanel) startPreset(base experiments.RunConfig, tasks int) {
 	var mu sync.Mutex
 	ids := []int64{}
 	p.u.jobs.Add(1)
+	p.u.runStarted()
 	go func() {
 		defer p.u.jobs.Done()
+		defer p.u.runEnded()
 		_, err := experiments.RunSettings(ctx, r, cfgs, func(i int, pr experiments.Progress) {
 			mu.Lock()
 			newExp := pr.Experiment != 0 && (len(ids) == 0 || ids[len(ids)-1] != pr.Experiment)

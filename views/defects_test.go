@@ -79,3 +79,91 @@ func TestDefect1RunsShowsLaunchedExperimentAtTop(t *testing.T) {
 	r.proceed <- struct{}{}
 	u.wait()
 }
+
+// findButton is the visible button labelled text under o (nil when none).
+func findButton(o fyne.CanvasObject, text string) *widget.Button {
+	var found *widget.Button
+	var walk func(fyne.CanvasObject)
+	walk = func(o fyne.CanvasObject) {
+		if found != nil || o == nil || !o.Visible() {
+			return
+		}
+		if b, ok := o.(*widget.Button); ok && b.Text == text {
+			found = b
+			return
+		}
+		switch x := o.(type) {
+		case *fyne.Container:
+			for _, ch := range x.Objects {
+				walk(ch)
+			}
+		case fyne.Widget:
+			for _, ch := range test.WidgetRenderer(x).Objects() {
+				walk(ch)
+			}
+		}
+	}
+	walk(o)
+	return found
+}
+
+// Defect 2: quitting during a run asks first; agreeing stops the run cleanly
+// (it returns, recorded as cancelled) before the app quits.
+func TestDefect2QuitDuringRunAsksAndStopsCleanly(t *testing.T) {
+	st := newCtlStore()
+	r := newCtlRunner([]experiments.Progress{{Experiment: 1, Total: 2, Running: 2}})
+	u, w := newTestUI(t, st, r)
+	quits := 0
+	act(u, func() { u.ConfirmQuit(func() { quits++ }) })
+	assert.Equal(t, 1, quits, "nothing runs: quit at once")
+
+	act(u, func() { test.Tap(u.run.runBt) })
+	<-r.started
+	<-r.stepped
+	quits = 0
+	act(u, func() { u.ConfirmQuit(func() { quits++ }) })
+	var stop *widget.Button
+	act(u, func() {
+		top := w.Canvas().Overlays().Top()
+		require.NotNil(t, top, "a confirmation is shown")
+		stop = findButton(top, "Stop and quit")
+		require.NotNil(t, stop)
+		assert.NotNil(t, findButton(top, "Keep running"))
+	})
+	assert.Equal(t, 0, quits, "not before the user agrees")
+	act(u, func() { test.Tap(stop) })
+	r.proceed <- struct{}{} // the run sees its context cancelled and returns
+	eventually(t, u, func() bool { return quits == 1 })
+	u.wait()
+	assert.Equal(t, 0, u.RunsInFlight())
+	assert.Contains(t, u.run.status.Text, "cancelled", "the run recorded how it ended")
+}
+
+// Defect 2: an experiment left "running" by a process that is gone offers
+// Resume run, not Pause/Cancel that nobody would read.
+func TestDefect2OrphanedExperimentOffersResume(t *testing.T) {
+	st := newCtlStore()
+	r := newCtlRunner(nil)
+	r.orphans = map[int64]bool{1: true}
+	u, _ := newTestUI(t, st, r)
+	act(u, func() { require.NoError(t, u.Show(ScreenRuns)) })
+	u.wait()
+	rp := u.runs
+	row := -1
+	for i, e := range rp.experiments {
+		if e.ID == 1 {
+			row = i
+		}
+	}
+	require.GreaterOrEqual(t, row, 0)
+	require.Equal(t, storage.StatusRunning, rp.experiments[row].Status, "the store still says running")
+	act(u, func() { rp.table.selectRow(row) })
+	u.wait()
+	act(u, func() {
+		assert.True(t, rp.pauseBt.Disabled(), "nobody would read a pause")
+		assert.True(t, rp.cancelBt.Disabled())
+		assert.False(t, rp.continueBt.Disabled(), "Resume run is offered")
+		assert.Contains(t, rp.title.Text, "process is gone")
+		assert.Contains(t, rp.table.rows[row][2], "process is gone")
+	})
+}

@@ -453,14 +453,11 @@ func (p *endpointsPanel) shutdown() {
 	}
 }
 
-// Shutdown stops what the UI started: it cancels the runs this UI plays (each
-// keeps its finished turns and can be resumed later) and waits for them to
-// record how they ended, stops the store watch and a local inference server.
-// Call it when the window closes.
+// Shutdown stops what the UI started: it cancels what still runs (StopRuns
+// before quitting lets the runs record how they ended), the store watch, and
+// stops a local inference server. Call it after the window closed.
 func (u *UI) Shutdown() {
 	u.stop()
-	u.loops.Wait()
-	u.jobs.Wait()
 	if u.endpoints != nil {
 		u.endpoints.shutdown()
 	}

@@ -97,6 +97,7 @@ type ctlRunner struct {
 	mu       sync.Mutex
 	actions  []string
 	cancelCh chan struct{}
+	orphans  map[int64]bool // experiments whose owner process is gone
 }
 
 func newCtlRunner(steps []experiments.Progress) *ctlRunner {
@@ -136,6 +137,12 @@ func (r *ctlRunner) Control(_ context.Context, id int64, action string) error {
 		close(r.cancelCh)
 	}
 	return nil
+}
+
+func (r *ctlRunner) Orphaned(_ context.Context, id int64) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.orphans[id], nil
 }
 
 func (r *ctlRunner) done() []string {

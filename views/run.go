@@ -87,7 +87,13 @@ type runPanel struct {
 type RunController interface {
 	Resume(ctx context.Context, expID int64, progress func(experiments.Progress)) (experiments.Summary, error)
 	Control(ctx context.Context, expID int64, action string) error
+	// Orphaned reports whether an experiment listed as running or paused has no
+	// live process holding it (its owner crashed or was killed).
+	Orphaned(ctx context.Context, expID int64) (bool, error)
 }
+
+// The app's runner offers run control.
+var _ RunController = (*experiments.Runner)(nil)
 
 // hashLookup finds experiments by config hash (*storage.Store has it); the New
 // experiment screen uses it to offer a resume instead of a duplicate.
@@ -563,8 +569,10 @@ func (p *runPanel) begin(play func(ctx context.Context, progress func(experiment
 	p.summary.setRows(nil)
 
 	p.u.jobs.Add(1)
+	p.u.runStarted()
 	go func() {
 		defer p.u.jobs.Done()
+		defer p.u.runEnded()
 		defer cancel()
 		announced := false
 		sum, err := play(ctx, func(pr experiments.Progress) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -58,6 +59,8 @@ type runsPanel struct {
 	settingSeq                   int
 	pollArmed                    bool  // a reload is scheduled for experiments running elsewhere
 	newestSeen                   int64 // the newest experiment id listed so far
+	// orphaned marks experiments listed as running or paused whose owner process is gone.
+	orphaned map[int64]bool
 }
 
 func newRunsPanel(u *UI) *runsPanel {
@@ -134,7 +137,8 @@ func (p *runsPanel) setButtons() {
 	}
 	rc := p.controller()
 	live, isLive := p.liveProgress[id]
-	active := rc != nil && e != nil && (p.playing[id] || e.Status == storage.StatusRunning || e.Status == experiments.StatusPaused)
+	orphan := e != nil && p.orphaned[id] && !p.playing[id]
+	active := rc != nil && e != nil && !orphan && (p.playing[id] || e.Status == storage.StatusRunning || e.Status == experiments.StatusPaused)
 	enable := func(b *widget.Button, on bool) {
 		if on {
 			b.Enable()
@@ -147,7 +151,8 @@ func (p *runsPanel) setButtons() {
 	enable(p.unpauseBt, active && paused)
 	enable(p.cancelBt, active)
 	unfinished := e != nil && e.Done+e.Failed < e.Rollouts
-	enable(p.continueBt, rc != nil && unfinished && !p.playing[id] && e.Status != storage.StatusRunning && e.Status != experiments.StatusPaused)
+	enable(p.continueBt, rc != nil && unfinished && !p.playing[id] &&
+		(orphan || e.Status != storage.StatusRunning && e.Status != experiments.StatusPaused))
 }
 
 // live receives a progress snapshot of an experiment this UI plays.
@@ -187,7 +192,7 @@ func settingRow(s experiments.SettingProgress) []string {
 // showSelected shows the selected experiment: its live progress when this UI
 // plays it, else its stored counts and per-setting means.
 func (p *runsPanel) showSelected(e storage.ExperimentRow) {
-	p.title.SetText(experimentLabel(e) + " · " + e.Status)
+	p.title.SetText(experimentLabel(e) + " · " + statusText(e, p.orphaned[e.ID] && !p.playing[e.ID]))
 	p.settingSeq++ // a stored-settings load still in flight for an earlier selection is stale now
 	if pr, ok := p.liveProgress[e.ID]; ok && p.playing[e.ID] {
 		p.showLive(pr)
@@ -294,8 +299,10 @@ func (p *runsPanel) continueRun() {
 	p.playing[id] = true
 	p.setButtons()
 	p.u.jobs.Add(1)
+	p.u.runStarted()
 	go func() {
 		defer p.u.jobs.Done()
+		defer p.u.runEnded()
 		_, err := rc.Resume(p.u.ctx, id, func(pr experiments.Progress) {
 			p.u.do(func() { p.u.events.RunProgress.Emit(pr) })
 		})
@@ -317,9 +324,28 @@ func (p *runsPanel) continueRun() {
 func (p *runsPanel) reload() {
 	p.seq++
 	seq := p.seq
-	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
-		return p.st.Experiments(ctx)
-	}, func(es []storage.ExperimentRow, err error) {
+	type listed struct {
+		es     []storage.ExperimentRow
+		orphan map[int64]bool
+	}
+	rc, playing := p.controller(), maps.Clone(p.playing)
+	background(p.u, func(ctx context.Context) (listed, error) {
+		es, err := p.st.Experiments(ctx)
+		if err != nil {
+			return listed{}, err
+		}
+		// Experiments listed as running that nobody runs any more (the app or the
+		// CLI was killed, the machine restarted) are offered for resuming.
+		orphan := map[int64]bool{}
+		for _, e := range es {
+			if rc != nil && !playing[e.ID] && (e.Status == storage.StatusRunning || e.Status == experiments.StatusPaused) {
+				if gone, err := rc.Orphaned(ctx, e.ID); err == nil && gone {
+					orphan[e.ID] = true
+				}
+			}
+		}
+		return listed{es, orphan}, nil
+	}, func(l listed, err error) {
 		if seq != p.seq {
 			return
 		}
@@ -327,10 +353,11 @@ func (p *runsPanel) reload() {
 			p.status.SetText("Could not list experiments: " + err.Error())
 			return
 		}
-		p.experiments = es
+		es := l.es
+		p.experiments, p.orphaned = es, l.orphan
 		rows := make([][]string, len(es))
 		for i, e := range es {
-			rows[i] = []string{experimentLabel(e), e.CreatedAt.Local().Format("2006-01-02 15:04"), e.Status,
+			rows[i] = []string{experimentLabel(e), e.CreatedAt.Local().Format("2006-01-02 15:04"), statusText(e, p.orphaned[e.ID] && !p.playing[e.ID]),
 				fmt.Sprintf("%d done, %d failed of %d", e.Done, e.Failed, e.Rollouts), fmt.Sprintf("%.3f", e.MeanEM)}
 		}
 		p.table.setRows(rows)
@@ -356,6 +383,15 @@ func (p *runsPanel) reload() {
 	})
 }
 
+// statusText is the experiment's status as Runs shows it; an orphaned one
+// (listed as running, its process gone) says so.
+func statusText(e storage.ExperimentRow, orphaned bool) string {
+	if orphaned {
+		return "stopped (its process is gone; Resume run)"
+	}
+	return e.Status
+}
+
 func experimentLabel(e storage.ExperimentRow) string {
 	if e.Name == "" {
 		return fmt.Sprintf("#%d", e.ID)
@@ -377,7 +413,7 @@ func (p *runsPanel) armPoll(es []storage.ExperimentRow) {
 	}
 	elsewhere := false
 	for _, e := range es {
-		if e.Status == storage.StatusRunning && !p.playing[e.ID] {
+		if e.Status == storage.StatusRunning && !p.playing[e.ID] && !p.orphaned[e.ID] {
 			elsewhere = true
 		}
 	}

@@ -84,6 +84,10 @@ type UI struct {
 	jobs sync.WaitGroup
 	// loops counts the long-lived pollers (store watch) that end with ctx.
 	loops sync.WaitGroup
+	// runWG and inflight count the runs this UI plays (see ConfirmQuit).
+	runWG    sync.WaitGroup
+	runMu    sync.Mutex
+	inflight int
 	// applying serialises results applied from goroutines. fyne.Do already runs them
 	// one at a time on the UI thread; the test driver runs them inline on the
 	// calling goroutine, where this lock keeps them from overlapping each other and
