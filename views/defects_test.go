@@ -57,12 +57,12 @@ func TestDefect1RunsShowsLaunchedExperimentAtTop(t *testing.T) {
 	r := newCtlRunner(steps)
 	u, w := newTestUI(t, st, r)
 	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
-	act(u, func() { test.Tap(u.run.runBt) })
-	<-r.started
-	// The runner created experiment #3; the store lists it first.
+	// The runner creates experiment #3 (the store lists it first) before its first progress report.
 	st.fakeStore.mu.Lock()
 	st.exps = append([]storage.ExperimentRow{{ID: 3, Name: "just launched", Status: storage.StatusRunning, Rollouts: 2}}, st.exps...)
 	st.fakeStore.mu.Unlock()
+	act(u, func() { test.Tap(u.run.runBt) })
+	<-r.started
 	<-r.stepped
 	eventually(t, u, func() bool { return len(u.runs.experiments) == len(st.exps) })
 	act(u, func() { require.NoError(t, u.Show(ScreenRuns)) })
