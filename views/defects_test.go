@@ -1,6 +1,8 @@
 package views
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
 
@@ -165,5 +167,82 @@ func TestDefect2OrphanedExperimentOffersResume(t *testing.T) {
 		assert.False(t, rp.continueBt.Disabled(), "Resume run is offered")
 		assert.Contains(t, rp.title.Text, "process is gone")
 		assert.Contains(t, rp.table.rows[row][2], "process is gone")
+	})
+}
+
+// Defect 4: a run whose endpoint is down says why, in New experiment and Runs;
+// its failed rollouts score "n/a", never EM 0.00, and the bar does not read 100%.
+func TestDefect4DeadEndpointRunExplainsFailures(t *testing.T) {
+	st, _ := bundleOracle(t)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	deadURL := dead.URL + "/v1"
+	dead.Close() // nothing listens there now: every call is refused
+
+	cfg := experiments.DefaultRunConfig()
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency = deadURL, "any-model", 1, 2, 1
+	cfg.Retries = -1 // no retries: fail at once
+	test.NewTempApp(t)
+	w := test.NewTempWindow(t, nil)
+	u := NewUI(Deps{Store: st, Runner: &experiments.Runner{Store: st, Env: st}, Window: w, DefaultRun: cfg})
+	t.Cleanup(u.wait)
+	u.wait()
+	w.SetContent(u.Content())
+	w.Resize(fyne.NewSize(1280, 800))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait()
+	act(u, func() { test.Tap(u.run.runBt) })
+	eventually(t, u, func() bool { return !u.run.running && u.run.errors.Text != "" })
+	u.wait()
+	p := u.run
+	act(u, func() {
+		assert.Contains(t, p.errors.Text, "2 of 2 rollouts failed: endpoint unreachable ×2")
+		assert.Contains(t, p.errors.Text, "First: ")
+		assert.NotContains(t, p.status.Text, "Run finished:", "not a plain success")
+		assert.Equal(t, "0 done · 2 failed of 2", p.bar.TextFormatter())
+		require.NoError(t, u.Show(ScreenRuns))
+	})
+	u.wait()
+	rp := u.runs
+	act(u, func() {
+		assert.True(t, rp.failures.Visible())
+		assert.Contains(t, rp.failures.Text, "endpoint unreachable ×2")
+		require.NotEmpty(t, rp.table.rows)
+		assert.Equal(t, "n/a", rp.table.rows[0][4], "mean EM of an experiment with no done rollout")
+		require.Len(t, rp.rollouts.table.rows, 2)
+		for _, row := range rp.rollouts.table.rows {
+			assert.Equal(t, "n/a", row[2], "EM of a failed rollout")
+			assert.Equal(t, "failed", row[6])
+		}
+	})
+}
+
+// Defect 4: Trace opening a failed rollout after another one shows its error
+// and nothing of the previous rollout.
+func TestDefect4TraceClearsAndShowsFailure(t *testing.T) {
+	st := newFakeStore()
+	failed := storage.RolloutDetail{RolloutRow: storage.RolloutRow{ID: 13, ExperimentID: 1, TaskKey: "hotpotqa/n2/0002",
+		Policy: "mem1", Objectives: 2, Status: storage.StatusFailed, Error: "model call: dial tcp 127.0.0.1:9: connect: connection refused"},
+		Task: sampleTask}
+	st.mu.Lock()
+	st.details[failed.ID] = failed
+	st.mu.Unlock()
+	u, w := newTestUI(t, st, nil)
+	act(u, func() { u.OpenRollout(11) })
+	u.wait()
+	act(u, func() {
+		require.Equal(t, "turn 1 of 3", u.trace.turnLabel.Text)
+		require.NotEmpty(t, u.trace.turnInfo.Text)
+		u.OpenRollout(13)
+	})
+	u.wait()
+	tp := u.trace
+	act(u, func() {
+		assert.Equal(t, "no turns stored", tp.turnLabel.Text)
+		assert.Empty(t, tp.turnInfo.Text, "no token counts of the previous rollout")
+		assert.Equal(t, "Exact context sent", tp.accordion.Items[0].Title)
+		assert.Contains(t, tp.header.Text, "EM n/a")
+		assert.True(t, tp.failure.Visible())
+		assert.Contains(t, tp.failure.Text, "connection refused")
+		assert.True(t, hasText(w.Canvas(), "connection refused"), "the error is drawn")
 	})
 }

@@ -93,7 +93,8 @@ func (l *rolloutList) apply() {
 	}
 	rows := make([][]string, len(l.shown))
 	for i, r := range l.shown {
-		rows[i] = []string{r.TaskKey, strconv.Itoa(r.Objectives), fmt.Sprintf("%.2f", r.EM), fmt.Sprintf("%.2f", r.F1),
+		done := r.Status == storage.StatusDone
+		rows[i] = []string{r.TaskKey, strconv.Itoa(r.Objectives), scoreText("%.2f", r.EM, done), scoreText("%.2f", r.F1, done),
 			strconv.Itoa(r.PeakTokens), strconv.Itoa(r.Turns), r.Status, firstLine(r.Error)}
 	}
 	l.table.setRows(rows)
@@ -145,8 +146,8 @@ var browserColumns = []browserColumn{
 	{"Model", 150, storage.SortModel, func(r storage.BrowseRow) string { return r.Model }},
 	{"Dataset", 80, storage.SortDataset, func(r storage.BrowseRow) string { return r.Dataset }},
 	{"Obj.", 45, storage.SortObjectives, func(r storage.BrowseRow) string { return strconv.Itoa(r.Objectives) }},
-	{"EM", 50, storage.SortEM, func(r storage.BrowseRow) string { return fmt.Sprintf("%.2f", r.EM) }},
-	{"F1", 50, storage.SortF1, func(r storage.BrowseRow) string { return fmt.Sprintf("%.2f", r.F1) }},
+	{"EM", 50, storage.SortEM, func(r storage.BrowseRow) string { return scoreText("%.2f", r.EM, r.Status == storage.StatusDone) }},
+	{"F1", 50, storage.SortF1, func(r storage.BrowseRow) string { return scoreText("%.2f", r.F1, r.Status == storage.StatusDone) }},
 	{"Correct", 72, storage.SortCorrect, func(r storage.BrowseRow) string {
 		if r.CountMismatch {
 			return fmt.Sprintf("%d/%d ≠#", r.Correct(), r.Objectives)

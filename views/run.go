@@ -38,6 +38,8 @@ type newExperimentStore interface {
 	Datasets(ctx context.Context) ([]storage.DatasetInfo, error)
 	// Questions returns up to limit questions of dataset in import order, skipping offset.
 	Questions(ctx context.Context, dataset string, offset, limit int) ([]storage.Question, error)
+	// Rollouts lists one experiment's rollouts (a finished run's counts and failures).
+	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
 	// Experiment returns one experiment (to offer resuming one with the same config).
 	Experiment(ctx context.Context, id int64) (storage.ExperimentRow, error)
 }
@@ -562,7 +564,7 @@ func (p *runPanel) begin(play func(ctx context.Context, progress func(experiment
 	seq := p.runSeq
 	p.runBt.Disable()
 	p.cancelBt.Enable()
-	p.bar.SetValue(0)
+	setBar(p.bar, 0, 0, 0)
 	p.progress.SetText("Starting…")
 	p.status.SetText("")
 	p.groups = nil
@@ -603,10 +605,33 @@ func (p *runPanel) stop() {
 }
 
 func (p *runPanel) showProgress(pr experiments.Progress) {
-	if pr.Total > 0 {
-		p.bar.SetValue(float64(pr.Done+pr.Failed) / float64(pr.Total))
-	}
+	setBar(p.bar, pr.Done, pr.Failed, pr.Total)
 	p.progress.SetText(progressText(pr))
+}
+
+// setBar shows done and failed of total rollouts on bar; its text says how
+// many failed rather than a bare percentage (an all-failed run is not "100%").
+func setBar(bar *widget.ProgressBar, done, failed, total int) {
+	bar.Max = 1
+	bar.TextFormatter = func() string { return barText(done, failed, total) }
+	v := 0.0
+	if total > 0 {
+		v = float64(done+failed) / float64(total)
+	}
+	bar.SetValue(v)
+	bar.Refresh() // the text changes even when the value does not
+}
+
+// barText is e.g. "3 of 4 done" or "0 done · 4 failed of 4".
+func barText(done, failed, total int) string {
+	switch {
+	case total == 0:
+		return "not started"
+	case failed == 0:
+		return fmt.Sprintf("%d of %d done", done, total)
+	default:
+		return fmt.Sprintf("%d done · %d failed of %d", done, failed, total)
+	}
 }
 
 // progressText is e.g. "12 done, 1 failed, 3 running of 40 · 87 turns", then,
@@ -619,7 +644,7 @@ func progressText(pr experiments.Progress) string {
 	if pr.TurnsPerSecond > 0 {
 		s += fmt.Sprintf(" · %.1f turns/s · %.0f tokens/s", pr.TurnsPerSecond, pr.TokensPerSecond)
 	}
-	if pr.ETA > 0 {
+	if pr.ETA > 0 && !pr.Paused {
 		s += " · ETA " + pr.ETA.Round(time.Second).String()
 	}
 	if pr.Retries > 0 {
@@ -641,15 +666,56 @@ func (p *runPanel) finish(sum experiments.Summary, err error, cancelled bool) {
 	case err != nil:
 		p.status.SetText("Run failed: " + err.Error())
 	default:
-		p.bar.SetValue(1)
-		p.status.SetText(fmt.Sprintf("Run finished: experiment #%d, %d groups.", sum.Experiment, len(sum.Groups)))
+		p.status.SetText(fmt.Sprintf("Run finished: experiment #%d, %s.", sum.Experiment, plural(len(sum.Groups), "group", "groups")))
+	}
+	if id := sum.Experiment; id != 0 {
+		// The final counts and, when rollouts failed, why: read back from the store.
+		seq := p.runSeq
+		type ended struct {
+			counts, failures    string
+			done, failed, total int
+		}
+		background(p.u, func(ctx context.Context) (ended, error) {
+			rows, err := p.st.Rollouts(ctx, id)
+			if err != nil {
+				return ended{}, err
+			}
+			done, failed, left := 0, 0, 0
+			for _, r := range rows {
+				switch r.Status {
+				case storage.StatusDone:
+					done++
+				case storage.StatusFailed:
+					failed++
+				default:
+					left++
+				}
+			}
+			c := fmt.Sprintf("Experiment #%d: %d done, %d failed", id, done, failed)
+			if left > 0 {
+				c += fmt.Sprintf(", %d not run", left)
+			}
+			return ended{c + fmt.Sprintf(" of %d", len(rows)), failureSummary(rows), done, failed, len(rows)}, nil
+		}, func(e ended, err error) {
+			if err != nil || seq != p.runSeq || p.running || e.total == 0 {
+				return
+			}
+			p.progress.SetText(e.counts)
+			setBar(p.bar, e.done, e.failed, e.total)
+			if e.failures != "" {
+				p.errors.SetText(e.failures)
+				if !cancelled && p.status.Text != "" && strings.HasPrefix(p.status.Text, "Run finished") {
+					p.status.SetText(fmt.Sprintf("Run finished with failures: experiment #%d (see above).", id))
+				}
+			}
+		})
 	}
 	p.groups = sum.Groups
 	rows := make([][]string, len(sum.Groups))
 	for i, g := range sum.Groups {
 		rows[i] = []string{g.Policy, strconv.Itoa(g.Objectives), strconv.Itoa(g.Rollouts), strconv.Itoa(g.Failed),
-			fmt.Sprintf("%.3f", g.MeanEM), fmt.Sprintf("%.3f", g.MeanF1),
-			fmt.Sprintf("%.0f", g.MeanPeakTokens), fmt.Sprintf("%.1f", g.MeanSeconds)}
+			scoreText("%.3f", g.MeanEM, g.Rollouts > g.Failed), scoreText("%.3f", g.MeanF1, g.Rollouts > g.Failed),
+			scoreText("%.0f", g.MeanPeakTokens, g.Rollouts > g.Failed), scoreText("%.1f", g.MeanSeconds, g.Rollouts > g.Failed)}
 	}
 	p.summary.setRows(rows)
 	p.u.events.ExperimentFinished.Emit(RunEnded{Experiment: sum.Experiment, Summary: sum, Err: err, Cancelled: cancelled})

@@ -50,6 +50,7 @@ type runsPanel struct {
 	title                        *widget.Label
 	bar                          *widget.ProgressBar
 	progress                     *widget.Label
+	failures                     *widget.Label // why rollouts failed (first message, counts by kind)
 	settings                     *dataTable
 	pauseBt, unpauseBt, cancelBt *widget.Button
 	continueBt                   *widget.Button
@@ -83,6 +84,10 @@ func newRunsPanel(u *UI) *runsPanel {
 	p.bar = widget.NewProgressBar()
 	p.progress = widget.NewLabel("")
 	p.progress.Wrapping = fyne.TextWrapWord
+	p.failures = widget.NewLabel("")
+	p.failures.Wrapping = fyne.TextWrapWord
+	p.failures.Importance = widget.DangerImportance
+	p.failures.Hide()
 	p.settings = newDataTable([]string{"Model", "Policy", "Objectives", "Done", "Failed", "Running", "Of", "Mean EM", "Mean peak tokens"},
 		[]float32{200, 70, 85, 60, 60, 70, 50, 80, 130})
 	p.pauseBt = widget.NewButton("Pause", func() { p.control("pause") })
@@ -94,7 +99,7 @@ func newRunsPanel(u *UI) *runsPanel {
 	p.setButtons()
 	ctl := container.NewBorder(
 		container.NewVBox(container.NewBorder(nil, nil, p.title, container.NewHBox(p.pauseBt, p.unpauseBt, p.cancelBt, p.continueBt)),
-			p.bar, p.progress), nil, nil, nil, p.settings.table)
+			p.bar, p.progress, p.failures), nil, nil, nil, p.settings.table)
 
 	lower := container.NewVSplit(ctl, p.rollouts.content)
 	lower.Offset = 0.4
@@ -172,9 +177,7 @@ func (p *runsPanel) live(pr experiments.Progress) {
 }
 
 func (p *runsPanel) showLive(pr experiments.Progress) {
-	if pr.Total > 0 {
-		p.bar.SetValue(float64(pr.Done+pr.Failed) / float64(pr.Total))
-	}
+	setBar(p.bar, pr.Done, pr.Failed, pr.Total)
 	p.progress.SetText(progressText(pr))
 	rows := make([][]string, len(pr.Settings))
 	for i, s := range pr.Settings {
@@ -186,7 +189,7 @@ func (p *runsPanel) showLive(pr experiments.Progress) {
 
 func settingRow(s experiments.SettingProgress) []string {
 	return []string{s.Model, s.Policy, strconv.Itoa(s.Objectives), strconv.Itoa(s.Done), strconv.Itoa(s.Failed),
-		strconv.Itoa(s.Running), strconv.Itoa(s.Total), fmt.Sprintf("%.3f", s.MeanEM), fmt.Sprintf("%.0f", s.MeanPeakTokens)}
+		strconv.Itoa(s.Running), strconv.Itoa(s.Total), scoreText("%.3f", s.MeanEM, s.Done > 0), scoreText("%.0f", s.MeanPeakTokens, s.Done > 0)}
 }
 
 // showSelected shows the selected experiment: its live progress when this UI
@@ -194,33 +197,46 @@ func settingRow(s experiments.SettingProgress) []string {
 func (p *runsPanel) showSelected(e storage.ExperimentRow) {
 	p.title.SetText(experimentLabel(e) + " · " + statusText(e, p.orphaned[e.ID] && !p.playing[e.ID]))
 	p.settingSeq++ // a stored-settings load still in flight for an earlier selection is stale now
+	live := false
 	if pr, ok := p.liveProgress[e.ID]; ok && p.playing[e.ID] {
 		p.showLive(pr)
-		return
-	}
-	if e.Rollouts > 0 {
-		p.bar.SetValue(float64(e.Done+e.Failed) / float64(e.Rollouts))
+		live = true
 	} else {
-		p.bar.SetValue(0)
+		setBar(p.bar, e.Done, e.Failed, e.Rollouts)
 	}
-	p.progress.SetText(fmt.Sprintf("%d done, %d failed, %d running of %d", e.Done, e.Failed, e.Running, e.Rollouts))
-	p.setButtons()
+	if !live {
+		p.progress.SetText(fmt.Sprintf("%d done, %d failed, %d running of %d", e.Done, e.Failed, e.Running, e.Rollouts))
+		p.setButtons()
+	}
 	seq := p.settingSeq
 	id := e.ID
-	background(p.u, func(ctx context.Context) ([]experiments.SettingProgress, error) {
+	type stored struct {
+		settings []experiments.SettingProgress
+		failures string
+	}
+	background(p.u, func(ctx context.Context) (stored, error) {
 		rows, err := p.st.Rollouts(ctx, id)
 		if err != nil {
-			return nil, err
+			return stored{}, err
 		}
-		return settingsOf(rows), nil
-	}, func(ss []experiments.SettingProgress, err error) {
-		if seq != p.settingSeq || p.playing[id] {
+		return stored{settingsOf(rows), failureSummary(rows)}, nil
+	}, func(st stored, err error) {
+		if seq != p.settingSeq {
 			return
 		}
 		if err != nil {
 			p.progress.SetText("Could not read rollouts: " + err.Error())
 			return
 		}
+		p.failures.SetText(st.failures)
+		p.failures.Show()
+		if st.failures == "" {
+			p.failures.Hide()
+		}
+		if p.playing[id] {
+			return // the live progress fills the table
+		}
+		ss := st.settings
 		rows := make([][]string, len(ss))
 		for i, s := range ss {
 			rows[i] = settingRow(s)
@@ -358,7 +374,7 @@ func (p *runsPanel) reload() {
 		rows := make([][]string, len(es))
 		for i, e := range es {
 			rows[i] = []string{experimentLabel(e), e.CreatedAt.Local().Format("2006-01-02 15:04"), statusText(e, p.orphaned[e.ID] && !p.playing[e.ID]),
-				fmt.Sprintf("%d done, %d failed of %d", e.Done, e.Failed, e.Rollouts), fmt.Sprintf("%.3f", e.MeanEM)}
+				fmt.Sprintf("%d done, %d failed of %d", e.Done, e.Failed, e.Rollouts), scoreText("%.3f", e.MeanEM, e.Done > 0)}
 		}
 		p.table.setRows(rows)
 		p.status.SetText(plural(len(es), "experiment", "experiments"))

@@ -55,6 +55,7 @@ type tracePanel struct {
 	seq      int
 
 	header, turnLabel, turnInfo, status *widget.Label
+	failure                             *widget.Label // the rollout's error, when it has one
 	first, prev, next, last             *widget.Button
 	slider                              *widget.Slider
 	sliding                             bool // the slider is being set from show
@@ -80,7 +81,11 @@ func newTracePanel(u *UI) *tracePanel {
 	p := &tracePanel{u: u, st: u.deps.Store, screens: u}
 	p.header = widget.NewLabelWithStyle("Open a rollout from Runs or Rollouts (double-click or Open).", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.header.Wrapping = fyne.TextWrapWord
-	p.turnLabel = widget.NewLabel("turn 0 of 0")
+	p.turnLabel = widget.NewLabel("no turns stored")
+	p.failure = widget.NewLabel("")
+	p.failure.Wrapping = fyne.TextWrapWord
+	p.failure.Importance = widget.DangerImportance
+	p.failure.Hide()
 	p.turnInfo = widget.NewLabel("")
 	p.status = widget.NewLabel("")
 	p.first = widget.NewButtonWithIcon("", theme.MediaSkipPreviousIcon(), func() { p.step(-1 << 30) })
@@ -138,7 +143,7 @@ func newTracePanel(u *UI) *tracePanel {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	}
 	nav := container.NewBorder(nil, nil, container.NewHBox(p.first, p.prev, p.turnLabel, p.next, p.last), p.compareBt, p.slider)
-	top := container.NewVBox(p.header, nav, container.NewHBox(p.turnInfo, p.status))
+	top := container.NewVBox(p.header, p.failure, nav, container.NewHBox(p.turnInfo, p.status))
 	left := container.NewVScroll(container.NewVBox(
 		bold("Internal state"), p.state,
 		container.NewHBox(bold("State diff against the previous turn"), p.diffSummary), p.diff,
@@ -184,6 +189,12 @@ func (p *tracePanel) load(id int64, keep bool) {
 	p.seq++
 	seq := p.seq
 	if !keep {
+		// Nothing of the rollout shown so far may linger while another loads.
+		p.detail, p.config, p.loaded, p.turn, p.marks = storage.RolloutDetail{}, "", false, 0, nil
+		p.chart.setTokens(nil)
+		p.showAnswers()
+		p.header.SetText(fmt.Sprintf("Rollout #%d", id))
+		p.show()
 		p.status.SetText(fmt.Sprintf("Loading rollout #%d…", id))
 	}
 	type loaded struct {
@@ -353,16 +364,26 @@ func (p *tracePanel) show() {
 	n := len(p.detail.Turns)
 	if p.loaded {
 		d := p.detail
-		h := fmt.Sprintf("Rollout #%d · %s · policy %s · %s · %d objectives · %s · EM %.2f · F1 %.2f · peak %d tokens",
-			d.ID, d.TaskKey, d.Policy, d.Model, max(d.Objectives, len(d.Task.Objectives)), d.Status, d.EM, d.F1, d.PeakTokens)
+		done := d.Status == storage.StatusDone
+		h := fmt.Sprintf("Rollout #%d · %s · policy %s · %s · %d objectives · %s · EM %s · F1 %s · peak %d tokens",
+			d.ID, d.TaskKey, d.Policy, d.Model, max(d.Objectives, len(d.Task.Objectives)), d.Status,
+			scoreText("%.2f", d.EM, done), scoreText("%.2f", d.F1, done), d.PeakTokens)
 		if p.nav.query != nil && p.nav.total > 0 {
 			h += fmt.Sprintf(" · %d of %d in the filter", p.nav.pos+1, p.nav.total)
 		}
 		p.header.SetText(h)
 	}
+	p.failure.SetText("")
+	p.failure.Hide()
+	if p.loaded && p.detail.Error != "" {
+		p.failure.SetText(fmt.Sprintf("This rollout %s: %s", orDash(p.detail.Status, "ended"), p.detail.Error))
+		p.failure.Show()
+	}
 	if n == 0 {
-		p.turnLabel.SetText("turn 0 of 0")
+		p.turnLabel.SetText("no turns stored")
 		p.turnInfo.SetText("")
+		p.accordion.Items[0].Title = "Exact context sent"
+		p.accordion.Refresh()
 		setMono(p.state, "")
 		p.diff.Segments = nil
 		p.diff.Refresh()
