@@ -123,6 +123,7 @@ type chartsPanel struct {
 	figs       []*figures.Figure // last built, one per view
 	presetStop context.CancelFunc
 	lastLive   time.Time
+	drawnSig   string // signature() when reload last redrew
 }
 
 // chartsStore is what the Charts screen reads: the experiments to offer and
@@ -227,7 +228,9 @@ func newChartsPanel(u *UI) *chartsPanel {
 }
 
 // reload lists the experiments again, keeping the selection; with nothing
-// selected yet it selects the newest experiment. The charts are redrawn.
+// selected yet it selects the newest experiment. The charts are redrawn when
+// the list or a charted experiment's counts changed (another process's
+// heartbeats alone redraw nothing).
 func (p *chartsPanel) reload() {
 	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
 		return p.st.Experiments(ctx)
@@ -237,8 +240,26 @@ func (p *chartsPanel) reload() {
 			return
 		}
 		p.setExperiments(es)
+		sig := p.signature()
+		if sig == p.drawnSig && p.figs != nil {
+			return
+		}
+		p.drawnSig = sig
 		p.redraw()
 	})
+}
+
+// signature sums up what the charts are drawn from: the listed experiments and
+// the selected ones' statuses and counts.
+func (p *chartsPanel) signature() string {
+	var b strings.Builder
+	for _, e := range p.exps {
+		fmt.Fprintf(&b, "%d,", e.ID)
+		if p.selected[e.ID] {
+			fmt.Fprintf(&b, "%s/%d/%d/%d;", e.Status, e.Done, e.Failed, e.Rollouts)
+		}
+	}
+	return b.String()
 }
 
 func (p *chartsPanel) setExperiments(es []storage.ExperimentRow) {

@@ -1,10 +1,15 @@
 package views
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
@@ -244,5 +249,55 @@ func TestDefect4TraceClearsAndShowsFailure(t *testing.T) {
 		assert.True(t, tp.failure.Visible())
 		assert.Contains(t, tp.failure.Text, "connection refused")
 		assert.True(t, hasText(w.Canvas(), "connection refused"), "the error is drawn")
+	})
+}
+
+// Defect 5: lists follow the store. An experiment another process (a second
+// Store on the same file, as `mem1lab run` would be) creates shows up in the
+// screen on view without Refresh, and in Charts, Rollouts and Compare when
+// they are shown next.
+func TestDefect5ListsFollowAnotherProcess(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "lab.db")
+	st, err := storage.Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	cli, err := storage.Open(path)
+	require.NoError(t, err)
+	t.Cleanup(func() { cli.Close() })
+
+	storeWatchInterval = 5 * time.Millisecond
+	t.Cleanup(func() { storeWatchInterval = 0 })
+	test.NewTempApp(t)
+	w := test.NewTempWindow(t, nil)
+	u := NewUI(Deps{Store: st, Window: w, DefaultRun: experiments.DefaultRunConfig()})
+	t.Cleanup(func() {
+		u.Shutdown()
+		u.loops.Wait()
+		u.wait()
+	})
+	act(u, func() {
+		w.SetContent(u.Content())
+		w.Resize(fyne.NewSize(1280, 800))
+	})
+	act(u, func() { require.NoError(t, u.Show(ScreenCharts)) })
+	u.wait()
+	act(u, func() { assert.Empty(t, u.charts.expCheck.Options) })
+
+	id, err := cli.CreateExperiment(ctx, "made by the CLI", `{}`, "h1")
+	require.NoError(t, err)
+	label := fmt.Sprintf("#%d made by the CLI", id)
+	eventually(t, u, func() bool { return slices.Contains(u.charts.expCheck.Options, label) })
+
+	// Screens not shown catch up when shown.
+	for _, screen := range []string{ScreenRuns, ScreenRollouts, ScreenCompare} {
+		act(u, func() { require.NoError(t, u.Show(screen)) })
+		u.wait()
+	}
+	act(u, func() {
+		require.NotEmpty(t, u.runs.experiments)
+		assert.Equal(t, id, u.runs.experiments[0].ID)
+		assert.Contains(t, u.rollouts.pick.Options, label)
+		assert.Contains(t, u.compare.expA.Options, label)
 	})
 }

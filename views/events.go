@@ -76,9 +76,9 @@ func (u *UI) watchStore(w ChangeWatcher) {
 	if every <= 0 {
 		return
 	}
-	u.jobs.Add(1)
+	u.loops.Add(1)
 	go func() {
-		defer u.jobs.Done()
+		defer u.loops.Done()
 		last, err := w.DataVersion(u.ctx)
 		if err != nil {
 			last = -1
