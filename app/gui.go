@@ -100,7 +100,11 @@ func RunGUI(opts GUIOptions) error {
 	// recorded as cancelled (resumable) rather than left "running" for ever.
 	quit := fyne.NewMenuItem("Quit", func() { ui.ConfirmQuit(a.Quit) })
 	quit.IsQuit = true
-	win.SetMainMenu(fyne.NewMainMenu(fyne.NewMenu("File", trajectoriesMenuItem(win, st, ui), fyne.NewMenuItemSeparator(), quit)))
+	// The Go menu carries Ctrl+1..8, Ctrl+F and Ctrl+E: menu shortcuts work
+	// window-wide, even while a text field has focus.
+	win.SetMainMenu(fyne.NewMainMenu(
+		fyne.NewMenu("File", trajectoriesMenuItem(win, st, ui), fyne.NewMenuItemSeparator(), quit),
+		ui.GoMenu()))
 	win.SetCloseIntercept(func() { ui.ConfirmQuit(win.Close) })
 	win.SetMaster()
 	if opts.Width > 0 && opts.Height > 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 	"github.com/stretchr/testify/assert"
@@ -300,4 +301,48 @@ func TestDefect5ListsFollowAnotherProcess(t *testing.T) {
 		assert.Contains(t, u.rollouts.pick.Options, label)
 		assert.Contains(t, u.compare.expA.Options, label)
 	})
+}
+
+// desktopShortcut delivers s the way the desktop driver does: a main menu
+// item with that shortcut first, else the focused widget when it takes
+// shortcuts (an Entry swallows those it does not know), else the canvas.
+func desktopShortcut(menu *fyne.MainMenu, c fyne.Canvas, s fyne.Shortcut) {
+	for _, m := range menu.Items {
+		for _, it := range m.Items {
+			if it.Shortcut != nil && it.Shortcut.ShortcutName() == s.ShortcutName() && it.Action != nil {
+				it.Action()
+				return
+			}
+		}
+	}
+	if f, ok := c.Focused().(fyne.Shortcutable); ok {
+		f.TypedShortcut(s)
+		return
+	}
+	c.(fyne.Shortcutable).TypedShortcut(s)
+}
+
+// Defect 6: Ctrl+1..8 switch screens while a text field has focus, and Ctrl+7
+// from Trace compares the rollout on screen.
+func TestDefect6ShortcutsAreWindowWide(t *testing.T) {
+	u, w := newTestUI(t, newFakeStore(), nil)
+	menu := fyne.NewMainMenu(u.GoMenu())
+	ctrl := func(k fyne.KeyName) fyne.Shortcut {
+		return &desktop.CustomShortcut{KeyName: k, Modifier: fyne.KeyModifierShortcutDefault}
+	}
+	act(u, func() {
+		require.NoError(t, u.Show(ScreenNewRun))
+		w.Canvas().Focus(u.run.name)
+		require.Equal(t, u.run.name, w.Canvas().Focused())
+		desktopShortcut(menu, w.Canvas(), ctrl(fyne.Key4))
+	})
+	u.wait()
+	assert.Equal(t, ScreenRuns, u.Current(), "Ctrl+4 from a focused text field")
+
+	act(u, func() { u.OpenRollout(11) })
+	u.wait()
+	act(u, func() { desktopShortcut(menu, w.Canvas(), ctrl(fyne.Key7)) })
+	u.wait()
+	assert.Equal(t, ScreenCompare, u.Current())
+	assert.Equal(t, int64(11), u.compare.a.ID, "Compare opens on the rollout Trace showed")
 }

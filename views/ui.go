@@ -261,16 +261,59 @@ func (u *UI) OpenCompare(a, b int64) {
 	u.compare.open(a, b)
 }
 
-// installShortcuts registers Ctrl+1..8 (Cmd on macOS) for the screens, Ctrl+E,
-// Ctrl+F and the Trace keys.
-func (u *UI) installShortcuts(c fyne.Canvas) {
-	keys := []fyne.KeyName{fyne.Key1, fyne.Key2, fyne.Key3, fyne.Key4, fyne.Key5, fyne.Key6, fyne.Key7, fyne.Key8}
+// screenKeys are the keys of Ctrl+1..8, in Screens order.
+var screenKeys = []fyne.KeyName{fyne.Key1, fyne.Key2, fyne.Key3, fyne.Key4, fyne.Key5, fyne.Key6, fyne.Key7, fyne.Key8}
+
+// jump is what Ctrl+1..8 and the Go menu do: show screen name, carrying the
+// rollout on screen along where that is what the user means (Trace → Compare
+// compares the rollout Trace shows).
+func (u *UI) jump(name string) {
+	if name == ScreenCompare && u.current == ScreenTrace && u.trace.loaded {
+		u.OpenCompare(u.trace.detail.ID, 0)
+		return
+	}
+	_ = u.Show(name)
+}
+
+// searchRollouts is Ctrl+F: the rollout browser's text search, focused.
+func (u *UI) searchRollouts() {
+	_ = u.Show(ScreenRollouts)
+	if w := u.deps.Window; w != nil {
+		w.Canvas().Focus(u.rollouts.filter)
+	}
+}
+
+// GoMenu is the main menu's Go menu: one item per screen (Ctrl+1..8), the
+// rollout search (Ctrl+F) and the chart export (Ctrl+E). Shortcuts of main
+// menu items reach the app even while a text field has focus, which canvas
+// shortcuts do not, so the app should install it.
+func (u *UI) GoMenu() *fyne.Menu {
+	var items []*fyne.MenuItem
 	for i, name := range Screens {
-		if i >= len(keys) {
+		item := fyne.NewMenuItem(name, func() { u.jump(name) })
+		if i < len(screenKeys) {
+			item.Shortcut = &desktop.CustomShortcut{KeyName: screenKeys[i], Modifier: fyne.KeyModifierShortcutDefault}
+		}
+		items = append(items, item)
+	}
+	search := fyne.NewMenuItem("Search rollouts", u.searchRollouts)
+	search.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault}
+	export := fyne.NewMenuItem("Export chart as PDF…", u.charts.exportShortcut)
+	export.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyE, Modifier: fyne.KeyModifierShortcutDefault}
+	items = append(items, fyne.NewMenuItemSeparator(), search, export)
+	return fyne.NewMenu("Go", items...)
+}
+
+// installShortcuts registers Ctrl+1..8 (Cmd on macOS) for the screens, Ctrl+E,
+// Ctrl+F and the Trace keys on the canvas (for when no widget has focus; the
+// Go menu covers the rest).
+func (u *UI) installShortcuts(c fyne.Canvas) {
+	for i, name := range Screens {
+		if i >= len(screenKeys) {
 			break // screens past the eighth are reached from the navigation list
 		}
-		c.AddShortcut(&desktop.CustomShortcut{KeyName: keys[i], Modifier: fyne.KeyModifierShortcutDefault},
-			func(fyne.Shortcut) { _ = u.Show(name) })
+		c.AddShortcut(&desktop.CustomShortcut{KeyName: screenKeys[i], Modifier: fyne.KeyModifierShortcutDefault},
+			func(fyne.Shortcut) { u.jump(name) })
 	}
 	c.SetOnTypedKey(u.typedKey)
 	// Ctrl+E: export the current chart (Charts).
@@ -278,10 +321,7 @@ func (u *UI) installShortcuts(c fyne.Canvas) {
 		func(fyne.Shortcut) { u.charts.exportShortcut() })
 	// Ctrl+F: the rollout browser's text search.
 	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault},
-		func(fyne.Shortcut) {
-			_ = u.Show(ScreenRollouts)
-			c.Focus(u.rollouts.filter)
-		})
+		func(fyne.Shortcut) { u.searchRollouts() })
 }
 
 // typedKey handles keys typed while no widget has focus.
