@@ -117,6 +117,7 @@ func newComparePanel(u *UI) *comparePanel {
 		fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.header.Wrapping = fyne.TextWrapWord
 	p.status = widget.NewLabel("")
+	p.status.Wrapping = fyne.TextWrapWord
 	p.pickB = widget.NewSelect(nil, func(label string) {
 		if p.quiet {
 			return
@@ -147,6 +148,7 @@ func newComparePanel(u *UI) *comparePanel {
 		}
 	}
 	p.pairStatus = widget.NewLabel("")
+	p.pairStatus.Wrapping = fyne.TextWrapWord
 
 	bold := func(s string) *widget.Label {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})

@@ -57,6 +57,7 @@ func newDataPanel(u *UI) *dataPanel {
 
 	p.preview = newDataTable([]string{"#", "Question", "Gold answers"}, []float32{50, 520, 260})
 	p.previewTitle = widget.NewLabel("Select a dataset to preview its questions.")
+	p.previewTitle.Wrapping = fyne.TextWrapWord
 
 	p.query = widget.NewEntry()
 	p.query.SetPlaceHolder("BM25 query, e.g. who wrote the iliad")

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -345,4 +346,37 @@ func TestDefect6ShortcutsAreWindowWide(t *testing.T) {
 	u.wait()
 	assert.Equal(t, ScreenCompare, u.Current())
 	assert.Equal(t, int64(11), u.compare.a.ID, "Compare opens on the rollout Trace showed")
+}
+
+// Defect 3: no text a screen shows may widen the window. Every status,
+// progress and error line gets a long message (an error with a URL in it) and
+// the window's content must still fit 1280 px.
+func TestDefect3LongTextsDoNotWidenTheWindow(t *testing.T) {
+	u, w := newTestUI(t, newCtlStore(), newCtlRunner(nil))
+	long := "Could not reach the endpoint: Post \"http://gpu-node-17.cluster.internal:8000/v1/completions?model=Mem-Lab/Qwen2.5-7B-RL-RAG-Q2-EM-Release\": " +
+		strings.Repeat("dial tcp 10.0.0.17:8000: connect: connection refused; ", 8)
+	screens := map[string][]*widget.Label{
+		ScreenNewRun:    {u.run.progress, u.run.status, u.run.errors, u.run.plan},
+		ScreenRuns:      {u.runs.status, u.runs.title, u.runs.progress, u.runs.failures, u.runs.rollouts.status},
+		ScreenRollouts:  {u.rollouts.list.status},
+		ScreenTrace:     {u.trace.header, u.trace.turnInfo, u.trace.status, u.trace.failure, u.trace.diffSummary, u.trace.totals},
+		ScreenCompare:   {u.compare.header, u.compare.status, u.compare.pairStatus},
+		ScreenCharts:    {u.charts.status, u.charts.presetStatus},
+		ScreenData:      {u.data.status, u.data.previewTitle},
+		ScreenEndpoints: {u.endpoints.result, u.endpoints.serverStatus},
+	}
+	for _, name := range Screens {
+		act(u, func() { require.NoError(t, u.Show(name)) })
+		u.wait()
+		act(u, func() {
+			for _, l := range screens[name] {
+				l.Show()
+				l.SetText(long)
+			}
+			min := u.Content().MinSize()
+			assert.LessOrEqual(t, min.Width, float32(1280), "%s: the content's minimum width", name)
+			w.Resize(fyne.NewSize(1280, 800))
+			assert.LessOrEqual(t, w.Canvas().Size().Width, float32(1280), "%s: the window did not widen", name)
+		})
+	}
 }

@@ -150,6 +150,7 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	p.stopBt.Disable()
 	p.serverStatus = widget.NewLabel("Not running.")
 	p.serverStatus.Wrapping = fyne.TextWrapWord
+	p.serverStatus.Wrapping = fyne.TextWrapWord
 	p.log = widget.NewMultiLineEntry()
 	p.log.TextStyle = fyne.TextStyle{Monospace: true}
 	p.log.Disable()

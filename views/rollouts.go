@@ -51,6 +51,7 @@ func newRolloutList(u *UI, st runsStore, nav navigator) *rolloutList {
 	l.openBt = widget.NewButton("Open in Trace", l.openSelected)
 	l.openBt.Disable()
 	l.status = widget.NewLabel("Select an experiment.")
+	l.status.Wrapping = fyne.TextWrapWord
 	l.table.onSelect = func(int) { l.openBt.Enable() }
 	l.table.onActivate = func(int) { l.openSelected() }
 	l.content = container.NewBorder(nil, container.NewBorder(nil, nil, nil, l.openBt, l.status), nil, nil, l.table.table)
@@ -246,6 +247,7 @@ func newRolloutsPanel(u *UI) *rolloutsPanel {
 	l.prevBt = widget.NewButtonWithIcon("", theme.NavigateBackIcon(), func() { p.page(-1) })
 	l.nextBt = widget.NewButtonWithIcon("", theme.NavigateNextIcon(), func() { p.page(1) })
 	l.status = widget.NewLabel("Loading rollouts…")
+	l.status.Wrapping = fyne.TextWrapWord
 	l.table.onSelect = func(int) { l.openBt.Enable(); l.cmpBt.Enable() }
 	l.table.onActivate = func(int) { p.openSelected() }
 	l.content = container.NewBorder(nil, container.NewBorder(nil, nil, container.NewHBox(l.prevBt, l.nextBt), container.NewHBox(l.cmpBt, l.openBt), l.status),

@@ -198,6 +198,7 @@ func newRunPanel(u *UI) *runPanel {
 	p.errors.Importance = widget.DangerImportance
 	p.bar = widget.NewProgressBar()
 	p.progress = widget.NewLabel("Not started.")
+	p.progress.Wrapping = fyne.TextWrapWord
 	p.status = widget.NewLabel("")
 	p.status.Wrapping = fyne.TextWrapWord
 	p.summary = newDataTable([]string{"Policy", "Objectives", "Rollouts", "Failed", "Mean EM", "Mean F1", "Mean peak tokens", "Mean seconds"},

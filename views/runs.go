@@ -69,6 +69,7 @@ func newRunsPanel(u *UI) *runsPanel {
 	p.table = newDataTable([]string{"Name", "Created", "Status", "Progress", "Mean EM"}, []float32{240, 150, 90, 230, 80})
 	p.rollouts = newRolloutList(u, u.deps.Store, u)
 	p.status = widget.NewLabel("")
+	p.status.Wrapping = fyne.TextWrapWord
 	p.table.onSelect = func(row int) {
 		e := p.experiments[row]
 		p.selectedID = e.ID
@@ -81,6 +82,7 @@ func newRunsPanel(u *UI) *runsPanel {
 
 	p.liveProgress, p.playing, p.lastFinished = map[int64]experiments.Progress{}, map[int64]bool{}, map[int64]int{}
 	p.title = widget.NewLabelWithStyle("No experiment selected", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.title.Wrapping = fyne.TextWrapWord
 	p.bar = widget.NewProgressBar()
 	p.progress = widget.NewLabel("")
 	p.progress.Wrapping = fyne.TextWrapWord
@@ -98,7 +100,7 @@ func newRunsPanel(u *UI) *runsPanel {
 	p.continueBt.Importance = widget.HighImportance
 	p.setButtons()
 	ctl := container.NewBorder(
-		container.NewVBox(container.NewBorder(nil, nil, p.title, container.NewHBox(p.pauseBt, p.unpauseBt, p.cancelBt, p.continueBt)),
+		container.NewVBox(container.NewBorder(nil, nil, nil, container.NewHBox(p.pauseBt, p.unpauseBt, p.cancelBt, p.continueBt), p.title),
 			p.bar, p.progress, p.failures), nil, nil, nil, p.settings.table)
 
 	lower := container.NewVSplit(ctl, p.rollouts.content)

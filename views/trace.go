@@ -87,7 +87,9 @@ func newTracePanel(u *UI) *tracePanel {
 	p.failure.Importance = widget.DangerImportance
 	p.failure.Hide()
 	p.turnInfo = widget.NewLabel("")
+	p.turnInfo.Wrapping = fyne.TextWrapWord
 	p.status = widget.NewLabel("")
+	p.status.Wrapping = fyne.TextWrapWord
 	p.first = widget.NewButtonWithIcon("", theme.MediaSkipPreviousIcon(), func() { p.step(-1 << 30) })
 	p.prev = widget.NewButtonWithIcon("Previous", theme.NavigateBackIcon(), func() { p.step(-1) })
 	p.next = widget.NewButtonWithIcon("Next", theme.NavigateNextIcon(), func() { p.step(1) })
@@ -113,6 +115,7 @@ func newTracePanel(u *UI) *tracePanel {
 	}
 	p.state, p.diff, p.information, p.sent, p.response, p.params = mono(), mono(), mono(), mono(), mono(), mono()
 	p.diffSummary = widget.NewLabel("")
+	p.diffSummary.Wrapping = fyne.TextWrapWord
 	p.facts = container.NewVBox()
 	p.passages = container.NewVBox()
 	p.query = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
@@ -143,10 +146,10 @@ func newTracePanel(u *UI) *tracePanel {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	}
 	nav := container.NewBorder(nil, nil, container.NewHBox(p.first, p.prev, p.turnLabel, p.next, p.last), p.compareBt, p.slider)
-	top := container.NewVBox(p.header, p.failure, nav, container.NewHBox(p.turnInfo, p.status))
+	top := container.NewVBox(p.header, p.failure, nav, container.NewGridWithColumns(2, p.turnInfo, p.status))
 	left := container.NewVScroll(container.NewVBox(
 		bold("Internal state"), p.state,
-		container.NewHBox(bold("State diff against the previous turn"), p.diffSummary), p.diff,
+		container.NewBorder(nil, nil, bold("State diff against the previous turn"), nil, p.diffSummary), p.diff,
 		bold("Query"), p.query,
 		bold("Information"), p.passages, p.information,
 		p.accordion,
