@@ -380,3 +380,32 @@ func TestDefect3LongTextsDoNotWidenTheWindow(t *testing.T) {
 		})
 	}
 }
+
+// Defect 13: progress says what happened: an all-failed run is not "100%", a
+// paused run shows no ETA, and a cancelled run does not keep "3 running".
+func TestDefect13ProgressWording(t *testing.T) {
+	assert.Equal(t, "0 done · 4 failed of 4", barText(0, 4, 4))
+	assert.Equal(t, "3 of 4 done", barText(3, 0, 4))
+	assert.Equal(t, "not started", barText(0, 0, 0))
+	paused := progressText(experiments.Progress{Total: 4, Done: 1, Running: 3, ETA: 5 * time.Second, Paused: true})
+	assert.NotContains(t, paused, "ETA")
+	assert.Contains(t, paused, "paused")
+
+	st := newCtlStore()
+	r := newCtlRunner([]experiments.Progress{{Experiment: 1, Total: 2, Done: 1, Running: 3}})
+	u, _ := newTestUI(t, st, r)
+	act(u, func() { test.Tap(u.run.runBt) })
+	<-r.started
+	<-r.stepped
+	act(u, func() {
+		assert.Contains(t, u.run.progress.Text, "3 running")
+		test.Tap(u.run.cancelBt)
+	})
+	r.proceed <- struct{}{}
+	u.wait()
+	act(u, func() {
+		assert.NotContains(t, u.run.progress.Text, "running", "nothing runs after the cancel")
+		assert.Equal(t, "Experiment #1: 1 done, 0 failed, 1 not run of 2", u.run.progress.Text)
+		assert.Equal(t, "1 of 2 done", u.run.bar.TextFormatter())
+	})
+}
