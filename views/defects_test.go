@@ -217,8 +217,8 @@ func TestDefect4DeadEndpointRunExplainsFailures(t *testing.T) {
 		assert.Equal(t, "n/a", rp.table.rows[0][4], "mean EM of an experiment with no done rollout")
 		require.Len(t, rp.rollouts.table.rows, 2)
 		for _, row := range rp.rollouts.table.rows {
-			assert.Equal(t, "n/a", row[2], "EM of a failed rollout")
-			assert.Equal(t, "failed", row[6])
+			assert.Equal(t, "n/a", row[4], "EM of a failed rollout")
+			assert.Equal(t, "failed", row[8])
 		}
 	})
 }
@@ -407,5 +407,48 @@ func TestDefect13ProgressWording(t *testing.T) {
 		assert.NotContains(t, u.run.progress.Text, "running", "nothing runs after the cancel")
 		assert.Equal(t, "Experiment #1: 1 done, 0 failed, 1 not run of 2", u.run.progress.Text)
 		assert.Equal(t, "1 of 2 done", u.run.bar.TextFormatter())
+	})
+}
+
+// Defect 7: Runs' rollout table tells policies and models apart, and the
+// per-setting table shows a 6-setting grid (2 policies × 3 objective counts)
+// whole at 1280×800.
+func TestDefect7RunsColumnsAndSettingRows(t *testing.T) {
+	st := newFakeStore()
+	u, w := newTestUI(t, st, nil)
+	act(u, func() {
+		w.Resize(fyne.NewSize(1280, 800))
+		require.NoError(t, u.Show(ScreenRuns))
+	})
+	u.wait()
+	rp := u.runs
+	act(u, func() {
+		for i, e := range rp.experiments {
+			if e.ID == 1 {
+				rp.table.selectRow(i)
+			}
+		}
+	})
+	u.wait()
+	act(u, func() {
+		assert.Equal(t, "Policy", rp.rollouts.table.headers[1])
+		assert.Equal(t, "Model", rp.rollouts.table.headers[2])
+		require.NotEmpty(t, rp.rollouts.table.rows)
+		assert.Equal(t, "mem1", rp.rollouts.table.rows[0][1])
+		var settings [][]string
+		for _, pol := range []string{"mem1", "full"} {
+			for _, n := range []int{1, 2, 4} {
+				settings = append(settings, settingRow(experiments.SettingProgress{Model: "m", Policy: pol, Objectives: n, Total: 4}))
+			}
+		}
+		rp.settings.setRows(settings)
+		w.Content().Refresh()
+		shown := 0
+		for _, c := range findCells(rp.settings.table) {
+			if c.id.Col == 2 && c.Position().Y+c.Size().Height <= rp.settings.table.Size().Height+1 {
+				shown++
+			}
+		}
+		assert.GreaterOrEqual(t, shown, 6, "every setting row fits (table %v tall)", rp.settings.table.Size())
 	})
 }

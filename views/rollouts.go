@@ -46,8 +46,8 @@ type rolloutList struct {
 
 func newRolloutList(u *UI, st runsStore, nav navigator) *rolloutList {
 	l := &rolloutList{u: u, st: st, nav: nav}
-	l.table = newDataTable([]string{"Task", "Objectives", "EM", "F1", "Peak tokens", "Turns", "Status", "Error"},
-		[]float32{190, 90, 60, 60, 100, 60, 90, 260})
+	l.table = newDataTable([]string{"Task", "Policy", "Model", "Obj.", "EM", "F1", "Peak tokens", "Turns", "Status", "Error"},
+		[]float32{170, 60, 170, 45, 55, 55, 95, 55, 75, 240})
 	l.openBt = widget.NewButton("Open in Trace", l.openSelected)
 	l.openBt.Disable()
 	l.status = widget.NewLabel("Select an experiment.")
@@ -95,7 +95,7 @@ func (l *rolloutList) apply() {
 	rows := make([][]string, len(l.shown))
 	for i, r := range l.shown {
 		done := r.Status == storage.StatusDone
-		rows[i] = []string{r.TaskKey, strconv.Itoa(r.Objectives), scoreText("%.2f", r.EM, done), scoreText("%.2f", r.F1, done),
+		rows[i] = []string{r.TaskKey, r.Policy, r.Model, strconv.Itoa(r.Objectives), scoreText("%.2f", r.EM, done), scoreText("%.2f", r.F1, done),
 			strconv.Itoa(r.PeakTokens), strconv.Itoa(r.Turns), r.Status, firstLine(r.Error)}
 	}
 	l.table.setRows(rows)

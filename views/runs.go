@@ -103,10 +103,12 @@ func newRunsPanel(u *UI) *runsPanel {
 		container.NewVBox(container.NewBorder(nil, nil, nil, container.NewHBox(p.pauseBt, p.unpauseBt, p.cancelBt, p.continueBt), p.title),
 			p.bar, p.progress, p.failures), nil, nil, nil, p.settings.table)
 
+	// At 1280×800 the experiments list shows about four rows, the per-setting
+	// table a 2 policies × 3 objective counts grid, the rollouts the rest.
 	lower := container.NewVSplit(ctl, p.rollouts.content)
-	lower.Offset = 0.4
+	lower.Offset = 0.64
 	split := container.NewVSplit(top, lower)
-	split.Offset = 0.3
+	split.Offset = 0.22
 	p.content = split
 
 	ev := &u.events

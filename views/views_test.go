@@ -266,7 +266,7 @@ func TestRunsRolloutsOpenInTrace(t *testing.T) {
 	u.wait()
 	l := rp.rollouts
 	require.Len(t, l.rows(), 2)
-	assert.Equal(t, []string{"hotpotqa/n2/0000", "2", "1.00", "1.00", "855", "3", "done", ""}, l.table.rows[0])
+	assert.Equal(t, []string{"hotpotqa/n2/0000", "mem1", "Mem-Lab/Qwen2.5-7B-RL-RAG-Q2-EM-Release", "2", "1.00", "1.00", "855", "3", "done", ""}, l.table.rows[0])
 	assert.True(t, l.openBt.Disabled(), "nothing selected yet")
 	assert.Empty(t, u.rollouts.pick.Selected, "Rollouts keeps its own experiment filter; picking in Runs does not change it (defect 15)")
 
