@@ -124,6 +124,7 @@ type chartsPanel struct {
 	presetStop context.CancelFunc
 	lastLive   time.Time
 	drawnSig   string // signature() when reload last redrew
+	dest       string // the path of the file being saved
 }
 
 // chartsStore is what the Charts screen reads: the experiments to offer and
@@ -214,9 +215,11 @@ func newChartsPanel(u *UI) *chartsPanel {
 		nil, nil, nil, container.NewVScroll(p.expCheck))
 	left := container.NewVSplit(expBox, container.NewVScroll(controls))
 	left.Offset = 0.35
+	u.rememberSplit("charts.left", left)
 	main := container.NewBorder(nil, p.status, nil, nil, p.grid)
 	split := container.NewHSplit(left, main)
 	split.Offset = 0.25
+	u.rememberSplit("charts.split", split)
 	p.content = split
 
 	ev := &u.events
@@ -429,9 +432,14 @@ func (p *chartsPanel) saveDialog(name string, write func(io.WriteCloser)) {
 		if wc == nil {
 			return // cancelled
 		}
+		p.dest = wc.URI().Path()
+		p.u.rememberExportDir(p.dest)
 		write(wc)
 	}, w)
 	d.SetFileName(name)
+	if dir := p.u.exportDir(); dir != nil {
+		d.SetLocation(dir)
+	}
 	d.Show()
 }
 
@@ -452,6 +460,7 @@ func (p *chartsPanel) exportFigure(w io.WriteCloser, format string) {
 		return
 	}
 	kind := chartKinds[s.choice][0]
+	dest := p.dest
 	background(p.u, func(ctx context.Context) (string, error) {
 		defer w.Close()
 		d, _, err := loadChartData(ctx, p.st, s.ids, s.dataset, s.byModel, kind == figures.Context)
@@ -467,7 +476,7 @@ func (p *chartsPanel) exportFigure(w io.WriteCloser, format string) {
 		if err := f.Write(w, format, size, dpi, nil); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("Saved %s chart as %s (%s column)", kind, strings.ToUpper(format), size.Name), nil
+		return fmt.Sprintf("Saved %s chart as %s (%s column) to %s", kind, strings.ToUpper(format), size.Name, dest), nil
 	}, func(msg string, err error) {
 		if err != nil {
 			p.status.SetText("Export failed: " + err.Error())
@@ -482,6 +491,7 @@ func (p *chartsPanel) exportFigure(w io.WriteCloser, format string) {
 // applied), to w in the background; w is closed.
 func (p *chartsPanel) exportTable(w io.WriteCloser, what string) {
 	s := p.settings()
+	dest := p.dest
 	background(p.u, func(ctx context.Context) (string, error) {
 		defer w.Close()
 		if len(s.ids) == 0 {
@@ -509,7 +519,7 @@ func (p *chartsPanel) exportTable(w io.WriteCloser, what string) {
 			p.status.SetText("Export failed: " + err.Error())
 			return
 		}
-		p.status.SetText("Saved " + msg)
+		p.status.SetText("Saved " + msg + " to " + dest)
 	})
 }
 

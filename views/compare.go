@@ -159,6 +159,7 @@ func newComparePanel(u *UI) *comparePanel {
 	inner := container.NewVSplit(container.NewBorder(charts, nil, nil, nil, p.turns.table),
 		container.NewBorder(bold("Final outcome per objective"), nil, nil, nil, p.outcome.table))
 	inner.Offset = 0.62
+	u.rememberSplit("compare.inner", inner)
 	top := container.NewBorder(
 		container.NewVBox(p.header, container.NewBorder(nil, nil, widget.NewLabel("B:"), nil, p.pickB), p.status),
 		nil, nil, nil,
@@ -169,6 +170,7 @@ func newComparePanel(u *UI) *comparePanel {
 		nil, nil, nil, p.table.table)
 	split := container.NewVSplit(top, bottom)
 	split.Offset = 0.78
+	u.rememberSplit("compare.split", split)
 	p.content = split
 	u.events.ExperimentFinished.Subscribe(func(RunEnded) { p.reloadExperiments() })
 	u.follow(ScreenCompare, p.reloadExperiments)

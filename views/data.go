@@ -73,10 +73,12 @@ func newDataPanel(u *UI) *dataPanel {
 	right := container.NewBorder(p.previewTitle, nil, nil, nil, p.preview.table)
 	top := container.NewHSplit(left, right)
 	top.Offset = 0.3
+	u.rememberSplit("data.top", top)
 	searchBar := container.NewBorder(nil, nil, widget.NewLabel("Try a BM25 query"), p.searchBt, p.query)
 	bottom := container.NewBorder(searchBar, nil, nil, nil, container.NewVScroll(p.results))
 	split := container.NewVSplit(top, bottom)
 	split.Offset = 0.6
+	u.rememberSplit("data.split", split)
 	p.content = container.NewBorder(nil, p.status, nil, nil, split)
 	u.follow(ScreenData, p.reload)
 	return p

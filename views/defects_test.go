@@ -452,3 +452,50 @@ func TestDefect7RunsColumnsAndSettingRows(t *testing.T) {
 		assert.GreaterOrEqual(t, shown, 6, "every setting row fits (table %v tall)", rp.settings.table.Size())
 	})
 }
+
+// User choices outlive the window: split positions, the screen, the window
+// size, New experiment's endpoint and the export folder come back next start.
+func TestPreferencesRemembered(t *testing.T) {
+	test.NewTempApp(t)
+	open := func() (*UI, fyne.Window) {
+		w := test.NewTempWindow(t, nil)
+		u := NewUI(Deps{Store: newCtlStore(), Runner: newCtlRunner(nil), Window: w, DefaultRun: defaultRun()})
+		t.Cleanup(u.wait)
+		u.wait()
+		act(u, func() { w.SetContent(u.Content()) })
+		return u, w
+	}
+	u, _ := open()
+	dir := t.TempDir()
+	act(u, func() {
+		u.run.endpoint.SetText("http://127.0.0.1:9999/v1")
+		u.run.model.SetText("remembered-model")
+		test.Tap(u.run.runBt)
+	})
+	r := u.deps.Runner.(*ctlRunner)
+	<-r.started
+	act(u, func() { u.run.stop() })
+	u.wait()
+	act(u, func() {
+		require.NoError(t, u.Show(ScreenRuns))
+		u.splits["runs.split"].Offset = 0.41
+		u.rememberExportDir(filepath.Join(dir, "rollouts.csv"))
+		u.SavePrefs(fyne.NewSize(1100, 700))
+	})
+	u.wait()
+
+	u2, _ := open()
+	act(u2, func() {
+		assert.InDelta(t, 0.41, u2.splits["runs.split"].Offset, 1e-9, "split position restored")
+		size, ok := u2.LastWindowSize()
+		require.True(t, ok)
+		assert.Equal(t, fyne.NewSize(1100, 700), size)
+		u2.ShowLastScreen()
+		assert.Equal(t, ScreenRuns, u2.Current())
+		assert.Equal(t, "http://127.0.0.1:9999/v1", u2.run.endpoint.Text)
+		assert.Equal(t, "remembered-model", u2.run.model.Text)
+		d := u2.exportDir()
+		require.NotNil(t, d, "the save dialog opens in the last export folder")
+		assert.Equal(t, dir, d.Path())
+	})
+}

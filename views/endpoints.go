@@ -174,8 +174,10 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 		container.NewHBox(p.startBt, p.stopBt), p.serverStatus), nil, nil, nil, p.log)
 	right := container.NewVSplit(container.NewVScroll(profileBox), localBox)
 	right.Offset = 0.55 // the profile form gets the room; the server log scrolls
+	u.rememberSplit("endpoints.right", right)
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.22
+	u.rememberSplit("endpoints.split", split)
 	p.content = split
 	u.follow(ScreenEndpoints, p.reload)
 	return p

@@ -120,6 +120,9 @@ func newRunPanel(u *UI) *runPanel {
 
 	p.name = entry(def.Name)
 	p.name.SetPlaceHolder("optional; generated when empty")
+	if pr := u.prefs; pr != nil && pr.String(prefEndpoint) != "" {
+		def.Endpoint, def.Model = pr.String(prefEndpoint), pr.StringWithFallback(prefModel, def.Model)
+	}
 	p.endpoint = entry(def.Endpoint)
 	p.endpoint.SetPlaceHolder("http://127.0.0.1:8000/v1")
 	p.model = entry(def.Model)
@@ -236,6 +239,7 @@ func newRunPanel(u *UI) *runPanel {
 		nil, nil, nil, p.summary.table)
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.45
+	u.rememberSplit("run.split", split)
 	p.content = split
 
 	u.events.ProfilesChanged.Subscribe(func(struct{}) { p.reloadProfiles() })
@@ -548,6 +552,10 @@ func (p *runPanel) resumeOffered() {
 
 // launch starts a new experiment with cfg.
 func (p *runPanel) launch(cfg experiments.RunConfig) {
+	if pr := p.u.prefs; pr != nil && len(cfg.Endpoints) == 0 {
+		pr.SetString(prefEndpoint, cfg.Endpoint) // the form opens on them next time
+		pr.SetString(prefModel, cfg.Model)
+	}
 	runner := p.u.deps.Runner
 	p.begin(func(ctx context.Context, progress func(experiments.Progress)) (experiments.Summary, error) {
 		return runner.Run(ctx, cfg, progress)
@@ -961,17 +969,8 @@ func (p *runPanel) askExport() {
 		p.errors.SetText(err.Error())
 		return
 	}
-	d := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
-		if err != nil || wc == nil {
-			return
-		}
+	p.u.saveDialog("experiment.toml", func(wc fyne.URIWriteCloser) error {
 		defer wc.Close()
-		if err := p.exportTOML(wc); err != nil {
-			p.errors.SetText(err.Error())
-			return
-		}
-		p.status.SetText("Saved " + wc.URI().Path())
-	}, w)
-	d.SetFileName("experiment.toml")
-	d.Show()
+		return p.exportTOML(wc)
+	}, p.status.SetText)
 }

@@ -107,8 +107,10 @@ func newRunsPanel(u *UI) *runsPanel {
 	// table a 2 policies × 3 objective counts grid, the rollouts the rest.
 	lower := container.NewVSplit(ctl, p.rollouts.content)
 	lower.Offset = 0.64
+	u.rememberSplit("runs.lower", lower)
 	split := container.NewVSplit(top, lower)
 	split.Offset = 0.22
+	u.rememberSplit("runs.split", split)
 	p.content = split
 
 	ev := &u.events

@@ -162,6 +162,7 @@ func newTracePanel(u *UI) *tracePanel {
 	p.scrolls = []*container.Scroll{left, answers}
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.6
+	u.rememberSplit("trace.split", split)
 	p.content = container.NewBorder(top, nil, nil, nil, split)
 	p.show()
 	u.follow(ScreenTrace, p.refresh)

@@ -100,6 +100,8 @@ type UI struct {
 	screens map[string]fyne.CanvasObject
 	current string
 	quiet   bool // Show does not emit ScreenShown
+	// splits are the dividers whose positions SavePrefs keeps.
+	splits map[string]*container.Split
 	// reloaders are the screens' reloads, in screen order; Refresh runs them all.
 	reloaders []func()
 
@@ -154,12 +156,18 @@ func NewUI(d Deps) *UI {
 	u.stack = container.NewStack()
 	split := container.NewHSplit(u.nav, u.stack)
 	split.Offset = 0.13
+	u.rememberSplit("ui.split", split)
 	u.content = split
 
 	if d.Window != nil {
 		u.installShortcuts(d.Window.Canvas())
 	}
 	u.showQuietly(ScreenData) // Refresh below loads every screen once
+	u.events.ScreenShown.Subscribe(func(name string) {
+		if u.prefs != nil {
+			u.prefs.SetString(prefScreen, name)
+		}
+	})
 	u.Refresh()
 	if w, ok := d.Store.(ChangeWatcher); ok {
 		u.watchStore(w)
