@@ -167,9 +167,10 @@ func TestComposerValidatesPlansAndPreviews(t *testing.T) {
 		test.Tap(p.runBt)
 	})
 	msg := p.errors.Text
-	for _, want := range []string{`Objectives: "two" is not a whole number`, "Objectives must be at least 1 (got 0)",
+	// Parse errors are the form's; every rule and its words are RunConfig.Validate's.
+	for _, want := range []string{`Objectives: "two" is not a whole number`, "Objectives: entry 2 is 0: want ≥ 1",
 		"Objectives: 1 is listed twice", "Policies: check mem1, full or both",
-		`API key env var: "sk-live abc" is not a variable name`, "Requests/s must be 0 (no cap) or more (got -3)", "Tag names:"} {
+		`API key env var: "sk-live abc" is not an environment variable name`, "Requests/s: -3: want ≥ 0 (0 = no cap)", "Tag names:"} {
 		assert.Contains(t, msg, want)
 	}
 
@@ -469,9 +470,10 @@ func TestNewExperimentMixedSources(t *testing.T) {
 		assert.False(t, p.dataset.Visible())
 		test.Tap(p.previewBt)
 	})
-	assert.Contains(t, p.errors.Text, "Dataset: with Compose mixed, check at least two datasets to mix (0 checked)")
+	assert.Contains(t, p.errors.Text, `Dataset: compose = "mixed" needs at least 2 datasets to mix`)
+	assert.NotContains(t, p.errors.Text, "Dataset: empty", "one reason, not two")
 	act(u, func() { p.sources.SetSelected([]string{"nq"}); test.Tap(p.previewBt) })
-	assert.Contains(t, p.errors.Text, "(1 checked)")
+	assert.Contains(t, p.errors.Text, "got 1")
 
 	act(u, func() {
 		p.sources.SetSelected([]string{"nq", "hotpotqa"})

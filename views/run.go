@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,7 +28,6 @@ var (
 	composeChoices = []string{experiments.ComposeRuleConsecutive, experiments.ComposeRuleRandom, experiments.ComposeRuleMixed}
 )
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // newExperimentStore is what the New experiment screen reads.
 type newExperimentStore interface {
@@ -317,56 +314,58 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// config reads the form into a RunConfig. Every invalid field is reported, one
-// line each, in form order. Settings the form does not show (template, scheme,
-// request timeout) come from Deps.DefaultRun.
+// formKeys maps RunConfig.Validate's keys to the form's field labels: the form
+// only parses what was typed, and every rule (ranges, URL shape, names) and
+// its message comes from RunConfig.Validate, the same check the CLI and TOML
+// files get.
+var formKeys = map[string]string{
+	"endpoint": "Endpoint URL", "model": "Model", "mode": "Mode", "api_key_env": "API key env var",
+	"temperature": "Temperature", "top_p": "Top-p", "max_tokens": "Max tokens per turn",
+	"dataset": "Dataset", "datasets": "Dataset", "objectives": "Objectives", "objectives_grid": "Objectives",
+	"tasks": "Tasks per setting", "compose": "Compose", "policy": "Policies", "policies": "Policies",
+	"max_turns": "Max turns", "top_k": "Top-k passages", "concurrency": "Concurrency",
+	"requests_per_second": "Requests/s", "tags": "Tag names", "template": "Prompt template file",
+}
+
+// config reads the form into a RunConfig. What cannot be parsed is reported
+// per field; the rest is checked by RunConfig.Validate, whose messages are
+// shown under the form's labels, one line each. Settings the form does not
+// show (scheme, request timeout, retries) come from Deps.DefaultRun.
 func (p *runPanel) config() (experiments.RunConfig, error) {
 	cfg := p.u.deps.DefaultRun
 	var errs []string
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	intField := func(label string, e *widget.Entry, min int) int {
+	unparsed := map[string]bool{} // Validate keys whose field did not parse
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Sprintf(format, args...))
+		unparsed[key] = true
+	}
+	intField := func(key, label string, e *widget.Entry) int {
 		s := strings.TrimSpace(e.Text)
 		v, err := strconv.Atoi(s)
 		if err != nil {
-			bad("%s: %q is not a whole number", label, s)
-			return 0
-		}
-		if v < min {
-			bad("%s must be at least %d (got %d)", label, min, v)
+			bad(key, "%s: %q is not a whole number", label, s)
 		}
 		return v
 	}
-	floatField := func(label string, e *widget.Entry) (float64, bool) {
+	floatField := func(key, label string, e *widget.Entry) float64 {
 		s := strings.TrimSpace(e.Text)
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			bad("%s: %q is not a number", label, s)
-			return 0, false
+			bad(key, "%s: %q is not a number", label, s)
 		}
-		return v, true
+		return v
 	}
 
 	cfg.Name = strings.TrimSpace(p.name.Text)
 	cfg.Endpoint = strings.TrimSpace(p.endpoint.Text)
-	if u, err := url.Parse(cfg.Endpoint); cfg.Endpoint == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("Endpoint URL: %q is not an http(s) URL such as http://127.0.0.1:8000/v1", cfg.Endpoint)
-	}
 	cfg.Model = strings.TrimSpace(p.model.Text)
-	if cfg.Model == "" {
-		bad("Model: give the model name the endpoint serves")
-	}
 	cfg.Mode = p.mode.Selected
-	if !contains(modeChoices, cfg.Mode) {
-		bad("Mode: choose completions or chat")
-	}
 	cfg.APIKeyEnv = strings.TrimSpace(p.apiKeyEnv.Text)
-	if cfg.APIKeyEnv != "" && !envNameRE.MatchString(cfg.APIKeyEnv) {
-		bad("API key env var: %q is not a variable name (give the name of the variable, never the key)", cfg.APIKeyEnv)
-	}
 	cfg.Policies = nil
 	switch pol := p.policies.Selected; len(pol) {
 	case 0:
-		bad("Policies: check mem1, full or both")
+		bad("policy", "Policies: check mem1, full or both")
+		cfg.Policy = ""
 	case 1:
 		cfg.Policy = pol[0]
 	default:
@@ -382,39 +381,29 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	cfg.Datasets = nil
 	if p.compose.Selected == experiments.ComposeRuleMixed {
 		src := p.checkedSources()
-		if len(src) < 2 {
-			bad("Dataset: with Compose mixed, check at least two datasets to mix (%d checked)", len(src))
-		}
+		cfg.Dataset, cfg.Datasets = "", src
 		if len(src) > 0 {
-			cfg.Dataset, cfg.Datasets = src[0], src
+			cfg.Dataset = src[0]
 		}
 	} else {
 		cfg.Dataset = p.dataset.Selected
-		if cfg.Dataset == "" {
-			bad("Dataset: choose an imported dataset")
-		}
 	}
 	cfg.ObjectivesGrid = nil
 	var objs []int
 	for _, f := range strings.FieldsFunc(p.objectives.Text, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
 		v, err := strconv.Atoi(f)
 		if err != nil {
-			bad("Objectives: %q is not a whole number", f)
-			continue
-		}
-		if v < 1 {
-			bad("Objectives must be at least 1 (got %d)", v)
-			continue
-		}
-		if slices.Contains(objs, v) {
-			bad("Objectives: %d is listed twice", v)
+			errs = append(errs, fmt.Sprintf("Objectives: %q is not a whole number", f))
 			continue
 		}
 		objs = append(objs, v)
 	}
 	switch {
-	case len(objs) == 0 && strings.TrimSpace(p.objectives.Text) == "":
-		bad("Objectives: give one number or a list such as 1, 2, 4")
+	case len(objs) == 0:
+		if strings.TrimSpace(p.objectives.Text) == "" {
+			errs = append(errs, "Objectives: give one number or a list such as 1, 2, 4")
+		}
+		unparsed["objectives"], unparsed["objectives_grid"] = true, true
 	case len(objs) == 1:
 		cfg.Objectives = objs[0]
 	case len(objs) > 1:
@@ -426,56 +415,53 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	tn := experiments.TagNames{Think: strings.TrimSpace(p.tagThink.Text), Search: strings.TrimSpace(p.tagSearch.Text),
 		Information: strings.TrimSpace(p.tagInfo.Text), Answer: strings.TrimSpace(p.tagAnswer.Text)}
 	if d := core.DefaultTags(); tn != (experiments.TagNames{Think: d.Think, Search: d.Search, Information: d.Information, Answer: d.Answer}) {
-		ct := core.Tags{Think: tn.Think, Search: tn.Search, Information: tn.Information, Answer: tn.Answer}
-		if err := ct.Validate(); err != nil {
-			bad("Tag names: %v", err)
-		}
 		cfg.Tags = &tn
 	}
-	cfg.Tasks = intField("Tasks", p.tasks, 0)
+	cfg.Tasks = intField("tasks", "Tasks", p.tasks)
 	if s := strings.TrimSpace(p.seed.Text); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			bad("Seed: %q is not a whole number", s)
+			bad("seed", "Seed: %q is not a whole number", s)
 		}
 		cfg.Seed = v
 	} else {
-		bad("Seed: %q is not a whole number", s)
+		bad("seed", "Seed: %q is not a whole number", s)
 	}
 	cfg.Compose = p.compose.Selected
-	if !contains(composeChoices, cfg.Compose) {
-		bad("Compose: choose consecutive, random or mixed")
-	}
-	cfg.Concurrency = intField("Concurrency", p.concurrency, 1)
-	cfg.MaxTurns = intField("Max turns", p.maxTurns, 0)
-	cfg.TopK = intField("Top-k", p.topK, 1)
-	var ok bool
-	if cfg.Temperature, ok = floatField("Temperature", p.temperature); ok && cfg.Temperature < 0 {
-		bad("Temperature must be 0 or more (got %g)", cfg.Temperature)
-	}
-	if cfg.TopP, ok = floatField("Top-p", p.topP); ok && (cfg.TopP <= 0 || cfg.TopP > 1) {
-		bad("Top-p must be more than 0 and at most 1 (got %g)", cfg.TopP)
-	}
-	cfg.MaxTokens = intField("Max tokens", p.maxTokens, 1)
-	if v, ok := floatField("Requests/s", p.rps); ok {
-		if v < 0 {
-			bad("Requests/s must be 0 (no cap) or more (got %g)", v)
+	cfg.Concurrency = intField("concurrency", "Concurrency", p.concurrency)
+	cfg.MaxTurns = intField("max_turns", "Max turns", p.maxTurns)
+	cfg.TopK = intField("top_k", "Top-k", p.topK)
+	cfg.Temperature = floatField("temperature", "Temperature", p.temperature)
+	cfg.TopP = floatField("top_p", "Top-p", p.topP)
+	cfg.MaxTokens = intField("max_tokens", "Max tokens", p.maxTokens)
+	cfg.RequestsPerSecond = floatField("requests_per_second", "Requests/s", p.rps)
+
+	// Every rule is RunConfig.Validate's; its lines for fields that did not parse
+	// would only repeat the parse error.
+	if err := cfg.Validate(); err != nil {
+		for _, line := range strings.Split(strings.TrimPrefix(err.Error(), "invalid run config: "), "\n") {
+			key, rest, ok := strings.Cut(line, ": ")
+			if ok && unparsed[key] || key == "dataset" && cfg.Compose == experiments.ComposeRuleMixed {
+				continue // said already, or said better by the datasets line
+			}
+			if label, known := formKeys[key]; ok && known {
+				rest = strings.TrimPrefix(rest, key+": ")
+				if n := len(label) + 1; len(rest) > n && strings.EqualFold(rest[:n], label+" ") {
+					rest = rest[n:] // "endpoint URL "x": …" under the label Endpoint URL
+				}
+				line = label + ": " + rest
+			}
+			errs = append(errs, line)
 		}
-		cfg.RequestsPerSecond = v
 	}
-	if len(errs) == 0 {
-		// What the form cannot check itself (a template without a {questions} slot, …).
-		if err := cfg.Validate(); err != nil {
-			errs = append(errs, strings.TrimPrefix(err.Error(), "invalid run config: "))
-		}
+	if len(errs) == 0 && cfg.Template != "" {
+		// What only rendering can tell: a template without a {questions} slot, …
 		for _, pol := range cfg.PolicyList() {
 			c := cfg
 			c.Policy = pol
-			if c.Template != "" {
-				if _, err := experiments.PreviewPrompt(c, core.Task{Objectives: []core.Objective{{Question: "?"}}}); err != nil {
-					errs = append(errs, "Prompt template file: "+err.Error())
-					break
-				}
+			if _, err := experiments.PreviewPrompt(c, core.Task{Objectives: []core.Objective{{Question: "?"}}}); err != nil {
+				errs = append(errs, "Prompt template file: "+err.Error())
+				break
 			}
 		}
 	}

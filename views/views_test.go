@@ -167,10 +167,11 @@ func TestRunFormValidation(t *testing.T) {
 	for _, part := range []string{
 		`Objectives: "two" is not a whole number`,
 		`Temperature: "hot" is not a number`,
-		`Top-p must be more than 0 and at most 1 (got 1.5)`,
-		`Concurrency must be at least 1 (got 0)`,
+		// The rules and their words are RunConfig.Validate's (one validation source).
+		`Top-p: 1.5: want a value in (0, 1]`,
+		`Concurrency: 0: want 1..256`,
 		`Seed: "1e3" is not a whole number`,
-		`Endpoint URL: "localhost:8000" is not an http(s) URL`,
+		`Endpoint URL: "localhost:8000": scheme must be http or https`,
 	} {
 		assert.Contains(t, msg, part)
 	}
