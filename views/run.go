@@ -28,7 +28,6 @@ var (
 	composeChoices = []string{experiments.ComposeRuleConsecutive, experiments.ComposeRuleRandom, experiments.ComposeRuleMixed}
 )
 
-
 // newExperimentStore is what the New experiment screen reads.
 type newExperimentStore interface {
 	// Datasets lists the imported datasets with their question and passage counts.
