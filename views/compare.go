@@ -86,6 +86,7 @@ type comparePanel struct {
 	outcome *dataTable // final per-objective outcome
 	chartA  *tokenChart
 	chartB  *tokenChart
+	tabs    *container.AppTabs
 	status  *widget.Label
 	seq     int
 	quiet   bool
@@ -158,20 +159,22 @@ func newComparePanel(u *UI) *comparePanel {
 		container.NewBorder(bold("B: context size per turn"), nil, nil, nil, p.chartB.raster))
 	inner := container.NewVSplit(container.NewBorder(charts, nil, nil, nil, p.turns.table),
 		container.NewBorder(bold("Final outcome per objective"), nil, nil, nil, p.outcome.table))
-	inner.Offset = 0.62
+	inner.Offset = 0.58
 	u.rememberSplit("compare.inner", inner)
 	top := container.NewBorder(
 		container.NewVBox(p.header, container.NewBorder(nil, nil, widget.NewLabel("B:"), nil, p.pickB), p.status),
 		nil, nil, nil,
 		inner)
 	bottom := container.NewBorder(
-		container.NewVBox(bold("Where two experiments disagree (double-click to compare the pair)"),
+		container.NewVBox(bold("Rollouts of two experiments on the same tasks that disagree (double-click to compare the pair)"),
 			container.NewGridWithColumns(2, p.expA, p.expB), p.pairStatus),
 		nil, nil, nil, p.table.table)
-	split := container.NewVSplit(top, bottom)
-	split.Offset = 0.78
-	u.rememberSplit("compare.split", split)
-	p.content = split
+	// Two tabs, so the rollout pair's tables and the experiments' disagreement
+	// table each get the screen's height.
+	p.tabs = container.NewAppTabs(
+		container.NewTabItem("Two rollouts", top),
+		container.NewTabItem("Where two experiments disagree", bottom))
+	p.content = p.tabs
 	u.events.ExperimentFinished.Subscribe(func(RunEnded) { p.reloadExperiments() })
 	u.follow(ScreenCompare, p.reloadExperiments)
 	return p
@@ -184,6 +187,7 @@ func sameTaskLabel(r storage.RolloutRow) string {
 // open loads rollouts a and b (b = 0: another rollout on a's task, preferring
 // one under another policy) and shows them side by side.
 func (p *comparePanel) open(a, b int64) {
+	p.tabs.SelectIndex(0)
 	p.seq++
 	seq := p.seq
 	p.status.SetText(fmt.Sprintf("Loading rollout #%d…", a))
@@ -294,8 +298,16 @@ func (p *comparePanel) show() {
 		rows[i] = r
 	}
 	p.turns.setRows(rows)
-	p.chartA.setTokens(tokens(a.Turns))
-	p.chartB.setTokens(tokens(b.Turns))
+	// One y-scale and one turn axis for both, so their heights compare at a glance.
+	ta, tb := tokens(a.Turns), tokens(b.Turns)
+	top, turns := 0, max(len(ta), len(tb))
+	for _, v := range append(append([]int(nil), ta...), tb...) {
+		top = max(top, v)
+	}
+	p.chartA.setScale(float64(top), turns)
+	p.chartB.setScale(float64(top), turns)
+	p.chartA.setTokens(ta)
+	p.chartB.setTokens(tb)
 	ma, mb := answerMarks(a), answerMarks(b)
 	out := make([][]string, len(ma))
 	for k := range ma {

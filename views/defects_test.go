@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"fmt"
+	"image/color"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -497,5 +499,38 @@ func TestPreferencesRemembered(t *testing.T) {
 		d := u2.exportDir()
 		require.NotNil(t, d, "the save dialog opens in the last export folder")
 		assert.Equal(t, dir, d.Path())
+	})
+}
+
+// rowsFitting is how many rows of tb fit in its height below the header.
+func rowsFitting(tb *dataTable) int {
+	row := newTableCell(tb).MinSize().Height + theme.Padding()
+	return int((tb.table.Size().Height - row) / row)
+}
+
+// Defect 12: Compare draws A and B on one scale, the last bar whole (Trace
+// too), and its tables show more than a row or three at 1280×800.
+func TestDefect12CompareScalesAndRoom(t *testing.T) {
+	p := tokenPlot([]int{100, 300, 200}, 1, 300, 1, color.Black, 0, 0)
+	require.NotNil(t, p)
+	assert.GreaterOrEqual(t, p.X.Max, 2.5, "the last bar's slot is inside the axis")
+	assert.LessOrEqual(t, p.X.Min, -0.5, "so is the first's")
+	assert.GreaterOrEqual(t, p.Y.Max, 300.0)
+
+	u, w := newTestUI(t, newFakeStore(), nil)
+	act(u, func() {
+		w.Resize(fyne.NewSize(1280, 800))
+		u.OpenCompare(11, 12) // 3 turns against 1, of different sizes
+	})
+	u.wait()
+	cp := u.compare
+	act(u, func() {
+		require.True(t, cp.loaded)
+		assert.Equal(t, cp.chartA.yTop, cp.chartB.yTop, "one y-scale for A and B")
+		assert.Equal(t, 3, cp.chartB.slots, "and one turn axis")
+		assert.Greater(t, cp.chartA.yTop, 0.0)
+		w.Content().Refresh()
+		assert.GreaterOrEqual(t, rowsFitting(cp.turns), 4, "aligned turns table: %v", cp.turns.table.Size())
+		assert.GreaterOrEqual(t, rowsFitting(cp.outcome), 3, "outcome table: %v", cp.outcome.table.Size())
 	})
 }

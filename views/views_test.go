@@ -384,15 +384,15 @@ func TestTokenChartHighlightsCurrentTurn(t *testing.T) {
 	fg := color.Black
 	var xs []float64
 	for cur := range tokens {
-		img := drawTokenChart(tokens, cur, 300, 150, 1, fg)
+		img := drawTokenChart(tokens, cur, 300, 150, 1, fg, 0, 0)
 		require.Equal(t, image.Rect(0, 0, 300, 150), img.Bounds())
 		xs = append(xs, highlightX(img))
 	}
 	assert.Greater(t, xs[0], 0.0, "turn 1 highlighted")
 	assert.Less(t, xs[0], xs[1])
 	assert.Less(t, xs[1], xs[2])
-	assert.Equal(t, -1.0, highlightX(drawTokenChart(tokens, -1, 300, 150, 1, fg)), "no highlight without a current turn")
-	assert.Equal(t, -1.0, highlightX(drawTokenChart(nil, 0, 300, 150, 1, fg)))
+	assert.Equal(t, -1.0, highlightX(drawTokenChart(tokens, -1, 300, 150, 1, fg, 0, 0)), "no highlight without a current turn")
+	assert.Equal(t, -1.0, highlightX(drawTokenChart(nil, 0, 300, 150, 1, fg, 0, 0)))
 }
 
 func TestAnswerMarks(t *testing.T) {
