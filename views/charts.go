@@ -83,7 +83,7 @@ type chartSettings struct {
 
 func (s chartSettings) options(k figures.Kind) figures.Options {
 	return figures.Options{Kind: k, Metric: s.metric, PerObjective: s.perObjective, Overlay: s.overlay, Foreground: s.fg,
-		FontSize: s.fontSize}
+		FontSize: s.fontSize, Dodge: s.fg != nil} // on screen (fg set) coinciding series are shifted apart
 }
 
 // chartsPanel is the Charts screen: pick experiments, a chart, the metric and
@@ -149,7 +149,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 		}
 		p.redraw()
 	})
-	p.choice = widget.NewSelect(chartChoices, func(string) { p.redraw() })
+	p.choice = widget.NewSelect(chartChoices, func(string) { p.enableMetric(); p.redraw() })
 	p.metric = widget.NewRadioGroup([]string{"EM", "F1"}, func(string) { p.redraw() })
 	p.metric.Horizontal = true
 	p.metric.Required = true
@@ -172,6 +172,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 	p.dataset.SetSelected(allDatasets)
 	p.size.SetSelected(figures.SingleColumn.Name)
 	p.syncing = false
+	p.enableMetric()
 
 	exportFig := func(format string) *widget.Button {
 		return widget.NewButton(strings.ToUpper(format), func() { p.saveDialog("figure."+format, func(w io.WriteCloser) { p.exportFigure(w, format) }) })
@@ -228,6 +229,35 @@ func newChartsPanel(u *UI) *chartsPanel {
 	ev.ExperimentFinished.Subscribe(func(RunEnded) { p.reload() })
 	u.follow(ScreenCharts, p.reload)
 	return p
+}
+
+// usesMetric reports whether a chart choice plots EM or F1.
+func usesMetric(choice string) bool {
+	for _, k := range chartKinds[choice] {
+		if k == figures.Accuracy || k == figures.Frontier {
+			return true
+		}
+	}
+	return false
+}
+
+// enableMetric offers the EM/F1 and per-objective toggles only for charts
+// that plot accuracy.
+func (p *chartsPanel) enableMetric() {
+	if usesMetric(p.choice.Selected) {
+		p.metric.Enable()
+		p.perObj.Enable()
+	} else {
+		p.metric.Disable()
+		p.perObj.Disable()
+	}
+}
+
+// screenFontSize is the base text size in points for a chart h Fyne units
+// tall: the theme's text size, growing with the chart so a large canvas
+// reads as well as the exported figure.
+func screenFontSize(h float32) vg.Length {
+	return vg.Length(max(theme.TextSize(), h/36))
 }
 
 // reload lists the experiments again, keeping the selection; with nothing
@@ -311,7 +341,7 @@ func (p *chartsPanel) selectExperiments(ids ...int64) {
 func (p *chartsPanel) settings() chartSettings {
 	s := chartSettings{choice: p.choice.Selected, metric: strings.ToLower(p.metric.Selected),
 		perObjective: p.perObj.Checked, byModel: p.grouping.Selected != groupPolicy, overlay: p.overlay.Checked,
-		fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize() * 0.85)}
+		fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize())}
 	if d := p.dataset.Selected; d != allDatasets {
 		s.dataset = d
 	}
@@ -714,6 +744,7 @@ func (v *chartView) generate(w, h int) image.Image {
 		v.u.jobs.Add(1)
 		go func() {
 			defer v.u.jobs.Done()
+			fig.SetFontSize(screenFontSize(float32(float64(h) / scale))) // text grows with the canvas
 			img := fig.Render(w, h, scale, nil)
 			v.mu.Lock()
 			v.img, v.imgW, v.imgH, v.imgGen, v.busy = img, w, h, gen, false

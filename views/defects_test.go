@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"image/color"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -22,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/experiments/figures"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -533,4 +535,40 @@ func TestDefect12CompareScalesAndRoom(t *testing.T) {
 		assert.GreaterOrEqual(t, rowsFitting(cp.turns), 4, "aligned turns table: %v", cp.turns.table.Size())
 		assert.GreaterOrEqual(t, rowsFitting(cp.outcome), 3, "outcome table: %v", cp.outcome.table.Size())
 	})
+}
+
+// Defect 11: on-screen charts read well: text grows with the canvas, equal
+// series are shifted apart, an all-zero EM axis is 0..1, and EM/F1 is offered
+// only where a chart plots it.
+func TestDefect11OnScreenCharts(t *testing.T) {
+	test.NewTempApp(t)
+	assert.GreaterOrEqual(t, float64(screenFontSize(300)), float64(theme.TextSize()), "never below the theme's text")
+	assert.Greater(t, float64(screenFontSize(900)), float64(screenFontSize(300)), "a larger canvas gets larger text")
+
+	zero := experiments.Stat{N: 3}
+	aggs := []experiments.Aggregate{
+		{GroupKey: experiments.GroupKey{Model: "m", Policy: "mem1", Objectives: 2}, Rollouts: 3, EM: zero, F1: zero},
+		{GroupKey: experiments.GroupKey{Model: "m", Policy: "full", Objectives: 2}, Rollouts: 3, EM: zero, F1: zero},
+	}
+	f, err := figures.Build(figures.Data{Aggregates: aggs}, figures.Options{Kind: figures.Accuracy, Dodge: true})
+	require.NoError(t, err)
+	assert.Equal(t, 0.0, f.Plot.Y.Min)
+	assert.Equal(t, 1.0, f.Plot.Y.Max, "all-zero EM: a 0..1 axis")
+	a, b := figures.DodgeShift(0, 2), figures.DodgeShift(1, 2)
+	assert.NotEqual(t, a, b, "identical series are shifted apart")
+	assert.InDelta(t, 1, math.Sqrt(a*b), 1e-12, "centred on the true objective count")
+	assert.Equal(t, 1.0, figures.DodgeShift(0, 1), "a lone series stays put")
+
+	u, _ := newTestUI(t, newFakeStore(), nil)
+	act(u, func() {
+		p := u.charts
+		p.choice.SetSelected(chartPeak)
+		assert.True(t, p.metric.Disabled(), "EM/F1 means nothing for peak tokens")
+		assert.True(t, p.perObj.Disabled())
+		p.choice.SetSelected(chartFrontier)
+		assert.False(t, p.metric.Disabled())
+		p.choice.SetSelected(chartAccuracy)
+		assert.False(t, p.metric.Disabled())
+	})
+	u.wait()
 }
