@@ -572,3 +572,58 @@ func TestDefect11OnScreenCharts(t *testing.T) {
 	})
 	u.wait()
 }
+
+// Defect 15: New experiment's grid preview follows edits, its hints wrap
+// instead of being cut off, the prompt preview is normal text (not disabled
+// grey); picking in Runs leaves Rollouts' filter alone.
+func TestDefect15NewExperimentPreviewAndHints(t *testing.T) {
+	u, _ := newTestUI(t, newCtlStore(), newCtlRunner(nil))
+	p := u.run
+	act(u, func() {
+		require.NoError(t, u.Show(ScreenNewRun))
+		p.objectives.SetText("2")
+		p.tasks.SetText("4")
+		test.Tap(p.previewBt)
+	})
+	u.wait()
+	act(u, func() {
+		require.True(t, strings.HasPrefix(p.plan.Text, "4 rollouts"), p.plan.Text)
+		p.tasks.SetText("3")
+	})
+	u.wait()
+	act(u, func() {
+		assert.True(t, strings.HasPrefix(p.plan.Text, "3 rollouts"), "the preview follows the edit: %q", p.plan.Text)
+		p.topP.SetText("7")
+	})
+	u.wait()
+	act(u, func() {
+		assert.Contains(t, p.plan.Text, "Out of date", "an invalid form does not leave the old plan standing")
+		assert.Empty(t, p.prompt.Text)
+	})
+
+	for _, it := range p.form.Items {
+		assert.Empty(t, it.HintText, "%s: hints are wrapped labels, not one cut-off line", it.Text)
+	}
+	var hints []string
+	var walk func(fyne.CanvasObject)
+	walk = func(o fyne.CanvasObject) {
+		if c, ok := o.(*fyne.Container); ok {
+			for _, ch := range c.Objects {
+				walk(ch)
+			}
+		}
+		if l, ok := o.(*widget.Label); ok && l.TextStyle.Italic {
+			assert.Equal(t, fyne.TextWrapWord, l.Wrapping, l.Text)
+			hints = append(hints, l.Text)
+		}
+	}
+	for _, it := range p.form.Items {
+		walk(it.Widget)
+	}
+	assert.Len(t, hints, 2)
+
+	act(u, func() { p.prompt.SetText("<|im_start|>user\nQuestion: ?") })
+	require.Len(t, p.prompt.rich.Segments, 1)
+	seg := p.prompt.rich.Segments[0].(*widget.TextSegment)
+	assert.Equal(t, widget.RichTextStyleCodeBlock, seg.Style, "monospace in the normal text colour")
+}

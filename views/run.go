@@ -61,7 +61,7 @@ type runPanel struct {
 	importBt, exportBt                             *widget.Button
 	errors                                         *widget.Label
 	plan                                           *widget.Label
-	prompt                                         *widget.Entry
+	prompt                                         *textView
 	offer                                          *widget.Label
 	resumeBt, freshBt                              *widget.Button
 	offerBox                                       *fyne.Container
@@ -77,6 +77,9 @@ type runPanel struct {
 	running bool
 	cancel  context.CancelFunc
 	runSeq  int
+
+	previewed  bool // a grid preview was shown; edits refresh it
+	previewSeq int
 }
 
 // RunController is what a Runner offers beyond Run for run control
@@ -169,9 +172,10 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Mode", p.mode),
 		widget.NewFormItem("API key env var", p.apiKeyEnv),
 		widget.NewFormItem("Requests/s (0 = no cap)", p.rps),
-		widget.NewFormItem("Saved endpoints", p.endpoints),
+		widget.NewFormItem("Saved endpoints", hint(p.endpoints, "with saved endpoints checked, the URL fields above are not used")),
 		widget.NewFormItem("Policies", p.policies),
-		widget.NewFormItem("Dataset", container.NewVBox(p.dataset, p.sources)),
+		widget.NewFormItem("Dataset", hint(container.NewVBox(p.dataset, p.sources),
+			"with Compose mixed, check two or more datasets: each task takes its objectives from them in turn")),
 		widget.NewFormItem("Objectives (list)", p.objectives),
 		widget.NewFormItem("Tasks per setting (0 = all)", p.tasks),
 		widget.NewFormItem("Seed", p.seed),
@@ -185,8 +189,6 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Prompt template file", p.template),
 		widget.NewFormItem("Tag names", container.NewGridWithColumns(4, p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer)),
 	)
-	p.form.Items[5].HintText = "with saved endpoints checked, the URL fields above are not used"
-	p.form.Items[8].HintText = "with Compose mixed, check two or more datasets: each task takes its objectives from them in turn"
 
 	p.runBt = widget.NewButton("Run", p.start)
 	p.runBt.Importance = widget.HighImportance
@@ -208,11 +210,7 @@ func newRunPanel(u *UI) *runPanel {
 	p.exportBt = widget.NewButton("Export TOML…", p.askExport)
 	p.plan = widget.NewLabel("Preview shows how many rollouts the grid makes.")
 	p.plan.Wrapping = fyne.TextWrapWord
-	p.prompt = widget.NewMultiLineEntry()
-	p.prompt.TextStyle = fyne.TextStyle{Monospace: true}
-	p.prompt.Wrapping = fyne.TextWrapWord
-	p.prompt.SetMinRowsVisible(8)
-	p.prompt.Disable()
+	p.prompt = newTextView(8)
 	p.offer = widget.NewLabel("")
 	p.offer.Wrapping = fyne.TextWrapWord
 	p.resumeBt = widget.NewButton("Resume it", p.resumeOffered)
@@ -228,7 +226,7 @@ func newRunPanel(u *UI) *runPanel {
 	left := container.NewVScroll(container.NewVBox(p.form, buttons, p.errors, p.offerBox))
 	right := container.NewBorder(
 		container.NewVBox(widget.NewLabelWithStyle("Grid", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-			p.plan, p.prompt,
+			p.plan, p.prompt.content,
 			widget.NewLabelWithStyle("Progress", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 			p.bar, p.progress, p.status,
 			widget.NewLabelWithStyle("Summary by group", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
@@ -238,6 +236,17 @@ func newRunPanel(u *UI) *runPanel {
 	u.rememberSplit("run.split", split)
 	p.content = split
 
+	for _, e := range []*widget.Entry{p.name, p.endpoint, p.model, p.apiKeyEnv, p.objectives, p.tasks, p.seed, p.concurrency,
+		p.maxTurns, p.topK, p.temperature, p.topP, p.maxTokens, p.template, p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer, p.rps} {
+		e.OnChanged = func(string) { p.formChanged() }
+	}
+	for _, s := range []*widget.Select{p.mode, p.dataset} {
+		s.OnChanged = func(string) { p.formChanged() }
+	}
+	p.compose.OnChanged = func(string) { p.showSources(); p.formChanged() }
+	for _, g := range []*widget.CheckGroup{p.policies, p.sources, p.endpoints} {
+		g.OnChanged = func([]string) { p.formChanged() }
+	}
 	u.events.ProfilesChanged.Subscribe(func(struct{}) { p.reloadProfiles() })
 	u.follow(ScreenNewRun, p.reloadDatasets)
 	return p
@@ -789,6 +798,9 @@ func (p *runPanel) preview() {
 		return
 	}
 	p.errors.SetText("")
+	p.previewed = true
+	p.previewSeq++
+	seq := p.previewSeq
 	type result struct {
 		plan   experiments.Plan
 		prompt string
@@ -805,6 +817,9 @@ func (p *runPanel) preview() {
 		prompt, err := experiments.PreviewPrompt(cfg, plan.Tasks[0])
 		return result{plan, prompt}, err
 	}, func(r result, err error) {
+		if seq != p.previewSeq {
+			return // the form changed since
+		}
 		if err != nil {
 			p.plan.SetText("Cannot make this grid: " + err.Error())
 			p.prompt.SetText("")
@@ -817,6 +832,22 @@ func (p *runPanel) preview() {
 		p.plan.SetText(text)
 		p.prompt.SetText(r.prompt)
 	})
+}
+
+// formChanged keeps the grid preview true to the form: once a preview was
+// shown, every edit previews again, or, while the form does not validate,
+// says that the preview is out of date.
+func (p *runPanel) formChanged() {
+	if !p.previewed {
+		return
+	}
+	if _, err := p.config(); err != nil {
+		p.previewSeq++ // a preview still in flight is stale too
+		p.plan.SetText("Out of date: the form changed and does not validate yet; press Preview to see why.")
+		p.prompt.SetText("")
+		return
+	}
+	p.preview()
 }
 
 // planText is e.g. "40 rollouts: 4 settings (2 policies × 2 objective counts ×
