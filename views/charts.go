@@ -421,7 +421,8 @@ func (p *chartsPanel) redraw() {
 				groups++
 			}
 		}
-		msg := fmt.Sprintf("%d experiments · %d groups with finished rollouts · %d points", len(s.ids), groups, points)
+		msg := fmt.Sprintf("%s · %s with finished rollouts · %s", plural(len(s.ids), "experiment", "experiments"),
+			plural(groups, "group", "groups"), plural(points, "point", "points"))
 		if s.dataset != "" {
 			msg += " · dataset " + s.dataset
 		}
@@ -622,7 +623,7 @@ func (p *chartsPanel) startPreset(base experiments.RunConfig, tasks int) {
 	p.syncing = false
 	p.selectExperiments()
 	_ = p.u.Show(ScreenCharts)
-	p.presetStatus.SetText(fmt.Sprintf("Preset: %d settings × %d tasks on %s", len(cfgs), tasks, base.Model))
+	p.presetStatus.SetText(fmt.Sprintf("Preset: %s × %s on %s", plural(len(cfgs), "setting", "settings"), plural(tasks, "task", "tasks"), base.Model))
 
 	var mu sync.Mutex
 	ids := []int64{}

@@ -49,7 +49,7 @@ func TestChartsScreenListsExperimentsAndDraws(t *testing.T) {
 	f := p.figs[0]
 	assert.Equal(t, []string{sampleSeries}, f.Labels)
 	assert.Equal(t, 1, f.Points, "one group: mem1 at 2 objectives")
-	assert.Contains(t, p.status.Text, "1 experiments · 1 groups with finished rollouts · 1 points")
+	assert.Contains(t, p.status.Text, "1 experiment · 1 group with finished rollouts · 1 point")
 
 	// The overlay adds the paper's series and the citation.
 	act(u, func() { p.overlay.SetChecked(true) })

@@ -41,6 +41,7 @@ type dataPanel struct {
 	questions    []storage.Question
 	preview      *dataTable
 	previewTitle *widget.Label
+	question     *widget.Label // the selected question, whole
 	previewSeq   int
 
 	query    *widget.Entry
@@ -56,6 +57,14 @@ func newDataPanel(u *UI) *dataPanel {
 	p.counts.onSelect = func(row int) { p.selectDataset(p.datasets[row].Name) }
 
 	p.preview = newDataTable([]string{"#", "Question", "Gold answers"}, []float32{50, 520, 260})
+	p.question = widget.NewLabel("")
+	p.question.Wrapping = fyne.TextWrapWord
+	p.preview.onSelect = func(row int) {
+		if row >= 0 && row < len(p.questions) {
+			q := p.questions[row]
+			p.question.SetText(fmt.Sprintf("#%d %s\nGold: %s", q.Seq, q.Question, strings.Join(q.Golden, " | ")))
+		}
+	}
 	p.previewTitle = widget.NewLabel("Select a dataset to preview its questions.")
 	p.previewTitle.Wrapping = fyne.TextWrapWord
 
@@ -70,7 +79,7 @@ func newDataPanel(u *UI) *dataPanel {
 
 	left := container.NewBorder(widget.NewLabelWithStyle("Datasets", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		nil, nil, nil, p.counts.table)
-	right := container.NewBorder(p.previewTitle, nil, nil, nil, p.preview.table)
+	right := container.NewBorder(p.previewTitle, p.question, nil, nil, p.preview.table)
 	top := container.NewHSplit(left, right)
 	top.Offset = 0.3
 	u.rememberSplit("data.top", top)
@@ -131,7 +140,8 @@ func (p *dataPanel) selectDataset(name string) {
 			rows[i] = []string{strconv.Itoa(q.Seq), q.Question, strings.Join(q.Golden, " | ")}
 		}
 		p.preview.setRows(rows)
-		p.previewTitle.SetText(fmt.Sprintf("%s: first %d questions", name, len(qs)))
+		p.previewTitle.SetText(fmt.Sprintf("%s: first %s (select one to read it whole)", name, plural(len(qs), "question", "questions")))
+		p.question.SetText("")
 	})
 }
 

@@ -627,3 +627,47 @@ func TestDefect15NewExperimentPreviewAndHints(t *testing.T) {
 	seg := p.prompt.rich.Segments[0].(*widget.TextSegment)
 	assert.Equal(t, widget.RichTextStyleCodeBlock, seg.Style, "monospace in the normal text colour")
 }
+
+// Defect 16: counts agree with their nouns, headers and 16-objective EM sums
+// are shown whole, and Data shows a whole question.
+func TestDefect16WordingAndTruncation(t *testing.T) {
+	assert.Equal(t, "1 model", plural(1, "model", "models"))
+	assert.Equal(t, "3 experiments", plural(3, "experiment", "experiments"))
+
+	st := newFakeStore()
+	st.mu.Lock()
+	st.exps = st.exps[1:] // one experiment
+	st.mu.Unlock()
+	u, _ := newTestUI(t, st, nil)
+	act(u, func() { require.NoError(t, u.Show(ScreenRuns)) })
+	u.wait()
+	assert.Equal(t, "1 experiment", u.runs.status.Text)
+
+	for name, tb := range map[string]*dataTable{"settings": u.runs.settings, "runs rollouts": u.runs.rollouts.table,
+		"experiments": u.runs.table, "browser": u.rollouts.list.table, "summary": u.run.summary, "compare outcome": u.compare.outcome} {
+		for i, h := range tb.headers {
+			assert.GreaterOrEqual(t, tb.widths[i], textWidth(h, fyne.TextStyle{Bold: true}), "%s: header %q whole", name, h)
+		}
+	}
+	em := func(tb *dataTable, header, sample string) {
+		for i, h := range tb.headers {
+			if h == header {
+				assert.GreaterOrEqual(t, tb.widths[i], textWidth(sample, fyne.TextStyle{}), "%q holds %s", header, sample)
+				return
+			}
+		}
+		t.Errorf("no column %q", header)
+	}
+	em(u.runs.settings, "Mean EM", "16.000")
+	em(u.runs.table, "Mean EM", "16.000")
+	em(u.rollouts.list.table, "EM", "16.00")
+	em(u.runs.rollouts.table, "EM", "16.00")
+
+	act(u, func() { require.NoError(t, u.Show(ScreenData)) })
+	u.wait()
+	act(u, func() { u.data.counts.selectRow(0) })
+	u.wait()
+	act(u, func() { u.data.preview.selectRow(0) })
+	assert.Contains(t, u.data.question.Text, sampleTask.Objectives[0].Question, "the whole question is readable")
+	assert.Contains(t, u.data.question.Text, "Gold: Arthur's Magazine")
+}

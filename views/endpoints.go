@@ -322,7 +322,7 @@ func (p *endpointsPanel) fetchModels() {
 		if len(ms) > 0 && strings.TrimSpace(p.model.Text) == "" {
 			p.model.SetText(ms[0])
 		}
-		p.result.SetText(fmt.Sprintf("%d models: %s", len(ms), strings.Join(ms, ", ")))
+		p.result.SetText(fmt.Sprintf("%s: %s", plural(len(ms), "model", "models"), strings.Join(ms, ", ")))
 	})
 }
 

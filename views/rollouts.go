@@ -101,9 +101,9 @@ func (l *rolloutList) apply() {
 	l.table.setRows(rows)
 	l.openBt.Disable()
 	if l.filter != "" {
-		l.status.SetText(fmt.Sprintf("Experiment #%d: %d of %d rollouts match %q", l.expID, len(l.shown), len(l.all), l.filter))
+		l.status.SetText(fmt.Sprintf("Experiment #%d: %d of %s match %q", l.expID, len(l.shown), plural(len(l.all), "rollout", "rollouts"), l.filter))
 	} else {
-		l.status.SetText(fmt.Sprintf("Experiment #%d: %d rollouts", l.expID, len(l.all)))
+		l.status.SetText(fmt.Sprintf("Experiment #%d: %s", l.expID, plural(len(l.all), "rollout", "rollouts")))
 	}
 }
 
@@ -147,8 +147,8 @@ var browserColumns = []browserColumn{
 	{"Model", 150, storage.SortModel, func(r storage.BrowseRow) string { return r.Model }},
 	{"Dataset", 80, storage.SortDataset, func(r storage.BrowseRow) string { return r.Dataset }},
 	{"Obj.", 45, storage.SortObjectives, func(r storage.BrowseRow) string { return strconv.Itoa(r.Objectives) }},
-	{"EM", 50, storage.SortEM, func(r storage.BrowseRow) string { return scoreText("%.2f", r.EM, r.Status == storage.StatusDone) }},
-	{"F1", 50, storage.SortF1, func(r storage.BrowseRow) string { return scoreText("%.2f", r.F1, r.Status == storage.StatusDone) }},
+	{"EM", 62, storage.SortEM, func(r storage.BrowseRow) string { return scoreText("%.2f", r.EM, r.Status == storage.StatusDone) }},
+	{"F1", 62, storage.SortF1, func(r storage.BrowseRow) string { return scoreText("%.2f", r.F1, r.Status == storage.StatusDone) }},
 	{"Correct", 72, storage.SortCorrect, func(r storage.BrowseRow) string {
 		if r.CountMismatch {
 			return fmt.Sprintf("%d/%d ≠#", r.Correct(), r.Objectives)

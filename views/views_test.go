@@ -118,7 +118,7 @@ func TestDataPanelCountsPreviewAndSearch(t *testing.T) {
 	assert.Equal(t, [][2]int{{0, previewQuestions}}, st.questionCalls)
 	assert.Equal(t, st.questions["hotpotqa"][0].Question, u.data.preview.rows[0][1])
 	assert.Equal(t, "answer 7 | alias 7", u.data.preview.rows[7][2])
-	assert.Equal(t, "hotpotqa: first 50 questions", u.data.previewTitle.Text)
+	assert.Equal(t, "hotpotqa: first 50 questions (select one to read it whole)", u.data.previewTitle.Text)
 	assert.True(t, hasText(c, "Which magazine was started first"), "question is drawn")
 
 	act(u, func() {
