@@ -18,6 +18,8 @@ type EndpointPreset struct {
 	Name string
 	URL  string
 	Mode string
+	// Model fills the model field too when the server has one fixed name ("" = leave it).
+	Model string
 }
 
 // EndpointPresets are the servers the Endpoints screen offers to fill in.
@@ -27,6 +29,9 @@ var EndpointPresets = []EndpointPreset{
 	{Name: "Ollama", URL: "http://127.0.0.1:11434/v1", Mode: ModeChat},
 	{Name: "llama.cpp", URL: "http://127.0.0.1:8080/v1", Mode: ModeCompletions},
 	{Name: "MEM1 reference", URL: "http://127.0.0.1:8014/v1", Mode: ModeCompletions},
+	// `mem1lab oracle`'s default address; the retrieval-oracle agent answers as
+	// model "mem1lab-oracle" (experiments/oracle.ModelName).
+	{Name: "mem1lab oracle agent", URL: "http://127.0.0.1:8015/v1", Mode: ModeCompletions, Model: "mem1lab-oracle"},
 	{Name: "Remote", URL: "https://", Mode: ModeChat},
 }
 

@@ -671,3 +671,38 @@ func TestDefect16WordingAndTruncation(t *testing.T) {
 	assert.Contains(t, u.data.question.Text, sampleTask.Objectives[0].Question, "the whole question is readable")
 	assert.Contains(t, u.data.question.Text, "Gold: Arthur's Magazine")
 }
+
+// Defect 8: at 1280×800 the whole profile form shows, Save and Test included;
+// the divider moves both ways; the oracle agent is a preset.
+func TestDefect8EndpointsRoomAndOraclePreset(t *testing.T) {
+	u, w := newTestUI(t, newCtlStore(), nil)
+	act(u, func() {
+		w.Resize(fyne.NewSize(1280, 800))
+		require.NoError(t, u.Show(ScreenEndpoints))
+	})
+	u.wait()
+	p := u.endpoints
+	right := u.splits["endpoints.right"]
+	act(u, func() {
+		w.Content().Refresh()
+		box := p.profileScroll.Content
+		assert.GreaterOrEqual(t, p.profileScroll.Size().Height, box.MinSize().Height,
+			"the profile form (%v) fits its pane (%v) without scrolling", box.MinSize(), p.profileScroll.Size())
+		for _, off := range []float64{0.9, 0.2} {
+			right.SetOffset(off)
+			total := right.Size().Height
+			got := float64(p.profileScroll.Size().Height / total)
+			assert.InDelta(t, off, got, 0.08, "the divider moves to %.1f", off)
+		}
+		var oracle string
+		for _, o := range p.preset.Options {
+			if strings.HasPrefix(o, "mem1lab oracle agent") {
+				oracle = o
+			}
+		}
+		require.NotEmpty(t, oracle, "a preset for the built-in oracle agent")
+		p.preset.SetSelected(oracle)
+		assert.Equal(t, "http://127.0.0.1:8015/v1", p.url.Text)
+		assert.Equal(t, "mem1lab-oracle", p.model.Entry.Text)
+	})
+}

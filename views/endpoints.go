@@ -39,6 +39,7 @@ type endpointsPanel struct {
 	fetchBt, testBt, saveBt, delBt *widget.Button
 	result                         *widget.Label
 	form                           *widget.Form
+	profileScroll                  *container.Scroll
 
 	// Local server.
 	engine                             *widget.Select
@@ -82,6 +83,9 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 		pr := experiments.EndpointPresets[i]
 		p.url.SetText(pr.URL)
 		p.mode.SetSelected(pr.Mode)
+		if pr.Model != "" {
+			p.model.SetText(pr.Model)
+		}
 		if strings.TrimSpace(p.name.Text) == "" {
 			p.name.SetText(strings.ToLower(strings.ReplaceAll(pr.Name, " ", "-")))
 		}
@@ -154,7 +158,7 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	p.log = widget.NewMultiLineEntry()
 	p.log.TextStyle = fyne.TextStyle{Monospace: true}
 	p.log.Disable()
-	p.log.SetMinRowsVisible(4)
+	p.log.SetMinRowsVisible(10)
 	launcher := widget.NewForm(
 		widget.NewFormItem("Engine", p.engine),
 		widget.NewFormItem("Command template", p.command),
@@ -170,10 +174,13 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	}
 	left := container.NewBorder(bold("Endpoint profiles"), widget.NewButton("New", p.clear), nil, nil, p.list)
 	profileBox := container.NewVBox(bold("Profile"), p.form, container.NewHBox(p.saveBt, p.testBt, p.delBt), p.result)
-	localBox := container.NewBorder(container.NewVBox(bold("Local inference server"), launcher,
-		container.NewHBox(p.startBt, p.stopBt), p.serverStatus), nil, nil, nil, p.log)
-	right := container.NewVSplit(container.NewVScroll(profileBox), localBox)
-	right.Offset = 0.55 // the profile form gets the room; the server log scrolls
+	// Both halves scroll, so neither holds the divider in place: it moves
+	// wherever the user drags it.
+	localBox := container.NewVScroll(container.NewVBox(bold("Local inference server"), launcher,
+		container.NewHBox(p.startBt, p.stopBt), p.serverStatus, p.log))
+	p.profileScroll = container.NewVScroll(profileBox)
+	right := container.NewVSplit(p.profileScroll, localBox)
+	right.Offset = 0.74 // at 1280×800 the whole profile form, Save and Test included, shows
 	u.rememberSplit("endpoints.right", right)
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.22
