@@ -450,28 +450,10 @@ func (p *chartsPanel) setColumns(n int) {
 // saveDialog asks for a file and hands its writer to write; without a window it
 // reports that saving needs one.
 func (p *chartsPanel) saveDialog(name string, write func(io.WriteCloser)) {
-	w := p.u.deps.Window
-	if w == nil {
-		p.status.SetText("Saving needs the app window")
-		return
-	}
-	d := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
-		if err != nil {
-			p.status.SetText("Save: " + err.Error())
-			return
-		}
-		if wc == nil {
-			return // cancelled
-		}
+	p.u.askSavePath(name, func(wc fyne.URIWriteCloser) {
 		p.dest = wc.URI().Path()
-		p.u.rememberExportDir(p.dest)
 		write(wc)
-	}, w)
-	d.SetFileName(name)
-	if dir := p.u.exportDir(); dir != nil {
-		d.SetLocation(dir)
-	}
-	d.Show()
+	}, p.status.SetText)
 }
 
 // exportFigure builds the current chart afresh at the chosen size preset and

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -705,4 +706,36 @@ func TestDefect8EndpointsRoomAndOraclePreset(t *testing.T) {
 		assert.Equal(t, "http://127.0.0.1:8015/v1", p.url.Text)
 		assert.Equal(t, "mem1lab-oracle", p.model.Entry.Text)
 	})
+}
+
+// Defect 10: a whole path typed in the save dialog is used as it is, the
+// message names the full path, and the next dialog opens in that folder.
+func TestDefect10SaveDialogTakesTypedPath(t *testing.T) {
+	u, w := newTestUI(t, newCtlStore(), nil)
+	dir := t.TempDir()
+	act(u, func() {
+		require.NoError(t, u.Show(ScreenNewRun))
+		test.Tap(u.run.exportBt)
+	})
+	var save *widget.Button
+	act(u, func() {
+		require.NotNil(t, u.savePath, "the save dialog is shown")
+		u.savePath.SetText(filepath.Join(dir, "exp.toml"))
+		save = findButton(w.Canvas().Overlays().Top(), "Save")
+		require.NotNil(t, save)
+		test.Tap(save)
+	})
+	b, err := os.ReadFile(filepath.Join(dir, "exp.toml"))
+	require.NoError(t, err, "written where typed, not joined to another folder")
+	assert.Contains(t, string(b), "model")
+	assert.Equal(t, "Saved "+filepath.Join(dir, "exp.toml"), u.run.status.Text, "the message says where")
+
+	act(u, func() { test.Tap(u.run.exportBt) })
+	act(u, func() {
+		assert.Equal(t, filepath.Join(dir, "experiment.toml"), u.savePath.Text, "the next dialog opens in that folder")
+		u.savePath.SetText("relative.toml")
+		test.Tap(findButton(w.Canvas().Overlays().Top(), "Save"))
+	})
+	_, err = os.Stat(filepath.Join(dir, "relative.toml"))
+	assert.NoError(t, err, "a bare name goes to the folder shown")
 }

@@ -2,12 +2,15 @@ package views
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/storage"
+	"fyne.io/fyne/v2/widget"
 )
 
 // Preference keys (fyne.Preferences of the app; nothing secret is kept there).
@@ -72,35 +75,82 @@ func (u *UI) ShowLastScreen() {
 	}
 }
 
-// saveDialog is a file save dialog that opens in the folder a file was last
-// saved in and remembers the folder of the file saved. save writes the file and
-// returns what to report; the report names the file's full path.
+// saveDialog asks where to save name: a path field (a folder, a name, or a
+// whole absolute path typed or pasted, taken as it is) filled with the folder a
+// file was last saved in, and Browse… for the file chooser. save writes the
+// file (and closes it); report gets "Saved <full path>" or why not. The folder
+// of the file saved is remembered.
 func (u *UI) saveDialog(name string, save func(fyne.URIWriteCloser) error, report func(string)) {
-	w := u.deps.Window
-	if w == nil {
-		report("Saving needs the app window")
-		return
-	}
-	d := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
-		if err != nil {
-			report("Save: " + err.Error())
-			return
-		}
-		if wc == nil {
-			return // cancelled
-		}
+	u.askSavePath(name, func(wc fyne.URIWriteCloser) {
 		path := wc.URI().Path()
 		if err := save(wc); err != nil {
 			report(fmt.Sprintf("Could not save %s: %v", path, err))
 			return
 		}
-		u.rememberExportDir(path)
 		report("Saved " + path)
-	}, w)
-	d.SetFileName(name)
-	if dir := u.exportDir(); dir != nil {
-		d.SetLocation(dir)
+	}, report)
+}
+
+// askSavePath shows the save dialog and hands the opened file to write (which
+// must close it); failures go to report.
+func (u *UI) askSavePath(name string, write func(fyne.URIWriteCloser), report func(string)) {
+	w := u.deps.Window
+	if w == nil {
+		report("Saving needs the app window")
+		return
 	}
+	dir := ""
+	if d := u.exportDir(); d != nil {
+		dir = d.Path()
+	} else if home, err := os.UserHomeDir(); err == nil {
+		dir = home
+	}
+	path := widget.NewEntry()
+	path.SetText(filepath.Join(dir, name))
+	open := func(p string) {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			report("Save: no file name given")
+			return
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p) // a bare name goes to the folder shown
+		}
+		wc, err := storage.Writer(storage.NewFileURI(p))
+		if err != nil {
+			report(fmt.Sprintf("Could not save %s: %v", p, err))
+			return
+		}
+		u.rememberExportDir(p)
+		write(wc)
+	}
+	var d dialog.Dialog
+	browse := widget.NewButton("Browse…", func() {
+		d.Hide()
+		fd := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
+			switch {
+			case err != nil:
+				report("Save: " + err.Error())
+			case wc != nil:
+				u.rememberExportDir(wc.URI().Path())
+				write(wc)
+			}
+		}, w)
+		fd.SetFileName(filepath.Base(path.Text))
+		if l := u.exportDir(); l != nil {
+			fd.SetLocation(l)
+		}
+		fd.Show()
+	})
+	u.savePath = path
+	d = dialog.NewForm("Save "+name, "Save", "Cancel",
+		[]*widget.FormItem{widget.NewFormItem("File", container.NewBorder(nil, nil, nil, browse, path))},
+		func(ok bool) {
+			if ok {
+				open(path.Text)
+			}
+		}, w)
+	d.Resize(fyne.NewSize(640, 0))
 	d.Show()
 }
 

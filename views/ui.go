@@ -100,6 +100,8 @@ type UI struct {
 	screens map[string]fyne.CanvasObject
 	current string
 	quiet   bool // Show does not emit ScreenShown
+	// savePath is the path field of the save dialog shown last (tests).
+	savePath *widget.Entry
 	// splits are the dividers whose positions SavePrefs keeps.
 	splits map[string]*container.Split
 	// reloaders are the screens' reloads, in screen order; Refresh runs them all.
