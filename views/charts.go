@@ -122,6 +122,7 @@ type chartsPanel struct {
 	seq        int
 	figs       []*figures.Figure // last built, one per view
 	presetStop context.CancelFunc
+	presetForm *presetForm // the preset dialog's fields while it is open
 	lastLive   time.Time
 	drawnSig   string // signature() when reload last redrew
 	dest       string // the path of the file being saved
@@ -132,6 +133,8 @@ type chartsPanel struct {
 type chartsStore interface {
 	figures.Source
 	experiments.ExportStore
+	// Datasets lists the imported datasets (the preset's dataset picker).
+	Datasets(ctx context.Context) ([]storage.DatasetInfo, error)
 	// Experiments lists experiments, newest first, with rollout counts and means.
 	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
 }
@@ -536,7 +539,8 @@ func (p *chartsPanel) exportTable(w io.WriteCloser, what string) {
 	})
 }
 
-// presetDialog asks for the endpoint and tasks per setting, then starts the
+// presetDialog asks for the endpoint (a saved profile fills it in), the
+// dataset (the store's, as a picker) and tasks per setting, then starts the
 // Table 1 preset.
 func (p *chartsPanel) presetDialog() {
 	w := p.u.deps.Window
@@ -551,35 +555,92 @@ func (p *chartsPanel) presetDialog() {
 	model.SetText(base.Model)
 	mode := widget.NewSelect([]string{experiments.ModeCompletions, experiments.ModeChat}, nil)
 	mode.SetSelected(base.Mode)
-	dataset := widget.NewEntry()
-	dataset.SetText(base.Dataset)
+	dataset := widget.NewSelect([]string{base.Dataset}, nil)
+	dataset.SetSelected(base.Dataset)
 	tasks := widget.NewEntry()
 	tasks.SetText(strconv.Itoa(experiments.DefaultPresetTasks))
+	var profiles map[string]experiments.EndpointProfile
+	profile := widget.NewSelect(nil, func(name string) {
+		if pr, ok := profiles[name]; ok {
+			endpoint.SetText(pr.URL)
+			model.SetText(pr.Model)
+			mode.SetSelected(pr.Mode)
+		}
+	})
+	profile.PlaceHolder = "(type the endpoint below)"
+	p.presetForm = &presetForm{profile: profile, endpoint: endpoint, model: model, mode: mode, dataset: dataset, tasks: tasks}
+	type choices struct {
+		profiles map[string]experiments.EndpointProfile
+		datasets []storage.DatasetInfo
+	}
+	background(p.u, func(ctx context.Context) (choices, error) {
+		ps, err := loadProfiles(ctx, p.u.deps.Store)
+		if err != nil {
+			return choices{}, err
+		}
+		ds, err := p.st.Datasets(ctx)
+		return choices{ps, ds}, err
+	}, func(c choices, err error) {
+		if err != nil {
+			p.presetStatus.SetText("Preset: " + err.Error())
+			return
+		}
+		profiles = c.profiles
+		names := make([]string, 0, len(c.profiles))
+		for n := range c.profiles {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		profile.SetOptions(names)
+		var ds []string
+		for _, d := range c.datasets {
+			ds = append(ds, d.Name)
+		}
+		if len(ds) > 0 {
+			cur := dataset.Selected
+			dataset.SetOptions(ds)
+			if !contains(ds, cur) {
+				dataset.SetSelected(ds[0])
+			}
+		}
+	})
 	items := []*widget.FormItem{
+		widget.NewFormItem("Saved endpoint", profile),
 		widget.NewFormItem("Endpoint", endpoint), widget.NewFormItem("Model", model), widget.NewFormItem("Mode", mode),
 		widget.NewFormItem("Dataset", dataset), widget.NewFormItem("Tasks per setting", tasks),
 	}
 	d := dialog.NewForm(experiments.Table1PresetName, "Run", "Cancel", items, func(ok bool) {
-		if !ok {
-			return
+		if ok {
+			p.submitPreset()
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(tasks.Text))
-		if err != nil || n < 1 {
-			p.presetStatus.SetText(fmt.Sprintf("Tasks per setting %q: want a whole number ≥ 1", tasks.Text))
-			return
-		}
-		cfg := base
-		cfg.Endpoint, cfg.Model, cfg.Mode, cfg.Dataset = strings.TrimSpace(endpoint.Text), strings.TrimSpace(model.Text), mode.Selected, strings.TrimSpace(dataset.Text)
-		p.startPreset(cfg, n)
 	}, w)
-	d.Resize(fyne.NewSize(520, 360))
+	d.Resize(fyne.NewSize(560, 420))
 	d.Show()
 }
 
-// startPreset runs the Table 1 grid (experiments.Table1Preset of base, tasks per
-// setting) one setting after the other with the UI's Runner, and shows the
-// accuracy and peak-token charts with the paper overlay, adding each setting's
-// experiment as it starts and redrawing as rollouts finish (at most every 2 s).
+// presetForm holds the preset dialog's fields.
+type presetForm struct {
+	profile, mode, dataset *widget.Select
+	endpoint, model, tasks *widget.Entry
+}
+
+// submitPreset starts the preset with the dialog's fields.
+func (p *chartsPanel) submitPreset() {
+	f := p.presetForm
+	n, err := strconv.Atoi(strings.TrimSpace(f.tasks.Text))
+	if err != nil || n < 1 {
+		p.presetStatus.SetText(fmt.Sprintf("Tasks per setting %q: want a whole number ≥ 1", f.tasks.Text))
+		return
+	}
+	cfg := p.u.deps.DefaultRun
+	cfg.Endpoint, cfg.Model, cfg.Mode, cfg.Dataset = strings.TrimSpace(f.endpoint.Text), strings.TrimSpace(f.model.Text), f.mode.Selected, f.dataset.Selected
+	p.startPreset(cfg, n)
+}
+
+// startPreset runs the Table 1 grid (experiments.Table1Grid of base, tasks per
+// setting) as one experiment with the UI's Runner and shows the accuracy and
+// peak-token charts with the paper overlay, redrawing as rollouts finish (at
+// most every 2 s). Runs follows it like any run started here.
 func (p *chartsPanel) startPreset(base experiments.RunConfig, tasks int) {
 	r := p.u.deps.Runner
 	if r == nil {
@@ -590,8 +651,8 @@ func (p *chartsPanel) startPreset(base experiments.RunConfig, tasks int) {
 		p.presetStatus.SetText("The preset is already running")
 		return
 	}
-	cfgs := experiments.Table1Preset(base, tasks)
-	if err := cfgs[0].Validate(); err != nil {
+	cfg := experiments.Table1Grid(base, tasks)
+	if err := cfg.Validate(); err != nil {
 		p.presetStatus.SetText("Preset: " + err.Error())
 		return
 	}
@@ -603,55 +664,49 @@ func (p *chartsPanel) startPreset(base experiments.RunConfig, tasks int) {
 	p.choice.SetSelected(chartPair)
 	p.overlay.SetChecked(true)
 	p.syncing = false
+	p.enableMetric()
 	p.selectExperiments()
 	_ = p.u.Show(ScreenCharts)
-	p.presetStatus.SetText(fmt.Sprintf("Preset: %s × %s on %s", plural(len(cfgs), "setting", "settings"), plural(tasks, "task", "tasks"), base.Model))
+	settings := len(cfg.ObjectivesList()) * len(cfg.PolicyList())
+	p.presetStatus.SetText(fmt.Sprintf("Preset: one experiment, %s × %s on %s", plural(settings, "setting", "settings"),
+		plural(tasks, "task", "tasks"), base.Model))
 
-	var mu sync.Mutex
-	ids := []int64{}
 	p.u.jobs.Add(1)
 	p.u.runStarted()
 	go func() {
 		defer p.u.jobs.Done()
 		defer p.u.runEnded()
-		_, err := experiments.RunSettings(ctx, r, cfgs, func(i int, pr experiments.Progress) {
-			mu.Lock()
-			newExp := pr.Experiment != 0 && (len(ids) == 0 || ids[len(ids)-1] != pr.Experiment)
-			if newExp {
-				ids = append(ids, pr.Experiment)
-			}
-			sel := append([]int64(nil), ids...)
-			mu.Unlock()
-			line := fmt.Sprintf("Preset: setting %d/%d (%s) · %d/%d rollouts", i+1, len(cfgs), cfgs[i].Name, pr.Done+pr.Failed, pr.Total)
+		announced := false
+		sum, err := r.Run(ctx, cfg, func(pr experiments.Progress) {
+			line := fmt.Sprintf("Preset: experiment #%d · %d/%d rollouts", pr.Experiment, pr.Done+pr.Failed, pr.Total)
 			p.u.do(func() {
 				p.presetStatus.SetText(line)
-				if newExp || time.Since(p.lastLive) > 2*time.Second {
+				if pr.Experiment != 0 && !announced {
+					announced = true
+					p.selectExperiments(pr.Experiment)
+					p.u.events.ExperimentCreated.Emit(pr.Experiment)
+				}
+				p.u.events.RunProgress.Emit(pr)
+				if time.Since(p.lastLive) > 2*time.Second {
 					p.lastLive = time.Now()
-					p.liveRefresh(sel)
+					p.liveRefresh([]int64{pr.Experiment})
 				}
 			})
-		}, func(i int, s experiments.Summary, err error) {
-			mu.Lock()
-			if s.Experiment != 0 && (len(ids) == 0 || ids[len(ids)-1] != s.Experiment) {
-				ids = append(ids, s.Experiment)
-			}
-			sel := append([]int64(nil), ids...)
-			mu.Unlock()
-			p.u.do(func() { p.liveRefresh(sel) })
 		})
 		p.u.do(func() {
 			p.presetStop = nil
 			cancel()
 			p.presetBt.Enable()
 			p.cancelBt.Disable()
-			mu.Lock()
-			n := len(ids)
-			mu.Unlock()
+			if sum.Experiment != 0 {
+				p.liveRefresh([]int64{sum.Experiment})
+			}
+			p.u.events.ExperimentFinished.Emit(RunEnded{Experiment: sum.Experiment, Summary: sum, Err: err, Cancelled: ctx.Err() != nil})
 			if err != nil {
-				p.presetStatus.SetText(fmt.Sprintf("Preset ended (%d settings recorded): %v", n, err))
+				p.presetStatus.SetText(fmt.Sprintf("Preset ended (experiment #%d): %v", sum.Experiment, err))
 				return
 			}
-			p.presetStatus.SetText(fmt.Sprintf("Preset done: %d settings recorded", n))
+			p.presetStatus.SetText(fmt.Sprintf("Preset done: experiment #%d, %s", sum.Experiment, plural(len(sum.Groups), "group", "groups")))
 		})
 	}()
 }

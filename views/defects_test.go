@@ -739,3 +739,37 @@ func TestDefect10SaveDialogTakesTypedPath(t *testing.T) {
 	_, err = os.Stat(filepath.Join(dir, "relative.toml"))
 	assert.NoError(t, err, "a bare name goes to the folder shown")
 }
+
+// Defect 14: the Table 1 preset offers the saved endpoint profiles and the
+// store's datasets, and one click makes one experiment with the whole grid.
+func TestDefect14PresetPicksProfileAndDatasetAndRunsOneGrid(t *testing.T) {
+	st := newCtlStore()
+	st.profiles["gpu-a"] = `{"name":"gpu-a","url":"http://gpu-a:8000/v1","model":"Mem-Lab/Qwen2.5-7B-RL-RAG-Q2-EM-Release","mode":"completions","concurrency":4}`
+	r := &presetRunner{}
+	u, _ := newTestUI(t, st, r)
+	p := u.charts
+	act(u, func() { p.presetDialog() })
+	u.wait()
+	f := p.presetForm
+	act(u, func() {
+		require.NotNil(t, f)
+		assert.Equal(t, []string{"gpu-a"}, f.profile.Options, "saved profiles are offered")
+		assert.Equal(t, []string{"hotpotqa", "nq"}, f.dataset.Options, "the dataset is a picker of the store's datasets")
+		f.profile.SetSelected("gpu-a")
+		assert.Equal(t, "http://gpu-a:8000/v1", f.endpoint.Text)
+		f.dataset.SetSelected("nq")
+		f.tasks.SetText("3")
+		p.submitPreset()
+	})
+	u.wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	require.Len(t, r.cfgs, 1, "one experiment")
+	c := r.cfgs[0]
+	assert.Equal(t, "http://gpu-a:8000/v1", c.Endpoint)
+	assert.Equal(t, "Mem-Lab/Qwen2.5-7B-RL-RAG-Q2-EM-Release", c.Model)
+	assert.Equal(t, "nq", c.Dataset)
+	assert.Len(t, c.ObjectivesList(), 5)
+	assert.Len(t, c.PolicyList(), 2)
+	assert.Equal(t, 3, c.Tasks)
+}
