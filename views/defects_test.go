@@ -351,6 +351,12 @@ func TestDefect6ShortcutsAreWindowWide(t *testing.T) {
 	u.wait()
 	assert.Equal(t, ScreenCompare, u.Current())
 	assert.Equal(t, int64(11), u.compare.a.ID, "Compare opens on the rollout Trace showed")
+
+	// Ctrl+R runs New experiment's form from anywhere (without a runner it says so).
+	act(u, func() { desktopShortcut(menu, w.Canvas(), ctrl(fyne.KeyR)) })
+	u.wait()
+	assert.Equal(t, ScreenNewRun, u.Current())
+	assert.Contains(t, u.run.errors.Text, "no runner")
 }
 
 // Defect 3: no text a screen shows may widen the window. Every status,

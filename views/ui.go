@@ -310,7 +310,12 @@ func (u *UI) GoMenu() *fyne.Menu {
 	search.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault}
 	export := fyne.NewMenuItem("Export chart as PDF…", u.charts.exportShortcut)
 	export.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyE, Modifier: fyne.KeyModifierShortcutDefault}
-	items = append(items, fyne.NewMenuItemSeparator(), search, export)
+	start := fyne.NewMenuItem("Run the experiment in New experiment", func() {
+		_ = u.Show(ScreenNewRun)
+		u.run.start()
+	})
+	start.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyR, Modifier: fyne.KeyModifierShortcutDefault}
+	items = append(items, fyne.NewMenuItemSeparator(), start, search, export)
 	return fyne.NewMenu("Go", items...)
 }
 
