@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
 
 	"github.com/mem1lab/mem1lab/assets"
 	"github.com/mem1lab/mem1lab/experiments"
@@ -109,6 +110,7 @@ func RunGUI(opts GUIOptions) error {
 	keep := func() { ui.SavePrefs(win.Canvas().Size()) } // splits, window size
 	quit := fyne.NewMenuItem("Quit", func() { ui.ConfirmQuit(func() { keep(); a.Quit() }) })
 	quit.IsQuit = true
+	quit.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyQ, Modifier: fyne.KeyModifierShortcutDefault}
 	// The Go menu carries Ctrl+1..8, Ctrl+F and Ctrl+E: menu shortcuts work
 	// window-wide, even while a text field has focus.
 	win.SetMainMenu(fyne.NewMainMenu(
