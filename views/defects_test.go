@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/theme"
@@ -398,6 +399,21 @@ func TestDefect13ProgressWording(t *testing.T) {
 	assert.Equal(t, "0 done · 4 failed of 4", barText(0, 4, 4))
 	assert.Equal(t, "3 of 4 done", barText(3, 0, 4))
 	assert.Equal(t, "not started", barText(0, 0, 0))
+	// A 0% bar draws no filled part (no NaN ratio from an empty range).
+	test.NewTempApp(t)
+	bar := widget.NewProgressBar()
+	bar.Max = 0
+	setBar(bar, 0, 0, 0)
+	w := test.NewTempWindow(t, bar)
+	w.Resize(fyne.NewSize(300, 40))
+	bar.Refresh()
+	for _, o := range test.WidgetRenderer(bar).Objects() {
+		if r, ok := o.(*canvas.Rectangle); ok && r.Size().Width != bar.Size().Width && r.Visible() {
+			t.Errorf("a filled part %v of %v drawn at 0%%", r.Size(), bar.Size())
+		}
+	}
+	assert.Equal(t, 1.0, bar.Max)
+	assert.Equal(t, "not started", bar.TextFormatter())
 	paused := progressText(experiments.Progress{Total: 4, Done: 1, Running: 3, ETA: 5 * time.Second, Paused: true})
 	assert.NotContains(t, paused, "ETA")
 	assert.Contains(t, paused, "paused")
