@@ -306,7 +306,7 @@ func (p *runsPanel) control(action string) {
 			}
 		}
 		p.status.SetText(fmt.Sprintf("Experiment #%d: %s requested", id, action))
-		p.reload()
+		p.u.events.ExperimentChanged.Emit(id) // Runs (this screen) reloads; others may listen
 	})
 }
 
