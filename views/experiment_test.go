@@ -156,7 +156,8 @@ func (r *ctlRunner) done() []string {
 // rendered prompt.
 func TestComposerValidatesPlansAndPreviews(t *testing.T) {
 	u, w := newTestUI(t, newCtlStore(), newCtlRunner(nil))
-	require.NoError(t, u.Show(ScreenNewRun))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait() // showing a screen reloads it in the background
 	p := u.run
 	act(u, func() {
 		p.objectives.SetText("1, two, 0, 1")
@@ -458,7 +459,8 @@ func TestNewExperimentMixedSources(t *testing.T) {
 	st.fakeStore.mu.Unlock()
 	r := newCtlRunner(nil)
 	u, w := newTestUI(t, st, r)
-	require.NoError(t, u.Show(ScreenNewRun))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait() // showing a screen reloads it in the background
 	p := u.run
 	act(u, func() {
 		assert.Equal(t, []string{"hotpotqa", "nq"}, p.sources.Options, "the store's datasets are offered")

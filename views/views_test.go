@@ -148,7 +148,8 @@ func TestDataPanelCountsPreviewAndSearch(t *testing.T) {
 func TestRunFormValidation(t *testing.T) {
 	r := newFakeRunner(nil, experiments.Summary{})
 	u, _ := newTestUI(t, newFakeStore(), r)
-	require.NoError(t, u.Show(ScreenNewRun))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait() // showing a screen reloads it in the background
 	p := u.run
 
 	cfg, err := p.config()
@@ -204,7 +205,8 @@ func TestRunProgressAndSummary(t *testing.T) {
 	}
 	r := newFakeRunner(steps, sum)
 	u, w := newTestUI(t, st, r)
-	require.NoError(t, u.Show(ScreenNewRun))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait() // showing a screen reloads it in the background
 	p := u.run
 	p.objectives.SetText("2")
 	p.tasks.SetText("4")
@@ -257,7 +259,8 @@ func TestRunCancel(t *testing.T) {
 func TestRunsRolloutsOpenInTrace(t *testing.T) {
 	st := newFakeStore()
 	u, w := newTestUI(t, st, nil)
-	require.NoError(t, u.Show(ScreenRuns))
+	act(u, func() { require.NoError(t, u.Show(ScreenRuns)) })
+	u.wait() // showing a screen reloads it in the background
 	rp := u.runs
 	require.Len(t, rp.table.rows, len(st.exps))
 	assert.Equal(t, []string{"#1 mem1 n2 smoke", "2025-06-01 09:30", "running", "1 done, 0 failed of 2", "1.000"},
