@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 export CGO_ENABLED := 1
 
-.PHONY: run build test vet lint staticcheck bench fuzz soak screenshot deps deps-gui deps-screenshot clean
+.PHONY: run build test vet lint staticcheck bench fuzz soak screenshot gui-check deps deps-gui deps-screenshot clean
 
 ## run: install what the desktop build needs, build, and open the app on the default store
 run: build
@@ -66,6 +66,11 @@ bench-retrieval: deps
 ## fuzz: a longer run of the response-parser fuzz test
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./core
+
+## gui-check: the Xvfb walkthrough (keyboard-driven, oracle agent, CLI run beside
+## the window, quit during a run and restart); fails when the window outgrows the screen
+gui-check: deps-screenshot build
+	BUNDLE="$(BUNDLE)" BIN="$(BIN)" scripts/gui-check.sh
 
 ## screenshot: run the app under Xvfb on a demo store and save PNGs in docs/
 screenshot: deps-screenshot build

@@ -12,6 +12,7 @@ import (
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/driver/desktop"
 
 	"github.com/mem1lab/mem1lab/assets"
 	"github.com/mem1lab/mem1lab/experiments"
@@ -37,6 +38,9 @@ type GUIOptions struct {
 	// ReadOnly opens the store read-only (--read-only); a store that cannot be
 	// opened for writing is opened read-only anyway. Either way a banner says so.
 	ReadOnly bool
+	// SizeGiven is true when --width or --height was on the command line (they
+	// then win over the size the window had when it last closed).
+	SizeGiven bool
 }
 
 func (c *CLI) runGUI(args []string) int {
@@ -59,6 +63,11 @@ func (c *CLI) runGUI(args []string) int {
 		return 2
 	}
 	opts.Width, opts.Height = float32(*w), float32(*h)
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "width" || f.Name == "height" {
+			opts.SizeGiven = true
+		}
+	})
 	for _, part := range strings.Split(*exps, ",") {
 		if part = strings.TrimSpace(part); part == "" {
 			continue
@@ -111,9 +120,22 @@ func RunGUI(opts GUIOptions) error {
 		ReadOnly:   readOnly,
 	})
 	win.SetContent(ui.Content())
-	win.SetMainMenu(fyne.NewMainMenu(fyne.NewMenu("File", trajectoriesMenuItem(win, st, ui))))
+	// Quitting during a run asks first, then stops the runs cleanly so they are
+	// recorded as cancelled (resumable) rather than left "running" for ever.
+	keep := func() { ui.SavePrefs(win.Canvas().Size()) } // splits, window size
+	quit := fyne.NewMenuItem("Quit", func() { ui.ConfirmQuit(func() { keep(); a.Quit() }) })
+	quit.IsQuit = true
+	quit.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyQ, Modifier: fyne.KeyModifierShortcutDefault}
+	// The Go menu carries Ctrl+1..8, Ctrl+F and Ctrl+E: menu shortcuts work
+	// window-wide, even while a text field has focus.
+	win.SetMainMenu(fyne.NewMainMenu(
+		fyne.NewMenu("File", trajectoriesMenuItem(win, st, ui), fyne.NewMenuItemSeparator(), quit),
+		ui.GoMenu()))
+	win.SetCloseIntercept(func() { ui.ConfirmQuit(func() { keep(); win.Close() }) })
 	win.SetMaster()
-	if opts.Width > 0 && opts.Height > 0 {
+	if last, ok := ui.LastWindowSize(); ok && !opts.SizeGiven {
+		win.Resize(last)
+	} else if opts.Width > 0 && opts.Height > 0 {
 		win.Resize(fyne.NewSize(opts.Width, opts.Height))
 	}
 	win.SetTitle("mem1lab — " + opts.DB)
@@ -146,6 +168,8 @@ func RunGUI(opts GUIOptions) error {
 				if err := ui.Show(opts.Screen); err != nil {
 					log.Printf("mem1lab: %v", err)
 				}
+			} else {
+				ui.ShowLastScreen()
 			}
 		})
 	}()

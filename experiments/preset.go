@@ -75,6 +75,24 @@ func Table1Preset(base RunConfig, tasks int) []RunConfig {
 	return out
 }
 
+// Table1Grid is the Table 1 grid as one experiment: base with
+// ObjectivesGrid = Table1Objectives and Policies = Table1Policies, tasks per
+// setting (≤ 0 = DefaultPresetTasks), MaxTurns 0 so each setting gets MEM1's
+// limit for its count (6 up to 4 objectives, 20 beyond), named "MEM1 Table 1".
+// Its plan has the same ten settings as Table1Preset, in one experiment that
+// Runs, Rollouts and Charts list once.
+func Table1Grid(base RunConfig, tasks int) RunConfig {
+	if tasks <= 0 {
+		tasks = DefaultPresetTasks
+	}
+	c := base
+	c.Name = "MEM1 Table 1"
+	c.Objectives, c.ObjectivesGrid = Table1Objectives[0], append([]int(nil), Table1Objectives...)
+	c.Policy, c.Policies = Table1Policies[0], append([]string(nil), Table1Policies...)
+	c.Tasks, c.MaxTurns = tasks, 0
+	return c
+}
+
 // SettingRunner runs one experiment (*Runner satisfies it).
 type SettingRunner interface {
 	Run(ctx context.Context, cfg RunConfig, progress func(Progress)) (Summary, error)

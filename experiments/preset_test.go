@@ -136,3 +136,26 @@ func TestPresetWithOracleRunsAggregatesAndTrajectories(t *testing.T) {
 		assert.InDelta(t, d.F1, s.Score.F1, 1e-9, "rollout %d F1", id)
 	}
 }
+
+// TestTable1GridMatchesThePresetSettings: the one-experiment grid plans the
+// same ten settings (objectives × policies) as the per-setting preset.
+func TestTable1GridMatchesThePresetSettings(t *testing.T) {
+	base := DefaultRunConfig()
+	g := Table1Grid(base, 7)
+	require.NoError(t, g.Validate())
+	assert.Equal(t, "MEM1 Table 1", g.Name)
+	assert.Equal(t, 7, g.Tasks)
+	assert.Equal(t, 0, g.MaxTurns)
+	var want [][2]any
+	for _, c := range Table1Preset(base, 7) {
+		want = append(want, [2]any{c.Objectives, c.Policy})
+	}
+	var got [][2]any
+	for _, n := range g.ObjectivesList() {
+		for _, p := range g.PolicyList() {
+			got = append(got, [2]any{n, p})
+		}
+	}
+	assert.Equal(t, want, got)
+	assert.Equal(t, DefaultPresetTasks, Table1Grid(base, 0).Tasks)
+}

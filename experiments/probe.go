@@ -21,6 +21,8 @@ type EndpointPreset struct {
 	Mode string
 	// Note is shown when the preset is picked ("" = none).
 	Note string
+	// Model fills the model field too when the server has one fixed name ("" = leave it).
+	Model string
 }
 
 // ReleasedCheckpointTemplateNote tells the user of MEM1's released checkpoint
@@ -39,6 +41,9 @@ var EndpointPresets = []EndpointPreset{
 	{Name: "Ollama", URL: "http://127.0.0.1:11434/v1", Mode: ModeChat},
 	{Name: "llama.cpp", URL: "http://127.0.0.1:8080/v1", Mode: ModeCompletions},
 	{Name: "MEM1 reference", URL: "http://127.0.0.1:8014/v1", Mode: ModeCompletions, Note: ReleasedCheckpointTemplateNote},
+	// `mem1lab oracle`'s default address; the retrieval-oracle agent answers as
+	// model "mem1lab-oracle" (experiments/oracle.ModelName).
+	{Name: "mem1lab oracle agent", URL: "http://127.0.0.1:8015/v1", Mode: ModeCompletions, Model: "mem1lab-oracle"},
 	{Name: "Remote", URL: "https://", Mode: ModeChat},
 }
 

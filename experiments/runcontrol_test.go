@@ -596,3 +596,36 @@ func TestGridPlan(t *testing.T) {
 }
 
 var _ core.Model = (*callModel)(nil)
+
+// TestOrphanedExperiment: an experiment left "running" by a process that is gone
+// is orphaned; one a live process holds, or a finished one, is not.
+func TestOrphanedExperiment(t *testing.T) {
+	st := bundleStore(t)
+	ctx := context.Background()
+	cfg := DefaultRunConfig()
+	cfg.Tasks = 1
+	r := &Runner{Store: st, Env: st}
+	id, err := r.Create(ctx, cfg)
+	require.NoError(t, err)
+	require.NoError(t, st.SetExperimentStatus(ctx, id, storage.StatusRunning))
+
+	ok, err := st.ClaimExperiment(ctx, id, fmt.Sprintf("elsewhere|%d|x", 1), "")
+	require.NoError(t, err)
+	require.True(t, ok)
+	gone, err := r.Orphaned(ctx, id)
+	require.NoError(t, err)
+	assert.False(t, gone, "another host's fresh lease: its owner may be running it")
+
+	host, _ := os.Hostname()
+	ok, err = st.ClaimExperiment(ctx, id, fmt.Sprintf("%s|%d|x", host, math.MaxInt32), fmt.Sprintf("elsewhere|%d|x", 1))
+	require.NoError(t, err)
+	require.True(t, ok)
+	gone, err = r.Orphaned(ctx, id)
+	require.NoError(t, err)
+	assert.True(t, gone, "its owner's process is gone from this host")
+
+	require.NoError(t, st.SetExperimentStatus(ctx, id, storage.StatusCancelled))
+	gone, err = r.Orphaned(ctx, id)
+	require.NoError(t, err)
+	assert.False(t, gone, "a settled experiment is not orphaned")
+}

@@ -423,6 +423,25 @@ func (r *Runner) Active(expID int64) (running, paused bool) {
 	return true, a.gate.isPaused()
 }
 
+// Orphaned reports whether experiment expID is listed as running or paused
+// while no live process holds it: its owner crashed or was killed before it
+// could record how the run ended. Resume takes such an experiment over at once
+// (the same lease check `mem1lab resume` makes); Pause and Cancel requests
+// would never be read by anyone.
+func (r *Runner) Orphaned(ctx context.Context, expID int64) (bool, error) {
+	if running, _ := r.Active(expID); running {
+		return false, nil
+	}
+	l, err := r.Store.ExperimentLease(ctx, expID)
+	if err != nil {
+		return false, err
+	}
+	if l.Status != storage.StatusRunning && l.Status != StatusPaused {
+		return false, nil
+	}
+	return !r.ownerAlive(l), nil
+}
+
 // StatusPaused is the experiment status while a pause is in effect.
 const StatusPaused = "paused"
 

@@ -29,7 +29,18 @@ type tokenChart struct {
 
 	mu      sync.Mutex
 	tokens  []int
-	current int // -1 = none
+	current int     // -1 = none
+	yTop    float64 // tallest bar the y-axis must hold (0 = this chart's own)
+	slots   int     // turns the x-axis holds (0 = this chart's own)
+}
+
+// setScale fixes the axes for charts drawn side by side: yTop tokens at the
+// top of the y-axis (before headroom), slots turns along the x-axis.
+func (c *tokenChart) setScale(yTop float64, slots int) {
+	c.mu.Lock()
+	c.yTop, c.slots = yTop, slots
+	c.mu.Unlock()
+	c.raster.Refresh()
 }
 
 func newTokenChart() *tokenChart {
@@ -60,25 +71,41 @@ func (c *tokenChart) setCurrent(i int) {
 func (c *tokenChart) render(w, h int) image.Image {
 	c.mu.Lock()
 	tokens := append([]int(nil), c.tokens...)
-	cur := c.current
+	cur, yTop, slots := c.current, c.yTop, c.slots
 	c.mu.Unlock()
 	scale := 1.0
 	if sw := c.raster.Size().Width; sw > 0 && w > 0 {
 		scale = float64(w) / float64(sw)
 	}
-	return drawTokenChart(tokens, cur, w, h, scale, theme.Color(theme.ColorNameForeground))
+	return drawTokenChart(tokens, cur, w, h, scale, theme.Color(theme.ColorNameForeground), yTop, slots)
 }
 
 // drawTokenChart renders the bars of tokens (one per turn, turn 1 first) with bar
 // cur highlighted, at w×h pixels; scale is pixels per Fyne unit so text keeps its
 // size on high-density screens. An empty series gives a blank image.
-func drawTokenChart(tokens []int, cur, w, h int, scale float64, fg color.Color) image.Image {
+func drawTokenChart(tokens []int, cur, w, h int, scale float64, fg color.Color, yTop float64, slots int) image.Image {
 	if w <= 0 || h <= 0 {
 		return image.NewNRGBA(image.Rect(0, 0, 1, 1))
 	}
 	if len(tokens) == 0 {
 		return image.NewNRGBA(image.Rect(0, 0, w, h))
 	}
+	p := tokenPlot(tokens, cur, w, scale, fg, yTop, slots)
+	if p == nil {
+		return image.NewNRGBA(image.Rect(0, 0, w, h))
+	}
+	dpi := 72 * scale
+	idpi := max(1, int(dpi+0.5))
+	size := func(px int) vg.Length { return vg.Length(float64(px)/float64(idpi)) * vg.Inch }
+	cv := vgimg.NewWith(vgimg.UseWH(size(w), size(h)), vgimg.UseDPI(idpi), vgimg.UseBackgroundColor(color.Transparent))
+	p.Draw(draw.New(cv))
+	return cv.Image()
+}
+
+// tokenPlot lays out the bars: one slot per turn from -0.5 to slots-0.5 so
+// the first and last bars are whole, and the y-axis from 0 to 1.1 × the
+// tallest bar (or yTop when larger). nil when the bars cannot be made.
+func tokenPlot(tokens []int, cur, w int, scale float64, fg color.Color, yTop float64, slots int) *plot.Plot {
 	p := plot.New()
 	p.BackgroundColor = color.Transparent
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
@@ -94,7 +121,9 @@ func drawTokenChart(tokens []int, cur, w, h int, scale float64, fg color.Color) 
 	rest := make(plotter.Values, len(tokens))
 	hi := make(plotter.Values, len(tokens))
 	names := make([]string, len(tokens))
+	slots = max(slots, len(tokens))
 	for i, t := range tokens {
+		yTop = max(yTop, float64(t))
 		if i == cur {
 			hi[i] = float64(t)
 		} else {
@@ -102,10 +131,12 @@ func drawTokenChart(tokens []int, cur, w, h int, scale float64, fg color.Color) 
 		}
 		names[i] = strconv.Itoa(i + 1)
 	}
+	for i := len(tokens); i < slots; i++ {
+		names = append(names, strconv.Itoa(i+1))
+	}
 	// Bar width in points: about 60% of each turn's slot.
-	dpi := 72 * scale
 	widthPt := float64(w) / scale
-	barW := vg.Length(widthPt * 0.6 / float64(len(tokens)+1))
+	barW := vg.Length(widthPt * 0.6 / float64(slots+1))
 	barW = max(1, min(barW, 40))
 	for _, s := range []struct {
 		v   plotter.Values
@@ -113,18 +144,17 @@ func drawTokenChart(tokens []int, cur, w, h int, scale float64, fg color.Color) 
 	}{{rest, barColor}, {hi, highlightColor}} {
 		b, err := plotter.NewBarChart(s.v, barW)
 		if err != nil {
-			return image.NewNRGBA(image.Rect(0, 0, w, h))
+			return nil
 		}
 		b.Color = s.col
 		b.LineStyle.Width = 0
 		p.Add(b)
 	}
 	p.NominalX(names...)
-	p.Y.Max *= 1.1 // headroom above the tallest bar
-
-	idpi := max(1, int(dpi+0.5))
-	size := func(px int) vg.Length { return vg.Length(float64(px)/float64(idpi)) * vg.Inch }
-	cv := vgimg.NewWith(vgimg.UseWH(size(w), size(h)), vgimg.UseDPI(idpi), vgimg.UseBackgroundColor(color.Transparent))
-	p.Draw(draw.New(cv))
-	return cv.Image()
+	p.X.Min, p.X.Max = -0.5, float64(slots)-0.5
+	p.Y.Min, p.Y.Max = 0, yTop*1.1 // headroom above the tallest bar
+	if p.Y.Max <= 0 {
+		p.Y.Max = 1
+	}
+	return p
 }

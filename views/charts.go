@@ -100,7 +100,8 @@ type chartSettings struct {
 
 func (s chartSettings) options(k figures.Kind) figures.Options {
 	return figures.Options{Kind: k, Metric: s.metric, PerObjective: s.perObjective, Overlay: s.overlay, Foreground: s.fg,
-		FontSize: s.fontSize, PeakCount: s.peakCount, Bars: s.bars}
+		FontSize: s.fontSize, PeakCount: s.peakCount, Bars: s.bars,
+		Dodge: s.fg != nil} // on screen (fg set) coinciding series are shifted apart
 }
 
 // chartsPanel is the Charts screen: pick experiments, a chart, the metric and
@@ -109,6 +110,7 @@ func (s chartSettings) options(k figures.Kind) figures.Options {
 // rendered in goroutines; results come back through fyne.Do.
 type chartsPanel struct {
 	u       *UI
+	st      chartsStore
 	content fyne.CanvasObject
 
 	exps     []storage.ExperimentRow
@@ -140,11 +142,25 @@ type chartsPanel struct {
 	seq        int
 	figs       []*figures.Figure // last built, one per view
 	presetStop context.CancelFunc
+	presetForm *presetForm // the preset dialog's fields while it is open
 	lastLive   time.Time
+	drawnSig   string // signature() when reload last redrew
+	dest       string // the path of the file being saved
+}
+
+// chartsStore is what the Charts screen reads: the experiments to offer and
+// the rollouts and turns the figures and CSV exports are made of.
+type chartsStore interface {
+	figures.Source
+	experiments.ExportStore
+	// Datasets lists the imported datasets (the preset's dataset picker).
+	Datasets(ctx context.Context) ([]storage.DatasetInfo, error)
+	// Experiments lists experiments, newest first, with rollout counts and means.
+	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
 }
 
 func newChartsPanel(u *UI) *chartsPanel {
-	p := &chartsPanel{u: u, selected: map[int64]bool{}, labelID: map[string]int64{}, autoSelect: true}
+	p := &chartsPanel{u: u, st: u.deps.Store, selected: map[int64]bool{}, labelID: map[string]int64{}, autoSelect: true}
 	p.expCheck = widget.NewCheckGroup(nil, func(labels []string) {
 		if p.syncing {
 			return
@@ -156,7 +172,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 		}
 		p.redraw()
 	})
-	p.choice = widget.NewSelect(chartChoices, func(string) { p.redraw() })
+	p.choice = widget.NewSelect(chartChoices, func(string) { p.enableMetric(); p.redraw() })
 	p.metric = widget.NewRadioGroup([]string{"EM", "F1"}, func(string) { p.redraw() })
 	p.metric.Horizontal = true
 	p.metric.Required = true
@@ -182,6 +198,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 	p.peak.SetSelected(peakPaper)
 	p.size.SetSelected(figures.SingleColumn.Name)
 	p.syncing = false
+	p.enableMetric()
 
 	exportFig := func(format string) *widget.Button {
 		return widget.NewButton(strings.ToUpper(format), func() { p.saveDialog("figure."+format, func(w io.WriteCloser) { p.exportFigure(w, format) }) })
@@ -226,26 +243,83 @@ func newChartsPanel(u *UI) *chartsPanel {
 		nil, nil, nil, container.NewVScroll(p.expCheck))
 	left := container.NewVSplit(expBox, container.NewVScroll(controls))
 	left.Offset = 0.35
+	u.rememberSplit("charts.left", left)
 	main := container.NewBorder(nil, p.status, nil, nil, p.grid)
 	split := container.NewHSplit(left, main)
 	split.Offset = 0.25
+	u.rememberSplit("charts.split", split)
 	p.content = split
+
+	ev := &u.events
+	ev.RunProgress.Subscribe(p.live) // charts of a running experiment follow it (at most every 2 s)
+	ev.ExperimentCreated.Subscribe(func(int64) { p.reload() })
+	ev.ExperimentFinished.Subscribe(func(RunEnded) { p.reload() })
+	u.follow(ScreenCharts, p.reload)
 	return p
 }
 
+// usesMetric reports whether a chart choice plots EM or F1.
+func usesMetric(choice string) bool {
+	for _, k := range chartKinds[choice] {
+		if k == figures.Accuracy || k == figures.Frontier {
+			return true
+		}
+	}
+	return false
+}
+
+// enableMetric offers the EM/F1 and per-objective toggles only for charts
+// that plot accuracy.
+func (p *chartsPanel) enableMetric() {
+	if usesMetric(p.choice.Selected) {
+		p.metric.Enable()
+		p.perObj.Enable()
+	} else {
+		p.metric.Disable()
+		p.perObj.Disable()
+	}
+}
+
+// screenFontSize is the base text size in points for a chart h Fyne units
+// tall: the theme's text size, growing with the chart so a large canvas
+// reads as well as the exported figure.
+func screenFontSize(h float32) vg.Length {
+	return vg.Length(max(theme.TextSize(), h/36))
+}
+
 // reload lists the experiments again, keeping the selection; with nothing
-// selected yet it selects the newest experiment. The charts are redrawn.
+// selected yet it selects the newest experiment. The charts are redrawn when
+// the list or a charted experiment's counts changed (another process's
+// heartbeats alone redraw nothing).
 func (p *chartsPanel) reload() {
 	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
-		return p.u.deps.Store.Experiments(ctx)
+		return p.st.Experiments(ctx)
 	}, func(es []storage.ExperimentRow, err error) {
 		if err != nil {
 			p.status.SetText("Could not list experiments: " + err.Error())
 			return
 		}
 		p.setExperiments(es)
+		sig := p.signature()
+		if sig == p.drawnSig && p.figs != nil {
+			return
+		}
+		p.drawnSig = sig
 		p.redraw()
 	})
+}
+
+// signature sums up what the charts are drawn from: the listed experiments and
+// the selected ones' statuses and counts.
+func (p *chartsPanel) signature() string {
+	var b strings.Builder
+	for _, e := range p.exps {
+		fmt.Fprintf(&b, "%d,", e.ID)
+		if p.selected[e.ID] {
+			fmt.Fprintf(&b, "%s/%d/%d/%d;", e.Status, e.Done, e.Failed, e.Rollouts)
+		}
+	}
+	return b.String()
 }
 
 func (p *chartsPanel) setExperiments(es []storage.ExperimentRow) {
@@ -295,7 +369,7 @@ func (p *chartsPanel) settings() chartSettings {
 	s := chartSettings{choice: p.choice.Selected, metric: strings.ToLower(p.metric.Selected),
 		perObjective: p.perObj.Checked, byModel: p.grouping.Selected != groupPolicy, overlay: p.overlay.Checked,
 		peakCount: figures.PeakPaper, bars: figures.BarsCI95,
-		fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize() * 0.85)}
+		fg: theme.Color(theme.ColorNameForeground), fontSize: vg.Length(theme.TextSize())}
 	if p.seBars.Checked {
 		s.bars = figures.BarsSE
 	}
@@ -362,7 +436,7 @@ func notSignificant(ctx context.Context, st Store, ids []int64, aggs []experimen
 }
 
 // loadChartData is figures.Load with the panel's settings.
-func loadChartData(ctx context.Context, st Store, ids []int64, dataset string, byModel, curves bool) (figures.Data, []string, error) {
+func loadChartData(ctx context.Context, st figures.Source, ids []int64, dataset string, byModel, curves bool) (figures.Data, []string, error) {
 	return figures.Load(ctx, st, ids, figures.LoadOptions{Dataset: dataset, ByModel: byModel, Curves: curves})
 }
 
@@ -388,7 +462,7 @@ func (p *chartsPanel) redraw() {
 	}
 	p.setColumns(len(kinds))
 	background(p.u, func(ctx context.Context) (builtCharts, error) {
-		d, datasets, err := loadChartData(ctx, p.u.deps.Store, s.ids, s.dataset, s.byModel, needCurves)
+		d, datasets, err := loadChartData(ctx, p.st, s.ids, s.dataset, s.byModel, needCurves)
 		if err != nil {
 			return builtCharts{}, err
 		}
@@ -440,7 +514,8 @@ func (p *chartsPanel) redraw() {
 				groups++
 			}
 		}
-		msg := fmt.Sprintf("%d experiments · %d groups with finished rollouts · %d points", len(s.ids), groups, points)
+		msg := fmt.Sprintf("%s · %s with finished rollouts · %s", plural(len(s.ids), "experiment", "experiments"),
+			plural(groups, "group", "groups"), plural(points, "point", "points"))
 		if s.dataset != "" {
 			msg += " · dataset " + s.dataset
 		}
@@ -472,23 +547,10 @@ func (p *chartsPanel) setColumns(n int) {
 // saveDialog asks for a file and hands its writer to write; without a window it
 // reports that saving needs one.
 func (p *chartsPanel) saveDialog(name string, write func(io.WriteCloser)) {
-	w := p.u.deps.Window
-	if w == nil {
-		p.status.SetText("Saving needs the app window")
-		return
-	}
-	d := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
-		if err != nil {
-			p.status.SetText("Save: " + err.Error())
-			return
-		}
-		if wc == nil {
-			return // cancelled
-		}
+	p.u.askSavePath(name, func(wc fyne.URIWriteCloser) {
+		p.dest = wc.URI().Path()
 		write(wc)
-	}, w)
-	d.SetFileName(name)
-	d.Show()
+	}, p.status.SetText)
 }
 
 // exportFigure builds the current chart afresh at the chosen size preset and
@@ -508,9 +570,10 @@ func (p *chartsPanel) exportFigure(w io.WriteCloser, format string) {
 		return
 	}
 	kind := chartKinds[s.choice][0]
+	dest := p.dest
 	background(p.u, func(ctx context.Context) (string, error) {
 		defer w.Close()
-		d, _, err := loadChartData(ctx, p.u.deps.Store, s.ids, s.dataset, s.byModel, kind == figures.Context)
+		d, _, err := loadChartData(ctx, p.st, s.ids, s.dataset, s.byModel, kind == figures.Context)
 		if err != nil {
 			return "", err
 		}
@@ -523,7 +586,7 @@ func (p *chartsPanel) exportFigure(w io.WriteCloser, format string) {
 		if err := f.Write(w, format, size, dpi, nil); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("Saved %s chart as %s (%s column)", kind, strings.ToUpper(format), size.Name), nil
+		return fmt.Sprintf("Saved %s chart as %s (%s column) to %s", kind, strings.ToUpper(format), size.Name, dest), nil
 	}, func(msg string, err error) {
 		if err != nil {
 			p.status.SetText("Export failed: " + err.Error())
@@ -538,12 +601,13 @@ func (p *chartsPanel) exportFigure(w io.WriteCloser, format string) {
 // applied), to w in the background; w is closed.
 func (p *chartsPanel) exportTable(w io.WriteCloser, what string) {
 	s := p.settings()
+	dest := p.dest
 	background(p.u, func(ctx context.Context) (string, error) {
 		defer w.Close()
 		if len(s.ids) == 0 {
 			return "", errors.New("no experiment selected")
 		}
-		st := p.u.deps.Store
+		st := p.st
 		switch what {
 		case exportRollouts:
 			return what, experiments.WriteRolloutsCSV(ctx, w, st, s.ids...)
@@ -565,11 +629,12 @@ func (p *chartsPanel) exportTable(w io.WriteCloser, what string) {
 			p.status.SetText("Export failed: " + err.Error())
 			return
 		}
-		p.status.SetText("Saved " + msg)
+		p.status.SetText("Saved " + msg + " to " + dest)
 	})
 }
 
-// presetDialog asks for the endpoint and tasks per setting, then starts the
+// presetDialog asks for the endpoint (a saved profile fills it in), the
+// dataset (the store's, as a picker) and tasks per setting, then starts the
 // Table 1 preset.
 func (p *chartsPanel) presetDialog() {
 	w := p.u.deps.Window
@@ -584,35 +649,92 @@ func (p *chartsPanel) presetDialog() {
 	model.SetText(base.Model)
 	mode := widget.NewSelect([]string{experiments.ModeCompletions, experiments.ModeChat}, nil)
 	mode.SetSelected(base.Mode)
-	dataset := widget.NewEntry()
-	dataset.SetText(base.Dataset)
+	dataset := widget.NewSelect([]string{base.Dataset}, nil)
+	dataset.SetSelected(base.Dataset)
 	tasks := widget.NewEntry()
 	tasks.SetText(strconv.Itoa(experiments.DefaultPresetTasks))
+	var profiles map[string]experiments.EndpointProfile
+	profile := widget.NewSelect(nil, func(name string) {
+		if pr, ok := profiles[name]; ok {
+			endpoint.SetText(pr.URL)
+			model.SetText(pr.Model)
+			mode.SetSelected(pr.Mode)
+		}
+	})
+	profile.PlaceHolder = "(type the endpoint below)"
+	p.presetForm = &presetForm{profile: profile, endpoint: endpoint, model: model, mode: mode, dataset: dataset, tasks: tasks}
+	type choices struct {
+		profiles map[string]experiments.EndpointProfile
+		datasets []storage.DatasetInfo
+	}
+	background(p.u, func(ctx context.Context) (choices, error) {
+		ps, err := loadProfiles(ctx, p.u.deps.Store)
+		if err != nil {
+			return choices{}, err
+		}
+		ds, err := p.st.Datasets(ctx)
+		return choices{ps, ds}, err
+	}, func(c choices, err error) {
+		if err != nil {
+			p.presetStatus.SetText("Preset: " + err.Error())
+			return
+		}
+		profiles = c.profiles
+		names := make([]string, 0, len(c.profiles))
+		for n := range c.profiles {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		profile.SetOptions(names)
+		var ds []string
+		for _, d := range c.datasets {
+			ds = append(ds, d.Name)
+		}
+		if len(ds) > 0 {
+			cur := dataset.Selected
+			dataset.SetOptions(ds)
+			if !contains(ds, cur) {
+				dataset.SetSelected(ds[0])
+			}
+		}
+	})
 	items := []*widget.FormItem{
+		widget.NewFormItem("Saved endpoint", profile),
 		widget.NewFormItem("Endpoint", endpoint), widget.NewFormItem("Model", model), widget.NewFormItem("Mode", mode),
 		widget.NewFormItem("Dataset", dataset), widget.NewFormItem("Tasks per setting", tasks),
 	}
 	d := dialog.NewForm(experiments.Table1PresetName, "Run", "Cancel", items, func(ok bool) {
-		if !ok {
-			return
+		if ok {
+			p.submitPreset()
 		}
-		n, err := strconv.Atoi(strings.TrimSpace(tasks.Text))
-		if err != nil || n < 1 {
-			p.presetStatus.SetText(fmt.Sprintf("Tasks per setting %q: want a whole number ≥ 1", tasks.Text))
-			return
-		}
-		cfg := base
-		cfg.Endpoint, cfg.Model, cfg.Mode, cfg.Dataset = strings.TrimSpace(endpoint.Text), strings.TrimSpace(model.Text), mode.Selected, strings.TrimSpace(dataset.Text)
-		p.startPreset(cfg, n)
 	}, w)
-	d.Resize(fyne.NewSize(520, 360))
+	d.Resize(fyne.NewSize(560, 420))
 	d.Show()
 }
 
-// startPreset runs the Table 1 grid (experiments.Table1Preset of base, tasks per
-// setting) one setting after the other with the UI's Runner, and shows the
-// accuracy and peak-token charts with the paper overlay, adding each setting's
-// experiment as it starts and redrawing as rollouts finish (at most every 2 s).
+// presetForm holds the preset dialog's fields.
+type presetForm struct {
+	profile, mode, dataset *widget.Select
+	endpoint, model, tasks *widget.Entry
+}
+
+// submitPreset starts the preset with the dialog's fields.
+func (p *chartsPanel) submitPreset() {
+	f := p.presetForm
+	n, err := strconv.Atoi(strings.TrimSpace(f.tasks.Text))
+	if err != nil || n < 1 {
+		p.presetStatus.SetText(fmt.Sprintf("Tasks per setting %q: want a whole number ≥ 1", f.tasks.Text))
+		return
+	}
+	cfg := p.u.deps.DefaultRun
+	cfg.Endpoint, cfg.Model, cfg.Mode, cfg.Dataset = strings.TrimSpace(f.endpoint.Text), strings.TrimSpace(f.model.Text), f.mode.Selected, f.dataset.Selected
+	p.startPreset(cfg, n)
+}
+
+// startPreset runs the Table 1 grid (experiments.Table1Grid of base, tasks per
+// setting) as one experiment with the UI's Runner and shows the accuracy and
+// peak-token charts with the paper overlay, redrawing as rollouts finish (at
+// most every 2 s). Runs follows it like any run started here.
 func (p *chartsPanel) startPreset(base experiments.RunConfig, tasks int) {
 	r := p.u.deps.Runner
 	if r == nil {
@@ -623,8 +745,8 @@ func (p *chartsPanel) startPreset(base experiments.RunConfig, tasks int) {
 		p.presetStatus.SetText("The preset is already running")
 		return
 	}
-	cfgs := experiments.Table1Preset(base, tasks)
-	if err := cfgs[0].Validate(); err != nil {
+	cfg := experiments.Table1Grid(base, tasks)
+	if err := cfg.Validate(); err != nil {
 		p.presetStatus.SetText("Preset: " + err.Error())
 		return
 	}
@@ -636,53 +758,49 @@ func (p *chartsPanel) startPreset(base experiments.RunConfig, tasks int) {
 	p.choice.SetSelected(chartPair)
 	p.overlay.SetChecked(true)
 	p.syncing = false
+	p.enableMetric()
 	p.selectExperiments()
 	_ = p.u.Show(ScreenCharts)
-	p.presetStatus.SetText(fmt.Sprintf("Preset: %d settings × %d tasks on %s", len(cfgs), tasks, base.Model))
+	settings := len(cfg.ObjectivesList()) * len(cfg.PolicyList())
+	p.presetStatus.SetText(fmt.Sprintf("Preset: one experiment, %s × %s on %s", plural(settings, "setting", "settings"),
+		plural(tasks, "task", "tasks"), base.Model))
 
-	var mu sync.Mutex
-	ids := []int64{}
 	p.u.jobs.Add(1)
+	p.u.runStarted()
 	go func() {
 		defer p.u.jobs.Done()
-		_, err := experiments.RunSettings(ctx, r, cfgs, func(i int, pr experiments.Progress) {
-			mu.Lock()
-			newExp := pr.Experiment != 0 && (len(ids) == 0 || ids[len(ids)-1] != pr.Experiment)
-			if newExp {
-				ids = append(ids, pr.Experiment)
-			}
-			sel := append([]int64(nil), ids...)
-			mu.Unlock()
-			line := fmt.Sprintf("Preset: setting %d/%d (%s) · %d/%d rollouts", i+1, len(cfgs), cfgs[i].Name, pr.Done+pr.Failed, pr.Total)
+		defer p.u.runEnded()
+		announced := false
+		sum, err := r.Run(ctx, cfg, func(pr experiments.Progress) {
+			line := fmt.Sprintf("Preset: experiment #%d · %d/%d rollouts", pr.Experiment, pr.Done+pr.Failed, pr.Total)
 			p.u.do(func() {
 				p.presetStatus.SetText(line)
-				if newExp || time.Since(p.lastLive) > 2*time.Second {
+				if pr.Experiment != 0 && !announced {
+					announced = true
+					p.selectExperiments(pr.Experiment)
+					p.u.events.ExperimentCreated.Emit(pr.Experiment)
+				}
+				p.u.events.RunProgress.Emit(pr)
+				if time.Since(p.lastLive) > 2*time.Second {
 					p.lastLive = time.Now()
-					p.liveRefresh(sel)
+					p.liveRefresh([]int64{pr.Experiment})
 				}
 			})
-		}, func(i int, s experiments.Summary, err error) {
-			mu.Lock()
-			if s.Experiment != 0 && (len(ids) == 0 || ids[len(ids)-1] != s.Experiment) {
-				ids = append(ids, s.Experiment)
-			}
-			sel := append([]int64(nil), ids...)
-			mu.Unlock()
-			p.u.do(func() { p.liveRefresh(sel) })
 		})
 		p.u.do(func() {
 			p.presetStop = nil
 			cancel()
 			p.presetBt.Enable()
 			p.cancelBt.Disable()
-			mu.Lock()
-			n := len(ids)
-			mu.Unlock()
+			if sum.Experiment != 0 {
+				p.liveRefresh([]int64{sum.Experiment})
+			}
+			p.u.events.ExperimentFinished.Emit(RunEnded{Experiment: sum.Experiment, Summary: sum, Err: err, Cancelled: ctx.Err() != nil})
 			if err != nil {
-				p.presetStatus.SetText(fmt.Sprintf("Preset ended (%d settings recorded): %v", n, err))
+				p.presetStatus.SetText(fmt.Sprintf("Preset ended (experiment #%d): %v", sum.Experiment, err))
 				return
 			}
-			p.presetStatus.SetText(fmt.Sprintf("Preset done: %d settings recorded", n))
+			p.presetStatus.SetText(fmt.Sprintf("Preset done: experiment #%d, %s", sum.Experiment, plural(len(sum.Groups), "group", "groups")))
 		})
 	}()
 }
@@ -758,6 +876,7 @@ func (v *chartView) generate(w, h int) image.Image {
 		v.u.jobs.Add(1)
 		go func() {
 			defer v.u.jobs.Done()
+			fig.SetFontSize(screenFontSize(float32(float64(h) / scale))) // text grows with the canvas
 			img := fig.Render(w, h, scale, nil)
 			v.mu.Lock()
 			v.img, v.imgW, v.imgH, v.imgGen, v.busy = img, w, h, gen, false
@@ -816,7 +935,7 @@ func (u *UI) OpenCharts(o ChartsOptions) error {
 	_ = u.Show(ScreenCharts)
 	ids := o.Experiments
 	background(u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
-		return u.deps.Store.Experiments(ctx)
+		return p.st.Experiments(ctx)
 	}, func(es []storage.ExperimentRow, err error) {
 		if err != nil {
 			p.status.SetText("Could not list experiments: " + err.Error())

@@ -49,7 +49,7 @@ func TestChartsScreenListsExperimentsAndDraws(t *testing.T) {
 	f := p.figs[0]
 	assert.Equal(t, []string{sampleSeries}, f.Labels)
 	assert.Equal(t, 1, f.Points, "one group: mem1 at 2 objectives")
-	assert.Contains(t, p.status.Text, "1 experiments · 1 groups with finished rollouts · 1 points")
+	assert.Contains(t, p.status.Text, "1 experiment · 1 group with finished rollouts · 1 point")
 
 	// Error bars are 95% CIs by default, ±1 SE on request; caption and status say which.
 	assert.Contains(t, f.Caption, "95% CI")
@@ -206,18 +206,19 @@ func TestTable1PresetRunsTheGridAndOpensTheCharts(t *testing.T) {
 	r.mu.Lock()
 	cfgs := append([]experiments.RunConfig(nil), r.cfgs...)
 	r.mu.Unlock()
-	require.Len(t, cfgs, 10)
-	for i, c := range cfgs {
-		assert.Equal(t, experiments.Table1Objectives[i/2], c.Objectives)
-		assert.Equal(t, 5, c.Tasks)
-		assert.Equal(t, "http://gpu:8000/v1", c.Endpoint)
-	}
+	require.Len(t, cfgs, 1, "one experiment with the whole grid, not ten")
+	c := cfgs[0]
+	assert.Equal(t, experiments.Table1Objectives, c.ObjectivesGrid)
+	assert.Equal(t, experiments.Table1Policies, c.Policies)
+	assert.Equal(t, 5, c.Tasks)
+	assert.Equal(t, 0, c.MaxTurns, "each setting gets MEM1's turn limit for its count")
+	assert.Equal(t, "http://gpu:8000/v1", c.Endpoint)
 	assert.Equal(t, chartPair, p.choice.Selected)
 	assert.True(t, p.overlay.Checked)
 	require.Len(t, p.figs, 2)
 	assert.Contains(t, p.figs[0].Labels, "MEM1-QA (paper)")
-	assert.Contains(t, p.presetStatus.Text, "Preset ended (9 settings recorded)")
-	assert.Contains(t, p.presetStatus.Text, "full n=16: dataset yields no 16-objective task")
+	assert.Equal(t, "Preset done: experiment #100, 0 groups", p.presetStatus.Text)
+	assert.Equal(t, int64(100), u.runs.selectedID, "Runs follows the preset's experiment like any run")
 	assert.Nil(t, p.presetStop)
 	assert.False(t, p.presetBt.Disabled())
 
@@ -313,7 +314,7 @@ func TestStopPreset(t *testing.T) {
 		p.stopPreset()
 	})
 	u.wait()
-	assert.Contains(t, p.presetStatus.Text, "Preset ended (1 settings recorded)")
+	assert.Contains(t, p.presetStatus.Text, "Preset ended (experiment #1)")
 	assert.Contains(t, p.presetStatus.Text, "context canceled")
 	assert.False(t, p.presetBt.Disabled())
 	assert.True(t, p.cancelBt.Disabled())

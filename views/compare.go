@@ -75,6 +75,7 @@ func turnCell(t core.Turn) string {
 // turns aligned, and, for a pair of experiments, the objectives where they differ.
 type comparePanel struct {
 	u       *UI
+	st      compareStore
 	content fyne.CanvasObject
 
 	a, b    storage.RolloutDetail
@@ -86,6 +87,7 @@ type comparePanel struct {
 	outcome *dataTable // final per-objective outcome
 	chartA  *tokenChart
 	chartB  *tokenChart
+	tabs    *container.AppTabs
 	status  *widget.Label
 	seq     int
 	quiet   bool
@@ -110,13 +112,25 @@ type comparePanel struct {
 // summaryHeaders are the columns of Compare's summary table; "this task" is
 // the loaded pair's own difference, marked ◀ in its row.
 var summaryHeaders = []string{"Metric", "Objectives", "n", "Mean A", "Mean B", "Δ (A-B)", "95% CI (t)", "p (Holm)", "W/T/L", "Test", "This task Δ"}
+// compareStore is what the Compare screen reads.
+type compareStore interface {
+	// Experiments lists experiments, newest first (the pair table's choices).
+	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
+	// Rollout returns one rollout with its task, turns and score.
+	Rollout(ctx context.Context, id int64) (storage.RolloutDetail, error)
+	// SameTaskRollouts lists the rollouts on the same task as rollout id (it included).
+	SameTaskRollouts(ctx context.Context, id int64) ([]storage.RolloutRow, error)
+	// PairRollouts pairs the rollouts of two experiments on the same tasks.
+	PairRollouts(ctx context.Context, a, b int64) ([]storage.RolloutPair, error)
+}
 
 func newComparePanel(u *UI) *comparePanel {
-	p := &comparePanel{u: u}
+	p := &comparePanel{u: u, st: u.deps.Store}
 	p.header = widget.NewLabelWithStyle("Pick a rollout in Rollouts or Trace and press Compare, or choose two experiments below.",
 		fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.header.Wrapping = fyne.TextWrapWord
 	p.status = widget.NewLabel("")
+	p.status.Wrapping = fyne.TextWrapWord
 	p.pickB = widget.NewSelect(nil, func(label string) {
 		if p.quiet {
 			return
@@ -156,6 +170,7 @@ func newComparePanel(u *UI) *comparePanel {
 	}
 	p.sumStatus = widget.NewLabel("")
 	p.sumStatus.Wrapping = fyne.TextWrapWord
+	p.pairStatus.Wrapping = fyne.TextWrapWord
 
 	bold := func(s string) *widget.Label {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -170,20 +185,31 @@ func newComparePanel(u *UI) *comparePanel {
 	above := container.NewAppTabs(
 		container.NewTabItem("Comparison of the two settings", container.NewBorder(p.sumStatus, nil, nil, nil, sumSplit)),
 		container.NewTabItem("Context size per turn", charts))
-	inner := container.NewVSplit(container.NewBorder(above, nil, nil, nil, p.turns.table),
+	// Three bands that each keep their share of the height (a split, not a
+	// border, so a tall summary never squeezes the turn-by-turn view).
+	lower := container.NewVSplit(p.turns.table,
 		container.NewBorder(bold("Final outcome per objective"), nil, nil, nil, p.outcome.table))
-	inner.Offset = 0.62
+	lower.Offset = 0.5
+	u.rememberSplit("compare.lower", lower)
+	inner := container.NewVSplit(above, lower)
+	inner.Offset = 0.3
+	u.rememberSplit("compare.bands", inner) // not "compare.inner": that held the old two-band layout's offset
 	top := container.NewBorder(
 		container.NewVBox(p.header, container.NewBorder(nil, nil, widget.NewLabel("B:"), nil, p.pickB), p.status),
 		nil, nil, nil,
 		inner)
 	bottom := container.NewBorder(
-		container.NewVBox(bold("Where two experiments disagree (double-click to compare the pair)"),
+		container.NewVBox(bold("Rollouts of two experiments on the same tasks that disagree (double-click to compare the pair)"),
 			container.NewGridWithColumns(2, p.expA, p.expB), p.pairStatus),
 		nil, nil, nil, p.table.table)
-	split := container.NewVSplit(top, bottom)
-	split.Offset = 0.78
-	p.content = split
+	// Two tabs, so the rollout pair's tables and the experiments' disagreement
+	// table each get the screen's height.
+	p.tabs = container.NewAppTabs(
+		container.NewTabItem("Two rollouts", top),
+		container.NewTabItem("Where two experiments disagree", bottom))
+	p.content = p.tabs
+	u.events.ExperimentFinished.Subscribe(func(RunEnded) { p.reloadExperiments() })
+	u.follow(ScreenCompare, p.reloadExperiments)
 	return p
 }
 
@@ -194,6 +220,7 @@ func sameTaskLabel(r storage.RolloutRow) string {
 // open loads rollouts a and b (b = 0: another rollout on a's task, preferring
 // one under another policy) and shows them side by side.
 func (p *comparePanel) open(a, b int64) {
+	p.tabs.SelectIndex(0)
 	p.seq++
 	seq := p.seq
 	p.status.SetText(fmt.Sprintf("Loading rollout #%d…", a))
@@ -204,10 +231,10 @@ func (p *comparePanel) open(a, b int64) {
 	background(p.u, func(ctx context.Context) (loaded, error) {
 		var l loaded
 		var err error
-		if l.a, err = p.u.deps.Store.Rollout(ctx, a); err != nil {
+		if l.a, err = p.st.Rollout(ctx, a); err != nil {
 			return l, err
 		}
-		if l.same, err = p.u.deps.Store.SameTaskRollouts(ctx, a); err != nil {
+		if l.same, err = p.st.SameTaskRollouts(ctx, a); err != nil {
 			return l, err
 		}
 		if b == 0 {
@@ -216,7 +243,7 @@ func (p *comparePanel) open(a, b int64) {
 		if b == 0 {
 			return l, fmt.Errorf("no other rollout on task %s", l.a.TaskKey)
 		}
-		l.b, err = p.u.deps.Store.Rollout(ctx, b)
+		l.b, err = p.st.Rollout(ctx, b)
 		return l, err
 	}, func(l loaded, err error) {
 		if seq != p.seq {
@@ -304,8 +331,16 @@ func (p *comparePanel) show() {
 		rows[i] = r
 	}
 	p.turns.setRows(rows)
-	p.chartA.setTokens(tokens(a.Turns))
-	p.chartB.setTokens(tokens(b.Turns))
+	// One y-scale and one turn axis for both, so their heights compare at a glance.
+	ta, tb := tokens(a.Turns), tokens(b.Turns)
+	top, turns := 0, max(len(ta), len(tb))
+	for _, v := range append(append([]int(nil), ta...), tb...) {
+		top = max(top, v)
+	}
+	p.chartA.setScale(float64(top), turns)
+	p.chartB.setScale(float64(top), turns)
+	p.chartA.setTokens(ta)
+	p.chartB.setTokens(tb)
 	ma, mb := answerMarks(a), answerMarks(b)
 	out := make([][]string, len(ma))
 	for k := range ma {
@@ -419,7 +454,7 @@ func (p *comparePanel) reloadExperiments() {
 	p.eseq++
 	seq := p.eseq
 	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
-		return p.u.deps.Store.Experiments(ctx)
+		return p.st.Experiments(ctx)
 	}, func(es []storage.ExperimentRow, err error) {
 		if seq != p.eseq || err != nil {
 			return
@@ -465,7 +500,7 @@ func (p *comparePanel) loadPairs() {
 	seq := p.pseq
 	p.pairStatus.SetText("Pairing rollouts…")
 	background(p.u, func(ctx context.Context) ([]storage.RolloutPair, error) {
-		return p.u.deps.Store.PairRollouts(ctx, a, b)
+		return p.st.PairRollouts(ctx, a, b)
 	}, func(pairs []storage.RolloutPair, err error) {
 		if seq != p.pseq {
 			return

@@ -20,9 +20,20 @@ const previewQuestions = 50
 // searchTopK is how many passages the BM25 box shows, MEM1's top-3.
 const searchTopK = 3
 
+// dataStore is what the Data screen reads.
+type dataStore interface {
+	// Datasets lists the imported datasets with their question and passage counts.
+	Datasets(ctx context.Context) ([]storage.DatasetInfo, error)
+	// Questions returns up to limit questions of dataset in import order, skipping offset.
+	Questions(ctx context.Context, dataset string, offset, limit int) ([]storage.Question, error)
+	// Search runs a BM25 query over the corpus and returns the best k passages, best first.
+	Search(ctx context.Context, query string, k int) ([]core.Passage, error)
+}
+
 // dataPanel is the Data screen: dataset counts, a question preview and a BM25 box.
 type dataPanel struct {
 	u        *UI
+	st       dataStore
 	content  fyne.CanvasObject
 	datasets []storage.DatasetInfo
 	counts   *dataTable
@@ -30,6 +41,7 @@ type dataPanel struct {
 	questions    []storage.Question
 	preview      *dataTable
 	previewTitle *widget.Label
+	question     *widget.Label // the selected question, whole
 	previewSeq   int
 
 	query    *widget.Entry
@@ -40,12 +52,21 @@ type dataPanel struct {
 }
 
 func newDataPanel(u *UI) *dataPanel {
-	p := &dataPanel{u: u}
+	p := &dataPanel{u: u, st: u.deps.Store}
 	p.counts = newDataTable([]string{"Dataset", "Questions", "Passages"}, []float32{100, 90, 90})
 	p.counts.onSelect = func(row int) { p.selectDataset(p.datasets[row].Name) }
 
 	p.preview = newDataTable([]string{"#", "Question", "Gold answers"}, []float32{50, 520, 260})
+	p.question = widget.NewLabel("")
+	p.question.Wrapping = fyne.TextWrapWord
+	p.preview.onSelect = func(row int) {
+		if row >= 0 && row < len(p.questions) {
+			q := p.questions[row]
+			p.question.SetText(fmt.Sprintf("#%d %s\nGold: %s", q.Seq, q.Question, strings.Join(q.Golden, " | ")))
+		}
+	}
 	p.previewTitle = widget.NewLabel("Select a dataset to preview its questions.")
+	p.previewTitle.Wrapping = fyne.TextWrapWord
 
 	p.query = widget.NewEntry()
 	p.query.SetPlaceHolder("BM25 query, e.g. who wrote the iliad")
@@ -58,21 +79,24 @@ func newDataPanel(u *UI) *dataPanel {
 
 	left := container.NewBorder(widget.NewLabelWithStyle("Datasets", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		nil, nil, nil, p.counts.table)
-	right := container.NewBorder(p.previewTitle, nil, nil, nil, p.preview.table)
+	right := container.NewBorder(p.previewTitle, p.question, nil, nil, p.preview.table)
 	top := container.NewHSplit(left, right)
 	top.Offset = 0.3
+	u.rememberSplit("data.top", top)
 	searchBar := container.NewBorder(nil, nil, widget.NewLabel("Try a BM25 query"), p.searchBt, p.query)
 	bottom := container.NewBorder(searchBar, nil, nil, nil, container.NewVScroll(p.results))
 	split := container.NewVSplit(top, bottom)
 	split.Offset = 0.6
+	u.rememberSplit("data.split", split)
 	p.content = container.NewBorder(nil, p.status, nil, nil, split)
+	u.follow(ScreenData, p.reload)
 	return p
 }
 
 // reload fetches the dataset counts.
 func (p *dataPanel) reload() {
 	background(p.u, func(ctx context.Context) ([]storage.DatasetInfo, error) {
-		return p.u.deps.Store.Datasets(ctx)
+		return p.st.Datasets(ctx)
 	}, func(ds []storage.DatasetInfo, err error) {
 		if err != nil {
 			p.status.SetText("Could not list datasets: " + err.Error())
@@ -101,7 +125,7 @@ func (p *dataPanel) selectDataset(name string) {
 	seq := p.previewSeq
 	p.previewTitle.SetText("Loading " + name + "…")
 	background(p.u, func(ctx context.Context) ([]storage.Question, error) {
-		return p.u.deps.Store.Questions(ctx, name, 0, previewQuestions)
+		return p.st.Questions(ctx, name, 0, previewQuestions)
 	}, func(qs []storage.Question, err error) {
 		if seq != p.previewSeq {
 			return // a later selection won
@@ -116,7 +140,8 @@ func (p *dataPanel) selectDataset(name string) {
 			rows[i] = []string{strconv.Itoa(q.Seq), q.Question, strings.Join(q.Golden, " | ")}
 		}
 		p.preview.setRows(rows)
-		p.previewTitle.SetText(fmt.Sprintf("%s: first %d questions", name, len(qs)))
+		p.previewTitle.SetText(fmt.Sprintf("%s: first %s (select one to read it whole)", name, plural(len(qs), "question", "questions")))
+		p.question.SetText("")
 	})
 }
 
@@ -130,7 +155,7 @@ func (p *dataPanel) search() {
 	p.searchBt.Disable()
 	p.status.SetText("Searching…")
 	background(p.u, func(ctx context.Context) ([]core.Passage, error) {
-		return p.u.deps.Store.Search(ctx, q, searchTopK)
+		return p.st.Search(ctx, q, searchTopK)
 	}, func(ps []core.Passage, err error) {
 		p.searchBt.Enable()
 		if err != nil {

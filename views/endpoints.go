@@ -39,6 +39,7 @@ type endpointsPanel struct {
 	fetchBt, testBt, saveBt, delBt *widget.Button
 	result                         *widget.Label
 	form                           *widget.Form
+	profileScroll                  *container.Scroll
 
 	// Local server.
 	engine                             *widget.Select
@@ -82,6 +83,9 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 		pr := experiments.EndpointPresets[i]
 		p.url.SetText(pr.URL)
 		p.mode.SetSelected(pr.Mode)
+		if pr.Model != "" {
+			p.model.SetText(pr.Model)
+		}
 		if pr.Note != "" {
 			p.result.SetText(pr.Note)
 		}
@@ -153,10 +157,11 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	p.stopBt.Disable()
 	p.serverStatus = widget.NewLabel("Not running.")
 	p.serverStatus.Wrapping = fyne.TextWrapWord
+	p.serverStatus.Wrapping = fyne.TextWrapWord
 	p.log = widget.NewMultiLineEntry()
 	p.log.TextStyle = fyne.TextStyle{Monospace: true}
 	p.log.Disable()
-	p.log.SetMinRowsVisible(4)
+	p.log.SetMinRowsVisible(10)
 	launcher := widget.NewForm(
 		widget.NewFormItem("Engine", p.engine),
 		widget.NewFormItem("Command template", p.command),
@@ -172,13 +177,19 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	}
 	left := container.NewBorder(bold("Endpoint profiles"), widget.NewButton("New", p.clear), nil, nil, p.list)
 	profileBox := container.NewVBox(bold("Profile"), p.form, container.NewHBox(p.saveBt, p.testBt, p.delBt), p.result)
-	localBox := container.NewBorder(container.NewVBox(bold("Local inference server"), launcher,
-		container.NewHBox(p.startBt, p.stopBt), p.serverStatus), nil, nil, nil, p.log)
-	right := container.NewVSplit(container.NewVScroll(profileBox), localBox)
-	right.Offset = 0.55 // the profile form gets the room; the server log scrolls
+	// Both halves scroll, so neither holds the divider in place: it moves
+	// wherever the user drags it.
+	localBox := container.NewVScroll(container.NewVBox(bold("Local inference server"), launcher,
+		container.NewHBox(p.startBt, p.stopBt), p.serverStatus, p.log))
+	p.profileScroll = container.NewVScroll(profileBox)
+	right := container.NewVSplit(p.profileScroll, localBox)
+	right.Offset = 0.74 // at 1280×800 the whole profile form, Save and Test included, shows
+	u.rememberSplit("endpoints.right", right)
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.22
+	u.rememberSplit("endpoints.split", split)
 	p.content = split
+	u.follow(ScreenEndpoints, p.reload)
 	return p
 }
 
@@ -268,7 +279,7 @@ func (p *endpointsPanel) save() {
 		}
 		p.result.SetText(fmt.Sprintf("Saved %q.", pr.Name))
 		p.reload()
-		p.u.run.reloadProfiles()
+		p.u.events.ProfilesChanged.Emit(struct{}{})
 	})
 }
 
@@ -288,7 +299,7 @@ func (p *endpointsPanel) remove() {
 		p.result.SetText(fmt.Sprintf("Deleted %q.", name))
 		p.clear()
 		p.reload()
-		p.u.run.reloadProfiles()
+		p.u.events.ProfilesChanged.Emit(struct{}{})
 	})
 }
 
@@ -321,7 +332,7 @@ func (p *endpointsPanel) fetchModels() {
 		if len(ms) > 0 && strings.TrimSpace(p.model.Text) == "" {
 			p.model.SetText(ms[0])
 		}
-		p.result.SetText(fmt.Sprintf("%d models: %s", len(ms), strings.Join(ms, ", ")))
+		p.result.SetText(fmt.Sprintf("%s: %s", plural(len(ms), "model", "models"), strings.Join(ms, ", ")))
 	})
 }
 
@@ -420,7 +431,7 @@ func (p *endpointsPanel) startServer() {
 		}
 		p.serverStatus.SetText(fmt.Sprintf("Ready at %s: profile %q saved.", srv.URL, prof.Name))
 		p.reload()
-		p.u.run.reloadProfiles()
+		p.u.events.ProfilesChanged.Emit(struct{}{})
 	})
 }
 
@@ -455,9 +466,11 @@ func (p *endpointsPanel) shutdown() {
 	}
 }
 
-// Shutdown stops what the UI started outside the process (a local inference
-// server). Call it when the window closes.
+// Shutdown stops what the UI started: it cancels what still runs (StopRuns
+// before quitting lets the runs record how they ended), the store watch, and
+// stops a local inference server. Call it after the window closed.
 func (u *UI) Shutdown() {
+	u.stop()
 	if u.endpoints != nil {
 		u.endpoints.shutdown()
 	}

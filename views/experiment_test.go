@@ -99,6 +99,7 @@ type ctlRunner struct {
 	mu       sync.Mutex
 	actions  []string
 	cancelCh chan struct{}
+	orphans  map[int64]bool // experiments whose owner process is gone
 }
 
 func newCtlRunner(steps []experiments.Progress) *ctlRunner {
@@ -140,6 +141,12 @@ func (r *ctlRunner) Control(_ context.Context, id int64, action string) error {
 	return nil
 }
 
+func (r *ctlRunner) Orphaned(_ context.Context, id int64) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.orphans[id], nil
+}
+
 func (r *ctlRunner) done() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -151,7 +158,8 @@ func (r *ctlRunner) done() []string {
 // rendered prompt.
 func TestComposerValidatesPlansAndPreviews(t *testing.T) {
 	u, w := newTestUI(t, newCtlStore(), newCtlRunner(nil))
-	require.NoError(t, u.Show(ScreenNewRun))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait() // showing a screen reloads it in the background
 	p := u.run
 	act(u, func() {
 		p.objectives.SetText("1, two, 0, 1")
@@ -162,9 +170,10 @@ func TestComposerValidatesPlansAndPreviews(t *testing.T) {
 		test.Tap(p.runBt)
 	})
 	msg := p.errors.Text
-	for _, want := range []string{`Objectives: "two" is not a whole number`, "Objectives must be at least 1 (got 0)",
+	// Parse errors are the form's; every rule and its words are RunConfig.Validate's.
+	for _, want := range []string{`Objectives: "two" is not a whole number`, "Objectives: entry 2 is 0: want ≥ 1",
 		"Objectives: 1 is listed twice", "Policies: check mem1, full or both",
-		`API key env var: "sk-live abc" is not a variable name`, "Requests/s must be 0 (no cap) or more (got -3)", "Tag names:"} {
+		`API key env var: "sk-live abc" is not an environment variable name`, "Requests/s: -3: want ≥ 0 (0 = no cap)", "Tag names:"} {
 		assert.Contains(t, msg, want)
 	}
 
@@ -452,7 +461,8 @@ func TestNewExperimentMixedSources(t *testing.T) {
 	st.fakeStore.mu.Unlock()
 	r := newCtlRunner(nil)
 	u, w := newTestUI(t, st, r)
-	require.NoError(t, u.Show(ScreenNewRun))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait() // showing a screen reloads it in the background
 	p := u.run
 	act(u, func() {
 		assert.Equal(t, []string{"hotpotqa", "nq"}, p.sources.Options, "the store's datasets are offered")
@@ -464,9 +474,10 @@ func TestNewExperimentMixedSources(t *testing.T) {
 		assert.False(t, p.dataset.Visible())
 		test.Tap(p.previewBt)
 	})
-	assert.Contains(t, p.errors.Text, "Dataset: with Compose mixed, check at least two datasets to mix (0 checked)")
+	assert.Contains(t, p.errors.Text, `Dataset: compose = "mixed" needs at least 2 datasets to mix`)
+	assert.NotContains(t, p.errors.Text, "Dataset: empty", "one reason, not two")
 	act(u, func() { p.sources.SetSelected([]string{"nq"}); test.Tap(p.previewBt) })
-	assert.Contains(t, p.errors.Text, "(1 checked)")
+	assert.Contains(t, p.errors.Text, "got 1")
 
 	act(u, func() {
 		p.sources.SetSelected([]string{"nq", "hotpotqa"})

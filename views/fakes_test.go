@@ -333,6 +333,9 @@ func newTestUI(t *testing.T, st Store, r Runner) (*UI, *shortcutWindow) {
 	tw := test.NewTempWindow(t, nil)
 	w := &shortcutWindow{Window: tw, canvas: &shortcutCanvas{Canvas: tw.Canvas()}}
 	u := NewUI(Deps{Store: st, Runner: r, Window: w, DefaultRun: defaultRun()})
+	// Showing a screen reloads it in the background: no load may outlive its
+	// test and draw while the next test draws.
+	t.Cleanup(u.wait)
 	u.wait()
 	tw.SetContent(u.Content())
 	tw.Resize(fyne.NewSize(1400, 900))

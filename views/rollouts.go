@@ -14,11 +14,25 @@ import (
 	"github.com/mem1lab/mem1lab/storage"
 )
 
+// rolloutsStore is what the Rollouts screen (and the rollout list Runs shows) reads.
+type rolloutsStore interface {
+	// Experiments lists experiments, newest first, with rollout counts and means.
+	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
+	// Rollouts lists one experiment's rollouts.
+	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
+	// BrowseRollouts returns one page of the rollouts a browser query selects.
+	BrowseRollouts(ctx context.Context, q storage.RolloutQuery) (storage.RolloutPage, error)
+	// Facets lists the policies, models, datasets and statuses the browser filters offer.
+	Facets(ctx context.Context) (storage.RolloutFacets, error)
+}
+
 // rolloutList is a table of one experiment's rollouts with an Open button; both
 // Runs and Rollouts show one. Double-clicking a row or pressing Open shows the
 // rollout in Trace.
 type rolloutList struct {
 	u       *UI
+	st      runsStore
+	nav     navigator
 	expID   int64 // 0 = none loaded
 	all     []storage.RolloutRow
 	shown   []storage.RolloutRow // all, filtered
@@ -30,13 +44,14 @@ type rolloutList struct {
 	seq     int
 }
 
-func newRolloutList(u *UI) *rolloutList {
-	l := &rolloutList{u: u}
-	l.table = newDataTable([]string{"Task", "Objectives", "EM", "F1", "Request peak", "Turns", "Status", "Error", "Paper peak"},
-		[]float32{190, 90, 60, 60, 100, 60, 90, 260, 90})
+func newRolloutList(u *UI, st runsStore, nav navigator) *rolloutList {
+	l := &rolloutList{u: u, st: st, nav: nav}
+	l.table = newDataTable([]string{"Task", "Policy", "Model", "Obj.", "EM", "F1", "Request peak", "Turns", "Status", "Error", "Paper peak"},
+		[]float32{170, 60, 170, 45, 55, 55, 95, 55, 75, 240, 90})
 	l.openBt = widget.NewButton("Open in Trace", l.openSelected)
 	l.openBt.Disable()
 	l.status = widget.NewLabel("Select an experiment.")
+	l.status.Wrapping = fyne.TextWrapWord
 	l.table.onSelect = func(int) { l.openBt.Enable() }
 	l.table.onActivate = func(int) { l.openSelected() }
 	l.content = container.NewBorder(nil, container.NewBorder(nil, nil, nil, l.openBt, l.status), nil, nil, l.table.table)
@@ -49,7 +64,7 @@ func (l *rolloutList) load(expID int64) {
 	seq := l.seq
 	l.status.SetText(fmt.Sprintf("Loading rollouts of experiment #%d…", expID))
 	background(l.u, func(ctx context.Context) ([]storage.RolloutRow, error) {
-		return l.u.deps.Store.Rollouts(ctx, expID)
+		return l.st.Rollouts(ctx, expID)
 	}, func(rs []storage.RolloutRow, err error) {
 		if seq != l.seq {
 			return
@@ -72,15 +87,16 @@ func (l *rolloutList) apply() {
 	}
 	rows := make([][]string, len(l.shown))
 	for i, r := range l.shown {
-		rows[i] = []string{r.TaskKey, strconv.Itoa(r.Objectives), fmt.Sprintf("%.2f", r.EM), fmt.Sprintf("%.2f", r.F1),
+		done := r.Status == storage.StatusDone
+		rows[i] = []string{r.TaskKey, r.Policy, r.Model, strconv.Itoa(r.Objectives), scoreText("%.2f", r.EM, done), scoreText("%.2f", r.F1, done),
 			strconv.Itoa(r.PeakTokens), strconv.Itoa(r.Turns), r.Status, firstLine(r.Error), paperPeakCell(r)}
 	}
 	l.table.setRows(rows)
 	l.openBt.Disable()
 	if l.filter != "" {
-		l.status.SetText(fmt.Sprintf("Experiment #%d: %d of %d rollouts match %q", l.expID, len(l.shown), len(l.all), l.filter))
+		l.status.SetText(fmt.Sprintf("Experiment #%d: %d of %s match %q", l.expID, len(l.shown), plural(len(l.all), "rollout", "rollouts"), l.filter))
 	} else {
-		l.status.SetText(fmt.Sprintf("Experiment #%d: %d rollouts", l.expID, len(l.all)))
+		l.status.SetText(fmt.Sprintf("Experiment #%d: %s", l.expID, plural(len(l.all), "rollout", "rollouts")))
 	}
 }
 
@@ -93,8 +109,7 @@ func (l *rolloutList) openSelected() {
 	for i, r := range l.shown {
 		ids[i] = r.ID
 	}
-	l.u.trace.open(l.shown[row].ID, ids)
-	_ = l.u.Show(ScreenTrace)
+	l.nav.openTrace(l.shown[row].ID, ids)
 }
 
 func firstLine(s string) string {
@@ -125,8 +140,8 @@ var browserColumns = []browserColumn{
 	{"Model", 150, storage.SortModel, func(r storage.BrowseRow) string { return r.Model }},
 	{"Dataset", 80, storage.SortDataset, func(r storage.BrowseRow) string { return r.Dataset }},
 	{"Obj.", 45, storage.SortObjectives, func(r storage.BrowseRow) string { return strconv.Itoa(r.Objectives) }},
-	{"EM", 50, storage.SortEM, func(r storage.BrowseRow) string { return fmt.Sprintf("%.2f", r.EM) }},
-	{"F1", 50, storage.SortF1, func(r storage.BrowseRow) string { return fmt.Sprintf("%.2f", r.F1) }},
+	{"EM", 62, storage.SortEM, func(r storage.BrowseRow) string { return scoreText("%.2f", r.EM, r.Status == storage.StatusDone) }},
+	{"F1", 62, storage.SortF1, func(r storage.BrowseRow) string { return scoreText("%.2f", r.F1, r.Status == storage.StatusDone) }},
 	{"Correct", 72, storage.SortCorrect, func(r storage.BrowseRow) string {
 		if r.CountMismatch {
 			return fmt.Sprintf("%d/%d ≠#", r.Correct(), r.Objectives)
@@ -165,6 +180,8 @@ type browserList struct {
 // experiment, with sortable columns, filters, FTS5 text search and paging.
 type rolloutsPanel struct {
 	u                                 *UI
+	st                                rolloutsStore
+	nav                               navigator
 	content                           fyne.CanvasObject
 	experiments                       []storage.ExperimentRow
 	pick                              *widget.Select // experiment ("All experiments" = 0)
@@ -179,16 +196,14 @@ type rolloutsPanel struct {
 	query                             storage.RolloutQuery
 	pageSize                          int
 	seq, fseq                         int
-	quiet                             bool  // options being set by code, not the user
-	followed                          int64 // the experiment Runs chose last
-	pending                           int64 // an experiment Runs chose before the list was loaded
+	quiet                             bool // options being set by code, not the user
 }
 
 const anyChoice = "(any)"
 const allExperiments = "All experiments"
 
 func newRolloutsPanel(u *UI) *rolloutsPanel {
-	p := &rolloutsPanel{u: u, pageSize: storage.DefaultPageSize}
+	p := &rolloutsPanel{u: u, st: u.deps.Store, nav: u, pageSize: storage.DefaultPageSize}
 	l := &browserList{u: u}
 	p.list = l
 	headers := make([]string, len(browserColumns))
@@ -219,13 +234,14 @@ func newRolloutsPanel(u *UI) *rolloutsPanel {
 	l.openBt.Disable()
 	l.cmpBt = widget.NewButton("Compare…", func() {
 		if r := l.table.selected; r >= 0 && r < len(l.shown) {
-			p.u.OpenCompare(l.shown[r].ID, 0)
+			p.nav.OpenCompare(l.shown[r].ID, 0)
 		}
 	})
 	l.cmpBt.Disable()
 	l.prevBt = widget.NewButtonWithIcon("", theme.NavigateBackIcon(), func() { p.page(-1) })
 	l.nextBt = widget.NewButtonWithIcon("", theme.NavigateNextIcon(), func() { p.page(1) })
 	l.status = widget.NewLabel("Loading rollouts…")
+	l.status.Wrapping = fyne.TextWrapWord
 	l.table.onSelect = func(int) { l.openBt.Enable(); l.cmpBt.Enable() }
 	l.table.onActivate = func(int) { p.openSelected() }
 	l.content = container.NewBorder(nil, container.NewBorder(nil, nil, container.NewHBox(l.prevBt, l.nextBt), container.NewHBox(l.cmpBt, l.openBt), l.status),
@@ -270,6 +286,11 @@ func newRolloutsPanel(u *UI) *rolloutsPanel {
 		container.NewGridWithColumns(5, p.pick, p.policy, p.model, p.dataset, p.status))
 	row2 := container.NewBorder(nil, nil, nil, container.NewHBox(p.wrong, p.mismatch, p.maxTurns, p.failed), p.filter)
 	p.content = container.NewBorder(container.NewVBox(row1, row2), nil, nil, nil, l.content)
+
+	ev := &u.events
+	ev.ExperimentCreated.Subscribe(func(int64) { p.reload() })
+	ev.ExperimentFinished.Subscribe(func(RunEnded) { p.reload() })
+	u.follow(ScreenRollouts, p.reload)
 	return p
 }
 
@@ -345,7 +366,7 @@ func (p *rolloutsPanel) load() {
 	q := p.query
 	q.Limit = p.pageSize
 	background(p.u, func(ctx context.Context) (storage.RolloutPage, error) {
-		return p.u.deps.Store.BrowseRollouts(ctx, q)
+		return p.st.BrowseRollouts(ctx, q)
 	}, func(pg storage.RolloutPage, err error) {
 		if seq != p.seq {
 			return
@@ -402,11 +423,11 @@ func (p *rolloutsPanel) reload() {
 		f  storage.RolloutFacets
 	}
 	background(p.u, func(ctx context.Context) (choices, error) {
-		es, err := p.u.deps.Store.Experiments(ctx)
+		es, err := p.st.Experiments(ctx)
 		if err != nil {
 			return choices{}, err
 		}
-		f, err := p.u.deps.Store.Facets(ctx)
+		f, err := p.st.Facets(ctx)
 		return choices{es, f}, err
 	}, func(c choices, err error) {
 		if seq != p.fseq {
@@ -423,10 +444,6 @@ func (p *rolloutsPanel) reload() {
 			labels = append(labels, experimentLabel(e))
 		}
 		p.pick.SetOptions(labels)
-		pending := p.pending != 0 && containsID(c.es, p.pending)
-		if pending {
-			p.expID, p.pending = p.pending, 0
-		}
 		if p.expID == 0 || !containsID(c.es, p.expID) {
 			p.expID = 0
 			p.pick.ClearSelected()
@@ -448,10 +465,6 @@ func (p *rolloutsPanel) reload() {
 			}
 		}
 		p.quiet = false
-		if pending {
-			p.changed()
-			return
-		}
 		p.load()
 	})
 }
@@ -465,25 +478,6 @@ func containsID(es []storage.ExperimentRow, id int64) bool {
 	return false
 }
 
-// selectExperiment narrows the browser to experiment id, the one chosen in
-// Runs. Runs choosing the same experiment again (as it does on every refresh)
-// changes nothing, so a choice made here since is kept.
-func (p *rolloutsPanel) selectExperiment(id int64) {
-	if id == p.followed {
-		return
-	}
-	p.followed = id
-	if len(p.experiments) == 0 {
-		p.pending = id // applied when the experiments are listed
-		return
-	}
-	for _, e := range p.experiments {
-		if e.ID == id && id != p.expID {
-			p.pick.SetSelected(experimentLabel(e))
-		}
-	}
-}
-
 // openSelected opens the selected rollout in Trace; ↑/↓ there walk this query.
 func (p *rolloutsPanel) openSelected() {
 	l := p.list
@@ -491,8 +485,7 @@ func (p *rolloutsPanel) openSelected() {
 	if row < 0 || row >= len(l.shown) {
 		return
 	}
-	p.u.trace.openInQuery(l.shown[row].ID, p.query, p.query.Offset+row, l.total)
-	_ = p.u.Show(ScreenTrace)
+	p.nav.openTraceInQuery(l.shown[row].ID, p.query, p.query.Offset+row, l.total)
 }
 
 // paperPeakCell is a rollout's paper peak (MEM1 eval.py, o200k): the count,

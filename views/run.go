@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,12 +28,23 @@ var (
 	composeChoices = []string{experiments.ComposeRuleConsecutive, experiments.ComposeRuleRandom, experiments.ComposeRuleMixed}
 )
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// newExperimentStore is what the New experiment screen reads.
+type newExperimentStore interface {
+	// Datasets lists the imported datasets with their question and passage counts.
+	Datasets(ctx context.Context) ([]storage.DatasetInfo, error)
+	// Questions returns up to limit questions of dataset in import order, skipping offset.
+	Questions(ctx context.Context, dataset string, offset, limit int) ([]storage.Question, error)
+	// Rollouts lists one experiment's rollouts (a finished run's counts and failures).
+	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
+	// Experiment returns one experiment (to offer resuming one with the same config).
+	Experiment(ctx context.Context, id int64) (storage.ExperimentRow, error)
+}
 
 // runPanel is the New experiment screen: the run settings form, Run/Cancel, live progress
 // and the finished run's summary by group.
 type runPanel struct {
 	u       *UI
+	st      newExperimentStore
 	content fyne.CanvasObject
 
 	name, endpoint, model, apiKeyEnv               *widget.Entry
@@ -53,7 +62,7 @@ type runPanel struct {
 	importBt, exportBt, truncateBt                 *widget.Button
 	errors                                         *widget.Label
 	plan                                           *widget.Label
-	prompt                                         *widget.Entry
+	prompt                                         *textView
 	offer                                          *widget.Label
 	resumeBt, freshBt                              *widget.Button
 	offerBox                                       *fyne.Container
@@ -73,6 +82,9 @@ type runPanel struct {
 	running bool
 	cancel  context.CancelFunc
 	runSeq  int
+
+	previewed  bool // a grid preview was shown; edits refresh it
+	previewSeq int
 }
 
 // RunController is what a Runner offers beyond Run for run control
@@ -81,6 +93,9 @@ type runPanel struct {
 type RunController interface {
 	Resume(ctx context.Context, expID int64, progress func(experiments.Progress)) (experiments.Summary, error)
 	Control(ctx context.Context, expID int64, action string) error
+	// Orphaned reports whether an experiment listed as running or paused has no
+	// live process holding it (its owner crashed or was killed).
+	Orphaned(ctx context.Context, expID int64) (bool, error)
 }
 
 // noStoredTemplate is the stored-template choice meaning "none".
@@ -91,6 +106,8 @@ const noStoredTemplate = "(none)"
 type templateLister interface {
 	Templates(ctx context.Context) ([]storage.StoredTemplate, error)
 }
+// The app's runner offers run control.
+var _ RunController = (*experiments.Runner)(nil)
 
 // hashLookup finds experiments by config hash (*storage.Store has it); the New
 // experiment screen uses it to offer a resume instead of a duplicate.
@@ -99,7 +116,7 @@ type hashLookup interface {
 }
 
 func newRunPanel(u *UI) *runPanel {
-	p := &runPanel{u: u}
+	p := &runPanel{u: u, st: u.deps.Store}
 	def := u.deps.DefaultRun
 	entry := func(v string) *widget.Entry { e := widget.NewEntry(); e.SetText(v); return e }
 	choose := func(opts []string, v, fallback string) *widget.Select {
@@ -115,6 +132,9 @@ func newRunPanel(u *UI) *runPanel {
 
 	p.name = entry(def.Name)
 	p.name.SetPlaceHolder("optional; generated when empty")
+	if pr := u.prefs; pr != nil && pr.String(prefEndpoint) != "" {
+		def.Endpoint, def.Model = pr.String(prefEndpoint), pr.StringWithFallback(prefModel, def.Model)
+	}
 	p.endpoint = entry(def.Endpoint)
 	p.endpoint.SetPlaceHolder("http://127.0.0.1:8000/v1")
 	p.model = entry(def.Model)
@@ -186,9 +206,10 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Mode", p.mode),
 		widget.NewFormItem("API key env var", p.apiKeyEnv),
 		widget.NewFormItem("Requests/s (0 = no cap)", p.rps),
-		widget.NewFormItem("Saved endpoints", p.endpoints),
+		widget.NewFormItem("Saved endpoints", hint(p.endpoints, "with saved endpoints checked, the URL fields above are not used")),
 		widget.NewFormItem("Policies", p.policies),
-		widget.NewFormItem("Dataset", container.NewVBox(p.dataset, p.sources)),
+		widget.NewFormItem("Dataset", hint(container.NewVBox(p.dataset, p.sources),
+			"with Compose mixed, check two or more datasets: each task takes its objectives from them in turn")),
 		widget.NewFormItem("Objectives (list)", p.objectives),
 		widget.NewFormItem("Tasks per setting (0 = all)", p.tasks),
 		widget.NewFormItem("Seed", p.seed),
@@ -204,8 +225,6 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Stored template", p.storedTemplate),
 		widget.NewFormItem("Tag names", container.NewGridWithColumns(4, p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer)),
 	)
-	p.form.Items[5].HintText = "with saved endpoints checked, the URL fields above are not used"
-	p.form.Items[8].HintText = "with Compose mixed, check two or more datasets: each task takes its objectives from them in turn"
 
 	p.runBt = widget.NewButton("Run", p.start)
 	p.runBt.Importance = widget.HighImportance
@@ -216,6 +235,7 @@ func newRunPanel(u *UI) *runPanel {
 	p.errors.Importance = widget.DangerImportance
 	p.bar = widget.NewProgressBar()
 	p.progress = widget.NewLabel("Not started.")
+	p.progress.Wrapping = fyne.TextWrapWord
 	p.status = widget.NewLabel("")
 	p.status.Wrapping = fyne.TextWrapWord
 	p.summary = newDataTable([]string{"Policy", "Objectives", "Rollouts", "Failed", "Mean EM", "Mean F1", "Mean peak tokens", "Mean seconds"},
@@ -227,11 +247,7 @@ func newRunPanel(u *UI) *runPanel {
 	p.exportBt = widget.NewButton("Export TOML…", p.askExport)
 	p.plan = widget.NewLabel("Preview shows how many rollouts the grid makes.")
 	p.plan.Wrapping = fyne.TextWrapWord
-	p.prompt = widget.NewMultiLineEntry()
-	p.prompt.TextStyle = fyne.TextStyle{Monospace: true}
-	p.prompt.Wrapping = fyne.TextWrapWord
-	p.prompt.SetMinRowsVisible(8)
-	p.prompt.Disable()
+	p.prompt = newTextView(8)
 	p.offer = widget.NewLabel("")
 	p.offer.Wrapping = fyne.TextWrapWord
 	p.resumeBt = widget.NewButton("Resume it", p.resumeOffered)
@@ -248,14 +264,29 @@ func newRunPanel(u *UI) *runPanel {
 	left := container.NewVScroll(container.NewVBox(p.form, buttons, p.errors, p.offerBox))
 	right := container.NewBorder(
 		container.NewVBox(widget.NewLabelWithStyle("Grid", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-			p.plan, p.prompt,
+			p.plan, p.prompt.content,
 			widget.NewLabelWithStyle("Progress", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 			p.bar, p.progress, p.status,
 			widget.NewLabelWithStyle("Summary by group", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})),
 		nil, nil, nil, p.summary.table)
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.45
+	u.rememberSplit("run.split", split)
 	p.content = split
+
+	for _, e := range []*widget.Entry{p.name, p.endpoint, p.model, p.apiKeyEnv, p.objectives, p.tasks, p.seed, p.concurrency,
+		p.maxTurns, p.topK, p.temperature, p.topP, p.maxTokens, p.template, p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer, p.rps} {
+		e.OnChanged = func(string) { p.formChanged() }
+	}
+	for _, s := range []*widget.Select{p.mode, p.dataset} {
+		s.OnChanged = func(string) { p.formChanged() }
+	}
+	p.compose.OnChanged = func(string) { p.showSources(); p.formChanged() }
+	for _, g := range []*widget.CheckGroup{p.policies, p.sources, p.endpoints} {
+		g.OnChanged = func([]string) { p.formChanged() }
+	}
+	u.events.ProfilesChanged.Subscribe(func(struct{}) { p.reloadProfiles() })
+	u.follow(ScreenNewRun, p.reloadDatasets)
 	return p
 }
 
@@ -263,7 +294,7 @@ func newRunPanel(u *UI) *runPanel {
 // current choice when it still exists.
 func (p *runPanel) reloadDatasets() {
 	background(p.u, func(ctx context.Context) ([]storage.DatasetInfo, error) {
-		return p.u.deps.Store.Datasets(ctx)
+		return p.st.Datasets(ctx)
 	}, func(ds []storage.DatasetInfo, err error) {
 		if err != nil {
 			p.status.SetText("Could not list datasets: " + err.Error())
@@ -380,56 +411,58 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// config reads the form into a RunConfig. Every invalid field is reported, one
-// line each, in form order. Settings the form does not show (template, scheme,
-// request timeout) come from Deps.DefaultRun.
+// formKeys maps RunConfig.Validate's keys to the form's field labels: the form
+// only parses what was typed, and every rule (ranges, URL shape, names) and
+// its message comes from RunConfig.Validate, the same check the CLI and TOML
+// files get.
+var formKeys = map[string]string{
+	"endpoint": "Endpoint URL", "model": "Model", "mode": "Mode", "api_key_env": "API key env var",
+	"temperature": "Temperature", "top_p": "Top-p", "max_tokens": "Max tokens per turn",
+	"dataset": "Dataset", "datasets": "Dataset", "objectives": "Objectives", "objectives_grid": "Objectives",
+	"tasks": "Tasks per setting", "compose": "Compose", "policy": "Policies", "policies": "Policies",
+	"max_turns": "Max turns", "top_k": "Top-k passages", "concurrency": "Concurrency",
+	"requests_per_second": "Requests/s", "tags": "Tag names", "template": "Prompt template file",
+}
+
+// config reads the form into a RunConfig. What cannot be parsed is reported
+// per field; the rest is checked by RunConfig.Validate, whose messages are
+// shown under the form's labels, one line each. Settings the form does not
+// show (scheme, request timeout, retries) come from Deps.DefaultRun.
 func (p *runPanel) config() (experiments.RunConfig, error) {
 	cfg := p.u.deps.DefaultRun
 	var errs []string
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
-	intField := func(label string, e *widget.Entry, min int) int {
+	unparsed := map[string]bool{} // Validate keys whose field did not parse
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Sprintf(format, args...))
+		unparsed[key] = true
+	}
+	intField := func(key, label string, e *widget.Entry) int {
 		s := strings.TrimSpace(e.Text)
 		v, err := strconv.Atoi(s)
 		if err != nil {
-			bad("%s: %q is not a whole number", label, s)
-			return 0
-		}
-		if v < min {
-			bad("%s must be at least %d (got %d)", label, min, v)
+			bad(key, "%s: %q is not a whole number", label, s)
 		}
 		return v
 	}
-	floatField := func(label string, e *widget.Entry) (float64, bool) {
+	floatField := func(key, label string, e *widget.Entry) float64 {
 		s := strings.TrimSpace(e.Text)
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			bad("%s: %q is not a number", label, s)
-			return 0, false
+			bad(key, "%s: %q is not a number", label, s)
 		}
-		return v, true
+		return v
 	}
 
 	cfg.Name = strings.TrimSpace(p.name.Text)
 	cfg.Endpoint = strings.TrimSpace(p.endpoint.Text)
-	if u, err := url.Parse(cfg.Endpoint); cfg.Endpoint == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("Endpoint URL: %q is not an http(s) URL such as http://127.0.0.1:8000/v1", cfg.Endpoint)
-	}
 	cfg.Model = strings.TrimSpace(p.model.Text)
-	if cfg.Model == "" {
-		bad("Model: give the model name the endpoint serves")
-	}
 	cfg.Mode = p.mode.Selected
-	if !contains(modeChoices, cfg.Mode) {
-		bad("Mode: choose completions or chat")
-	}
 	cfg.APIKeyEnv = strings.TrimSpace(p.apiKeyEnv.Text)
-	if cfg.APIKeyEnv != "" && !envNameRE.MatchString(cfg.APIKeyEnv) {
-		bad("API key env var: %q is not a variable name (give the name of the variable, never the key)", cfg.APIKeyEnv)
-	}
 	cfg.Policies = nil
 	switch pol := p.policies.Selected; len(pol) {
 	case 0:
-		bad("Policies: check mem1, full or both")
+		bad("policy", "Policies: check mem1, full or both")
+		cfg.Policy = ""
 	case 1:
 		cfg.Policy = pol[0]
 	default:
@@ -445,39 +478,29 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	cfg.Datasets = nil
 	if p.compose.Selected == experiments.ComposeRuleMixed {
 		src := p.checkedSources()
-		if len(src) < 2 {
-			bad("Dataset: with Compose mixed, check at least two datasets to mix (%d checked)", len(src))
-		}
+		cfg.Dataset, cfg.Datasets = "", src
 		if len(src) > 0 {
-			cfg.Dataset, cfg.Datasets = src[0], src
+			cfg.Dataset = src[0]
 		}
 	} else {
 		cfg.Dataset = p.dataset.Selected
-		if cfg.Dataset == "" {
-			bad("Dataset: choose an imported dataset")
-		}
 	}
 	cfg.ObjectivesGrid = nil
 	var objs []int
 	for _, f := range strings.FieldsFunc(p.objectives.Text, func(r rune) bool { return r == ',' || r == ' ' || r == ';' }) {
 		v, err := strconv.Atoi(f)
 		if err != nil {
-			bad("Objectives: %q is not a whole number", f)
-			continue
-		}
-		if v < 1 {
-			bad("Objectives must be at least 1 (got %d)", v)
-			continue
-		}
-		if slices.Contains(objs, v) {
-			bad("Objectives: %d is listed twice", v)
+			errs = append(errs, fmt.Sprintf("Objectives: %q is not a whole number", f))
 			continue
 		}
 		objs = append(objs, v)
 	}
 	switch {
-	case len(objs) == 0 && strings.TrimSpace(p.objectives.Text) == "":
-		bad("Objectives: give one number or a list such as 1, 2, 4")
+	case len(objs) == 0:
+		if strings.TrimSpace(p.objectives.Text) == "" {
+			errs = append(errs, "Objectives: give one number or a list such as 1, 2, 4")
+		}
+		unparsed["objectives"], unparsed["objectives_grid"] = true, true
 	case len(objs) == 1:
 		cfg.Objectives = objs[0]
 	case len(objs) > 1:
@@ -493,61 +516,58 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	tn := experiments.TagNames{Think: strings.TrimSpace(p.tagThink.Text), Search: strings.TrimSpace(p.tagSearch.Text),
 		Information: strings.TrimSpace(p.tagInfo.Text), Answer: strings.TrimSpace(p.tagAnswer.Text)}
 	if d := core.DefaultTags(); tn != (experiments.TagNames{Think: d.Think, Search: d.Search, Information: d.Information, Answer: d.Answer}) {
-		ct := core.Tags{Think: tn.Think, Search: tn.Search, Information: tn.Information, Answer: tn.Answer}
-		if err := ct.Validate(); err != nil {
-			bad("Tag names: %v", err)
-		}
 		cfg.Tags = &tn
 	}
-	cfg.Tasks = intField("Tasks", p.tasks, 0)
+	cfg.Tasks = intField("tasks", "Tasks", p.tasks)
 	if s := strings.TrimSpace(p.seed.Text); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			bad("Seed: %q is not a whole number", s)
+			bad("seed", "Seed: %q is not a whole number", s)
 		}
 		cfg.Seed = v
 	} else {
-		bad("Seed: %q is not a whole number", s)
+		bad("seed", "Seed: %q is not a whole number", s)
 	}
 	cfg.Compose = p.compose.Selected
-	if !contains(composeChoices, cfg.Compose) {
-		bad("Compose: choose consecutive, random or mixed")
-	}
-	cfg.Concurrency = intField("Concurrency", p.concurrency, 1)
-	cfg.MaxTurns = intField("Max turns", p.maxTurns, 0)
-	cfg.TopK = intField("Top-k", p.topK, 1)
+	cfg.Concurrency = intField("concurrency", "Concurrency", p.concurrency)
+	cfg.MaxTurns = intField("max_turns", "Max turns", p.maxTurns)
+	cfg.TopK = intField("top_k", "Top-k", p.topK)
 	if rc, err := p.retriever(); err != nil {
-		bad("Retriever: %v", err)
+		bad("retriever", "Retriever: %v", err)
 	} else {
 		cfg.Retriever = rc
 	}
-	var ok bool
-	if cfg.Temperature, ok = floatField("Temperature", p.temperature); ok && cfg.Temperature < 0 {
-		bad("Temperature must be 0 or more (got %g)", cfg.Temperature)
-	}
-	if cfg.TopP, ok = floatField("Top-p", p.topP); ok && (cfg.TopP < 0 || cfg.TopP > 1) {
-		bad("Top-p must be 0 (not sent) or more, and at most 1 (got %g)", cfg.TopP)
-	}
-	cfg.MaxTokens = intField("Max tokens", p.maxTokens, 0)
-	if v, ok := floatField("Requests/s", p.rps); ok {
-		if v < 0 {
-			bad("Requests/s must be 0 (no cap) or more (got %g)", v)
+	cfg.Temperature = floatField("temperature", "Temperature", p.temperature)
+	cfg.TopP = floatField("top_p", "Top-p", p.topP)
+	cfg.MaxTokens = intField("max_tokens", "Max tokens", p.maxTokens)
+	cfg.RequestsPerSecond = floatField("requests_per_second", "Requests/s", p.rps)
+
+	// Every rule is RunConfig.Validate's; its lines for fields that did not parse
+	// would only repeat the parse error.
+	if err := cfg.Validate(); err != nil {
+		for _, line := range strings.Split(strings.TrimPrefix(err.Error(), "invalid run config: "), "\n") {
+			key, rest, ok := strings.Cut(line, ": ")
+			if ok && unparsed[key] || key == "dataset" && cfg.Compose == experiments.ComposeRuleMixed {
+				continue // said already, or said better by the datasets line
+			}
+			if label, known := formKeys[key]; ok && known {
+				rest = strings.TrimPrefix(rest, key+": ")
+				if n := len(label) + 1; len(rest) > n && strings.EqualFold(rest[:n], label+" ") {
+					rest = rest[n:] // "endpoint URL "x": …" under the label Endpoint URL
+				}
+				line = label + ": " + rest
+			}
+			errs = append(errs, line)
 		}
-		cfg.RequestsPerSecond = v
 	}
-	if len(errs) == 0 {
-		// What the form cannot check itself (a template without a {questions} slot, …).
-		if err := cfg.Validate(); err != nil {
-			errs = append(errs, strings.TrimPrefix(err.Error(), "invalid run config: "))
-		}
+	if len(errs) == 0 && cfg.Template != "" {
+		// What only rendering can tell: a template without a {questions} slot, …
 		for _, pol := range cfg.PolicyList() {
 			c := cfg
 			c.Policy = pol
-			if c.Template != "" {
-				if _, err := experiments.PreviewPrompt(c, core.Task{Objectives: []core.Objective{{Question: "?"}}}); err != nil {
-					errs = append(errs, "Prompt template file: "+err.Error())
-					break
-				}
+			if _, err := experiments.PreviewPrompt(c, core.Task{Objectives: []core.Objective{{Question: "?"}}}); err != nil {
+				errs = append(errs, "Prompt template file: "+err.Error())
+				break
 			}
 		}
 	}
@@ -592,7 +612,7 @@ func (p *runPanel) start() {
 			return storage.ExperimentRow{}, err
 		}
 		for _, id := range ids {
-			e, err := p.u.deps.Store.Experiment(ctx, id)
+			e, err := p.st.Experiment(ctx, id)
 			if err != nil {
 				return storage.ExperimentRow{}, err
 			}
@@ -630,6 +650,10 @@ func (p *runPanel) resumeOffered() {
 
 // launch starts a new experiment with cfg.
 func (p *runPanel) launch(cfg experiments.RunConfig) {
+	if pr := p.u.prefs; pr != nil && len(cfg.Endpoints) == 0 {
+		pr.SetString(prefEndpoint, cfg.Endpoint) // the form opens on them next time
+		pr.SetString(prefModel, cfg.Model)
+	}
 	runner := p.u.deps.Runner
 	p.begin(func(ctx context.Context, progress func(experiments.Progress)) (experiments.Summary, error) {
 		return runner.Run(ctx, cfg, progress)
@@ -651,22 +675,29 @@ func (p *runPanel) begin(play func(ctx context.Context, progress func(experiment
 	seq := p.runSeq
 	p.runBt.Disable()
 	p.cancelBt.Enable()
-	p.bar.SetValue(0)
+	setBar(p.bar, 0, 0, 0)
 	p.progress.SetText("Starting…")
 	p.status.SetText("")
 	p.groups = nil
 	p.summary.setRows(nil)
 
 	p.u.jobs.Add(1)
+	p.u.runStarted()
 	go func() {
 		defer p.u.jobs.Done()
+		defer p.u.runEnded()
 		defer cancel()
+		announced := false
 		sum, err := play(ctx, func(pr experiments.Progress) {
 			p.u.do(func() {
 				if seq == p.runSeq && p.running {
 					p.showProgress(pr)
 				}
-				p.u.runs.live(pr)
+				if pr.Experiment != 0 && !announced {
+					announced = true
+					p.u.events.ExperimentCreated.Emit(pr.Experiment)
+				}
+				p.u.events.RunProgress.Emit(pr)
 			})
 		})
 		cancelled := ctx.Err() != nil || errors.Is(err, context.Canceled)
@@ -685,10 +716,33 @@ func (p *runPanel) stop() {
 }
 
 func (p *runPanel) showProgress(pr experiments.Progress) {
-	if pr.Total > 0 {
-		p.bar.SetValue(float64(pr.Done+pr.Failed) / float64(pr.Total))
-	}
+	setBar(p.bar, pr.Done, pr.Failed, pr.Total)
 	p.progress.SetText(progressText(pr))
+}
+
+// setBar shows done and failed of total rollouts on bar; its text says how
+// many failed rather than a bare percentage (an all-failed run is not "100%").
+func setBar(bar *widget.ProgressBar, done, failed, total int) {
+	bar.Max = 1
+	bar.TextFormatter = func() string { return barText(done, failed, total) }
+	v := 0.0
+	if total > 0 {
+		v = float64(done+failed) / float64(total)
+	}
+	bar.SetValue(v)
+	bar.Refresh() // the text changes even when the value does not
+}
+
+// barText is e.g. "3 of 4 done" or "0 done · 4 failed of 4".
+func barText(done, failed, total int) string {
+	switch {
+	case total == 0:
+		return "not started"
+	case failed == 0:
+		return fmt.Sprintf("%d of %d done", done, total)
+	default:
+		return fmt.Sprintf("%d done · %d failed of %d", done, failed, total)
+	}
 }
 
 // progressText is e.g. "12 done, 1 failed, 3 running of 40 · 87 turns", then,
@@ -701,7 +755,7 @@ func progressText(pr experiments.Progress) string {
 	if pr.TurnsPerSecond > 0 {
 		s += fmt.Sprintf(" · %.1f turns/s · %.0f tokens/s", pr.TurnsPerSecond, pr.TokensPerSecond)
 	}
-	if pr.ETA > 0 {
+	if pr.ETA > 0 && !pr.Paused {
 		s += " · ETA " + pr.ETA.Round(time.Second).String()
 	}
 	if pr.Retries > 0 {
@@ -715,9 +769,6 @@ func progressText(pr experiments.Progress) string {
 
 func (p *runPanel) finish(sum experiments.Summary, err error, cancelled bool) {
 	p.running, p.cancel = false, nil
-	if sum.Experiment != 0 {
-		delete(p.u.runs.playing, sum.Experiment)
-	}
 	p.runBt.Enable()
 	p.cancelBt.Disable()
 	switch {
@@ -726,19 +777,59 @@ func (p *runPanel) finish(sum experiments.Summary, err error, cancelled bool) {
 	case err != nil:
 		p.status.SetText("Run failed: " + err.Error())
 	default:
-		p.bar.SetValue(1)
-		p.status.SetText(fmt.Sprintf("Run finished: experiment #%d, %d groups.", sum.Experiment, len(sum.Groups)))
+		p.status.SetText(fmt.Sprintf("Run finished: experiment #%d, %s.", sum.Experiment, plural(len(sum.Groups), "group", "groups")))
+	}
+	if id := sum.Experiment; id != 0 {
+		// The final counts and, when rollouts failed, why: read back from the store.
+		seq := p.runSeq
+		type ended struct {
+			counts, failures    string
+			done, failed, total int
+		}
+		background(p.u, func(ctx context.Context) (ended, error) {
+			rows, err := p.st.Rollouts(ctx, id)
+			if err != nil {
+				return ended{}, err
+			}
+			done, failed, left := 0, 0, 0
+			for _, r := range rows {
+				switch r.Status {
+				case storage.StatusDone:
+					done++
+				case storage.StatusFailed:
+					failed++
+				default:
+					left++
+				}
+			}
+			c := fmt.Sprintf("Experiment #%d: %d done, %d failed", id, done, failed)
+			if left > 0 {
+				c += fmt.Sprintf(", %d not run", left)
+			}
+			return ended{c + fmt.Sprintf(" of %d", len(rows)), failureSummary(rows), done, failed, len(rows)}, nil
+		}, func(e ended, err error) {
+			if err != nil || seq != p.runSeq || p.running || e.total == 0 {
+				return
+			}
+			p.progress.SetText(e.counts)
+			setBar(p.bar, e.done, e.failed, e.total)
+			if e.failures != "" {
+				p.errors.SetText(e.failures)
+				if !cancelled && p.status.Text != "" && strings.HasPrefix(p.status.Text, "Run finished") {
+					p.status.SetText(fmt.Sprintf("Run finished with failures: experiment #%d (see above).", id))
+				}
+			}
+		})
 	}
 	p.groups = sum.Groups
 	rows := make([][]string, len(sum.Groups))
 	for i, g := range sum.Groups {
 		rows[i] = []string{g.Policy, strconv.Itoa(g.Objectives), strconv.Itoa(g.Rollouts), strconv.Itoa(g.Failed),
-			fmt.Sprintf("%.3f", g.MeanEM), fmt.Sprintf("%.3f", g.MeanF1),
-			fmt.Sprintf("%.0f", g.MeanPeakTokens), fmt.Sprintf("%.1f", g.MeanSeconds)}
+			scoreText("%.3f", g.MeanEM, g.Rollouts > g.Failed), scoreText("%.3f", g.MeanF1, g.Rollouts > g.Failed),
+			scoreText("%.0f", g.MeanPeakTokens, g.Rollouts > g.Failed), scoreText("%.1f", g.MeanSeconds, g.Rollouts > g.Failed)}
 	}
 	p.summary.setRows(rows)
-	p.u.runs.reload()
-	p.u.rollouts.reload()
+	p.u.events.ExperimentFinished.Emit(RunEnded{Experiment: sum.Experiment, Summary: sum, Err: err, Cancelled: cancelled})
 }
 
 func intList(ns []int) string {
@@ -815,12 +906,15 @@ func (p *runPanel) preview() {
 		return
 	}
 	p.errors.SetText("")
+	p.previewed = true
+	p.previewSeq++
+	seq := p.previewSeq
 	type result struct {
 		plan   experiments.Plan
 		prompt string
 	}
 	background(p.u, func(ctx context.Context) (result, error) {
-		qs, err := experiments.LoadQuestions(ctx, p.u.deps.Store, cfg)
+		qs, err := experiments.LoadQuestions(ctx, p.st, cfg)
 		if err != nil {
 			return result{}, err
 		}
@@ -836,6 +930,9 @@ func (p *runPanel) preview() {
 		prompt, err := experiments.PreviewPrompt(rc, plan.Tasks[0])
 		return result{plan, prompt}, err
 	}, func(r result, err error) {
+		if seq != p.previewSeq {
+			return // the form changed since
+		}
 		if err != nil {
 			p.plan.SetText("Cannot make this grid: " + err.Error())
 			p.prompt.SetText("")
@@ -848,6 +945,22 @@ func (p *runPanel) preview() {
 		p.plan.SetText(text)
 		p.prompt.SetText(r.prompt)
 	})
+}
+
+// formChanged keeps the grid preview true to the form: once a preview was
+// shown, every edit previews again, or, while the form does not validate,
+// says that the preview is out of date.
+func (p *runPanel) formChanged() {
+	if !p.previewed {
+		return
+	}
+	if _, err := p.config(); err != nil {
+		p.previewSeq++ // a preview still in flight is stale too
+		p.plan.SetText("Out of date: the form changed and does not validate yet; press Preview to see why.")
+		p.prompt.SetText("")
+		return
+	}
+	p.preview()
 }
 
 // planText is e.g. "40 rollouts: 4 settings (2 policies × 2 objective counts ×
@@ -865,12 +978,6 @@ func planText(pl experiments.Plan) string {
 		if !slices.Contains(objs, s.Objectives) {
 			objs = append(objs, s.Objectives)
 		}
-	}
-	plural := func(n int, one, many string) string {
-		if n == 1 {
-			return fmt.Sprintf("%d %s", n, one)
-		}
-		return fmt.Sprintf("%d %s", n, many)
 	}
 	return fmt.Sprintf("%s: %s (%s × %s × %s), %s in all",
 		plural(pl.Rollouts, "rollout", "rollouts"), plural(len(pl.Settings), "setting", "settings"),
@@ -1000,19 +1107,10 @@ func (p *runPanel) askExport() {
 		p.errors.SetText(err.Error())
 		return
 	}
-	d := dialog.NewFileSave(func(wc fyne.URIWriteCloser, err error) {
-		if err != nil || wc == nil {
-			return
-		}
+	p.u.saveDialog("experiment.toml", func(wc fyne.URIWriteCloser) error {
 		defer wc.Close()
-		if err := p.exportTOML(wc); err != nil {
-			p.errors.SetText(err.Error())
-			return
-		}
-		p.status.SetText("Saved " + wc.URI().Path())
-	}, w)
-	d.SetFileName("experiment.toml")
-	d.Show()
+		return p.exportTOML(wc)
+	}, p.status.SetText)
 }
 
 // setRetriever shows rc in the retriever picker (nil = bm25).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -15,10 +16,28 @@ import (
 	"github.com/mem1lab/mem1lab/storage"
 )
 
+// runsStore is what the Runs screen reads.
+type runsStore interface {
+	// Experiments lists experiments, newest first, with rollout counts and means.
+	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
+	// Rollouts lists one experiment's rollouts.
+	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
+}
+
+// navigator is how a screen moves to another one without touching it: the
+// UI hub routes these to the screen named.
+type navigator interface {
+	Show(name string) error
+	openTrace(id int64, siblings []int64)
+	openTraceInQuery(id int64, q storage.RolloutQuery, pos, total int)
+	OpenCompare(a, b int64)
+}
+
 // runsPanel is the Runs screen: experiments with their progress and mean EM, and
 // the selected experiment's rollouts below.
 type runsPanel struct {
 	u           *UI
+	st          runsStore
 	content     fyne.CanvasObject
 	experiments []storage.ExperimentRow
 	table       *dataTable
@@ -31,6 +50,7 @@ type runsPanel struct {
 	title                        *widget.Label
 	bar                          *widget.ProgressBar
 	progress                     *widget.Label
+	failures                     *widget.Label // why rollouts failed (first message, counts by kind)
 	settings                     *dataTable
 	pauseBt, unpauseBt, cancelBt *widget.Button
 	continueBt                   *widget.Button
@@ -38,19 +58,22 @@ type runsPanel struct {
 	playing                      map[int64]bool // experiments this UI is playing
 	lastFinished                 map[int64]int
 	settingSeq                   int
-	pollArmed                    bool // a reload is scheduled for experiments running elsewhere
+	pollArmed                    bool  // a reload is scheduled for experiments running elsewhere
+	newestSeen                   int64 // the newest experiment id listed so far
+	// orphaned marks experiments listed as running or paused whose owner process is gone.
+	orphaned map[int64]bool
 }
 
 func newRunsPanel(u *UI) *runsPanel {
-	p := &runsPanel{u: u}
+	p := &runsPanel{u: u, st: u.deps.Store}
 	p.table = newDataTable([]string{"Name", "Created", "Status", "Progress", "Mean EM"}, []float32{240, 150, 90, 230, 80})
-	p.rollouts = newRolloutList(u)
+	p.rollouts = newRolloutList(u, u.deps.Store, u)
 	p.status = widget.NewLabel("")
+	p.status.Wrapping = fyne.TextWrapWord
 	p.table.onSelect = func(row int) {
 		e := p.experiments[row]
 		p.selectedID = e.ID
 		p.rollouts.load(e.ID)
-		u.rollouts.selectExperiment(e.ID)
 		p.showSelected(e)
 	}
 	refresh := widget.NewButton("Refresh", p.reload)
@@ -59,9 +82,14 @@ func newRunsPanel(u *UI) *runsPanel {
 
 	p.liveProgress, p.playing, p.lastFinished = map[int64]experiments.Progress{}, map[int64]bool{}, map[int64]int{}
 	p.title = widget.NewLabelWithStyle("No experiment selected", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.title.Wrapping = fyne.TextWrapWord
 	p.bar = widget.NewProgressBar()
 	p.progress = widget.NewLabel("")
 	p.progress.Wrapping = fyne.TextWrapWord
+	p.failures = widget.NewLabel("")
+	p.failures.Wrapping = fyne.TextWrapWord
+	p.failures.Importance = widget.DangerImportance
+	p.failures.Hide()
 	p.settings = newDataTable([]string{"Model", "Policy", "Objectives", "Done", "Failed", "Running", "Of", "Mean EM", "Mean request peak", "Mean paper peak"},
 		[]float32{200, 70, 85, 60, 60, 70, 50, 80, 130, 130})
 	p.pauseBt = widget.NewButton("Pause", func() { p.control("pause") })
@@ -72,14 +100,34 @@ func newRunsPanel(u *UI) *runsPanel {
 	p.continueBt.Importance = widget.HighImportance
 	p.setButtons()
 	ctl := container.NewBorder(
-		container.NewVBox(container.NewBorder(nil, nil, p.title, container.NewHBox(p.pauseBt, p.unpauseBt, p.cancelBt, p.continueBt)),
-			p.bar, p.progress), nil, nil, nil, p.settings.table)
+		container.NewVBox(container.NewBorder(nil, nil, nil, container.NewHBox(p.pauseBt, p.unpauseBt, p.cancelBt, p.continueBt), p.title),
+			p.bar, p.progress, p.failures), nil, nil, nil, p.settings.table)
 
+	// At 1280×800 the experiments list shows about four rows, the per-setting
+	// table a 2 policies × 3 objective counts grid, the rollouts the rest.
 	lower := container.NewVSplit(ctl, p.rollouts.content)
-	lower.Offset = 0.4
+	lower.Offset = 0.64
+	u.rememberSplit("runs.lower", lower)
 	split := container.NewVSplit(top, lower)
-	split.Offset = 0.3
+	split.Offset = 0.22
+	u.rememberSplit("runs.split", split)
 	p.content = split
+
+	ev := &u.events
+	ev.RunProgress.Subscribe(p.live)
+	ev.ExperimentCreated.Subscribe(func(id int64) {
+		p.selectedID = id // the experiment just launched is the one to watch
+		p.playing[id] = true
+		p.reload()
+	})
+	ev.ExperimentChanged.Subscribe(func(int64) { p.reload() })
+	ev.ExperimentFinished.Subscribe(func(r RunEnded) {
+		if r.Experiment != 0 {
+			delete(p.playing, r.Experiment)
+		}
+		p.reload()
+	})
+	u.follow(ScreenRuns, p.reload)
 	return p
 }
 
@@ -100,7 +148,8 @@ func (p *runsPanel) setButtons() {
 	}
 	rc := p.controller()
 	live, isLive := p.liveProgress[id]
-	active := rc != nil && e != nil && (p.playing[id] || e.Status == storage.StatusRunning || e.Status == experiments.StatusPaused)
+	orphan := e != nil && p.orphaned[id] && !p.playing[id]
+	active := rc != nil && e != nil && !orphan && (p.playing[id] || e.Status == storage.StatusRunning || e.Status == experiments.StatusPaused)
 	enable := func(b *widget.Button, on bool) {
 		if on {
 			b.Enable()
@@ -113,7 +162,8 @@ func (p *runsPanel) setButtons() {
 	enable(p.unpauseBt, active && paused)
 	enable(p.cancelBt, active)
 	unfinished := e != nil && e.Done+e.Failed < e.Rollouts
-	enable(p.continueBt, rc != nil && unfinished && !p.playing[id] && e.Status != storage.StatusRunning && e.Status != experiments.StatusPaused)
+	enable(p.continueBt, rc != nil && unfinished && !p.playing[id] &&
+		(orphan || e.Status != storage.StatusRunning && e.Status != experiments.StatusPaused))
 }
 
 // live receives a progress snapshot of an experiment this UI plays.
@@ -130,21 +180,10 @@ func (p *runsPanel) live(pr experiments.Progress) {
 		p.lastFinished[pr.Experiment] = fin
 		p.reload()
 	}
-	if p.u.charts != nil {
-		p.u.charts.live(pr) // charts of a running experiment follow it (at most every 2 s)
-	}
-}
-
-// ended is told when this UI stops playing an experiment.
-func (p *runsPanel) ended(id int64) {
-	delete(p.playing, id)
-	p.reload()
 }
 
 func (p *runsPanel) showLive(pr experiments.Progress) {
-	if pr.Total > 0 {
-		p.bar.SetValue(float64(pr.Done+pr.Failed) / float64(pr.Total))
-	}
+	setBar(p.bar, pr.Done, pr.Failed, pr.Total)
 	p.progress.SetText(progressText(pr))
 	rows := make([][]string, len(pr.Settings))
 	for i, s := range pr.Settings {
@@ -156,7 +195,7 @@ func (p *runsPanel) showLive(pr experiments.Progress) {
 
 func settingRow(s experiments.SettingProgress) []string {
 	return []string{s.Model, s.Policy, strconv.Itoa(s.Objectives), strconv.Itoa(s.Done), strconv.Itoa(s.Failed),
-		strconv.Itoa(s.Running), strconv.Itoa(s.Total), fmt.Sprintf("%.3f", s.MeanEM), fmt.Sprintf("%.0f", s.MeanPeakTokens),
+		strconv.Itoa(s.Running), strconv.Itoa(s.Total), scoreText("%.3f", s.MeanEM, s.Done > 0), scoreText("%.0f", s.MeanPeakTokens, s.Done > 0),
 		paperPeakMean(s.MeanPaperPeakTokens, s.PaperPeakN)}
 }
 
@@ -172,35 +211,48 @@ func paperPeakMean(mean float64, n int) string {
 // showSelected shows the selected experiment: its live progress when this UI
 // plays it, else its stored counts and per-setting means.
 func (p *runsPanel) showSelected(e storage.ExperimentRow) {
-	p.title.SetText(experimentLabel(e) + " · " + e.Status)
+	p.title.SetText(experimentLabel(e) + " · " + statusText(e, p.orphaned[e.ID] && !p.playing[e.ID]))
 	p.settingSeq++ // a stored-settings load still in flight for an earlier selection is stale now
+	live := false
 	if pr, ok := p.liveProgress[e.ID]; ok && p.playing[e.ID] {
 		p.showLive(pr)
-		return
-	}
-	if e.Rollouts > 0 {
-		p.bar.SetValue(float64(e.Done+e.Failed) / float64(e.Rollouts))
+		live = true
 	} else {
-		p.bar.SetValue(0)
+		setBar(p.bar, e.Done, e.Failed, e.Rollouts)
 	}
-	p.progress.SetText(fmt.Sprintf("%d done, %d failed, %d running of %d", e.Done, e.Failed, e.Running, e.Rollouts))
-	p.setButtons()
+	if !live {
+		p.progress.SetText(fmt.Sprintf("%d done, %d failed, %d running of %d", e.Done, e.Failed, e.Running, e.Rollouts))
+		p.setButtons()
+	}
 	seq := p.settingSeq
 	id := e.ID
-	background(p.u, func(ctx context.Context) ([]experiments.SettingProgress, error) {
-		rows, err := p.u.deps.Store.Rollouts(ctx, id)
+	type stored struct {
+		settings []experiments.SettingProgress
+		failures string
+	}
+	background(p.u, func(ctx context.Context) (stored, error) {
+		rows, err := p.st.Rollouts(ctx, id)
 		if err != nil {
-			return nil, err
+			return stored{}, err
 		}
-		return settingsOf(rows), nil
-	}, func(ss []experiments.SettingProgress, err error) {
-		if seq != p.settingSeq || p.playing[id] {
+		return stored{settingsOf(rows), failureSummary(rows)}, nil
+	}, func(st stored, err error) {
+		if seq != p.settingSeq {
 			return
 		}
 		if err != nil {
 			p.progress.SetText("Could not read rollouts: " + err.Error())
 			return
 		}
+		p.failures.SetText(st.failures)
+		p.failures.Show()
+		if st.failures == "" {
+			p.failures.Hide()
+		}
+		if p.playing[id] {
+			return // the live progress fills the table
+		}
+		ss := st.settings
 		rows := make([][]string, len(ss))
 		for i, s := range ss {
 			rows[i] = settingRow(s)
@@ -268,7 +320,7 @@ func (p *runsPanel) control(action string) {
 			}
 		}
 		p.status.SetText(fmt.Sprintf("Experiment #%d: %s requested", id, action))
-		p.reload()
+		p.u.events.ExperimentChanged.Emit(id) // Runs (this screen) reloads; others may listen
 	})
 }
 
@@ -283,10 +335,12 @@ func (p *runsPanel) continueRun() {
 	p.playing[id] = true
 	p.setButtons()
 	p.u.jobs.Add(1)
+	p.u.runStarted()
 	go func() {
 		defer p.u.jobs.Done()
+		defer p.u.runEnded()
 		_, err := rc.Resume(p.u.ctx, id, func(pr experiments.Progress) {
-			p.u.do(func() { p.live(pr) })
+			p.u.do(func() { p.u.events.RunProgress.Emit(pr) })
 		})
 		p.u.do(func() {
 			switch {
@@ -297,7 +351,7 @@ func (p *runsPanel) continueRun() {
 			default:
 				p.status.SetText(fmt.Sprintf("Experiment #%d finished.", id))
 			}
-			p.ended(id)
+			p.u.events.ExperimentFinished.Emit(RunEnded{Experiment: id, Err: err, Cancelled: errors.Is(err, context.Canceled)})
 		})
 	}()
 }
@@ -306,9 +360,28 @@ func (p *runsPanel) continueRun() {
 func (p *runsPanel) reload() {
 	p.seq++
 	seq := p.seq
-	background(p.u, func(ctx context.Context) ([]storage.ExperimentRow, error) {
-		return p.u.deps.Store.Experiments(ctx)
-	}, func(es []storage.ExperimentRow, err error) {
+	type listed struct {
+		es     []storage.ExperimentRow
+		orphan map[int64]bool
+	}
+	rc, playing := p.controller(), maps.Clone(p.playing)
+	background(p.u, func(ctx context.Context) (listed, error) {
+		es, err := p.st.Experiments(ctx)
+		if err != nil {
+			return listed{}, err
+		}
+		// Experiments listed as running that nobody runs any more (the app or the
+		// CLI was killed, the machine restarted) are offered for resuming.
+		orphan := map[int64]bool{}
+		for _, e := range es {
+			if rc != nil && !playing[e.ID] && (e.Status == storage.StatusRunning || e.Status == experiments.StatusPaused) {
+				if gone, err := rc.Orphaned(ctx, e.ID); err == nil && gone {
+					orphan[e.ID] = true
+				}
+			}
+		}
+		return listed{es, orphan}, nil
+	}, func(l listed, err error) {
 		if seq != p.seq {
 			return
 		}
@@ -316,25 +389,43 @@ func (p *runsPanel) reload() {
 			p.status.SetText("Could not list experiments: " + err.Error())
 			return
 		}
-		p.experiments = es
+		es := l.es
+		p.experiments, p.orphaned = es, l.orphan
 		rows := make([][]string, len(es))
 		for i, e := range es {
-			rows[i] = []string{experimentLabel(e), e.CreatedAt.Local().Format("2006-01-02 15:04"), e.Status,
-				fmt.Sprintf("%d done, %d failed of %d", e.Done, e.Failed, e.Rollouts), fmt.Sprintf("%.3f", e.MeanEM)}
+			rows[i] = []string{experimentLabel(e), e.CreatedAt.Local().Format("2006-01-02 15:04"), statusText(e, p.orphaned[e.ID] && !p.playing[e.ID]),
+				fmt.Sprintf("%d done, %d failed of %d", e.Done, e.Failed, e.Rollouts), scoreText("%.3f", e.MeanEM, e.Done > 0)}
 		}
 		p.table.setRows(rows)
-		p.status.SetText(fmt.Sprintf("%d experiments", len(es)))
+		p.status.SetText(plural(len(es), "experiment", "experiments"))
 		p.armPoll(es)
-		if p.selectedID == 0 && len(es) > 0 {
-			p.table.selectRow(0) // the newest experiment until the user picks one
+		newest := int64(0)
+		if len(es) > 0 {
+			newest = es[0].ID
+		}
+		if newest > p.newestSeen && p.newestSeen != 0 || p.selectedID == 0 && len(es) > 0 {
+			// A new experiment (launched here or by another process) or none picked yet:
+			// the newest is selected, at the top.
+			p.newestSeen = newest
+			p.table.selectRow(0)
 			return
 		}
+		p.newestSeen = max(p.newestSeen, newest)
 		for i, e := range es {
 			if e.ID == p.selectedID {
 				p.table.selectRow(i)
 			}
 		}
 	})
+}
+
+// statusText is the experiment's status as Runs shows it; an orphaned one
+// (listed as running, its process gone) says so.
+func statusText(e storage.ExperimentRow, orphaned bool) string {
+	if orphaned {
+		return "stopped (its process is gone; Resume run)"
+	}
+	return e.Status
 }
 
 func experimentLabel(e storage.ExperimentRow) string {
@@ -358,7 +449,7 @@ func (p *runsPanel) armPoll(es []storage.ExperimentRow) {
 	}
 	elsewhere := false
 	for _, e := range es {
-		if e.Status == storage.StatusRunning && !p.playing[e.ID] {
+		if e.Status == storage.StatusRunning && !p.playing[e.ID] && !p.orphaned[e.ID] {
 			elsewhere = true
 		}
 	}

@@ -12,7 +12,7 @@ import (
 
 // Polling for runs of other processes is off in the other tests: it would reload
 // the Runs list under them.
-func init() { runsPollInterval = 0 }
+func init() { runsPollInterval, storeWatchInterval = 0, 0 }
 
 // TestRunsPollsExperimentsRunElsewhere: while an experiment that no run of this
 // UI plays is listed as running (the CLI runs it on the same store), Runs reloads

@@ -2,6 +2,7 @@ package views
 
 import (
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 )
 
@@ -9,6 +10,7 @@ import (
 // selects its row; double-tapping a cell activates the row (e.g. opens it).
 type dataTable struct {
 	headers    []string
+	widths     []float32 // column widths, each at least its header's
 	rows       [][]string
 	selected   int // -1 when none
 	table      *widget.Table
@@ -54,10 +56,26 @@ func newDataTable(headers []string, widths []float32) *dataTable {
 			d.onSelect(id.Row)
 		}
 	}
+	d.widths = make([]float32, len(widths))
 	for i, w := range widths {
+		if i < len(headers) {
+			w = max(w, headerWidth(headers[i]))
+		}
+		d.widths[i] = w
 		d.table.SetColumnWidth(i, w)
 	}
 	return d
+}
+
+// headerWidth is the width a column needs to show its bold header whole, with
+// room for a sort arrow, so no header reads "Objecti…".
+func headerWidth(h string) float32 {
+	return textWidth(h+" ▼", fyne.TextStyle{Bold: true})
+}
+
+// textWidth is the width of a table cell showing s whole (text and padding).
+func textWidth(s string, style fyne.TextStyle) float32 {
+	return fyne.MeasureText(s, theme.TextSize(), style).Width + 2*theme.InnerPadding() + 2
 }
 
 // setRows replaces the content and clears the selection.
@@ -68,9 +86,14 @@ func (d *dataTable) setRows(rows [][]string) {
 	d.table.Refresh()
 }
 
-// selectRow selects row as if it had been tapped.
+// selectRow selects row as if it had been tapped. The first row is shown at
+// the top: Table.Select scrolls by the header's height too when the table is
+// small or not laid out yet, which hid the row under the header.
 func (d *dataTable) selectRow(row int) {
 	d.table.Select(widget.TableCellID{Row: row, Col: 0})
+	if row == 0 {
+		d.table.ScrollToTop()
+	}
 }
 
 // tableCell is a truncating label that forwards taps to its table.

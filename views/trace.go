@@ -34,9 +34,21 @@ type traceNav struct {
 	total int // rollouts the query selects
 }
 
+// traceStore is what the Trace screen reads.
+type traceStore interface {
+	// Rollout returns one rollout with its task, turns and score.
+	Rollout(ctx context.Context, id int64) (storage.RolloutDetail, error)
+	// Experiment returns one experiment (its config JSON feeds the request parameters).
+	Experiment(ctx context.Context, id int64) (storage.ExperimentRow, error)
+	// BrowseRollouts returns one page of a browser query (↑/↓ walk it).
+	BrowseRollouts(ctx context.Context, q storage.RolloutQuery) (storage.RolloutPage, error)
+}
+
 // tracePanel is the Trace screen: one rollout stepped turn by turn.
 type tracePanel struct {
 	u       *UI
+	st      traceStore
+	screens navigator
 	content fyne.CanvasObject
 
 	detail   storage.RolloutDetail
@@ -48,6 +60,7 @@ type tracePanel struct {
 	seq      int
 
 	header, turnLabel, turnInfo, status *widget.Label
+	failure                             *widget.Label // the rollout's error, when it has one
 	first, prev, next, last             *widget.Button
 	slider                              *widget.Slider
 	sliding                             bool // the slider is being set from show
@@ -74,12 +87,18 @@ type tracePanel struct {
 }
 
 func newTracePanel(u *UI) *tracePanel {
-	p := &tracePanel{u: u}
+	p := &tracePanel{u: u, st: u.deps.Store, screens: u}
 	p.header = widget.NewLabelWithStyle("Open a rollout from Runs or Rollouts (double-click or Open).", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.header.Wrapping = fyne.TextWrapWord
-	p.turnLabel = widget.NewLabel("turn 0 of 0")
+	p.turnLabel = widget.NewLabel("no turns stored")
+	p.failure = widget.NewLabel("")
+	p.failure.Wrapping = fyne.TextWrapWord
+	p.failure.Importance = widget.DangerImportance
+	p.failure.Hide()
 	p.turnInfo = widget.NewLabel("")
+	p.turnInfo.Wrapping = fyne.TextWrapWord
 	p.status = widget.NewLabel("")
+	p.status.Wrapping = fyne.TextWrapWord
 	p.first = widget.NewButtonWithIcon("", theme.MediaSkipPreviousIcon(), func() { p.step(-1 << 30) })
 	p.prev = widget.NewButtonWithIcon("Previous", theme.NavigateBackIcon(), func() { p.step(-1) })
 	p.next = widget.NewButtonWithIcon("Next", theme.NavigateNextIcon(), func() { p.step(1) })
@@ -94,7 +113,7 @@ func newTracePanel(u *UI) *tracePanel {
 	}
 	p.compareBt = widget.NewButtonWithIcon("Compare…", theme.ViewRestoreIcon(), func() {
 		if p.loaded {
-			p.u.OpenCompare(p.detail.ID, 0)
+			p.screens.OpenCompare(p.detail.ID, 0)
 		}
 	})
 
@@ -105,6 +124,7 @@ func newTracePanel(u *UI) *tracePanel {
 	}
 	p.state, p.diff, p.information, p.sent, p.response, p.params = mono(), mono(), mono(), mono(), mono(), mono()
 	p.diffSummary = widget.NewLabel("")
+	p.diffSummary.Wrapping = fyne.TextWrapWord
 	p.facts = container.NewVBox()
 	p.passages = container.NewVBox()
 	p.query = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
@@ -137,10 +157,10 @@ func newTracePanel(u *UI) *tracePanel {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	}
 	nav := container.NewBorder(nil, nil, container.NewHBox(p.first, p.prev, p.turnLabel, p.next, p.last), p.compareBt, p.slider)
-	top := container.NewVBox(p.header, nav, container.NewHBox(p.turnInfo, p.status))
+	top := container.NewVBox(p.header, p.failure, nav, container.NewGridWithColumns(2, p.turnInfo, p.status))
 	left := container.NewVScroll(container.NewVBox(
 		bold("Internal state"), p.state,
-		container.NewHBox(bold("State diff against the previous turn"), p.diffSummary), p.diff,
+		container.NewBorder(nil, nil, bold("State diff against the previous turn"), nil, p.diffSummary), p.diff,
 		bold("Query"), p.query,
 		bold("Information"), p.passages, p.information,
 		p.accordion,
@@ -153,8 +173,10 @@ func newTracePanel(u *UI) *tracePanel {
 	p.scrolls = []*container.Scroll{left, answers}
 	split := container.NewHSplit(left, right)
 	split.Offset = 0.6
+	u.rememberSplit("trace.split", split)
 	p.content = container.NewBorder(top, nil, nil, nil, split)
 	p.show()
+	u.follow(ScreenTrace, p.refresh)
 	return p
 }
 
@@ -182,6 +204,12 @@ func (p *tracePanel) load(id int64, keep bool) {
 	p.seq++
 	seq := p.seq
 	if !keep {
+		// Nothing of the rollout shown so far may linger while another loads.
+		p.detail, p.config, p.loaded, p.turn, p.marks = storage.RolloutDetail{}, "", false, 0, nil
+		p.chart.setTokens(nil)
+		p.showAnswers()
+		p.header.SetText(fmt.Sprintf("Rollout #%d", id))
+		p.show()
 		p.status.SetText(fmt.Sprintf("Loading rollout #%d…", id))
 	}
 	type loaded struct {
@@ -189,12 +217,12 @@ func (p *tracePanel) load(id int64, keep bool) {
 		cfg string
 	}
 	background(p.u, func(ctx context.Context) (loaded, error) {
-		d, err := p.u.deps.Store.Rollout(ctx, id)
+		d, err := p.st.Rollout(ctx, id)
 		if err != nil {
 			return loaded{}, err
 		}
 		cfg := ""
-		if e, err := p.u.deps.Store.Experiment(ctx, d.ExperimentID); err == nil {
+		if e, err := p.st.Experiment(ctx, d.ExperimentID); err == nil {
 			cfg = e.ConfigJSON
 		}
 		return loaded{d, cfg}, nil
@@ -327,7 +355,7 @@ func (p *tracePanel) openSibling(delta int) {
 		seq := p.seq + 1
 		p.seq = seq
 		background(p.u, func(ctx context.Context) (storage.RolloutPage, error) {
-			return p.u.deps.Store.BrowseRollouts(ctx, qq)
+			return p.st.BrowseRollouts(ctx, qq)
 		}, func(pg storage.RolloutPage, err error) {
 			if seq != p.seq {
 				return
@@ -375,16 +403,26 @@ func (p *tracePanel) show() {
 	n := len(p.detail.Turns)
 	if p.loaded {
 		d := p.detail
-		h := fmt.Sprintf("Rollout #%d · %s · policy %s · %s · %d objectives · %s · EM %.2f · F1 %.2f · %s",
-			d.ID, d.TaskKey, d.Policy, d.Model, max(d.Objectives, len(d.Task.Objectives)), d.Status, d.EM, d.F1, peakSummary(d.RolloutRow))
+		done := d.Status == storage.StatusDone
+		h := fmt.Sprintf("Rollout #%d · %s · policy %s · %s · %d objectives · %s · EM %s · F1 %s · %s",
+			d.ID, d.TaskKey, d.Policy, d.Model, max(d.Objectives, len(d.Task.Objectives)), d.Status,
+			scoreText("%.2f", d.EM, done), scoreText("%.2f", d.F1, done), peakSummary(d.RolloutRow))
 		if p.nav.query != nil && p.nav.total > 0 {
 			h += fmt.Sprintf(" · %d of %d in the filter", p.nav.pos+1, p.nav.total)
 		}
 		p.header.SetText(h)
 	}
+	p.failure.SetText("")
+	p.failure.Hide()
+	if p.loaded && p.detail.Error != "" {
+		p.failure.SetText(fmt.Sprintf("This rollout %s: %s", orDash(p.detail.Status, "ended"), p.detail.Error))
+		p.failure.Show()
+	}
 	if n == 0 {
-		p.turnLabel.SetText("turn 0 of 0")
+		p.turnLabel.SetText("no turns stored")
 		p.turnInfo.SetText("")
+		p.accordion.Items[0].Title = "Exact context sent"
+		p.accordion.Refresh()
 		setMono(p.state, "")
 		p.diff.Segments = nil
 		p.diff.Refresh()

@@ -17,43 +17,24 @@ import (
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
-// Store is what the screens read from the experiment database. Every method may be
-// slow and is only called from background goroutines; implementations must be safe
-// for concurrent use.
+// Store is what the screens read from the experiment database: the union of
+// the narrow interfaces each screen declares in its own file (dataStore,
+// newExperimentStore, runsStore, rolloutsStore, traceStore, compareStore,
+// chartsStore), so a screen's fake only needs the methods that screen calls.
+// Every method may be slow and is only called from background goroutines;
+// implementations must be safe for concurrent use.
 type Store interface {
-	// Datasets lists the imported datasets with their question and passage counts.
-	Datasets(ctx context.Context) ([]storage.DatasetInfo, error)
-	// Questions returns up to limit questions of dataset in import order, skipping offset.
-	Questions(ctx context.Context, dataset string, offset, limit int) ([]storage.Question, error)
-	// Search runs a BM25 query over the corpus and returns the best k passages, best first.
-	Search(ctx context.Context, query string, k int) ([]core.Passage, error)
-	// Experiments lists experiments, newest first, with rollout counts and means.
-	Experiments(ctx context.Context) ([]storage.ExperimentRow, error)
-	// Rollouts lists one experiment's rollouts.
-	Rollouts(ctx context.Context, expID int64) ([]storage.RolloutRow, error)
-	// Rollout returns one rollout with its task, turns and score.
-	Rollout(ctx context.Context, id int64) (storage.RolloutDetail, error)
-	// Experiment returns one experiment (its config JSON feeds Trace's raw view).
-	Experiment(ctx context.Context, id int64) (storage.ExperimentRow, error)
-	// BrowseRollouts returns one page of the rollouts a browser query selects.
-	BrowseRollouts(ctx context.Context, q storage.RolloutQuery) (storage.RolloutPage, error)
-	// Facets lists the policies, models, datasets and statuses the browser filters offer.
-	Facets(ctx context.Context) (storage.RolloutFacets, error)
-	// SameTaskRollouts lists the rollouts on the same task as rollout id (it included).
-	SameTaskRollouts(ctx context.Context, id int64) ([]storage.RolloutRow, error)
-	// PairRollouts pairs the rollouts of two experiments on the same tasks.
-	PairRollouts(ctx context.Context, a, b int64) ([]storage.RolloutPair, error)
-	// EachTurnTokens streams the token counts of the done rollouts' turns (Charts).
-	EachTurnTokens(ctx context.Context, expIDs []int64, fn func(storage.TurnTokens) error) error
-	// EachRollout streams one experiment's rollouts with their export fields (Charts' CSV export).
-	EachRollout(ctx context.Context, expID int64, fn func(storage.RolloutExport) error) error
-	// EachTurn streams one experiment's turns (Charts' CSV export); fn must copy what it keeps.
-	EachTurn(ctx context.Context, expID int64, fn func(*storage.TurnExport) error) error
+	dataStore
+	newExperimentStore
+	runsStore
+	rolloutsStore
+	traceStore
+	compareStore
+	chartsStore
 }
 
 // Runner runs one experiment to the end or until ctx is cancelled, calling progress
@@ -97,11 +78,20 @@ var Screens = []string{ScreenData, ScreenEndpoints, ScreenNewRun, ScreenRuns, Sc
 // UI is the main window's content: the navigation list and the current screen.
 // Its methods must be called on the Fyne UI thread (or inside fyne.Do).
 type UI struct {
-	deps Deps
-	ctx  context.Context
+	deps   Deps
+	ctx    context.Context
+	stop   context.CancelFunc
+	events Events
+	prefs  fyne.Preferences // nil without an app (choices are then not remembered)
 
 	// jobs counts background goroutines still to apply their results; tests wait on it.
 	jobs sync.WaitGroup
+	// loops counts the long-lived pollers (store watch) that end with ctx.
+	loops sync.WaitGroup
+	// runWG and inflight count the runs this UI plays (see ConfirmQuit).
+	runWG    sync.WaitGroup
+	runMu    sync.Mutex
+	inflight int
 	// applying serialises results applied from goroutines. fyne.Do already runs them
 	// one at a time on the UI thread; the test driver runs them inline on the
 	// calling goroutine, where this lock keeps them from overlapping each other and
@@ -114,6 +104,13 @@ type UI struct {
 	content fyne.CanvasObject
 	screens map[string]fyne.CanvasObject
 	current string
+	quiet   bool // Show does not emit ScreenShown
+	// savePath is the path field of the save dialog shown last (tests).
+	savePath *widget.Entry
+	// splits are the dividers whose positions SavePrefs keeps.
+	splits map[string]*container.Split
+	// reloaders are the screens' reloads, in screen order; Refresh runs them all.
+	reloaders []func()
 
 	data      *dataPanel
 	run       *runPanel
@@ -129,7 +126,11 @@ type UI struct {
 // set; this replaces the canvas's OnTypedKey handler) and starts loading the store's
 // datasets and experiments in the background. The Data screen is shown first.
 func NewUI(d Deps) *UI {
-	u := &UI{deps: d, ctx: context.Background(), screens: map[string]fyne.CanvasObject{}}
+	u := &UI{deps: d, screens: map[string]fyne.CanvasObject{}}
+	u.ctx, u.stop = context.WithCancel(context.Background())
+	if a := fyne.CurrentApp(); a != nil {
+		u.prefs = a.Preferences()
+	}
 	u.data = newDataPanel(u)
 	u.run = newRunPanel(u)
 	u.endpoints = newEndpointsPanel(u)
@@ -162,6 +163,7 @@ func NewUI(d Deps) *UI {
 	u.stack = container.NewStack()
 	split := container.NewHSplit(u.nav, u.stack)
 	split.Offset = 0.13
+	u.rememberSplit("ui.split", split)
 	u.content = split
 	if d.ReadOnly != "" {
 		u.banner = widget.NewLabel(d.ReadOnly)
@@ -174,10 +176,37 @@ func NewUI(d Deps) *UI {
 	if d.Window != nil {
 		u.installShortcuts(d.Window.Canvas())
 	}
-	_ = u.Show(ScreenData)
+	u.showQuietly(ScreenData) // Refresh below loads every screen once
+	u.events.ScreenShown.Subscribe(func(name string) {
+		if u.prefs != nil {
+			u.prefs.SetString(prefScreen, name)
+		}
+	})
 	u.Refresh()
+	if w, ok := d.Store.(ChangeWatcher); ok {
+		u.watchStore(w)
+	}
 	return u
 }
+
+// follow makes a list screen reflect the store: reload runs whenever the
+// screen is shown, and when another process changed the store while it is shown.
+func (u *UI) follow(screen string, reload func()) {
+	u.events.ScreenShown.Subscribe(func(s string) {
+		if s == screen {
+			reload()
+		}
+	})
+	u.events.StoreChanged.Subscribe(func(struct{}) {
+		if u.current == screen {
+			reload()
+		}
+	})
+	u.reloaders = append(u.reloaders, reload)
+}
+
+// Events is the UI's event bus (screens subscribe to it; the app may too).
+func (u *UI) Events() *Events { return &u.events }
 
 // Content is the object to put in the window (Window.SetContent).
 func (u *UI) Content() fyne.CanvasObject { return u.content }
@@ -207,45 +236,111 @@ func (u *UI) Show(name string) error {
 			u.nav.Select(i)
 		}
 	}
+	if !u.quiet {
+		u.events.ScreenShown.Emit(name)
+	}
 	return nil
+}
+
+// showQuietly shows screen name without telling the subscribers.
+func (u *UI) showQuietly(name string) {
+	u.quiet = true
+	defer func() { u.quiet = false }()
+	_ = u.Show(name)
+}
+
+// openTrace shows rollout id in Trace; siblings (when given) are the rollouts
+// ↑/↓ walk. Screens reach it through their navigator.
+func (u *UI) openTrace(id int64, siblings []int64) {
+	_ = u.Show(ScreenTrace) // before open: showing refreshes the rollout shown so far
+	u.trace.open(id, siblings)
+}
+
+// openTraceInQuery shows rollout id, at position pos of the browser query q
+// (total rollouts), in Trace.
+func (u *UI) openTraceInQuery(id int64, q storage.RolloutQuery, pos, total int) {
+	_ = u.Show(ScreenTrace)
+	u.trace.openInQuery(id, q, pos, total)
 }
 
 // OpenRollout loads rollout id from the store and shows it in Trace at its first turn.
 func (u *UI) OpenRollout(id int64) {
-	u.trace.open(id, nil)
-	_ = u.Show(ScreenTrace)
+	u.openTrace(id, nil)
 }
 
 // Refresh reloads from the store what the screens list: dataset counts, the
 // datasets offered by New run, the experiments and the rollouts shown.
 func (u *UI) Refresh() {
-	u.data.reload()
-	u.run.reloadDatasets()
-	u.endpoints.reload()
-	u.runs.reload()
-	u.rollouts.reload()
-	u.trace.refresh()
-	u.compare.reloadExperiments()
-	u.charts.reload()
+	for _, r := range u.reloaders {
+		r()
+	}
 }
 
 // OpenCompare shows rollouts a and b side by side in Compare; b = 0 picks
 // another rollout on a's task.
 func (u *UI) OpenCompare(a, b int64) {
-	u.compare.open(a, b)
 	_ = u.Show(ScreenCompare)
+	u.compare.open(a, b)
+}
+
+// screenKeys are the keys of Ctrl+1..8, in Screens order.
+var screenKeys = []fyne.KeyName{fyne.Key1, fyne.Key2, fyne.Key3, fyne.Key4, fyne.Key5, fyne.Key6, fyne.Key7, fyne.Key8}
+
+// jump is what Ctrl+1..8 and the Go menu do: show screen name, carrying the
+// rollout on screen along where that is what the user means (Trace → Compare
+// compares the rollout Trace shows).
+func (u *UI) jump(name string) {
+	if name == ScreenCompare && u.current == ScreenTrace && u.trace.loaded {
+		u.OpenCompare(u.trace.detail.ID, 0)
+		return
+	}
+	_ = u.Show(name)
+}
+
+// searchRollouts is Ctrl+F: the rollout browser's text search, focused.
+func (u *UI) searchRollouts() {
+	_ = u.Show(ScreenRollouts)
+	if w := u.deps.Window; w != nil {
+		w.Canvas().Focus(u.rollouts.filter)
+	}
+}
+
+// GoMenu is the main menu's Go menu: one item per screen (Ctrl+1..8), the
+// rollout search (Ctrl+F) and the chart export (Ctrl+E). Shortcuts of main
+// menu items reach the app even while a text field has focus, which canvas
+// shortcuts do not, so the app should install it.
+func (u *UI) GoMenu() *fyne.Menu {
+	var items []*fyne.MenuItem
+	for i, name := range Screens {
+		item := fyne.NewMenuItem(name, func() { u.jump(name) })
+		if i < len(screenKeys) {
+			item.Shortcut = &desktop.CustomShortcut{KeyName: screenKeys[i], Modifier: fyne.KeyModifierShortcutDefault}
+		}
+		items = append(items, item)
+	}
+	search := fyne.NewMenuItem("Search rollouts", u.searchRollouts)
+	search.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault}
+	export := fyne.NewMenuItem("Export chart as PDF…", u.charts.exportShortcut)
+	export.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyE, Modifier: fyne.KeyModifierShortcutDefault}
+	start := fyne.NewMenuItem("Run the experiment in New experiment", func() {
+		_ = u.Show(ScreenNewRun)
+		u.run.start()
+	})
+	start.Shortcut = &desktop.CustomShortcut{KeyName: fyne.KeyR, Modifier: fyne.KeyModifierShortcutDefault}
+	items = append(items, fyne.NewMenuItemSeparator(), start, search, export)
+	return fyne.NewMenu("Go", items...)
 }
 
 // installShortcuts registers Ctrl+1..8 (Cmd on macOS) for the screens, Ctrl+E,
-// Ctrl+F and the Trace keys.
+// Ctrl+F and the Trace keys on the canvas (for when no widget has focus; the
+// Go menu covers the rest).
 func (u *UI) installShortcuts(c fyne.Canvas) {
-	keys := []fyne.KeyName{fyne.Key1, fyne.Key2, fyne.Key3, fyne.Key4, fyne.Key5, fyne.Key6, fyne.Key7, fyne.Key8}
 	for i, name := range Screens {
-		if i >= len(keys) {
+		if i >= len(screenKeys) {
 			break // screens past the eighth are reached from the navigation list
 		}
-		c.AddShortcut(&desktop.CustomShortcut{KeyName: keys[i], Modifier: fyne.KeyModifierShortcutDefault},
-			func(fyne.Shortcut) { _ = u.Show(name) })
+		c.AddShortcut(&desktop.CustomShortcut{KeyName: screenKeys[i], Modifier: fyne.KeyModifierShortcutDefault},
+			func(fyne.Shortcut) { u.jump(name) })
 	}
 	c.SetOnTypedKey(u.typedKey)
 	// Ctrl+E: export the current chart (Charts).
@@ -253,10 +348,7 @@ func (u *UI) installShortcuts(c fyne.Canvas) {
 		func(fyne.Shortcut) { u.charts.exportShortcut() })
 	// Ctrl+F: the rollout browser's text search.
 	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault},
-		func(fyne.Shortcut) {
-			_ = u.Show(ScreenRollouts)
-			c.Focus(u.rollouts.filter)
-		})
+		func(fyne.Shortcut) { u.searchRollouts() })
 }
 
 // typedKey handles keys typed while no widget has focus.

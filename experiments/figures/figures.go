@@ -91,6 +91,10 @@ type Options struct {
 	// counts "n.s." along the top: a comparison of two settings found no
 	// significant difference there (Holm-adjusted p ≥ 0.05).
 	NotSignificant []int
+	// Dodge shifts each series of the charts against the objective count a
+	// little along x (a few percent on the log axis, series centred on the true
+	// value), so series with equal values do not hide each other on screen.
+	Dodge bool
 }
 
 // Error-bar kinds of Options.Bars.
@@ -294,6 +298,9 @@ func Build(d Data, o Options) (*Figure, error) {
 	if err != nil {
 		return nil, err
 	}
+	if p.Y.Min == 0 && p.Y.Max <= 0 {
+		p.Y.Max = 1 // all values 0: a 0..1 axis, not gonum's padding to -1..1
+	}
 	if o.Title != "" {
 		p.Title.Text = o.Title
 	}
@@ -390,6 +397,17 @@ func log2Axis(a *plot.Axis, lo, hi float64) {
 	a.Label.Text = "objectives (log₂)"
 }
 
+// DodgeShift is the factor Options.Dodge multiplies series i of n's objective
+// counts by: 2^(0.06·(i − (n−1)/2)), about ±4 % per step, so the series sit
+// side by side around the true count on the log₂ axis (their geometric mean
+// is the count itself). 1 for a single series.
+func DodgeShift(i, n int) float64 {
+	if n <= 1 {
+		return 1
+	}
+	return math.Pow(2, 0.06*(float64(i)-float64(n-1)/2))
+}
+
 // vsObjectives draws one line with error bars per (model, policy) series and,
 // when o.Overlay and paper is set, the paper's systems dashed.
 func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiments.Aggregate) experiments.Stat,
@@ -398,6 +416,10 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for i, k := range keys {
 		s := by[k]
+		shift := 1.0
+		if o.Dodge {
+			shift = DodgeShift(i, len(keys))
+		}
 		pts := errXY{XYs: make(plotter.XYs, len(s)), YErrors: make(plotter.YErrors, len(s)), XErrors: make(plotter.XErrors, len(s))}
 		pts.XYs, pts.YErrors = pts.XYs[:0], pts.YErrors[:0]
 		for _, a := range s {
@@ -405,7 +427,7 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 			if st.N == 0 {
 				continue // no value (e.g. no paper peak: every rollout had Exact_match 0)
 			}
-			pts.XYs = append(pts.XYs, plotter.XY{X: float64(a.Objectives), Y: st.Mean})
+			pts.XYs = append(pts.XYs, plotter.XY{X: float64(a.Objectives) * shift, Y: st.Mean})
 			h := half(st, o)
 			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: h, High: h})
 			lo, hi = math.Min(lo, float64(a.Objectives)), math.Max(hi, float64(a.Objectives))

@@ -1,0 +1,73 @@
+package views
+
+import (
+	"fmt"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/dialog"
+)
+
+// runStarted and runEnded count the runs this UI plays (New experiment's Run,
+// Runs' Resume run, the Table 1 preset), for quitting safely.
+func (u *UI) runStarted() {
+	u.runMu.Lock()
+	u.inflight++
+	u.runMu.Unlock()
+	u.runWG.Add(1)
+}
+
+func (u *UI) runEnded() {
+	u.runMu.Lock()
+	u.inflight--
+	u.runMu.Unlock()
+	u.runWG.Done()
+}
+
+// RunsInFlight is how many runs this UI is playing now.
+func (u *UI) RunsInFlight() int {
+	u.runMu.Lock()
+	defer u.runMu.Unlock()
+	return u.inflight
+}
+
+// ConfirmQuit is the window's close and File › Quit handler: with no run in
+// flight it calls quit at once; otherwise it asks first and, when the user
+// agrees, stops the runs cleanly (StopRuns) before calling quit.
+func (u *UI) ConfirmQuit(quit func()) {
+	n := u.RunsInFlight()
+	w := u.deps.Window
+	if n == 0 || w == nil {
+		if n > 0 {
+			u.StopRuns(quit)
+			return
+		}
+		quit()
+		return
+	}
+	what := "A run is"
+	if n > 1 {
+		what = fmt.Sprintf("%d runs are", n)
+	}
+	d := dialog.NewConfirm("Quit while running?",
+		what+" in progress. Quitting stops it cleanly: every finished turn is kept, and Runs offers\n"+
+			"Resume run the next time you start mem1lab (or run `mem1lab resume`).",
+		func(ok bool) {
+			if ok {
+				u.StopRuns(quit)
+			}
+		}, w)
+	d.SetConfirmText("Stop and quit")
+	d.SetDismissText("Keep running")
+	d.Show()
+}
+
+// StopRuns cancels every run this UI plays. Each stops at its next turn
+// boundary, keeps what it stored and records itself as cancelled (resumable);
+// done is called on the UI thread once all of them have returned.
+func (u *UI) StopRuns(done func()) {
+	u.stop()
+	go func() {
+		u.runWG.Wait()
+		fyne.Do(done)
+	}()
+}
