@@ -173,10 +173,13 @@ type Agent struct {
 	Env    Environment
 	Config AgentConfig
 	Clock  func() time.Time
+	// Sub makes a memory policy's sub-calls (see MemoryPolicy); nil is fine
+	// for policies without memory.
+	Sub SubCaller
 }
 
 // TurnError is the error Run returns when a turn fails: Op is "model",
-// "search" or "store" (the onTurn callback), Turn the 0-based turn index.
+// "search", "memory" (a memory policy's step) or "store" (the onTurn callback), Turn the 0-based turn index.
 type TurnError struct {
 	Turn int
 	Op   string
@@ -258,16 +261,27 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 		return r.outcome(), nil
 	}
 	prompt := cfg.prompt(task)
+	mem, err := newMemoryRun(cfg.Policy, a.Sub, prior)
+	if err != nil {
+		return r.outcome(), err
+	}
 
 	for i := len(prior); i < cfg.MaxTurns; i++ {
 		if err := ctx.Err(); err != nil {
 			return r.outcome(), &TurnError{Turn: i, Op: "model", Err: err}
 		}
 		last := i == cfg.MaxTurns-1
+		start := clock() // sub-calls count in the turn's latency
 		c := Context{Prompt: prompt, History: cfg.Policy.Keep(r.exchanges)}
+		var mt Turn
+		if mem != nil {
+			c, mt, err = mem.prepare(ctx, MemoryStep{Turn: i, Task: task, Prompt: prompt, Exchanges: r.exchanges, MaxTurns: cfg.MaxTurns})
+			if err != nil {
+				return r.outcome(), &TurnError{Turn: i, Op: "memory", Err: err}
+			}
+		}
 		stops := cfg.Tags.Stops(last)
 
-		start := clock()
 		comp, err := a.Model.Complete(ctx, c, stops)
 		if err != nil {
 			return r.outcome(), &TurnError{Turn: i, Op: "model", Err: err}
@@ -284,6 +298,9 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 			Query:         p.Query,
 			Answer:        p.Answer,
 			FinishReason:  comp.FinishReason,
+			SubCalls:      mt.SubCalls,
+			Memory:        mt.Memory,
+			MemoryState:   mt.MemoryState,
 		}
 		if t.Context == "" {
 			t.Context = c.Prompt + c.Carried()
@@ -296,6 +313,8 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 
 		turnsLeft := cfg.MaxTurns - i - 1
 		switch {
+		case p.Action == ActionSearch && !last && !retrieves(cfg.Policy):
+			t.Information = BudgetHint(turnsLeft) + "\n" + ClosedBookNote + "\n"
 		case p.Action == ActionSearch && !last:
 			if strings.TrimSpace(p.Query) != "" {
 				searchStart := clock()
@@ -354,7 +373,7 @@ func (r *rollout) outcome() Outcome {
 	o := Outcome{Turns: r.turns}
 	for _, t := range r.turns {
 		n := t.Tokens()
-		o.TotalTokens += n
+		o.TotalTokens += n + t.SubCallTokens()
 		o.PeakTokens = max(o.PeakTokens, n)
 	}
 	gold := make([][]string, len(r.task.Objectives))

@@ -169,7 +169,7 @@ func (s *Store) ResetRollout(ctx context.Context, id int64) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM turns WHERE rollout_id = ?`, id); err != nil {
 			return fmt.Errorf("storage: reset rollout %d: %w", id, err)
 		}
-		return nil
+		return resetMemoryTx(ctx, tx, id)
 	})
 }
 
@@ -252,7 +252,7 @@ func appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t core.Turn)
 	if err != nil {
 		return fmt.Errorf("storage: append turn %d to rollout %d: %w", t.Index, rolloutID, err)
 	}
-	return nil
+	return appendTurnMemoryTx(ctx, tx, rolloutID, t)
 }
 
 // FinishRollout writes a rollout's result and finish time. r.Status must be
@@ -422,7 +422,10 @@ func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 		}
 		out = append(out, t)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return s.fillMemory(ctx, rolloutID, out)
 }
 
 // RolloutSpec is one rollout to queue: a stored task under a policy and model.
