@@ -92,6 +92,22 @@ func (o MemoryOptions) memoryTokens() int {
 //
 // Other names are PolicyByName's.
 func PolicyWith(name string, o MemoryOptions) (Policy, error) {
+	if p, ok, err := memoryPolicy(name, o); ok {
+		return p, err
+	}
+	return PolicyByName(name)
+}
+
+// memoryPolicy builds a memory policy; ok is false for other names.
+func memoryPolicy(name string, o MemoryOptions) (Policy, bool, error) {
+	p, err := memoryPolicyErr(name, o)
+	if err == errNotMemoryPolicy {
+		return nil, false, nil
+	}
+	return p, true, err
+}
+
+func memoryPolicyErr(name string, o MemoryOptions) (Policy, error) {
 	switch name {
 	case PolicyClosedBook:
 		return closedBook{}, nil
@@ -118,13 +134,7 @@ var errNotMemoryPolicy = fmt.Errorf("not a memory policy")
 
 // memoryPolicyByName is PolicyByName's hook: ok is false for names that are
 // not memory policies.
-func memoryPolicyByName(name string) (Policy, bool, error) {
-	p, err := PolicyWith(name, MemoryOptions{})
-	if err == errNotMemoryPolicy {
-		return nil, false, nil
-	}
-	return p, true, err
-}
+func memoryPolicyByName(name string) (Policy, bool, error) { return memoryPolicy(name, MemoryOptions{}) }
 
 // questionsText lists the task's questions, one a line, numbered.
 func questionsText(t Task) string {
