@@ -1,0 +1,389 @@
+package experiments
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments/oracle"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// memRequest is one request a scripted server received: the path, the user
+// message (chat) or the input array as JSON (embeddings), and the system
+// message of a chat request.
+type memRequest struct {
+	Path   string
+	Body   string
+	System string
+}
+
+// requestLog wraps a handler and records every request it answers.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []memRequest
+	next http.Handler
+}
+
+func (l *requestLog) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(strings.NewReader(string(body)))
+	if r.Method == http.MethodPost {
+		l.add(r.URL.Path, body)
+	}
+	l.next.ServeHTTP(w, r)
+}
+
+func (l *requestLog) add(path string, body []byte) {
+	var req struct {
+		Messages []struct{ Role, Content string } `json:"messages"`
+		Input    []string                         `json:"input"`
+	}
+	_ = json.Unmarshal(body, &req)
+	m := memRequest{Path: path}
+	for _, msg := range req.Messages {
+		switch msg.Role {
+		case "system":
+			m.System = msg.Content
+		case "user":
+			if m.Body == "" {
+				m.Body = msg.Content
+			}
+		}
+	}
+	if path == "/v1/embeddings" {
+		b, _ := json.Marshal(req.Input)
+		m.Body = string(b)
+	}
+	l.mu.Lock()
+	l.reqs = append(l.reqs, m)
+	l.mu.Unlock()
+}
+
+func (l *requestLog) take() []memRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.reqs
+	l.reqs = nil
+	return out
+}
+
+// memoryServer is a scripted memory and embeddings endpoint: it answers each
+// memory prompt of core's policies with a well-formed reply (or, with
+// garbage set, malformed JSON to the extractor), and embeds texts as 16-dim
+// hashed bags of words.
+type memoryServer struct {
+	mu      sync.Mutex
+	n       int
+	garbage bool
+	// blockAt, when > 0, makes the blockAt-th request (1-based, counted from
+	// when it was set) signal blocked and hang until the client gives up.
+	blockAt int
+	seen    int
+	blocked chan struct{}
+}
+
+var newFactsRE = regexp.MustCompile(`(?m)^- (fact \d+ .*)$`)
+
+func (s *memoryServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.seen++
+	block := s.blockAt > 0 && s.seen == s.blockAt
+	s.mu.Unlock()
+	if block {
+		close(s.blocked)
+		<-r.Context().Done()
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	switch r.URL.Path {
+	case "/v1/embeddings":
+		var req struct {
+			Input []string `json:"input"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		var data []any
+		for i, text := range req.Input {
+			data = append(data, map[string]any{"object": "embedding", "index": i, "embedding": bagOfWords(text)})
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": data, "model": "emb",
+			"usage": map[string]int{"prompt_tokens": 7 * len(req.Input), "total_tokens": 7 * len(req.Input)}})
+	case "/v1/chat/completions":
+		var req struct {
+			Messages []struct{ Role, Content string } `json:"messages"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		prompt := req.Messages[len(req.Messages)-1].Content
+		s.mu.Lock()
+		s.n++
+		n, garbage := s.n, s.garbage
+		s.mu.Unlock()
+		var reply string
+		switch {
+		case strings.Contains(prompt, `{"facts": [`):
+			reply = fmt.Sprintf(`Sure: {"facts": ["fact %d was noted", "fact %d also"]}`, n, n)
+			if garbage {
+				reply = `{"facts": ["unterminated`
+			}
+		case strings.Contains(prompt, `"event": "ADD|UPDATE|DELETE|NONE"`):
+			var ops []string
+			for _, m := range newFactsRE.FindAllStringSubmatch(prompt, -1) {
+				ops = append(ops, fmt.Sprintf(`{"id": null, "text": %q, "event": "ADD"}`, m[1]))
+			}
+			ops = append(ops, `{"id": 0, "text": "fact zero rewritten", "event": "UPDATE"}`, `{"id": 99, "text": "", "event": "DELETE"}`)
+			reply = "```json\n{\"memory\": [" + strings.Join(ops, ", ") + "]}\n```"
+		case strings.Contains(prompt, "Index this memory"):
+			reply = fmt.Sprintf(`{"keywords": ["kw%d"], "context": "about step %d", "tags": ["tag%d"]}`, n, n, n)
+		case strings.Contains(prompt, `"should_evolve"`):
+			reply = `{"should_evolve": true, "actions": ["strengthen", "update_neighbor"], "suggested_connections": [0], "tags_to_update": ["linked"], "new_context_neighborhood": ["refreshed"], "new_tags_neighborhood": [["fresh"]]}`
+		case strings.Contains(prompt, "Write the updated notes"):
+			reply = fmt.Sprintf("notes after call %d", n)
+		case strings.Contains(prompt, "Rewrite the memory"):
+			reply = fmt.Sprintf("memory after call %d", n)
+		default:
+			reply = "unexpected prompt"
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": "m", "object": "chat.completion", "model": "mem",
+			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": reply}}},
+			"usage": map[string]int{"prompt_tokens": len(prompt) / 4, "completion_tokens": len(reply)/4 + 1, "total_tokens": len(prompt)/4 + len(reply)/4 + 1}})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func bagOfWords(text string) []float64 {
+	v := make([]float64, 16)
+	for _, w := range strings.Fields(strings.ToLower(text)) {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(w))
+		v[h.Sum32()%16]++
+	}
+	return v
+}
+
+// memoryRig is an oracle actor and a scripted memory server, both logged.
+type memoryRig struct {
+	st       *storage.Store
+	actorLog *requestLog
+	memLog   *requestLog
+	mem      *memoryServer
+	actor    *httptest.Server
+	memSrv   *httptest.Server
+}
+
+func newMemoryRig(t *testing.T) *memoryRig {
+	st := bundleStore(t)
+	qs, err := st.Questions(context.Background(), "hotpotqa", 0, 0)
+	require.NoError(t, err)
+	rig := &memoryRig{st: st, mem: &memoryServer{}}
+	rig.actorLog = &requestLog{next: oracle.New(qs)}
+	rig.memLog = &requestLog{next: rig.mem}
+	rig.actor = httptest.NewServer(rig.actorLog)
+	rig.memSrv = httptest.NewServer(rig.memLog)
+	t.Cleanup(func() { rig.actor.Close(); rig.memSrv.Close() })
+	return rig
+}
+
+func (rig *memoryRig) config(policy string, n int) RunConfig {
+	cfg := DefaultRunConfig()
+	cfg.Endpoint, cfg.Model, cfg.Mode = rig.actor.URL+"/v1", "scripted", ModeChat
+	cfg.Objectives, cfg.Tasks, cfg.Policy, cfg.Concurrency = n, 1, policy, 1
+	cfg.Memory = &MemoryConfig{URL: rig.memSrv.URL + "/v1", Model: "mem", EmbeddingsModel: "emb"}
+	cfg.RetryBaseSeconds = 0.001
+	return cfg
+}
+
+func roles(calls []core.SubCall) []string {
+	out := []string{}
+	for _, c := range calls {
+		out = append(out, c.Role)
+	}
+	return out
+}
+
+const (
+	ex, emb, up, sum = core.RoleExtractor, core.RoleEmbedder, core.RoleUpdater, core.RoleSummariser
+)
+
+// TestMemoryPoliciesScripted drives every memory policy over 2- and
+// 4-objective HotpotQA tasks with the oracle actor and a scripted memory
+// server, and checks each turn's sub-calls (roles, in order), that what the
+// servers received is exactly what was stored (requests, in order, none
+// twice), the memory payload in the actor's context, and the token totals.
+func TestMemoryPoliciesScripted(t *testing.T) {
+	rig := newMemoryRig(t)
+	ctx := context.Background()
+	// Expected roles per turn; the oracle searches each objective once and
+	// answers when it sees its facts in the carried exchange. Policies that
+	// carry no exchange (memagent, resum) make it search until the last turn.
+	perTurn := func(n int, first []string, rest []string, turns int) [][]string {
+		out := [][]string{{}, first}
+		for i := 2; i < turns; i++ {
+			out = append(out, rest)
+		}
+		return out[:turns]
+	}
+	cases := []struct {
+		policy string
+		want   func(n int) [][]string
+	}{
+		{"closed-book", func(n int) [][]string { return perTurn(n, []string{}, []string{}, n+1) }},
+		{"summary:1", func(n int) [][]string {
+			w := perTurn(n, []string{}, []string{sum}, n+1)
+			return w
+		}},
+		{"resum", func(n int) [][]string { return perTurn(n, []string{sum}, []string{sum}, 6) }},
+		{"memagent", func(n int) [][]string { return perTurn(n, []string{up}, []string{up}, 6) }},
+		{"mem0", func(n int) [][]string {
+			// Turn 2's updater rewrites fact 0, which is embedded again.
+			w := perTurn(n, []string{ex, emb, emb}, []string{ex, emb, up, emb}, n+1)
+			w[2] = []string{ex, emb, up, emb, emb}
+			return w
+		}},
+		{"mem0:add-only", func(n int) [][]string { return perTurn(n, []string{ex, emb, emb}, []string{ex, emb, emb}, n+1) }},
+		{"amem", func(n int) [][]string { return perTurn(n, []string{ex, emb}, []string{emb, ex, emb, up}, n+1) }},
+	}
+	for _, tc := range cases {
+		for _, n := range []int{2, 4} {
+			t.Run(fmt.Sprintf("%s/n%d", tc.policy, n), func(t *testing.T) {
+				rig.actorLog.take()
+				rig.memLog.take()
+				sumry, err := (&Runner{Store: rig.st, Env: rig.st}).Run(ctx, rig.config(tc.policy, n), nil)
+				require.NoError(t, err)
+				rows, err := rig.st.Rollouts(ctx, sumry.Experiment)
+				require.NoError(t, err)
+				require.Len(t, rows, 1)
+				d, err := rig.st.Rollout(ctx, rows[0].ID)
+				require.NoError(t, err)
+				require.Equal(t, storage.StatusDone, d.Status, d.Error)
+
+				want := tc.want(n)
+				require.Len(t, d.Turns, len(want))
+				var stored []core.SubCall
+				total := 0
+				for i, tu := range d.Turns {
+					assert.Equal(t, want[i], roles(tu.SubCalls), "turn %d roles", i)
+					for j, c := range tu.SubCalls {
+						assert.Equal(t, i, c.Turn)
+						assert.Equal(t, j, c.Seq)
+						assert.Equal(t, "memory", c.Endpoint)
+						if tc.policy == "mem0" && c.Role == up {
+							assert.Equal(t, "update: DELETE of unknown id 99", c.Error, "a bad operation is flagged on its call")
+						} else {
+							assert.Empty(t, c.Error, "turn %d call %d", i, j)
+						}
+						assert.Positive(t, c.Tokens())
+						assert.NotEmpty(t, c.Response)
+					}
+					stored = append(stored, tu.SubCalls...)
+					total += tu.Tokens() + tu.SubCallTokens()
+					if tc.policy != "closed-book" {
+						assert.NotEmpty(t, tu.MemoryState, "turn %d state", i)
+					}
+				}
+				assert.Equal(t, total, d.TotalTokens, "sub-calls count in total tokens")
+
+				// The memory server got exactly the stored sub-calls, in order.
+				got := rig.memLog.take()
+				require.Len(t, got, len(stored))
+				for i, c := range stored {
+					path := "/v1/chat/completions"
+					if c.Role == core.RoleEmbedder {
+						path = "/v1/embeddings"
+					}
+					assert.Equal(t, memRequest{Path: path, Body: c.Request}, memRequest{Path: got[i].Path, Body: got[i].Body}, "sub-call %d", i)
+				}
+				actor := rig.actorLog.take()
+				require.Len(t, actor, len(d.Turns), "one actor call per turn")
+
+				checkPolicy(t, tc.policy, n, d, actor)
+			})
+		}
+	}
+}
+
+// checkPolicy checks what each policy put into the actor's context.
+func checkPolicy(t *testing.T, policy string, n int, d storage.RolloutDetail, actor []memRequest) {
+	turns := d.Turns
+	for i, tu := range turns {
+		a := actor[i]
+		switch policy {
+		case "closed-book":
+			if tu.Action == core.ActionSearch && i < len(turns)-1 {
+				assert.Nil(t, tu.Passages, "closed-book never retrieves")
+				assert.Contains(t, tu.Information, core.ClosedBookNote)
+				assert.NotContains(t, tu.Information, "Doc 1(")
+			}
+			assert.Equal(t, i, strings.Count(tu.Context, "<|assistant|>"), "closed-book keeps the whole history")
+			assert.Empty(t, tu.Memory)
+		case "summary:1":
+			if i >= 2 {
+				assert.Equal(t, fmt.Sprintf("Summary of your earlier turns:\n%s", tu.Memory), a.Body[strings.LastIndex(a.Body, "Summary of your earlier turns:"):])
+				req := tu.SubCalls[0].Request
+				assert.Contains(t, req, turns[i-2].Response, "folds the exchange leaving the window")
+				assert.NotContains(t, req, turns[i-1].Response)
+				if i >= 3 {
+					assert.Contains(t, req, turns[i-1].Memory, "with the summary so far")
+				}
+			}
+			assert.LessOrEqual(t, strings.Count(tu.Context, "<|assistant|>"), 1, "window of one exchange")
+		case "resum", "memagent":
+			assert.NotContains(t, tu.Context, "<|assistant|>", "context restarts from prompt + memory")
+			if i >= 1 {
+				assert.Contains(t, a.Body, tu.Memory)
+				assert.Contains(t, tu.SubCalls[0].Request, turns[i-1].Information, "the latest information is folded")
+				assert.Equal(t, tu.SubCalls[0].Response, tu.Memory)
+			}
+		case "mem0", "mem0:add-only":
+			var st struct {
+				Facts []core.Fact `json:"facts"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(tu.MemoryState), &st))
+			if i >= 1 {
+				assert.Equal(t, "You are a research agent. Facts you noted in earlier turns, most relevant first:\n"+tu.Memory, a.System)
+				assert.Equal(t, min(3, len(st.Facts)), strings.Count(tu.Memory, "\n- ")+1, "top-k facts")
+				for _, f := range st.Facts {
+					assert.Len(t, f.Vec, 16, "every fact has its embedding")
+				}
+			}
+			if policy == "mem0" && i >= 2 {
+				assert.Contains(t, tu.SubCalls[2].Request, "- id 0: ", "the updater sees similar stored facts by id")
+				texts := []string{}
+				for _, f := range st.Facts {
+					texts = append(texts, f.Text)
+				}
+				assert.Contains(t, texts, "fact zero rewritten", "UPDATE applied")
+			}
+			if policy == "mem0:add-only" {
+				assert.Len(t, st.Facts, 2*i, "every extracted fact is added")
+			}
+		case "amem":
+			var st struct {
+				Notes []core.Note `json:"notes"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(tu.MemoryState), &st))
+			assert.Len(t, st.Notes, i, "one note per observation")
+			if i >= 2 {
+				assert.Equal(t, "You are a research agent. Answer from the task, your latest step and these memories of earlier steps:\n"+tu.Memory, a.System)
+				assert.Contains(t, tu.Memory, "- "+turns[0].Response, "the first observation is remembered")
+				assert.Equal(t, []int{0}, st.Notes[len(st.Notes)-1].Links, "strengthen links the new note")
+			}
+			if i >= 1 {
+				assert.Equal(t, 1, strings.Count(tu.Context, "<|assistant|>"), "only the last exchange is carried")
+			}
+		}
+	}
+	_ = n
+}
