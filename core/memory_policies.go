@@ -134,7 +134,9 @@ var errNotMemoryPolicy = fmt.Errorf("not a memory policy")
 
 // memoryPolicyByName is PolicyByName's hook: ok is false for names that are
 // not memory policies.
-func memoryPolicyByName(name string) (Policy, bool, error) { return memoryPolicy(name, MemoryOptions{}) }
+func memoryPolicyByName(name string) (Policy, bool, error) {
+	return memoryPolicy(name, MemoryOptions{})
+}
 
 // questionsText lists the task's questions, one a line, numbered.
 func questionsText(t Task) string {

@@ -157,7 +157,7 @@ func (s *memoryServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"id": "m", "object": "chat.completion", "model": "mem",
 			"choices": []any{map[string]any{"index": 0, "finish_reason": "stop", "message": map[string]any{"role": "assistant", "content": reply}}},
-			"usage": map[string]int{"prompt_tokens": len(prompt) / 4, "completion_tokens": len(reply)/4 + 1, "total_tokens": len(prompt)/4 + len(reply)/4 + 1}})
+			"usage":   map[string]int{"prompt_tokens": len(prompt) / 4, "completion_tokens": len(reply)/4 + 1, "total_tokens": len(prompt)/4 + len(reply)/4 + 1}})
 	default:
 		http.NotFound(w, r)
 	}
@@ -386,4 +386,100 @@ func checkPolicy(t *testing.T, policy string, n int, d storage.RolloutDetail, ac
 		}
 	}
 	_ = n
+}
+
+// TestMemoryResumeMidSubCall kills an amem run in the middle of a sub-call
+// (the memory server hangs on it and the run is cancelled), then resumes it:
+// the sub-calls committed before the kill are replayed from the store, not
+// sent again; the killed one is sent once more; no actor call is repeated;
+// the rollout ends as an uninterrupted one does.
+func TestMemoryResumeMidSubCall(t *testing.T) {
+	rig := newMemoryRig(t)
+	const n = 4
+	// amem sub-calls: turn 1 [extractor, embedder], turn 2 [embedder,
+	// extractor, embedder, updater]: request 5 is turn 2's note embedding.
+	rig.mem.blockAt, rig.mem.blocked = 5, make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-rig.mem.blocked; cancel() }()
+	r := &Runner{Store: rig.st, Env: rig.st}
+	sumry, err := r.Run(ctx, rig.config("amem", n), nil)
+	require.ErrorIs(t, err, context.Canceled)
+	first, firstActor := rig.memLog.take(), rig.actorLog.take()
+	require.Len(t, first, 5)
+	require.Len(t, firstActor, 2, "turns 0 and 1 ran")
+	rows, err := rig.st.Rollouts(context.Background(), sumry.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.Equal(t, storage.StatusCancelled, rows[0].Status)
+	committed, err := rig.st.SubCalls(context.Background(), rows[0].ID)
+	require.NoError(t, err)
+	require.Len(t, committed, 4, "the calls before the kill are committed")
+	assert.Equal(t, [][2]int{{1, 0}, {1, 1}, {2, 0}, {2, 1}}, [][2]int{{committed[0].Turn, committed[0].Seq},
+		{committed[1].Turn, committed[1].Seq}, {committed[2].Turn, committed[2].Seq}, {committed[3].Turn, committed[3].Seq}})
+
+	_, err = r.Resume(context.Background(), sumry.Experiment, nil)
+	require.NoError(t, err)
+	second, secondActor := rig.memLog.take(), rig.actorLog.take()
+	require.NotEmpty(t, second)
+	assert.Equal(t, first[4], second[0], "the killed call is sent again, first")
+	for _, a := range first[:4] {
+		assert.NotContains(t, second, a, "a committed sub-call is never sent twice")
+	}
+	for _, a := range firstActor {
+		assert.NotContains(t, secondActor, a, "no actor call is sent twice")
+	}
+	d, err := rig.st.Rollout(context.Background(), rows[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, storage.StatusDone, d.Status, d.Error)
+	require.Len(t, d.Turns, n+1)
+	assert.Len(t, secondActor, n+1-2)
+	var stored []memRequest
+	for i, tu := range d.Turns {
+		want := []string{emb, ex, emb, up}
+		switch i {
+		case 0:
+			want = []string{}
+		case 1:
+			want = []string{ex, emb}
+		}
+		assert.Equal(t, want, roles(tu.SubCalls), "turn %d", i)
+		for _, c := range tu.SubCalls {
+			path := "/v1/chat/completions"
+			if c.Role == emb {
+				path = "/v1/embeddings"
+			}
+			stored = append(stored, memRequest{Path: path, Body: c.Request})
+		}
+	}
+	var sent []memRequest
+	for _, m := range append(first[:4], second...) {
+		sent = append(sent, memRequest{Path: m.Path, Body: m.Body})
+	}
+	assert.Equal(t, stored, sent, "every stored sub-call was sent exactly once")
+	var notes struct {
+		Notes []core.Note `json:"notes"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(d.Turns[n].MemoryState), &notes))
+	assert.Len(t, notes.Notes, n, "the memory was rebuilt and went on")
+}
+
+// TestMemoryMalformedJSON: an extractor that answers malformed JSON gets a
+// clear error on its sub-call and the rollout goes on without those facts.
+func TestMemoryMalformedJSON(t *testing.T) {
+	rig := newMemoryRig(t)
+	rig.mem.garbage = true
+	sumry, err := (&Runner{Store: rig.st, Env: rig.st}).Run(context.Background(), rig.config("mem0", 2), nil)
+	require.NoError(t, err)
+	rows, err := rig.st.Rollouts(context.Background(), sumry.Experiment)
+	require.NoError(t, err)
+	d, err := rig.st.Rollout(context.Background(), rows[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, storage.StatusDone, d.Status, d.Error)
+	require.Len(t, d.Turns, 3)
+	for i, tu := range d.Turns[1:] {
+		require.Equal(t, []string{ex}, roles(tu.SubCalls), "turn %d: no facts, so nothing to embed or rank", i+1)
+		assert.Contains(t, tu.SubCalls[0].Error, "malformed JSON reply")
+		assert.Contains(t, tu.SubCalls[0].Error, "no facts taken from this turn")
+		assert.Empty(t, tu.Memory)
+	}
 }
