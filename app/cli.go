@@ -232,13 +232,14 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.IntVar(&cfg.Tasks, "tasks", cfg.Tasks, "tasks to run (0 = every task the composition yields)")
 	fs.StringVar(&cfg.Compose, "compose", cfg.Compose, "composition rule: consecutive (MEM1), random, or mixed (objectives from the --dataset list in turn)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition")
-	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full or window:K; a list such as mem1,full runs one setting per policy")
+	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full, window:K, closed-book, summary:K, resum, memagent, mem0, mem0:add-only or amem; a list such as mem1,full runs one setting per policy")
 	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, "max turns per rollout (0 = 6 up to 4 objectives, 20 beyond)")
 	fs.IntVar(&cfg.TopK, "top-k", cfg.TopK, "passages per search")
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
 	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index) or the URL of a MEM1/Search-R1 /retrieve server")
+	memoryFlags(fs, cfg)
 }
 
 // retrieverFlag sets RunConfig.Retriever from "bm25" or a /retrieve URL,
