@@ -59,6 +59,7 @@ type tracePanel struct {
 	marks                               []answerMark
 	chart                               *tokenChart
 	compareBt                           *widget.Button
+	memory                              *memorySection // memory policies' payload and sub-calls
 
 	liveStop context.CancelFunc  // stops the poller of a running rollout
 	scrolls  []*container.Scroll // re-laid out when the turn changes
@@ -121,6 +122,7 @@ func newTracePanel(u *UI) *tracePanel {
 	p.totals.Wrapping = fyne.TextWrapWord
 	p.answers = container.NewVBox()
 	p.chart = newTokenChart()
+	p.memory = newMemorySection()
 
 	bold := func(s string) *widget.Label {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -133,6 +135,7 @@ func newTracePanel(u *UI) *tracePanel {
 		bold("Query"), p.query,
 		bold("Information"), p.passages, p.information,
 		p.accordion,
+		p.memory.box,
 	))
 	answers := container.NewVScroll(container.NewVBox(bold("Answers"), p.totals, p.answers, bold("Facts carried in the internal state"), p.facts))
 	right := container.NewBorder(
@@ -368,6 +371,7 @@ func (p *tracePanel) show() {
 		}
 		p.slider.Disable()
 		p.chart.setCurrent(-1)
+		p.memory.show(core.Turn{}, nil)
 		return
 	}
 	t := p.detail.Turns[p.turn]
@@ -404,6 +408,11 @@ func (p *tracePanel) show() {
 	p.accordion.Items[0].Title = fmt.Sprintf("Exact context sent (%d prompt tokens · %d completion tokens)", t.PromptTokens, t.CompletionTokens)
 	p.accordion.Refresh()
 	p.showFacts()
+	var prevTurn *core.Turn
+	if p.turn > 0 {
+		prevTurn = &p.detail.Turns[p.turn-1]
+	}
+	p.memory.show(t, prevTurn)
 	atFirst, atLast := p.turn == 0, p.turn == n-1
 	enable(p.first, !atFirst)
 	enable(p.prev, !atFirst)
