@@ -26,7 +26,7 @@ import (
 // Choices offered by the New run form (the CLI accepts the same words).
 var (
 	modeChoices    = []string{"completions", "chat"}
-	policyChoices  = []string{"mem1", "full"}
+	policyChoices  = []string{"mem1", "full", "closed-book", summaryChoice, "resum", "memagent", "mem0", "mem0:add-only", "amem"}
 	composeChoices = []string{experiments.ComposeRuleConsecutive, experiments.ComposeRuleRandom, experiments.ComposeRuleMixed}
 )
 
@@ -41,6 +41,7 @@ type runPanel struct {
 	name, endpoint, model, apiKeyEnv               *widget.Entry
 	mode, dataset, compose                         *widget.Select
 	policies                                       *widget.CheckGroup
+	memory                                         *memoryForm // memory policies' endpoints and knobs
 	sources                                        *widget.CheckGroup // mixed composition's datasets
 	endpoints                                      *widget.CheckGroup
 	objectives, tasks, seed, concurrency, maxTurns *widget.Entry
@@ -113,10 +114,11 @@ func newRunPanel(u *UI) *runPanel {
 	p.apiKeyEnv.SetPlaceHolder("e.g. OPENAI_API_KEY (the key itself is never stored)")
 	p.policies = widget.NewCheckGroup(policyChoices, nil)
 	p.policies.Horizontal = true
+	p.memory = newMemoryForm(def.Memory)
 	if len(def.Policies) > 0 {
-		p.policies.SetSelected(def.Policies)
+		p.policies.SetSelected(p.memory.checks(def.Policies))
 	} else if def.Policy != "" {
-		p.policies.SetSelected([]string{def.Policy})
+		p.policies.SetSelected(p.memory.checks([]string{def.Policy}))
 	} else {
 		p.policies.SetSelected([]string{"mem1"})
 	}
@@ -186,6 +188,7 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Max tokens per turn", p.maxTokens),
 		widget.NewFormItem("Prompt template file", p.template),
 		widget.NewFormItem("Tag names", container.NewGridWithColumns(4, p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer)),
+		p.memory.item(),
 	)
 	p.form.Items[5].HintText = "with saved endpoints checked, the URL fields above are not used"
 	p.form.Items[8].HintText = "with Compose mixed, check two or more datasets: each task takes its objectives from them in turn"
@@ -357,7 +360,7 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 		bad("API key env var: %q is not a variable name (give the name of the variable, never the key)", cfg.APIKeyEnv)
 	}
 	cfg.Policies = nil
-	switch pol := p.policies.Selected; len(pol) {
+	switch pol := p.memory.policies(p.policies.Selected, bad); len(pol) {
 	case 0:
 		bad("Policies: check mem1, full or both")
 	case 1:
@@ -455,6 +458,7 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 		bad("Top-p must be more than 0 and at most 1 (got %g)", cfg.TopP)
 	}
 	cfg.MaxTokens = intField("Max tokens", p.maxTokens, 1)
+	cfg.Memory = p.memory.config(bad)
 	if v, ok := floatField("Requests/s", p.rps); ok {
 		if v < 0 {
 			bad("Requests/s must be 0 (no cap) or more (got %g)", v)
@@ -824,7 +828,8 @@ func (p *runPanel) setConfig(cfg experiments.RunConfig) {
 	p.mode.SetSelected(cfg.Mode)
 	p.apiKeyEnv.SetText(cfg.APIKeyEnv)
 	p.rps.SetText(ftoa(cfg.RequestsPerSecond))
-	p.policies.SetSelected(cfg.PolicyList())
+	p.policies.SetSelected(p.memory.checks(cfg.PolicyList()))
+	p.memory.set(cfg.Memory, func() int { k, _ := strconv.Atoi(p.memory.window.Text); return k }())
 	if !slices.Contains(p.dataset.Options, cfg.Dataset) {
 		p.dataset.SetOptions(append(p.dataset.Options, cfg.Dataset))
 	}
