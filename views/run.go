@@ -41,7 +41,7 @@ type runPanel struct {
 	name, endpoint, model, apiKeyEnv               *widget.Entry
 	mode, dataset, compose                         *widget.Select
 	policies                                       *widget.CheckGroup
-	memory                                         *memoryForm // memory policies' endpoints and knobs
+	memory                                         *memoryForm        // memory policies' endpoints and knobs
 	sources                                        *widget.CheckGroup // mixed composition's datasets
 	endpoints                                      *widget.CheckGroup
 	objectives, tasks, seed, concurrency, maxTurns *widget.Entry
