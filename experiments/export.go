@@ -53,12 +53,18 @@ var _ ExportStore = (*storage.Store)(nil)
 //	started_at, finished_at         UTC, 2006-01-02T15:04:05.000Z
 //	mode, max_turns, top_k, temperature, top_p, max_tokens, compose, seed, config_hash
 //	                                the experiment's settings (max_turns resolved for N)
+//	actor_tokens                    total_tokens less the memory policy's sub-calls
+//	subcalls, subcall_tokens, subcall_seconds  the memory policy's sub-calls (0 for others)
+//	ROLE_tokens, ROLE_seconds       the same by role: summariser, extractor, updater, embedder
 var RolloutColumns = []string{
 	"experiment_id", "experiment", "rollout_id", "task_key", "dataset", "objectives", "policy", "model", "status",
 	"em", "f1", "em_per_objective", "f1_per_objective", "peak_tokens", "total_tokens", "turns", "seconds",
 	"hit_max_turns", "count_mismatch", "no_answer", "unbalanced", "scheme", "answer", "error",
 	"started_at", "finished_at",
 	"mode", "max_turns", "top_k", "temperature", "top_p", "max_tokens", "compose", "seed", "config_hash",
+	"actor_tokens", "subcalls", "subcall_tokens", "subcall_seconds",
+	"summariser_tokens", "summariser_seconds", "extractor_tokens", "extractor_seconds",
+	"updater_tokens", "updater_seconds", "embedder_tokens", "embedder_seconds",
 }
 
 // TurnColumns is the header of the turns CSV, one row per stored turn, ordered
@@ -165,22 +171,26 @@ func WriteRolloutsCSV(ctx context.Context, w io.Writer, st ExportStore, expIDs .
 			return err
 		}
 		cfg := experimentConfig(e)
+		costs, err := subCallCosts(ctx, st, id)
+		if err != nil {
+			return err
+		}
 		err = st.EachRollout(ctx, id, func(r storage.RolloutExport) error {
 			n := float64(max(r.Objectives, 1))
 			maxTurns := ""
 			if cfg.Policy != "" || cfg.MaxTurns > 0 {
 				maxTurns = strconv.Itoa(cfg.MaxTurnsFor(r.Objectives))
 			}
-			return cw.write(
+			return cw.write(append([]string{
 				strconv.FormatInt(e.ID, 10), e.Name, strconv.FormatInt(r.ID, 10), r.TaskKey, r.Dataset,
 				strconv.Itoa(r.Objectives), r.Policy, r.Model, r.Status,
-				fmtFloat(r.EM), fmtFloat(r.F1), fmtFloat(r.EM/n), fmtFloat(r.F1/n),
+				fmtFloat(r.EM), fmtFloat(r.F1), fmtFloat(r.EM / n), fmtFloat(r.F1 / n),
 				strconv.Itoa(r.PeakTokens), strconv.Itoa(r.TotalTokens), strconv.Itoa(r.Turns), fmtFloat(r.Seconds),
 				fmtBool(r.HitMaxTurns), fmtBool(r.Score.CountMismatch), fmtBool(r.Score.NoAnswer), fmtBool(r.Score.Unbalanced),
 				r.Score.Scheme, r.Answer, r.Error, r.StartedAt, r.FinishedAt,
 				cfg.Mode, maxTurns, optInt(cfg.TopK), optFloat(cfg.Temperature), optFloat(cfg.TopP), optInt(cfg.MaxTokens),
 				cfg.Compose, strconv.FormatInt(cfg.Seed, 10), e.ConfigHash,
-			)
+			}, costColumns(r.TotalTokens, costs[r.ID])...)...)
 		})
 		if err != nil {
 			return err
@@ -604,4 +614,31 @@ func ReferenceExactMatch(answer *string, gold [][]string) int {
 		}
 	}
 	return n
+}
+
+// subCallCosts reads experiment id's sub-call costs by rollout when the store
+// keeps sub-calls (none otherwise).
+func subCallCosts(ctx context.Context, st ExportStore, id int64) (map[int64][]storage.RoleCost, error) {
+	cs, ok := st.(interface {
+		SubCallCosts(ctx context.Context, expID int64) (map[int64][]storage.RoleCost, error)
+	})
+	if !ok {
+		return nil, nil
+	}
+	return cs.SubCallCosts(ctx, id)
+}
+
+// costColumns are the rollouts CSV's cost columns from actor_tokens on.
+func costColumns(total int, costs []storage.RoleCost) []string {
+	calls, tokens, secs := 0, 0, 0.0
+	by := map[string]storage.RoleCost{}
+	for _, c := range costs {
+		calls, tokens, secs = calls+c.Calls, tokens+c.Tokens, secs+c.Seconds
+		by[c.Role] = c
+	}
+	out := []string{strconv.Itoa(total - tokens), strconv.Itoa(calls), strconv.Itoa(tokens), fmtFloat(secs)}
+	for _, role := range []string{core.RoleSummariser, core.RoleExtractor, core.RoleUpdater, core.RoleEmbedder} {
+		out = append(out, strconv.Itoa(by[role].Tokens), fmtFloat(by[role].Seconds))
+	}
+	return out
 }

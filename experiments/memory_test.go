@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -482,4 +484,43 @@ func TestMemoryMalformedJSON(t *testing.T) {
 		assert.Contains(t, tu.SubCalls[0].Error, "no facts taken from this turn")
 		assert.Empty(t, tu.Memory)
 	}
+}
+
+// TestMemoryCostsInRolloutsCSV: the rollouts CSV gives the sub-calls' tokens
+// and seconds, in all and by role, beside the actor's tokens.
+func TestMemoryCostsInRolloutsCSV(t *testing.T) {
+	rig := newMemoryRig(t)
+	ctx := context.Background()
+	sumry, err := (&Runner{Store: rig.st, Env: rig.st}).Run(ctx, rig.config("amem", 2), nil)
+	require.NoError(t, err)
+	var buf strings.Builder
+	require.NoError(t, WriteRolloutsCSV(ctx, &buf, rig.st, sumry.Experiment))
+	recs, err := csv.NewReader(strings.NewReader(buf.String())).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, recs, 2)
+	row := map[string]string{}
+	for i, h := range recs[0] {
+		row[h] = recs[1][i]
+	}
+	rows, err := rig.st.Rollouts(ctx, sumry.Experiment)
+	require.NoError(t, err)
+	d, err := rig.st.Rollout(ctx, rows[0].ID)
+	require.NoError(t, err)
+	calls, tokens, byRole := 0, 0, map[string]int{}
+	for _, tu := range d.Turns {
+		for _, c := range tu.SubCalls {
+			calls++
+			tokens += c.Tokens()
+			byRole[c.Role] += c.Tokens()
+		}
+	}
+	require.Equal(t, 6, calls, "turn 1: extractor, embedder; turn 2: embedder, extractor, embedder, updater")
+	assert.Equal(t, strconv.Itoa(calls), row["subcalls"])
+	assert.Equal(t, strconv.Itoa(tokens), row["subcall_tokens"])
+	assert.Equal(t, strconv.Itoa(d.TotalTokens-tokens), row["actor_tokens"])
+	assert.Equal(t, strconv.Itoa(byRole[emb]), row["embedder_tokens"])
+	assert.Equal(t, strconv.Itoa(byRole[ex]), row["extractor_tokens"])
+	assert.Equal(t, strconv.Itoa(byRole[up]), row["updater_tokens"])
+	assert.Equal(t, "0", row["summariser_tokens"])
+	assert.Equal(t, "0", row["summariser_seconds"])
 }

@@ -133,3 +133,37 @@ func (s *Store) fillMemory(ctx context.Context, rolloutID int64, turns []core.Tu
 	}
 	return turns, nil
 }
+
+// RoleCost is what one role's sub-calls of a rollout cost: calls, tokens
+// (prompt + completion) and seconds (summed latencies).
+type RoleCost struct {
+	Role    string
+	Calls   int
+	Tokens  int
+	Seconds float64
+}
+
+// SubCallCosts sums experiment expID's sub-calls by rollout and role (every
+// committed sub-call, including those of a turn that was never stored);
+// roles of a rollout are in name order. Rollouts without sub-calls are absent.
+func (s *Store) SubCallCosts(ctx context.Context, expID int64) (map[int64][]RoleCost, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT s.rollout_id, s.role, COUNT(*), SUM(s.prompt_tokens + s.completion_tokens),
+		SUM(s.latency_ms) FROM subcalls s JOIN rollouts r ON r.id = s.rollout_id WHERE r.experiment_id = ?
+		GROUP BY s.rollout_id, s.role ORDER BY s.rollout_id, s.role`, expID)
+	if err != nil {
+		return nil, fmt.Errorf("storage: sub-call costs of experiment %d: %w", expID, err)
+	}
+	defer rows.Close()
+	out := map[int64][]RoleCost{}
+	for rows.Next() {
+		var id int64
+		var c RoleCost
+		var ms float64
+		if err := rows.Scan(&id, &c.Role, &c.Calls, &c.Tokens, &ms); err != nil {
+			return nil, fmt.Errorf("storage: sub-call costs of experiment %d: %w", expID, err)
+		}
+		c.Seconds = ms / 1000
+		out[id] = append(out[id], c)
+	}
+	return out, rows.Err()
+}
