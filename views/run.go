@@ -113,7 +113,6 @@ func newRunPanel(u *UI) *runPanel {
 	p.apiKeyEnv = entry(def.APIKeyEnv)
 	p.apiKeyEnv.SetPlaceHolder("e.g. OPENAI_API_KEY (the key itself is never stored)")
 	p.policies = widget.NewCheckGroup(policyChoices, nil)
-	p.policies.Horizontal = true
 	p.memory = newMemoryForm(def.Memory)
 	if len(def.Policies) > 0 {
 		p.policies.SetSelected(p.memory.checks(def.Policies))

@@ -32,10 +32,10 @@ func newMemoryForm(def *experiments.MemoryConfig) *memoryForm {
 		return e
 	}
 	f := &memoryForm{
-		url: entry("memory endpoint URL (empty = the agent's own)"), model: entry("memory model"),
-		embURL: entry("embeddings URL (empty = the memory endpoint)"), embModel: entry("embeddings model"),
-		k: entry("k memories (3)"), window: entry("summary K (2)"), summaryTokens: entry("summary budget tokens (0)"),
-		memTokens: entry("memagent tokens (1024)"), evolve: widget.NewCheck("amem evolution", nil),
+		url: entry("memory URL"), model: entry("memory model"),
+		embURL: entry("embeddings URL"), embModel: entry("embeddings model"),
+		k: entry("k (3)"), window: entry("summary K"), summaryTokens: entry("summary budget"),
+		memTokens: entry("memagent tokens"), evolve: widget.NewCheck("amem evolution", nil),
 	}
 	f.set(def, 2)
 	return f
@@ -45,8 +45,10 @@ func (f *memoryForm) item() *widget.FormItem {
 	it := widget.NewFormItem("Memory policies", container.NewVBox(
 		container.NewGridWithColumns(2, f.url, f.model),
 		container.NewGridWithColumns(2, f.embURL, f.embModel),
-		container.NewGridWithColumns(5, f.k, f.window, f.summaryTokens, f.memTokens, f.evolve)))
-	it.HintText = "closed-book, summary:K, resum, memagent, mem0 and amem; sub-calls and embeddings use the agent's endpoint unless set here"
+		container.NewGridWithColumns(2, f.k, f.window),
+		container.NewGridWithColumns(2, f.summaryTokens, f.memTokens),
+		f.evolve))
+	it.HintText = "empty URLs: the agent's endpoint"
 	return it
 }
 
