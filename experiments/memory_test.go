@@ -95,6 +95,8 @@ type memoryServer struct {
 	blockAt int
 	seen    int
 	blocked chan struct{}
+	// failNext answers that many next requests with a 503.
+	failNext int
 }
 
 var newFactsRE = regexp.MustCompile(`(?m)^- (fact \d+ .*)$`)
@@ -107,6 +109,18 @@ func (s *memoryServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if block {
 		close(s.blocked)
 		<-r.Context().Done()
+		return
+	}
+	s.mu.Lock()
+	fail := s.failNext > 0
+	if fail {
+		s.failNext--
+	}
+	s.mu.Unlock()
+	if fail {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"error": {"message": "overloaded", "type": "server_error"}}`)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -523,4 +537,33 @@ func TestMemoryCostsInRolloutsCSV(t *testing.T) {
 	assert.Equal(t, strconv.Itoa(byRole[up]), row["updater_tokens"])
 	assert.Equal(t, "0", row["summariser_tokens"])
 	assert.Equal(t, "0", row["summariser_seconds"])
+}
+
+// TestMemorySubCallRetried: a sub-call that meets a 503 is retried like an
+// actor call and the failed attempt is recorded under the memory endpoint and
+// the role.
+func TestMemorySubCallRetried(t *testing.T) {
+	rig := newMemoryRig(t)
+	rig.mem.failNext = 2 // turn 1's extractor, then its retry
+	ctx := context.Background()
+	sumry, err := (&Runner{Store: rig.st, Env: rig.st}).Run(ctx, rig.config("mem0", 2), nil)
+	require.NoError(t, err)
+	rows, err := rig.st.Rollouts(ctx, sumry.Experiment)
+	require.NoError(t, err)
+	d, err := rig.st.Rollout(ctx, rows[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, storage.StatusDone, d.Status, d.Error)
+	att, err := rig.st.Attempts(ctx, rows[0].ID)
+	require.NoError(t, err)
+	require.Len(t, att, 2)
+	for i, a := range att {
+		assert.Equal(t, storage.Attempt{RolloutID: rows[0].ID, Turn: 1, Attempt: i + 1, Endpoint: "memory (extractor)", Status: 503},
+			storage.Attempt{RolloutID: a.RolloutID, Turn: a.Turn, Attempt: a.Attempt, Endpoint: a.Endpoint, Status: a.Status})
+		assert.Contains(t, a.Error, "overloaded")
+	}
+	stored := 0
+	for _, tu := range d.Turns {
+		stored += len(tu.SubCalls)
+	}
+	assert.Len(t, rig.memLog.take(), stored+2, "two failed attempts, then every stored call once")
 }
