@@ -221,3 +221,21 @@ func (t Turn) SubCallTokens() int {
 	}
 	return n
 }
+
+// Memories is the memory payload of each turn, in order, as MEM1's A-MEM
+// client kept them (Mem1/inference/models.py appends one memory string per
+// actor call, "" when nothing was retrieved); eval.py's peak tokens add the
+// longest one to the context's (compute_peak_token_*: "memories"). nil when no
+// turn of a memory policy is among turns (none has a memory state).
+func Memories(turns []Turn) []string {
+	var out []string
+	memory := false
+	for _, t := range turns {
+		out = append(out, t.Memory)
+		memory = memory || t.MemoryState != "" || t.Memory != ""
+	}
+	if !memory {
+		return nil
+	}
+	return out
+}

@@ -335,7 +335,9 @@ type TrajectoryExportCounts struct {
 //	               model and settings (TrajectorySettings), which the reference
 //	               tools ignore and ImportTrajectories restores
 //
-// A-MEM's "memories" key is never written (mem1lab has no A-MEM runs). With
+// A rollout of a memory policy also gets A-MEM's "memories" key: the memory
+// payload of each turn (core.Memories), which eval.py adds to peak tokens (its
+// longest entry); other rollouts never have it. With
 // opt.Errors each failed or cancelled rollout is a line like the reference's
 // error lines: index, hash, error, question (the questions joined),
 // Golden_answer, Exact_match false, Model_estimated_match false, then the
@@ -552,6 +554,14 @@ func trajectoryLine(d storage.RolloutDetail, prompt string, set TrajectorySettin
 		case core.ActionAnswer:
 			a := t.Answer
 			answer = &a
+		}
+	}
+	if mems := core.Memories(d.Turns); mems != nil {
+		for i := range mems {
+			mems[i] = clean(mems[i])
+		}
+		if err := l.field("memories", mems); err != nil {
+			return "", err
 		}
 	}
 	gold := goldLists(d.Task)

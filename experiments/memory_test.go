@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -566,4 +568,41 @@ func TestMemorySubCallRetried(t *testing.T) {
 		stored += len(tu.SubCalls)
 	}
 	assert.Len(t, rig.memLog.take(), stored+2, "two failed attempts, then every stored call once")
+}
+
+// TestMemoryTrajectoriesCarryMemories: the trajectories export of a memory
+// policy's rollout has A-MEM's "memories" key (each turn's payload), which the
+// eval.py port reads for its peak tokens.
+func TestMemoryTrajectoriesCarryMemories(t *testing.T) {
+	rig := newMemoryRig(t)
+	ctx := context.Background()
+	sumry, err := (&Runner{Store: rig.st, Env: rig.st}).Run(ctx, rig.config("amem", 2), nil)
+	require.NoError(t, err)
+	var buf strings.Builder
+	_, err = WriteTrajectories(ctx, &buf, rig.st, TrajectoryExportOptions{}, sumry.Experiment)
+	require.NoError(t, err)
+	var line pyDict
+	require.NoError(t, json.Unmarshal([]byte(buf.String()), &line))
+	rows, err := rig.st.Rollouts(ctx, sumry.Experiment)
+	require.NoError(t, err)
+	d, err := rig.st.Rollout(ctx, rows[0].ID)
+	require.NoError(t, err)
+	var want []any
+	longest := 0
+	for _, tu := range d.Turns {
+		want = append(want, tu.Memory)
+		longest = max(longest, runeCount(tu.Memory))
+	}
+	assert.Equal(t, want, line["memories"])
+	require.Positive(t, longest, "turn 2 retrieved a note")
+	assert.Equal(t, longest, evalMaxMemory(line, runeCount))
+	path := filepath.Join(t.TempDir(), "amem.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(buf.String()), 0o644))
+	lines, err := evalPy(path, runeCount)
+	require.NoError(t, err, "eval.py reads the memories key")
+	require.Len(t, lines, 1)
+	if lines[0].PeakNonCompression != nil {
+		delete(line, "memories")
+		assert.Equal(t, *evalPeakNonCompression(line, runeCount)+longest, *lines[0].PeakNonCompression)
+	}
 }
