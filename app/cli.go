@@ -613,6 +613,7 @@ func writeRollout(w io.Writer, d storage.RolloutDetail) {
 		if t.Action == core.ActionNone {
 			section(w, "response", t.Response)
 		}
+		writeMemory(w, t)
 	}
 }
 

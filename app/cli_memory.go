@@ -3,8 +3,11 @@ package app
 import (
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
+	"time"
 
+	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
 )
 
@@ -71,4 +74,17 @@ func (f memoryFlag) Set(s string) error {
 	}
 	f.cfg.Memory = &m
 	return nil
+}
+
+// writeMemory prints a memory policy's turn for `mem1lab show`: one line per
+// sub-call (role, endpoint, tokens, latency, error) and the memory payload.
+func writeMemory(w io.Writer, t core.Turn) {
+	for _, c := range t.SubCalls {
+		line := fmt.Sprintf("  sub-call %d  %s  %s  %d tokens  %s", c.Seq+1, c.Role, c.Endpoint, c.Tokens(), c.Latency.Round(time.Millisecond))
+		if c.Error != "" {
+			line += "  error: " + c.Error
+		}
+		fmt.Fprintln(w, line)
+	}
+	section(w, "memory", t.Memory)
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -65,6 +66,15 @@ func TestRunMemoryPoliciesFromFlags(t *testing.T) {
 		} else {
 			assert.Zero(t, calls)
 		}
+	}
+	for _, row := range rows {
+		if row.Policy != "memagent" {
+			continue
+		}
+		code, out, errOut = run(t, "show", strconv.FormatInt(row.ID, 10), "--db", db)
+		require.Equal(t, 0, code, errOut)
+		assert.Contains(t, out, "  sub-call 1  updater  default  ")
+		assert.Contains(t, out, "memory")
 	}
 	code, _, errOut = run(t, "run", "--db", db, "--endpoint", url, "--memory-k", "three")
 	assert.NotEqual(t, 0, code)
