@@ -167,3 +167,17 @@ func (s *Store) SubCallCosts(ctx context.Context, expID int64) (map[int64][]Role
 	}
 	return out, rows.Err()
 }
+
+// SortSubCallTokens orders the rollout browser by the rollouts' sub-call
+// tokens (memory policies' extra calls).
+const SortSubCallTokens = "subcall_tokens"
+
+// subCallTokensExpr and subCallSecondsExpr are a browsed rollout's sub-call
+// tokens and seconds (0 without sub-calls); the subcalls unique index on
+// (rollout_id, turn_idx, seq) answers them.
+const (
+	subCallTokensExpr  = `(SELECT COALESCE(SUM(sc.prompt_tokens + sc.completion_tokens), 0) FROM subcalls sc WHERE sc.rollout_id = r.id)`
+	subCallSecondsExpr = `(SELECT COALESCE(SUM(sc.latency_ms), 0) / 1000.0 FROM subcalls sc WHERE sc.rollout_id = r.id)`
+)
+
+func init() { sortColumns[SortSubCallTokens] = subCallTokensExpr }
