@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,8 +27,13 @@ import (
 // scripted server (facts as JSON) with the real embeddings, so facts are
 // embedded, stored and ranked.
 func TestMemoryPoliciesRealServer(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil && os.Getenv("CI") != "" {
-		t.Fatal("node is missing with CI set: the tiny model server needs it")
+	if os.Getenv("CI") != "" {
+		if _, err := exec.LookPath("node"); err != nil {
+			t.Fatal("node is missing with CI set: the tiny model server needs it")
+		}
+		if _, err := os.Stat(filepath.Join("..", "..", "shared", "llm", "serve")); err != nil {
+			t.Fatalf("the tiny model server is missing with CI set: %v", err)
+		}
 	}
 	st := bundleStore(t)
 	ctx := context.Background()
