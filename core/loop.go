@@ -209,7 +209,16 @@ func (e *TurnError) Unwrap() error { return e.Err }
 //   - answer: the rollout ends;
 //   - no action: the rollout ends, unless InvalidNote is set (see AgentConfig).
 //
-// Turn.Latency spans the model call and the retrieval; Turn.RetrievalLatency
+// With a MemoryPolicy (core/memory.go) each turn first runs the memory step:
+// the policy folds the newest exchange into its memory through Sub (its
+// sub-calls are the turn's SubCalls) and builds the context in place of Keep;
+// the turn stores the memory payload and the memory state, and a resumed
+// rollout restores the memory from the last prior turn's state. A policy that
+// does not retrieve (RetrievalPolicy, closed-book) never calls Env.Search: its
+// information block holds the budget hint and ClosedBookNote. Sub-call tokens
+// count in the outcome's TotalTokens (not in PeakTokens, the actor's).
+//
+// Turn.Latency spans the memory step, the model call and the retrieval; Turn.RetrievalLatency
 // the retrieval alone. Turn.Context is Completion.Sent (Prompt + Carried() when the model leaves it
 // empty); token counts come from the completion's usage, or from
 // EstimateTokens of the context and the generated text when the server
@@ -222,7 +231,7 @@ func (e *TurnError) Unwrap() error { return e.Err }
 // when all MaxTurns turns were used without an answer.
 //
 // Errors: invalid configuration or prior turns (nothing is called); a *TurnError
-// when the model, the environment or onTurn fails or ctx is done (Op "model"
+// when the model, the environment, the memory step or onTurn fails or ctx is done (Op "model"
 // also covers cancellation between turns). With a *TurnError the outcome holds
 // the turns finished so far, scored; a turn whose model or search call failed
 // is not among them.
