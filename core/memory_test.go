@@ -188,3 +188,47 @@ func (m *scriptModel) Complete(_ context.Context, c Context, _ []string) (Comple
 type envFunc func(q string) []Passage
 
 func (f envFunc) Search(_ context.Context, q string, _ int) ([]Passage, error) { return f(q), nil }
+
+// TestSummaryBudget: with SummaryTokens set, summary:K folds only once the
+// context passes the budget, and resum then restarts from prompt + summary.
+func TestSummaryBudget(t *testing.T) {
+	task := Task{Key: "k", Objectives: []Objective{{Question: "Q?", Gold: []string{"a"}}}}
+	long := strings.Repeat("word ", 200) // about 250 tokens a response
+	exs := []Exchange{{Response: "r0 " + long, Information: "i0"}, {Response: "r1 " + long, Information: "i1"}, {Response: "r2 " + long, Information: "i2"}}
+	prompt := "prompt"
+	for _, tc := range []struct {
+		policy    string
+		budget    int
+		foldAt    int // number of exchanges seen when the first fold happens
+		keptAfter int
+	}{
+		{"summary:1", 400, 2, 1}, // 2 exchanges ≈ 500 tokens > 400: fold 1, keep 1
+		{"summary:1", 600, 3, 1},
+		{"resum", 400, 2, 0},
+		{"summary:1", 0, 2, 1}, // no budget: fold as soon as one leaves the window
+		{"resum", 0, 1, 0},
+	} {
+		p, err := PolicyWith(tc.policy, MemoryOptions{SummaryTokens: tc.budget})
+		require.NoError(t, err)
+		m := p.(MemoryPolicy).NewMemory()
+		sub := &fakeSub{replies: []string{"S1", "S2", "S3"}}
+		for seen := 1; seen <= len(exs); seen++ {
+			calls := NewSubCalls(sub, seen)
+			c, payload, err := m.Prepare(context.Background(), calls, MemoryStep{Turn: seen, Task: task, Prompt: prompt, Exchanges: exs[:seen]})
+			require.NoError(t, err)
+			if seen < tc.foldAt {
+				assert.Empty(t, calls.Calls, "%s/%d: no fold with %d exchanges", tc.policy, tc.budget, seen)
+				assert.Len(t, c.History, seen)
+				assert.Equal(t, prompt, c.Prompt)
+				continue
+			}
+			if seen == tc.foldAt {
+				require.Len(t, calls.Calls, 1, "%s/%d: fold at %d", tc.policy, tc.budget, seen)
+				assert.Equal(t, RoleSummariser, calls.Calls[0].Role)
+				assert.Len(t, c.History, tc.keptAfter)
+				assert.Equal(t, "S1", payload)
+				assert.Equal(t, prompt+"\n\nSummary of your earlier turns:\nS1", c.Prompt)
+			}
+		}
+	}
+}
