@@ -156,6 +156,7 @@ type subCallStore interface {
 	AppendSubCall(ctx context.Context, rolloutID int64, c core.SubCall) error
 	FlagSubCall(ctx context.Context, rolloutID int64, turn, seq int, msg string) error
 	SubCalls(ctx context.Context, rolloutID int64) ([]core.SubCall, error)
+	DropSubCalls(ctx context.Context, rolloutID int64, turn, seq int) error
 }
 
 var _ subCallStore = (*storage.Store)(nil)
@@ -327,24 +328,29 @@ func (r *Runner) newSubCaller(ctx context.Context, rolloutID int64, next int, ep
 }
 
 // replay returns the committed call matching (turn, seq, role, request).
-func (s *subCaller) replay(call core.SubCall, request string) (core.SubCall, bool) {
+// When the call differs from the committed one the turn went another way:
+// the committed calls of the turn from this seq on are dropped, from the
+// journal and the store.
+func (s *subCaller) replay(ctx context.Context, call core.SubCall, request string) (core.SubCall, bool, error) {
 	k := [2]int{call.Turn, call.Seq}
 	j, ok := s.journal[k]
 	if !ok {
-		return call, false
+		return call, false, nil
 	}
 	delete(s.journal, k)
 	if j.Role != call.Role || j.Request != request {
-		// The turn went another way: later committed calls of it are stale.
 		for key := range s.journal {
 			if key[0] == call.Turn && key[1] > call.Seq {
 				delete(s.journal, key)
 			}
 		}
-		return call, false
+		if err := s.calls.DropSubCalls(context.WithoutCancel(ctx), s.rolloutID, call.Turn, call.Seq); err != nil {
+			return call, false, err
+		}
+		return call, false, nil
 	}
 	j.Replayed = true
-	return j, true
+	return j, true, nil
 }
 
 // send runs fn on st with the gate, breaker, rate limit and retries.
@@ -397,8 +403,8 @@ func (s *subCaller) commit(ctx context.Context, call core.SubCall) error {
 
 // Generate implements core.SubCaller.
 func (s *subCaller) Generate(ctx context.Context, call core.SubCall, prompt string) (core.SubCall, error) {
-	if j, ok := s.replay(call, prompt); ok {
-		return j, nil
+	if j, ok, err := s.replay(ctx, call, prompt); err != nil || ok {
+		return j, err
 	}
 	call.Request, call.Endpoint = prompt, s.gen.profile.Name
 	start := time.Now()
@@ -429,7 +435,11 @@ func (s *subCaller) Embed(ctx context.Context, call core.SubCall, texts []string
 	if err != nil {
 		return call, nil, err
 	}
-	if j, ok := s.replay(call, string(req)); ok {
+	j, ok, err := s.replay(ctx, call, string(req))
+	if err != nil {
+		return call, nil, err
+	}
+	if ok {
 		var vecs [][]float64
 		if err := json.Unmarshal([]byte(j.Response), &vecs); err != nil {
 			return call, nil, fmt.Errorf("stored embeddings of sub-call %d/%d: %w", j.Turn, j.Seq, err)

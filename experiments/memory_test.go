@@ -606,3 +606,60 @@ func TestMemoryTrajectoriesCarryMemories(t *testing.T) {
 		assert.Equal(t, *evalPeakNonCompression(line, runeCount)+longest, *lines[0].PeakNonCompression)
 	}
 }
+
+// countingModel answers every completion with "fresh N" and counts calls.
+type countingModel struct{ n int }
+
+func (m *countingModel) Complete(_ context.Context, c core.Context, _ []string) (core.Completion, error) {
+	m.n++
+	return core.Completion{Text: fmt.Sprintf("fresh %d", m.n), Usage: core.Usage{PromptTokens: 3, CompletionTokens: 2, Reported: true}}, nil
+}
+
+// TestSubCallReplayAndDivergence: a resumed turn replays its committed calls
+// while they match; at the first call that differs it sends, and the
+// committed calls of that turn from there on are dropped from the store.
+func TestSubCallReplayAndDivergence(t *testing.T) {
+	st := bundleStore(t)
+	ctx := context.Background()
+	e, err := st.CreateExperiment(ctx, "replay", `{}`, "h")
+	require.NoError(t, err)
+	ids, err := st.AddTasks(ctx, e, []core.Task{{Key: "k", Dataset: "hotpotqa", Objectives: []core.Objective{{QuestionID: "q", Question: "Q?", Gold: []string{"a"}}}}})
+	require.NoError(t, err)
+	rid, err := st.CreateRollout(ctx, e, ids["k"], "amem", "m")
+	require.NoError(t, err)
+	for i, req := range []string{"first", "second", "third"} {
+		require.NoError(t, st.AppendSubCall(ctx, rid, core.SubCall{Turn: 2, Seq: i, Role: core.RoleExtractor, Request: req, Response: "old " + req}))
+	}
+	require.NoError(t, st.AppendSubCall(ctx, rid, core.SubCall{Turn: 1, Seq: 0, Role: core.RoleExtractor, Request: "done", Response: "kept"}))
+	model := &countingModel{}
+	ep := newEndpointState(EndpointProfile{Name: "default", Concurrency: 1}, model, DefaultRunConfig().retryPolicy())
+	r := &Runner{Store: st}
+	sc, err := r.newSubCaller(ctx, rid, 2, ep, &memoryEndpoints{byAgent: map[string]*embedEndpoint{}}, newGate(), DefaultRunConfig().retryPolicy(), newTracker(e, nil, nil, newGate(), nil))
+	require.NoError(t, err)
+
+	got, err := sc.Generate(ctx, core.SubCall{Turn: 2, Seq: 0, Role: core.RoleExtractor}, "first")
+	require.NoError(t, err)
+	assert.True(t, got.Replayed)
+	assert.Equal(t, "old first", got.Response)
+	assert.Zero(t, model.n, "a committed call is not sent again")
+
+	got, err = sc.Generate(ctx, core.SubCall{Turn: 2, Seq: 1, Role: core.RoleExtractor}, "changed")
+	require.NoError(t, err)
+	assert.False(t, got.Replayed)
+	assert.Equal(t, "fresh 1", got.Response)
+	stored, err := st.SubCalls(ctx, rid)
+	require.NoError(t, err)
+	require.Len(t, stored, 3, "turn 2's stale seq 2 is dropped")
+	assert.Equal(t, "fresh 1", stored[2].Response)
+	got, err = sc.Generate(ctx, core.SubCall{Turn: 2, Seq: 2, Role: core.RoleExtractor}, "third")
+	require.NoError(t, err)
+	assert.Equal(t, "fresh 2", got.Response, "after the divergence nothing is replayed")
+
+	stored, err = st.SubCalls(ctx, rid)
+	require.NoError(t, err)
+	var resp []string
+	for _, c := range stored {
+		resp = append(resp, fmt.Sprintf("%d/%d %s", c.Turn, c.Seq, c.Response))
+	}
+	assert.Equal(t, []string{"1/0 kept", "2/0 old first", "2/1 fresh 1", "2/2 fresh 2"}, resp)
+}

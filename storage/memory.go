@@ -47,6 +47,18 @@ func (s *Store) FlagSubCall(ctx context.Context, rolloutID int64, turn, seq int,
 		`UPDATE subcalls SET error = ? WHERE rollout_id = ? AND turn_idx = ? AND seq = ?`, msg, rolloutID, turn, seq)
 }
 
+// DropSubCalls deletes a rollout's stored sub-calls of turn from seq on: a
+// resumed turn that went another way than before the crash drops what no
+// longer belongs to it.
+func (s *Store) DropSubCalls(ctx context.Context, rolloutID int64, turn, seq int) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM subcalls WHERE rollout_id = ? AND turn_idx = ? AND seq >= ?`, rolloutID, turn, seq); err != nil {
+			return fmt.Errorf("storage: drop sub-calls of rollout %d turn %d: %w", rolloutID, turn, err)
+		}
+		return nil
+	})
+}
+
 // SubCalls returns every stored sub-call of a rollout by turn then seq,
 // including those of a turn that was never stored (a crash or failure after
 // them).
