@@ -39,6 +39,7 @@ func memoryFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	num("memory-k", "amem, mem0: memories in the actor's context (0 = 3)", func(m *experiments.MemoryConfig) *int { return &m.K })
 	num("memory-similar", "mem0: stored facts compared with each new fact (0 = 5)", func(m *experiments.MemoryConfig) *int { return &m.Similar })
 	num("summary-tokens", "summary:K, resum: context budget before folding (0 = fold at once)", func(m *experiments.MemoryConfig) *int { return &m.SummaryTokens })
+	num("summary-every", "summary:K, resum: fold every M turns instead of by budget (0 = off)", func(m *experiments.MemoryConfig) *int { return &m.SummaryEvery })
 	num("memory-tokens", "memagent: bound of the memory in tokens (0 = 1024)", func(m *experiments.MemoryConfig) *int { return &m.MemoryTokens })
 	fs.Var(memoryFlag{cfg: cfg, get: func(m *experiments.MemoryConfig) string { return strconv.FormatBool(m.Evolve == nil || *m.Evolve) },
 		set: func(m *experiments.MemoryConfig, s string) error {

@@ -41,6 +41,9 @@ type MemoryOptions struct {
 	// exchange as soon as it leaves summary:K's window, and at every turn for
 	// resum.
 	SummaryTokens int
+	// SummaryEvery, when set, folds at every SummaryEvery-th turn instead
+	// (turn index a multiple of it), whatever the context's size.
+	SummaryEvery int
 	// MemoryTokens bounds memagent's memory; 0 = 1024.
 	MemoryTokens int
 }
@@ -71,7 +74,8 @@ func (o MemoryOptions) memoryTokens() int {
 //     budget hint and ClosedBookNote, the whole history is kept;
 //   - "summary:K": prompt + running summary + the last K exchanges; exchanges
 //     leaving the window are folded into the summary by one summariser call
-//     (once the context passes SummaryTokens, when set);
+//     (once the context passes SummaryTokens, or every SummaryEvery turns,
+//     when set);
 //   - "resum": ReSum (arXiv 2509.13313): at the threshold every exchange is
 //     folded into the summary and the context restarts from prompt + summary;
 //   - "memagent": MemAgent's overwritten memory (BytedTsinghua-SIA/MemAgent,
@@ -201,11 +205,15 @@ func (m *summaryMemory) State() (string, error) { return stateJSON(m.st) }
 func (m *summaryMemory) Prepare(ctx context.Context, calls *SubCalls, s MemoryStep) (Context, string, error) {
 	open := s.Exchanges[min(m.st.Folded, len(s.Exchanges)):]
 	size := EstimateTokens(withMemory(s.Prompt, summaryLabel, m.st.Summary) + Context{History: open}.Carried())
+	due := m.p.o.SummaryTokens == 0 || size > m.p.o.SummaryTokens
+	if m.p.o.SummaryEvery > 0 {
+		due = s.Turn%m.p.o.SummaryEvery == 0
+	}
 	fold := 0
 	switch {
-	case m.p.reset && (m.p.o.SummaryTokens == 0 || size > m.p.o.SummaryTokens):
+	case m.p.reset && due:
 		fold = len(open)
-	case !m.p.reset && len(open) > m.p.window && (m.p.o.SummaryTokens == 0 || size > m.p.o.SummaryTokens):
+	case !m.p.reset && len(open) > m.p.window && due:
 		fold = len(open) - m.p.window
 	}
 	if fold > 0 {

@@ -232,3 +232,26 @@ func TestSummaryBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryEvery: with SummaryEvery set, resum folds at every M-th turn only.
+func TestSummaryEvery(t *testing.T) {
+	p, err := PolicyWith("resum", MemoryOptions{SummaryEvery: 2, SummaryTokens: 1})
+	require.NoError(t, err)
+	m := p.(MemoryPolicy).NewMemory()
+	sub := &fakeSub{replies: []string{"S1", "S2"}}
+	var exs []Exchange
+	folds := []int{}
+	for turn := 1; turn <= 5; turn++ {
+		exs = append(exs, Exchange{Response: fmt.Sprintf("r%d", turn), Information: "i"})
+		calls := NewSubCalls(sub, turn)
+		c, _, err := m.Prepare(context.Background(), calls, MemoryStep{Turn: turn, Prompt: "p", Exchanges: exs})
+		require.NoError(t, err)
+		if len(calls.Calls) > 0 {
+			folds = append(folds, turn)
+			assert.Empty(t, c.History, "resum restarts from prompt + summary")
+		}
+	}
+	assert.Equal(t, []int{2, 4}, folds)
+	assert.Contains(t, sub.calls[1].Request, "r3", "the second fold takes the exchanges since the first")
+	assert.NotContains(t, sub.calls[1].Request, "r2")
+}

@@ -39,11 +39,13 @@ type MemoryConfig struct {
 	// Knobs (core.MemoryOptions): K memories in context (amem, mem0; 0 = 3),
 	// Evolve (amem's memory evolution; unset = on), Similar stored facts per
 	// mem0 update (0 = 5), SummaryTokens (summary:K, resum budget; 0 = fold at
-	// once), MemoryTokens (memagent's bound; 0 = 1024).
+	// once), SummaryEvery (fold every M turns instead; 0 = off), MemoryTokens
+	// (memagent's bound; 0 = 1024).
 	K             int   `toml:"k,omitempty" json:"k,omitempty"`
 	Evolve        *bool `toml:"evolve,omitempty" json:"evolve,omitempty"`
 	Similar       int   `toml:"similar,omitempty" json:"similar,omitempty"`
 	SummaryTokens int   `toml:"summary_tokens,omitempty" json:"summary_tokens,omitempty"`
+	SummaryEvery  int   `toml:"summary_every,omitempty" json:"summary_every,omitempty"`
 	MemoryTokens  int   `toml:"memory_tokens,omitempty" json:"memory_tokens,omitempty"`
 }
 
@@ -53,7 +55,7 @@ func (m *MemoryConfig) Options() core.MemoryOptions {
 		return core.MemoryOptions{}
 	}
 	return core.MemoryOptions{K: m.K, NoEvolve: m.Evolve != nil && !*m.Evolve, Similar: m.Similar,
-		SummaryTokens: m.SummaryTokens, MemoryTokens: m.MemoryTokens}
+		SummaryTokens: m.SummaryTokens, SummaryEvery: m.SummaryEvery, MemoryTokens: m.MemoryTokens}
 }
 
 func (m *MemoryConfig) validate() []error {
@@ -85,7 +87,7 @@ func (m *MemoryConfig) validate() []error {
 			bad("embeddings_url", "%v", err)
 		}
 	}
-	for key, v := range map[string]int{"k": m.K, "similar": m.Similar, "summary_tokens": m.SummaryTokens, "memory_tokens": m.MemoryTokens} {
+	for key, v := range map[string]int{"k": m.K, "similar": m.Similar, "summary_tokens": m.SummaryTokens, "summary_every": m.SummaryEvery, "memory_tokens": m.MemoryTokens} {
 		if v < 0 {
 			bad(key, "%d: want ≥ 0 (0 = the default)", v)
 		}
