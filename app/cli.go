@@ -308,7 +308,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.Compose, "compose", cfg.Compose, "composition rule: consecutive (MEM1), random, or mixed (objectives from the --dataset list in turn)")
 	fs.Int64Var(&cfg.Seed, "seed", cfg.Seed, "seed for random composition and --sample")
 	fs.IntVar(&cfg.Sample, "sample", cfg.Sample, "keep a random sample of K composed tasks, drawn as MEM1's rollout script does (pandas sample, random_state = --seed); 0 = all")
-	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full (MEM1's full-history layout: one user message), full:messages or window:K; a list such as mem1,full runs one setting per policy")
+	fs.Var(policyFlag{cfg}, "policy", "memory policy: mem1, full (MEM1's full-history layout: one user message), full:messages, window:K, closed-book, summary:K, resum, memagent, mem0, mem0:add-only or amem; a list such as mem1,full runs one setting per policy")
 	fs.IntVar(&cfg.MaxTurns, "max-turns", cfg.MaxTurns, fmt.Sprintf("max turns per rollout, at most %d (0 = 6 up to 4 objectives, 20 beyond)", experiments.MaxTurnsLimit))
 	fs.IntVar(&cfg.TopK, "top-k", cfg.TopK, "passages per search")
 	fs.StringVar(&cfg.Template, "template", cfg.Template, "prompt template file with a {questions} slot (default: built-in)")
@@ -317,6 +317,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
 	fs.Int64Var(&cfg.MaxResponseBytes, "max-response-bytes", cfg.MaxResponseBytes, "largest reply body accepted (0 = 8 MiB); a longer one is a retried \"response too large\" failure")
 	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index) or the URL of a MEM1/Search-R1 /retrieve server")
+	memoryFlags(fs, cfg)
 }
 
 // retrieverFlag sets RunConfig.Retriever from "bm25" or a /retrieve URL,
@@ -759,6 +760,7 @@ func writeRollout(w io.Writer, d storage.RolloutDetail) {
 		if t.Action == core.ActionNone {
 			section(w, "response", t.Response)
 		}
+		writeMemory(w, t)
 	}
 }
 

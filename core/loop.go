@@ -179,10 +179,13 @@ type Agent struct {
 	Env    Environment
 	Config AgentConfig
 	Clock  func() time.Time
+	// Sub makes a memory policy's sub-calls (see MemoryPolicy); nil is fine
+	// for policies without memory.
+	Sub SubCaller
 }
 
 // TurnError is the error Run returns when a turn fails: Op is "model",
-// "search" or "store" (the onTurn callback), Turn the 0-based turn index.
+// "search", "memory" (a memory policy's step) or "store" (the onTurn callback), Turn the 0-based turn index.
 type TurnError struct {
 	Turn int
 	Op   string
@@ -216,7 +219,16 @@ func (e *TurnError) Unwrap() error { return e.Err }
 //   - answer: the rollout ends;
 //   - no action: the rollout ends, unless InvalidNote is set (see AgentConfig).
 //
-// Turn.Latency spans the model call and the retrieval; Turn.RetrievalLatency
+// With a MemoryPolicy (core/memory.go) each turn first runs the memory step:
+// the policy folds the newest exchange into its memory through Sub (its
+// sub-calls are the turn's SubCalls) and builds the context in place of Keep;
+// the turn stores the memory payload and the memory state, and a resumed
+// rollout restores the memory from the last prior turn's state. A policy that
+// does not retrieve (RetrievalPolicy, closed-book) never calls Env.Search: its
+// information block holds the budget hint and ClosedBookNote. Sub-call tokens
+// count in the outcome's TotalTokens (not in PeakTokens, the actor's).
+//
+// Turn.Latency spans the memory step, the model call and the retrieval; Turn.RetrievalLatency
 // the retrieval alone. Turn.Context is Completion.Sent (Prompt + Carried() when the model leaves it
 // empty); token counts come from the completion's usage, or the counts the
 // adapter got from the server's tokenizer (Usage.Source), or else from
@@ -231,7 +243,7 @@ func (e *TurnError) Unwrap() error { return e.Err }
 // when all MaxTurns turns were used without an answer.
 //
 // Errors: invalid configuration or prior turns (nothing is called); a *TurnError
-// when the model, the environment or onTurn fails or ctx is done (Op "model"
+// when the model, the environment, the memory step or onTurn fails or ctx is done (Op "model"
 // also covers cancellation between turns). With a *TurnError the outcome holds
 // the turns finished so far, scored; a turn whose model or search call failed
 // is not among them.
@@ -276,16 +288,27 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 		return r.outcome(), nil
 	}
 	prompt := cfg.prompt(task)
+	mem, err := newMemoryRun(cfg.Policy, a.Sub, prior)
+	if err != nil {
+		return r.outcome(), err
+	}
 
 	for i := len(prior); i < cfg.MaxTurns; i++ {
 		if err := ctx.Err(); err != nil {
 			return r.outcome(), &TurnError{Turn: i, Op: "model", Err: err}
 		}
 		last := i == cfg.MaxTurns-1
+		start := clock() // sub-calls count in the turn's latency
 		c := Context{Prompt: prompt, History: cfg.Policy.Keep(r.exchanges), OneMessage: OneMessage(cfg.Policy)}
+		var mt Turn
+		if mem != nil {
+			c, mt, err = mem.prepare(ctx, MemoryStep{Turn: i, Task: task, Prompt: prompt, Exchanges: r.exchanges, MaxTurns: cfg.MaxTurns})
+			if err != nil {
+				return r.outcome(), &TurnError{Turn: i, Op: "memory", Err: err}
+			}
+		}
 		stops := cfg.Tags.Stops(last && !SearchStopOnLastTurn(cfg.Policy))
 
-		start := clock()
 		comp, err := a.Model.Complete(ctx, c, stops)
 		if err != nil {
 			return r.outcome(), &TurnError{Turn: i, Op: "model", Err: err}
@@ -303,6 +326,9 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 			Query:         p.Query,
 			Answer:        p.Answer,
 			FinishReason:  comp.FinishReason,
+			SubCalls:      mt.SubCalls,
+			Memory:        mt.Memory,
+			MemoryState:   mt.MemoryState,
 		}
 		if t.Context == "" {
 			t.Context = c.Prompt + c.Carried()
@@ -321,6 +347,8 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 
 		turnsLeft := cfg.MaxTurns - i - 1
 		switch {
+		case p.Action == ActionSearch && !last && !retrieves(cfg.Policy):
+			t.Information = BudgetHint(turnsLeft) + "\n" + ClosedBookNote + "\n"
 		case p.Action == ActionSearch && !last:
 			if strings.TrimSpace(p.Query) != "" {
 				searchStart := clock()
@@ -379,7 +407,7 @@ func (r *rollout) outcome() Outcome {
 	o := Outcome{Turns: r.turns}
 	for _, t := range r.turns {
 		n := t.Tokens()
-		o.TotalTokens += n
+		o.TotalTokens += n + t.SubCallTokens()
 		o.PeakTokens = max(o.PeakTokens, n)
 	}
 	gold := make([][]string, len(r.task.Objectives))

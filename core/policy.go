@@ -68,7 +68,8 @@ func SearchStopOnLastTurn(p Policy) bool {
 //     messages (information as user turns; the carried text continues the open
 //     assistant turn in completions mode), last turn stopping at "</answer>"
 //     only;
-//   - "window:K": the last K exchanges, K ≥ 1.
+//   - "window:K": the last K exchanges, K ≥ 1;
+//   - the memory policies of PolicyWith, with default knobs.
 //
 // Any other name, or a K that is not a positive integer, is an error.
 func PolicyByName(name string) (Policy, error) {
@@ -87,7 +88,10 @@ func PolicyByName(name string) (Policy, error) {
 		}
 		return lastN{name: name, n: k}, nil
 	}
-	return nil, fmt.Errorf("unknown policy %q (known: %s)", name, strings.Join(PolicyNames(), ", "))
+	if p, ok, err := memoryPolicyByName(name); ok {
+		return p, err
+	}
+	return nil, fmt.Errorf("unknown policy %q (known: %s)", name, strings.Join(append(PolicyNames(), MemoryPolicyNames()...), ", "))
 }
 
 // lastN keeps the last n exchanges; n < 0 keeps all. oneMessage and

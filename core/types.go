@@ -59,6 +59,9 @@ type Context struct {
 	Prompt     string
 	History    []Exchange
 	OneMessage bool
+	// System, when not empty, replaces the endpoint's system prompt for this
+	// call (memory policies that put their memory there, e.g. amem).
+	System string
 }
 
 // Usage is the token accounting of one model call. Reported is true when the
@@ -170,6 +173,13 @@ type Turn struct {
 	// RetrievalLatency is the part of Latency spent in Env.Search (retries
 	// included; 0 when the turn did not search).
 	RetrievalLatency time.Duration
+	// Memory policies (core/memory.go): the sub-calls made while preparing
+	// this turn, the memory payload that entered its context, and the
+	// policy's memory state (JSON) after that step, from which resume rebuilds
+	// the memory. All empty for policies without memory.
+	SubCalls    []SubCall
+	Memory      string
+	MemoryState string
 }
 
 // Tokens is the size of this turn's sequence: context plus generation.

@@ -227,7 +227,7 @@ func TestRolloutComposition(t *testing.T) {
 	}
 	assert.Equal(t, comp[1].Tokens, sum)
 	assert.Positive(t, comp[1].Parts["information"])
-	d.Policy = "amem"
+	d.Policy = "no-such-policy"
 	_, err = RolloutComposition(d, `{}`, nil)
-	assert.Error(t, err)
+	assert.Error(t, err, "an unknown policy has no context layout")
 }

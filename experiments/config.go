@@ -109,6 +109,9 @@ type RunConfig struct {
 	// Retriever, when set, picks the search environment (RetrieverConfig): the
 	// store's BM25 index (the default) or a MEM1 /retrieve server.
 	Retriever *RetrieverConfig `toml:"retriever,omitempty" json:"retriever,omitempty"`
+	// Memory, when set, is the memory policies' endpoints and knobs
+	// (MemoryConfig, experiments/memory.go).
+	Memory *MemoryConfig `toml:"memory,omitempty" json:"memory,omitempty"`
 }
 
 // SearchTopK is the passages per search: retriever.topk when set, else top_k.
@@ -525,6 +528,7 @@ func (c RunConfig) Validate() error {
 		}
 	}
 	errs = append(errs, c.Retriever.validate()...)
+	errs = append(errs, c.Memory.validate()...)
 	names := map[string]bool{}
 	for i, p := range c.Endpoints {
 		if err := p.Validate(); err != nil {

@@ -63,6 +63,9 @@ var _ ExportStore = (*storage.Store)(nil)
 //	request_peak_tokens             largest request as served (prompt + completion)
 //	token_source                    source of request_peak_tokens: server-usage |
 //	                                server-tokenize | estimate
+//	actor_tokens                    total_tokens less the memory policy's sub-calls
+//	subcalls, subcall_tokens, subcall_seconds  the memory policy's sub-calls (0 for others)
+//	ROLE_tokens, ROLE_seconds       the same by role: summariser, extractor, updater, embedder
 var RolloutColumns = []string{
 	"experiment_id", "experiment", "rollout_id", "task_key", "dataset", "objectives", "policy", "model", "status",
 	"em", "f1", "em_per_objective", "f1_per_objective", "peak_tokens", "total_tokens", "turns", "seconds",
@@ -71,6 +74,9 @@ var RolloutColumns = []string{
 	"mode", "max_turns", "top_k", "temperature", "top_p", "max_tokens", "compose", "seed", "config_hash",
 	"paper_peak_tokens", "paper_rule", "dependency", "compression_ratio", "exact_match_lenient", "paper_token_source",
 	"request_peak_tokens", "token_source",
+	"actor_tokens", "subcalls", "subcall_tokens", "subcall_seconds",
+	"summariser_tokens", "summariser_seconds", "extractor_tokens", "extractor_seconds",
+	"updater_tokens", "updater_seconds", "embedder_tokens", "embedder_seconds",
 }
 
 // TurnColumns is the header of the turns CSV, one row per stored turn, ordered
@@ -200,6 +206,10 @@ func WriteRolloutsCSV(ctx context.Context, w io.Writer, st ExportStore, expIDs .
 			return err
 		}
 		cfg := experimentConfig(e)
+		costs, err := subCallCosts(ctx, st, id)
+		if err != nil {
+			return err
+		}
 		err = st.EachRollout(ctx, id, func(r storage.RolloutExport) error {
 			n := float64(max(r.Objectives, 1))
 			maxTurns := ""
@@ -215,7 +225,8 @@ func WriteRolloutsCSV(ctx context.Context, w io.Writer, st ExportStore, expIDs .
 				r.Score.Scheme, r.Answer, r.Error, r.StartedAt, r.FinishedAt,
 				cfg.Mode, maxTurns, optInt(cfg.TopK), optFloat(cfg.Temperature), optFloat(cfg.TopP), optInt(cfg.MaxTokens),
 				cfg.Compose, strconv.FormatInt(cfg.Seed, 10), e.ConfigHash,
-			}, paperCells(r.Paper, r.Policy, r.RequestPeakTokens, r.TokenSource)...)...)
+			}, append(paperCells(r.Paper, r.Policy, r.RequestPeakTokens, r.TokenSource),
+				costColumns(r.TotalTokens, costs[r.ID])...)...)...)
 		})
 		if err != nil {
 			return err
@@ -412,7 +423,9 @@ type TrajectoryExportCounts struct {
 //	               model and settings (TrajectorySettings), which the reference
 //	               tools ignore and ImportTrajectories restores
 //
-// A-MEM's "memories" key is never written (mem1lab has no A-MEM runs). With
+// A rollout of a memory policy also gets A-MEM's "memories" key: the memory
+// payload of each turn (core.Memories), which eval.py adds to peak tokens (its
+// longest entry); other rollouts never have it. With
 // opt.Errors each failed or cancelled rollout is a line like the reference's
 // error lines: index, hash, error, question (the questions joined),
 // Golden_answer, Exact_match false, Model_estimated_match false, then the
@@ -631,6 +644,14 @@ func trajectoryLine(d storage.RolloutDetail, prompt string, set TrajectorySettin
 			answer = &a
 		}
 	}
+	if mems := core.Memories(d.Turns); mems != nil {
+		for i := range mems {
+			mems[i] = clean(mems[i])
+		}
+		if err := l.field("memories", mems); err != nil {
+			return "", err
+		}
+	}
 	gold := goldLists(d.Task)
 	if err := l.fields("index", d.ID, "hash", promptHash(prompt), "Golden_answer", gold,
 		"Exact_match", ReferenceExactMatch(answer, gold), "Model_estimated_match", 1,
@@ -691,4 +712,31 @@ func ReferenceExactMatch(answer *string, gold [][]string) int {
 		}
 	}
 	return n
+}
+
+// subCallCosts reads experiment id's sub-call costs by rollout when the store
+// keeps sub-calls (none otherwise).
+func subCallCosts(ctx context.Context, st ExportStore, id int64) (map[int64][]storage.RoleCost, error) {
+	cs, ok := st.(interface {
+		SubCallCosts(ctx context.Context, expID int64) (map[int64][]storage.RoleCost, error)
+	})
+	if !ok {
+		return nil, nil
+	}
+	return cs.SubCallCosts(ctx, id)
+}
+
+// costColumns are the rollouts CSV's cost columns from actor_tokens on.
+func costColumns(total int, costs []storage.RoleCost) []string {
+	calls, tokens, secs := 0, 0, 0.0
+	by := map[string]storage.RoleCost{}
+	for _, c := range costs {
+		calls, tokens, secs = calls+c.Calls, tokens+c.Tokens, secs+c.Seconds
+		by[c.Role] = c
+	}
+	out := []string{strconv.Itoa(total - tokens), strconv.Itoa(calls), strconv.Itoa(tokens), fmtFloat(secs)}
+	for _, role := range []string{core.RoleSummariser, core.RoleExtractor, core.RoleUpdater, core.RoleEmbedder} {
+		out = append(out, strconv.Itoa(by[role].Tokens), fmtFloat(by[role].Seconds))
+	}
+	return out
 }

@@ -197,9 +197,13 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 		out core.Completion
 		err error
 	)
+	system := m.ep.SystemPrompt
+	if c.System != "" { // a memory policy's system prompt (core.Context.System)
+		system = c.System
+	}
 	switch m.ep.Mode {
 	case ModeCompletions:
-		prompt := RenderQwenPrefix(m.ep.SystemPrompt, c)
+		prompt := RenderQwenPrefix(system, c)
 		out.Sent = prompt
 		var resp openai.CompletionResponse
 		resp, err = m.client.CreateCompletion(ctx, openai.CompletionRequest{
@@ -219,7 +223,7 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 			out.FinishReason = resp.Choices[0].FinishReason
 		}
 	default:
-		msgs := ChatMessages(m.ep.SystemPrompt, c)
+		msgs := ChatMessages(system, c)
 		out.Sent = RenderChatMessages(msgs)
 		req := openai.ChatCompletionRequest{
 			Model:       m.ep.Model,

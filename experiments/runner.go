@@ -559,6 +559,11 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 
 	tr := newTracker(expID, rows, eps, act.gate, progress)
 	rp := cfg.retryPolicy()
+	mem, err := r.memoryEndpoints(cfg, eps)
+	if err != nil {
+		return sum, err
+	}
+	defer mem.closeAll()
 	rs := newRetrieverState(env, rp)
 	appendTurn := r.Store.AppendTurn
 	if bs, ok := r.Store.(batchTurnStore); ok {
@@ -646,7 +651,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 					if runCtx.Err() != nil {
 						return // left queued for a later resume
 					}
-					r.play(runCtx, job, ep, rs, acfgs[job.Policy], rp, act.gate, tr, red, appendTurn)
+					r.play(runCtx, job, ep, rs, mem, acfgs[job.Policy], rp, act.gate, tr, red, appendTurn)
 				}
 			}()
 		}
@@ -733,7 +738,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 }
 
 // play runs one rollout on ep (from its last stored turn) and records its result.
-func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, rs *retrieverState, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
+func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, rs *retrieverState, mem *memoryEndpoints, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
 	red *redactor, appendTurn func(context.Context, int64, core.Turn) error) {
 	bg := context.WithoutCancel(ctx)
 	ok, err := r.Store.ClaimRollout(ctx, j.ID, ep.profile.Name)
@@ -759,6 +764,15 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	tr.start(j)
 	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr, red: red}
 	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
+	if _, ok := acfg.Policy.(core.MemoryPolicy); ok {
+		sc, err := r.newSubCaller(bg, j.ID, len(prior), ep, mem, g, rp, tr, red)
+		if err != nil {
+			res := storage.RolloutResult{Status: storage.StatusFailed, Error: KindOther + ": " + err.Error()}
+			tr.finish(j, res.Status, core.Outcome{}, nil, r.finish(bg, j.ID, res))
+			return
+		}
+		agent.Sub = sc
+	}
 	onTurn := func(t core.Turn) error {
 		// The turn is stored even when ctx was cancelled during its call.
 		if err := appendTurn(bg, j.ID, red.turn(t)); err != nil {
@@ -936,7 +950,7 @@ func ComposeTasks(cfg RunConfig, qs []storage.Question) []core.Task {
 // agentConfig turns the run config into the agent's settings (MaxTurns is
 // resolved per task).
 func agentConfig(cfg RunConfig) (core.AgentConfig, error) {
-	pol, err := core.PolicyByName(cfg.Policy)
+	pol, err := core.PolicyWith(cfg.Policy, cfg.Memory.Options())
 	if err != nil {
 		return core.AgentConfig{}, err
 	}

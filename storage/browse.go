@@ -79,6 +79,10 @@ type BrowseRow struct {
 	Experiment    string // experiment name
 	HitMaxTurns   bool
 	CountMismatch bool
+	// SubCallTokens and SubCallSeconds are what the memory policy's sub-calls
+	// cost (0 for other policies).
+	SubCallTokens  int
+	SubCallSeconds float64
 }
 
 // Correct is how many objectives were answered exactly: MEM1's EM is the sum of
@@ -197,7 +201,7 @@ func (s *Store) BrowseRollouts(ctx context.Context, q RolloutQuery) (RolloutPage
 		order += ", r.id" + dir
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+`, e.name, r.hit_max_turns,
-		instr(r.score_json, '"count_mismatch":true') > 0`+browseFrom+where+order+` LIMIT ? OFFSET ?`,
+		instr(r.score_json, '"count_mismatch":true') > 0, `+subCallTokensExpr+`, `+subCallSecondsExpr+browseFrom+where+order+` LIMIT ? OFFSET ?`,
 		append(args, limit, offset)...)
 	if err != nil {
 		return RolloutPage{}, fmt.Errorf("storage: browse rollouts: %w", err)
@@ -205,7 +209,7 @@ func (s *Store) BrowseRollouts(ctx context.Context, q RolloutQuery) (RolloutPage
 	defer rows.Close()
 	for rows.Next() {
 		var b BrowseRow
-		rr, err := scanRollout(rows, &b.Experiment, &b.HitMaxTurns, &b.CountMismatch)
+		rr, err := scanRollout(rows, &b.Experiment, &b.HitMaxTurns, &b.CountMismatch, &b.SubCallTokens, &b.SubCallSeconds)
 		if err != nil {
 			return RolloutPage{}, fmt.Errorf("storage: browse rollouts: %w", err)
 		}

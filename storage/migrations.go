@@ -316,6 +316,38 @@ CREATE TABLE rollout_diagnostics (
 	computed_at      TEXT NOT NULL
 );
 `,
+	// memory policies: subcalls are the extra model and embeddings calls a
+	// memory policy made for a turn (committed one by one as they complete, so
+	// a resumed turn replays them instead of sending them again); turn_memory
+	// is each turn's memory payload (the memory text that entered the actor's
+	// context) and the policy's memory state (JSON) after the turn's memory
+	// step, from which resume rebuilds the memory.
+	`
+CREATE TABLE subcalls (
+	id                INTEGER PRIMARY KEY,
+	rollout_id        INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+	turn_idx          INTEGER NOT NULL CHECK (turn_idx >= 0),
+	seq               INTEGER NOT NULL CHECK (seq >= 0),
+	role              TEXT NOT NULL CHECK (role <> ''),
+	endpoint          TEXT NOT NULL,
+	request           TEXT NOT NULL,
+	response          TEXT NOT NULL,
+	prompt_tokens     INTEGER NOT NULL DEFAULT 0,
+	completion_tokens INTEGER NOT NULL DEFAULT 0,
+	usage_reported    INTEGER NOT NULL DEFAULT 0,
+	latency_ms        REAL NOT NULL DEFAULT 0,
+	error             TEXT NOT NULL DEFAULT '',
+	created_at        TEXT NOT NULL,
+	UNIQUE (rollout_id, turn_idx, seq)
+);
+CREATE TABLE turn_memory (
+	rollout_id INTEGER NOT NULL REFERENCES rollouts(id) ON DELETE CASCADE,
+	idx        INTEGER NOT NULL CHECK (idx >= 0),
+	payload    TEXT NOT NULL,
+	state      TEXT NOT NULL,
+	PRIMARY KEY (rollout_id, idx)
+) WITHOUT ROWID;
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

@@ -172,7 +172,7 @@ func (s *Store) ResetRollout(ctx context.Context, id int64) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM turns WHERE rollout_id = ?`, id); err != nil {
 			return fmt.Errorf("storage: reset rollout %d: %w", id, err)
 		}
-		return nil
+		return resetMemoryTx(ctx, tx, id)
 	})
 }
 
@@ -261,6 +261,9 @@ func (s *Store) appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t
 	}
 	if err != nil {
 		return fmt.Errorf("storage: append turn %d to rollout %d: %w", t.Index, rolloutID, err)
+	}
+	if err := appendTurnMemoryTx(ctx, tx, rolloutID, t); err != nil {
+		return err
 	}
 	// Safe even if tx rolls back: previousContext checks index and hash first.
 	s.contexts.put(rolloutID, cachedContext{idx: t.Index, hash: cd.hash, full: t.Context})
@@ -549,7 +552,10 @@ func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 		}
 		out = append(out, t)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return s.fillMemory(ctx, rolloutID, out)
 }
 
 // RolloutSpec is one rollout to queue: a stored task under a policy and model.

@@ -112,6 +112,7 @@ type comparePanel struct {
 // summaryHeaders are the columns of Compare's summary table; "this task" is
 // the loaded pair's own difference, marked ◀ in its row.
 var summaryHeaders = []string{"Metric", "Objectives", "n", "Mean A", "Mean B", "Δ (A-B)", "95% CI (t)", "p (Holm)", "W/T/L", "Test", "This task Δ"}
+
 // compareStore is what the Compare screen reads.
 type compareStore interface {
 	// Experiments lists experiments, newest first (the pair table's choices).

@@ -643,7 +643,7 @@ func TestDefect15NewExperimentPreviewAndHints(t *testing.T) {
 	for _, it := range p.form.Items {
 		walk(it.Widget)
 	}
-	assert.Len(t, hints, 2)
+	assert.Len(t, hints, 3, "the hints of the saved endpoints, mixed composition and the memory endpoints")
 
 	act(u, func() { p.prompt.SetText("<|im_start|>user\nQuestion: ?") })
 	require.Len(t, p.prompt.rich.Segments, 1)

@@ -157,6 +157,12 @@ var browserColumns = []browserColumn{
 		return strconv.Itoa(r.Turns)
 	}},
 	{"Time s", 66, storage.SortTime, func(r storage.BrowseRow) string { return fmt.Sprintf("%.1f", r.Seconds) }},
+	{"Sub-calls", 110, storage.SortSubCallTokens, func(r storage.BrowseRow) string {
+		if r.SubCallTokens == 0 && r.SubCallSeconds == 0 {
+			return ""
+		}
+		return fmt.Sprintf("%d tok · %.1f s", r.SubCallTokens, r.SubCallSeconds)
+	}},
 	{"Status", 75, storage.SortStatus, func(r storage.BrowseRow) string { return r.Status }},
 	{"Error", 200, storage.SortError, func(r storage.BrowseRow) string { return firstLine(r.Error) }},
 }

@@ -24,7 +24,7 @@ import (
 // Choices offered by the New run form (the CLI accepts the same words).
 var (
 	modeChoices    = []string{"completions", "chat"}
-	policyChoices  = []string{"mem1", "full", "full:messages"}
+	policyChoices  = []string{"mem1", "full", "full:messages", "closed-book", summaryChoice, "resum", "memagent", "mem0", "mem0:add-only", "amem"}
 	composeChoices = []string{experiments.ComposeRuleConsecutive, experiments.ComposeRuleRandom, experiments.ComposeRuleMixed}
 )
 
@@ -50,6 +50,7 @@ type runPanel struct {
 	name, endpoint, model, apiKeyEnv               *widget.Entry
 	mode, dataset, compose                         *widget.Select
 	policies                                       *widget.CheckGroup
+	memory                                         *memoryForm        // memory policies' endpoints and knobs
 	sources                                        *widget.CheckGroup // mixed composition's datasets
 	endpoints                                      *widget.CheckGroup
 	objectives, tasks, seed, concurrency, maxTurns *widget.Entry
@@ -106,6 +107,7 @@ const noStoredTemplate = "(none)"
 type templateLister interface {
 	Templates(ctx context.Context) ([]storage.StoredTemplate, error)
 }
+
 // The app's runner offers run control.
 var _ RunController = (*experiments.Runner)(nil)
 
@@ -142,11 +144,11 @@ func newRunPanel(u *UI) *runPanel {
 	p.apiKeyEnv = entry(def.APIKeyEnv)
 	p.apiKeyEnv.SetPlaceHolder("e.g. OPENAI_API_KEY (the key itself is never stored)")
 	p.policies = widget.NewCheckGroup(policyChoices, nil)
-	p.policies.Horizontal = true
+	p.memory = newMemoryForm(def.Memory)
 	if len(def.Policies) > 0 {
-		p.policies.SetSelected(def.Policies)
+		p.policies.SetSelected(p.memory.checks(def.Policies))
 	} else if def.Policy != "" {
-		p.policies.SetSelected([]string{def.Policy})
+		p.policies.SetSelected(p.memory.checks([]string{def.Policy}))
 	} else {
 		p.policies.SetSelected([]string{"mem1"})
 	}
@@ -224,6 +226,7 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Prompt template file", p.template),
 		widget.NewFormItem("Stored template", p.storedTemplate),
 		widget.NewFormItem("Tag names", container.NewGridWithColumns(4, p.tagThink, p.tagSearch, p.tagInfo, p.tagAnswer)),
+		p.memory.item(),
 	)
 
 	p.runBt = widget.NewButton("Run", p.start)
@@ -459,7 +462,7 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	cfg.Mode = p.mode.Selected
 	cfg.APIKeyEnv = strings.TrimSpace(p.apiKeyEnv.Text)
 	cfg.Policies = nil
-	switch pol := p.policies.Selected; len(pol) {
+	switch pol := p.memory.policies(p.policies.Selected, func(format string, args ...any) { bad("policy", format, args...) }); len(pol) {
 	case 0:
 		bad("policy", "Policies: check mem1, full or both")
 		cfg.Policy = ""
@@ -540,6 +543,7 @@ func (p *runPanel) config() (experiments.RunConfig, error) {
 	cfg.Temperature = floatField("temperature", "Temperature", p.temperature)
 	cfg.TopP = floatField("top_p", "Top-p", p.topP)
 	cfg.MaxTokens = intField("max_tokens", "Max tokens", p.maxTokens)
+	cfg.Memory = p.memory.config(func(format string, args ...any) { bad("memory", format, args...) })
 	cfg.RequestsPerSecond = floatField("requests_per_second", "Requests/s", p.rps)
 
 	// Every rule is RunConfig.Validate's; its lines for fields that did not parse
@@ -1020,7 +1024,8 @@ func (p *runPanel) setConfig(cfg experiments.RunConfig) {
 	p.mode.SetSelected(cfg.Mode)
 	p.apiKeyEnv.SetText(cfg.APIKeyEnv)
 	p.rps.SetText(ftoa(cfg.RequestsPerSecond))
-	p.policies.SetSelected(cfg.PolicyList())
+	p.policies.SetSelected(p.memory.checks(cfg.PolicyList()))
+	p.memory.set(cfg.Memory, func() int { k, _ := strconv.Atoi(p.memory.window.Text); return k }())
 	if !slices.Contains(p.dataset.Options, cfg.Dataset) {
 		p.dataset.SetOptions(append(p.dataset.Options, cfg.Dataset))
 	}

@@ -81,6 +81,7 @@ type tracePanel struct {
 	// tokens, figures.Composition), computed in the background on load.
 	composition *chartView
 	compSeq     int
+	memory      *memorySection // memory policies' payload and sub-calls
 
 	liveStop context.CancelFunc  // stops the poller of a running rollout
 	scrolls  []*container.Scroll // re-laid out when the turn changes
@@ -152,6 +153,7 @@ func newTracePanel(u *UI) *tracePanel {
 	p.totals.Wrapping = fyne.TextWrapWord
 	p.answers = container.NewVBox()
 	p.chart = newTokenChart()
+	p.memory = newMemorySection()
 
 	bold := func(s string) *widget.Label {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
@@ -164,6 +166,7 @@ func newTracePanel(u *UI) *tracePanel {
 		bold("Query"), p.query,
 		bold("Information"), p.passages, p.information,
 		p.accordion,
+		p.memory.box,
 	))
 	answers := container.NewVScroll(container.NewVBox(bold("Answers"), p.totals, p.answers, bold("Facts carried in the internal state"), p.facts))
 	right := container.NewBorder(
@@ -441,6 +444,7 @@ func (p *tracePanel) show() {
 		}
 		p.slider.Disable()
 		p.chart.setCurrent(-1)
+		p.memory.show(core.Turn{}, nil)
 		return
 	}
 	t := p.detail.Turns[p.turn]
@@ -477,6 +481,11 @@ func (p *tracePanel) show() {
 	p.accordion.Items[0].Title = fmt.Sprintf("Exact context sent (%d prompt tokens · %d completion tokens)", t.PromptTokens, t.CompletionTokens)
 	p.accordion.Refresh()
 	p.showFacts()
+	var prevTurn *core.Turn
+	if p.turn > 0 {
+		prevTurn = &p.detail.Turns[p.turn-1]
+	}
+	p.memory.show(t, prevTurn)
 	atFirst, atLast := p.turn == 0, p.turn == n-1
 	enable(p.first, !atFirst)
 	enable(p.prev, !atFirst)
