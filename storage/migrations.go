@@ -303,6 +303,33 @@ END;
 INSERT INTO turns_fts(rowid, internal_state, query, answer)
 	SELECT id, internal_state, query, answer FROM turns;
 `,
+	// the trace full-text index off the commit path: a new turn only queues its
+	// id in turns_fts_pending (one integer insert in the turn's transaction); the
+	// store's indexer moves queued turns into turns_fts in batches, and every
+	// trace search first indexes what is still queued (see fts_index.go). A
+	// deleted or edited turn changes turns_fts only when it was indexed.
+	`
+DROP TRIGGER turns_fts_ai;
+DROP TRIGGER turns_fts_ad;
+DROP TRIGGER turns_fts_au;
+CREATE TABLE turns_fts_pending (id INTEGER PRIMARY KEY);
+CREATE TRIGGER turns_fts_ai AFTER INSERT ON turns BEGIN
+	INSERT INTO turns_fts_pending(id) VALUES (new.id);
+END;
+CREATE TRIGGER turns_fts_ad AFTER DELETE ON turns BEGIN
+	INSERT INTO turns_fts(turns_fts, rowid, internal_state, query, answer)
+		SELECT 'delete', old.id, old.internal_state, old.query, old.answer
+		WHERE NOT EXISTS (SELECT 1 FROM turns_fts_pending WHERE id = old.id);
+	DELETE FROM turns_fts_pending WHERE id = old.id;
+END;
+CREATE TRIGGER turns_fts_au AFTER UPDATE OF id, internal_state, query, answer ON turns
+WHEN NOT EXISTS (SELECT 1 FROM turns_fts_pending WHERE id = old.id) BEGIN
+	INSERT INTO turns_fts(turns_fts, rowid, internal_state, query, answer)
+		VALUES ('delete', old.id, old.internal_state, old.query, old.answer);
+	INSERT INTO turns_fts(rowid, internal_state, query, answer)
+		VALUES (new.id, new.internal_state, new.query, new.answer);
+END;
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.
