@@ -198,4 +198,3 @@ func (s *Store) finishTx(ctx context.Context, tx *sql.Tx, id int64, r RolloutRes
 	}
 	return nil
 }
-
