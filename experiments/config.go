@@ -339,6 +339,11 @@ type Progress struct {
 	Settings []SettingProgress
 	// Endpoints is each endpoint's share of the calls so far.
 	Endpoints []EndpointStats
+	// InFlight is the number of model calls under way over all endpoints.
+	InFlight int
+	// StoreWaitShare is the share (0..1) of the workers' time spent waiting
+	// for their writes to commit: total commit wait / (Elapsed × workers).
+	StoreWaitShare float64
 }
 
 // SettingProgress is one grid setting's progress: counts, and running means

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -15,7 +16,8 @@ import (
 // limit and its circuit breaker. Its concurrency is enforced by the runner,
 // which binds that many workers to it.
 type endpointState struct {
-	profile EndpointProfile
+	inFlight atomic.Int64 // model calls under way
+	profile  EndpointProfile
 	model   core.Model
 	limiter *rate.Limiter // nil = no cap
 
@@ -88,12 +90,15 @@ type EndpointStats struct {
 	Requests int
 	Failures int
 	Paused   bool // its circuit breaker is open
+	// InFlight is the number of model calls to it under way at the snapshot.
+	InFlight int
 }
 
 func (e *endpointState) stats() EndpointStats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return EndpointStats{Name: e.profile.Name, Requests: e.requests, Failures: e.failures, Paused: time.Now().Before(e.openUntil)}
+	return EndpointStats{Name: e.profile.Name, Requests: e.requests, Failures: e.failures, Paused: time.Now().Before(e.openUntil),
+		InFlight: int(e.inFlight.Load())}
 }
 
 // gate pauses a run: while closed, workers take no new rollout and rollouts in

@@ -27,6 +27,16 @@ type tracker struct {
 	eps      []*endpointState
 	gate     *gate
 	errs     []error
+	writer   *turnWriter // the run's group commit, nil when the store has none
+	workers  int         // the run's workers over all endpoints
+}
+
+// calling counts a rollout entering (+1) or leaving (-1) a model call, for the
+// group commit: a rollout in a call cannot hand in a write soon.
+func (t *tracker) calling(d int64) {
+	if t != nil && t.writer != nil {
+		t.writer.calling.Add(d)
+	}
 }
 
 type settingKey struct {
@@ -41,6 +51,9 @@ type settingAcc struct {
 
 func newTracker(expID int64, rows []storage.RolloutRow, eps []*endpointState, g *gate, fn func(Progress)) *tracker {
 	t := &tracker{fn: fn, began: time.Now(), settings: map[settingKey]*settingAcc{}, eps: eps, gate: g}
+	for _, e := range eps {
+		t.workers += e.profile.Concurrency
+	}
 	t.p.Experiment = expID
 	t.p.Total = len(rows)
 	for _, r := range rows {
@@ -115,7 +128,12 @@ func (t *tracker) emit() {
 		p.Settings[i] = t.settings[k].SettingProgress
 	}
 	for _, e := range t.eps {
-		p.Endpoints = append(p.Endpoints, e.stats())
+		st := e.stats()
+		p.Endpoints = append(p.Endpoints, st)
+		p.InFlight += st.InFlight
+	}
+	if t.writer != nil && t.workers > 0 && p.Elapsed > 0 {
+		p.StoreWaitShare = float64(t.writer.storeWait()) / (float64(p.Elapsed) * float64(t.workers))
 	}
 	t.fn(p)
 }

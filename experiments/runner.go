@@ -521,11 +521,12 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	tr := newTracker(expID, rows, eps, act.gate, progress)
 	rp := cfg.retryPolicy()
 	rs := newRetrieverState(env, rp)
-	appendTurn := r.Store.AppendTurn
-	if bs, ok := r.Store.(batchTurnStore); ok {
+	wr := r.directWrites()
+	if bs, ok := r.Store.(batchWriteStore); ok {
 		tw := newTurnWriter(bs)
 		defer tw.close() // when execute returns, after wg.Wait below has seen every worker stop
-		appendTurn = func(_ context.Context, id int64, t core.Turn) error { return tw.append(id, t) }
+		wr = groupWrites(tw)
+		tr.writer = tw
 	}
 
 	// Heartbeat: lease, rollouts' heartbeats, control requests from the store.
@@ -607,7 +608,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 					if runCtx.Err() != nil {
 						return // left queued for a later resume
 					}
-					r.play(runCtx, job, ep, rs, acfgs[job.Policy], rp, act.gate, tr, appendTurn)
+					r.play(runCtx, job, ep, rs, acfgs[job.Policy], rp, act.gate, tr, wr)
 				}
 			}()
 		}
@@ -663,9 +664,18 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 
 // play runs one rollout on ep (from its last stored turn) and records its result.
 func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, rs *retrieverState, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
-	appendTurn func(context.Context, int64, core.Turn) error) {
+	wr rolloutWrites) {
 	bg := context.WithoutCancel(ctx)
-	ok, err := r.Store.ClaimRollout(ctx, j.ID, ep.profile.Name)
+	wr.begin()
+	defer wr.end()
+	// The prompt every model call of this rollout carries, kept for the
+	// trajectories export (an invalid config fails in agent.Run below); it is
+	// stored with the claim.
+	prompt, perr := acfg.Prompt(j.Task)
+	if perr != nil {
+		prompt = ""
+	}
+	ok, err := wr.claim(ctx, j.ID, ep.profile.Name, prompt, tr)
 	if err != nil || !ok {
 		if err != nil {
 			tr.storeError(err)
@@ -675,22 +685,15 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	prior, err := r.Store.Turns(bg, j.ID)
 	if err != nil {
 		res := storage.RolloutResult{Status: storage.StatusFailed, Error: err.Error()}
-		tr.finish(j, res.Status, core.Outcome{}, nil, r.finish(bg, j.ID, res))
+		tr.finish(j, res.Status, core.Outcome{}, nil, wr.finish(bg, j.ID, res))
 		return
-	}
-	// The prompt every model call of this rollout carries, kept for the
-	// trajectories export (an invalid config fails in agent.Run below).
-	if prompt, perr := acfg.Prompt(j.Task); perr == nil {
-		if err := r.Store.SetRolloutPrompt(bg, j.ID, prompt); err != nil {
-			tr.storeError(err)
-		}
 	}
 	tr.start(j)
 	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr}
 	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
 	onTurn := func(t core.Turn) error {
 		// The turn is stored even when ctx was cancelled during its call.
-		if err := appendTurn(bg, j.ID, t); err != nil {
+		if err := wr.appendTurn(bg, j.ID, t); err != nil {
 			return err
 		}
 		tr.turn(t)
@@ -720,7 +723,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		res.Error = err.Error()
 	}
 	res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
-	tr.finish(j, res.Status, out, res.Paper, r.finish(bg, j.ID, res))
+	tr.finish(j, res.Status, out, res.Paper, wr.finish(bg, j.ID, res))
 }
 
 // callModel is the model one rollout talks to: it waits for the pause gate, the
@@ -746,7 +749,11 @@ func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string
 			return core.Completion{}, err
 		}
 		start := time.Now()
+		m.ep.inFlight.Add(1)
+		m.tr.calling(1)
 		comp, err := m.ep.model.Complete(ctx, c, stops)
+		m.tr.calling(-1)
+		m.ep.inFlight.Add(-1)
 		if err == nil {
 			m.ep.report(false)
 			m.turn++
