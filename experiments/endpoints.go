@@ -18,8 +18,8 @@ import (
 type endpointState struct {
 	inFlight atomic.Int64 // model calls under way
 	profile  EndpointProfile
-	model   core.Model
-	limiter *rate.Limiter // nil = no cap
+	model    core.Model
+	limiter  *rate.Limiter // nil = no cap
 
 	mu        sync.Mutex
 	failRun   int       // failed calls in a row
