@@ -58,6 +58,11 @@ type Endpoint struct {
 	MaxTokens    int     // tokens generated per turn; 0 = server default
 	// Timeout bounds one request (connection, generation and reply); 0 = none.
 	Timeout time.Duration
+	// SessionHeader names the header that carries the session key of a call
+	// whose context has one (WithSessionKey): "" = DefaultSessionHeader, "-" =
+	// none. SessionUser also sends the key as the OpenAI "user" field.
+	SessionHeader string
+	SessionUser   bool
 }
 
 // Validate reports the first bad field of the endpoint.
@@ -161,6 +166,14 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 		defer cancel()
 	}
 	slot := &captureSlot{}
+	session := SessionKey(ctx)
+	if session != "" {
+		slot.sessionHeader, slot.sessionKey = sessionHeaderName(m.ep.SessionHeader), session
+	}
+	user := ""
+	if m.ep.SessionUser {
+		user = session
+	}
 	ctx = context.WithValue(ctx, captureKey{}, slot)
 
 	temp := float32(m.ep.Temperature)
@@ -183,6 +196,7 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 			Temperature: temp,
 			TopP:        float32(m.ep.TopP),
 			Stop:        stops,
+			User:        user,
 		})
 		if err == nil {
 			if len(resp.Choices) == 0 {
@@ -200,6 +214,7 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 			Temperature: temp,
 			TopP:        float32(m.ep.TopP),
 			Stop:        stops,
+			User:        user,
 		}
 		for _, msg := range msgs {
 			req.Messages = append(req.Messages, openai.ChatCompletionMessage{Role: msg.Role, Content: msg.Content})
@@ -426,6 +441,8 @@ type captureSlot struct {
 	body       []byte
 	status     int
 	retryAfter string
+
+	sessionHeader, sessionKey string // a header to set on the request ("" = none)
 }
 
 // captureTransport reads the body of 2xx responses for requests whose context
@@ -437,8 +454,11 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if err := dropStreamFalse(req); err != nil {
 		return nil, err
 	}
-	resp, err := t.base.RoundTrip(req)
 	slot, _ := req.Context().Value(captureKey{}).(*captureSlot)
+	if slot != nil && slot.sessionHeader != "" {
+		req.Header.Set(slot.sessionHeader, slot.sessionKey)
+	}
+	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		return resp, err
 	}

@@ -31,6 +31,9 @@ type tracker struct {
 	workers  int         // the run's workers over all endpoints
 }
 
+// experiment is the run's experiment id.
+func (t *tracker) experiment() int64 { return t.p.Experiment }
+
 // calling counts a rollout entering (+1) or leaving (-1) a model call, for the
 // group commit: a rollout in a call cannot hand in a write soon.
 func (t *tracker) calling(d int64) {

@@ -689,7 +689,8 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		return
 	}
 	tr.start(j)
-	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr}
+	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr,
+		session: RolloutSessionKey(tr.experiment(), j.ID)}
 	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
 	onTurn := func(t core.Turn) error {
 		// The turn is stored even when ctx was cancelled during its call.
@@ -738,9 +739,13 @@ type callModel struct {
 	rolloutID int64
 	turn      int // index of the turn the next call is for
 	tr        *tracker
+	session   string // the rollout's session key, sent with every call (RolloutSessionKey)
 }
 
 func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	if m.session != "" {
+		ctx = WithSessionKey(ctx, m.session)
+	}
 	for attempt := 1; ; attempt++ {
 		if err := m.gate.wait(ctx); err != nil {
 			return core.Completion{}, err
