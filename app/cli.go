@@ -272,6 +272,8 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
 	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index) or the URL of a MEM1/Search-R1 /retrieve server")
+	fs.BoolVar(&cfg.Cache, "cache", cfg.Cache, "answer a model call from the store's response cache when the same endpoint and model got the very same request before (and searches from the retrieval cache)")
+	fs.StringVar(&cfg.SessionHeader, "session-header", cfg.SessionHeader, "header carrying each rollout's session key for a sticky router (default X-Session-ID, - = none)")
 }
 
 // retrieverFlag sets RunConfig.Retriever from "bm25" or a /retrieve URL,

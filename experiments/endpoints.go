@@ -28,6 +28,15 @@ type endpointState struct {
 	cooldown  time.Duration
 	requests  int // calls sent
 	failures  int // calls failed
+	cacheHits int // calls answered by the response cache (not in requests)
+}
+
+// cacheHit moves a call that the response cache answered out of requests.
+func (e *endpointState) cacheHit() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.requests--
+	e.cacheHits++
 }
 
 func newEndpointState(p EndpointProfile, m core.Model, rp retryPolicy) *endpointState {
@@ -92,13 +101,15 @@ type EndpointStats struct {
 	Paused   bool // its circuit breaker is open
 	// InFlight is the number of model calls to it under way at the snapshot.
 	InFlight int
+	// CacheHits counts calls the response cache answered (not in Requests).
+	CacheHits int
 }
 
 func (e *endpointState) stats() EndpointStats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return EndpointStats{Name: e.profile.Name, Requests: e.requests, Failures: e.failures, Paused: time.Now().Before(e.openUntil),
-		InFlight: int(e.inFlight.Load())}
+		InFlight: int(e.inFlight.Load()), CacheHits: e.cacheHits}
 }
 
 // gate pauses a run: while closed, workers take no new rollout and rollouts in

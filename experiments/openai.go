@@ -174,6 +174,9 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 	if m.ep.SessionUser {
 		user = session
 	}
+	if c := responseCacheFrom(ctx); c != nil {
+		slot.cache, slot.cacheURL, slot.cacheModel = c, m.ep.BaseURL, m.ep.Model
+	}
 	ctx = context.WithValue(ctx, captureKey{}, slot)
 
 	temp := float32(m.ep.Temperature)
@@ -253,6 +256,7 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 	}
 	extra := decodeVLLMExtras(slot.body)
 	out.StopReason = extra.stopReason
+	out.Cached = slot.cached
 	switch {
 	case extra.usage != nil:
 		out.Usage = core.Usage{PromptTokens: extra.usage.PromptTokens, CompletionTokens: extra.usage.CompletionTokens,
@@ -443,6 +447,11 @@ type captureSlot struct {
 	retryAfter string
 
 	sessionHeader, sessionKey string // a header to set on the request ("" = none)
+
+	// the response cache (cache.go): nil = none; cached is set on a hit
+	cache                          ResponseCache
+	cacheURL, cacheModel, cacheKey string
+	cached                         bool
 }
 
 // captureTransport reads the body of 2xx responses for requests whose context
@@ -458,7 +467,13 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if slot != nil && slot.sessionHeader != "" {
 		req.Header.Set(slot.sessionHeader, slot.sessionKey)
 	}
-	resp, err := t.base.RoundTrip(req)
+	var resp *http.Response
+	var err error
+	if hit := cacheLookup(req, slot); hit != nil {
+		resp = hit
+	} else {
+		resp, err = t.base.RoundTrip(req)
+	}
 	if err != nil {
 		return resp, err
 	}
@@ -475,6 +490,7 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		return nil, fmt.Errorf("reading reply: %w", rerr)
 	}
 	slot.body = body
+	cacheStore(req.Context(), slot, body)
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	return resp, nil

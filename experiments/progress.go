@@ -29,6 +29,7 @@ type tracker struct {
 	errs     []error
 	writer   *turnWriter // the run's group commit, nil when the store has none
 	workers  int         // the run's workers over all endpoints
+	cache    ResponseCache
 }
 
 // experiment is the run's experiment id.

@@ -471,6 +471,13 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	if err != nil {
 		return sum, err
 	}
+	var respCache ResponseCache
+	if cfg.Cache {
+		if rc, ok := r.Store.(RetrievalCache); ok && env != nil {
+			env = &cachedEnv{env: env, cache: rc, retriever: retrieverCacheName(cfg)}
+		}
+		respCache, _ = r.Store.(ResponseCache)
+	}
 	owner := newOwner()
 	if err := r.claim(ctx, expID, owner); err != nil {
 		return sum, err
@@ -519,6 +526,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	}()
 
 	tr := newTracker(expID, rows, eps, act.gate, progress)
+	tr.cache = respCache
 	rp := cfg.retryPolicy()
 	rs := newRetrieverState(env, rp)
 	wr := r.directWrites()
@@ -690,7 +698,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	}
 	tr.start(j)
 	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr,
-		session: RolloutSessionKey(tr.experiment(), j.ID)}
+		session: RolloutSessionKey(tr.experiment(), j.ID), cache: tr.cache}
 	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
 	onTurn := func(t core.Turn) error {
 		// The turn is stored even when ctx was cancelled during its call.
@@ -740,11 +748,15 @@ type callModel struct {
 	turn      int // index of the turn the next call is for
 	tr        *tracker
 	session   string // the rollout's session key, sent with every call (RolloutSessionKey)
+	cache     ResponseCache // nil = the run has no response cache
 }
 
 func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
 	if m.session != "" {
 		ctx = WithSessionKey(ctx, m.session)
+	}
+	if m.cache != nil {
+		ctx = WithResponseCache(ctx, m.cache)
 	}
 	for attempt := 1; ; attempt++ {
 		if err := m.gate.wait(ctx); err != nil {
@@ -761,6 +773,9 @@ func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string
 		m.ep.inFlight.Add(-1)
 		if err == nil {
 			m.ep.report(false)
+			if comp.Cached {
+				m.ep.cacheHit() // not a GPU call
+			}
 			m.turn++
 			return comp, nil
 		}

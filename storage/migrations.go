@@ -330,6 +330,28 @@ WHEN NOT EXISTS (SELECT 1 FROM turns_fts_pending WHERE id = old.id) BEGIN
 		VALUES (new.id, new.internal_state, new.query, new.answer);
 END;
 `,
+	// the response cache (experiments' cache = true): a reply body under the
+	// hex SHA-256 of the endpoint's base URL, the model and the exact request
+	// body; the retrieval cache: a search's passages under (retriever, query,
+	// k); turns.cached marks a turn whose generation came from the cache.
+	`
+CREATE TABLE response_cache (
+	key        TEXT PRIMARY KEY NOT NULL,
+	endpoint   TEXT NOT NULL,
+	model      TEXT NOT NULL,
+	body       BLOB NOT NULL,
+	created_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE retrieval_cache (
+	retriever  TEXT NOT NULL,
+	query      TEXT NOT NULL,
+	k          INTEGER NOT NULL,
+	passages   TEXT NOT NULL CHECK (json_valid(passages)),
+	created_at TEXT NOT NULL,
+	PRIMARY KEY (retriever, query, k)
+) WITHOUT ROWID;
+ALTER TABLE turns ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

@@ -232,7 +232,7 @@ func (s *Store) appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t
 	_, err = tx.StmtContext(ctx, s.stmts.insertTurn).ExecContext(ctx,
 		rolloutID, t.Index, cd.suffix, cd.base, cd.prefix, cd.hash, t.Response, t.InternalState, t.Action.String(), t.Query, t.Answer,
 		t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
-		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, float64(t.RetrievalLatency)/float64(time.Millisecond), t.TokenSource, t.RawResponse)
+		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, float64(t.RetrievalLatency)/float64(time.Millisecond), t.TokenSource, t.RawResponse, t.Cached)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 		return fmt.Errorf("storage: append turn: rollout %d already has turn %d: %w", rolloutID, t.Index, ErrDuplicate)
@@ -476,7 +476,7 @@ func (s *Store) Rollout(ctx context.Context, id int64) (RolloutDetail, error) {
 func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT idx, context, ctx_base, ctx_prefix, ctx_sha256, response,
 		internal_state, action, query, answer,
-		information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, retrieval_ms, token_source, raw_response
+		information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, retrieval_ms, token_source, raw_response, cached
 		FROM turns WHERE rollout_id = ? ORDER BY idx`, rolloutID)
 	if err != nil {
 		return nil, fmt.Errorf("storage: turns of rollout %d: %w", rolloutID, err)
@@ -491,7 +491,7 @@ func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 		var prefix int
 		var ms, rms float64
 		if err := rows.Scan(&t.Index, &suffix, &base, &prefix, &hash, &t.Response, &t.InternalState, &action, &t.Query, &t.Answer,
-			&t.Information, &pj, &t.PromptTokens, &t.CompletionTokens, &t.UsageReported, &ms, &t.FinishReason, &rms, &t.TokenSource, &t.RawResponse); err != nil {
+			&t.Information, &pj, &t.PromptTokens, &t.CompletionTokens, &t.UsageReported, &ms, &t.FinishReason, &rms, &t.TokenSource, &t.RawResponse, &t.Cached); err != nil {
 			return nil, fmt.Errorf("storage: turns of rollout %d: %w", rolloutID, err)
 		}
 		if t.Context, err = dec.next(t.Index, suffix, base, prefix, hash); err != nil {

@@ -21,7 +21,7 @@ const (
 	sqlInsertTurn = `INSERT INTO turns(rollout_id, idx, context, ctx_base, ctx_prefix, ctx_sha256,
 		response, internal_state, action,
 		query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
-		finish_reason, created_at, retrieval_ms, token_source, raw_response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		finish_reason, created_at, retrieval_ms, token_source, raw_response, cached) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlPrevTurn = `SELECT idx, ctx_sha256 FROM turns WHERE rollout_id = ? AND idx < ?
 		ORDER BY idx DESC LIMIT 1`
 	sqlClaim = `UPDATE rollouts SET status = ?, endpoint = ?, heartbeat_at = ?,
