@@ -747,7 +747,7 @@ type callModel struct {
 	rolloutID int64
 	turn      int // index of the turn the next call is for
 	tr        *tracker
-	session   string // the rollout's session key, sent with every call (RolloutSessionKey)
+	session   string        // the rollout's session key, sent with every call (RolloutSessionKey)
 	cache     ResponseCache // nil = the run has no response cache
 }
 
