@@ -35,11 +35,11 @@ type tracker struct {
 // experiment is the run's experiment id.
 func (t *tracker) experiment() int64 { return t.p.Experiment }
 
-// calling counts a rollout entering (+1) or leaving (-1) a model call, for the
-// group commit: a rollout in a call cannot hand in a write soon.
-func (t *tracker) calling(d int64) {
+// replied counts a rollout that got a model reply (+1) and will hand its
+// turn to the group commit, or has done so or never will (-1).
+func (t *tracker) replied(d int64) {
 	if t != nil && t.writer != nil {
-		t.writer.calling.Add(d)
+		t.writer.soon.Add(d)
 	}
 }
 

@@ -701,6 +701,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		session: RolloutSessionKey(tr.experiment(), j.ID), cache: tr.cache}
 	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
 	onTurn := func(t core.Turn) error {
+		model.markReplied(false)
 		// The turn is stored even when ctx was cancelled during its call.
 		if err := wr.appendTurn(bg, j.ID, t); err != nil {
 			return err
@@ -710,6 +711,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	}
 	began := time.Now()
 	out, err := agent.Run(ctx, j.Task, prior, onTurn)
+	model.markReplied(false) // a reply whose turn was never stored
 	secs := time.Since(began).Seconds()
 	for _, t := range prior {
 		secs += t.Latency.Seconds()
@@ -749,6 +751,21 @@ type callModel struct {
 	tr        *tracker
 	session   string        // the rollout's session key, sent with every call (RolloutSessionKey)
 	cache     ResponseCache // nil = the run has no response cache
+	replied   bool          // a reply was received and its turn not yet handed to the store
+}
+
+// markReplied tells the group commit that this rollout's turn is on its way
+// (true: a reply arrived) or no longer is (false: handed in, or dropped).
+func (m *callModel) markReplied(on bool) {
+	if m.replied == on {
+		return
+	}
+	m.replied = on
+	if on {
+		m.tr.replied(1)
+	} else {
+		m.tr.replied(-1)
+	}
 }
 
 func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
@@ -767,11 +784,10 @@ func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string
 		}
 		start := time.Now()
 		m.ep.inFlight.Add(1)
-		m.tr.calling(1)
 		comp, err := m.ep.model.Complete(ctx, c, stops)
-		m.tr.calling(-1)
 		m.ep.inFlight.Add(-1)
 		if err == nil {
+			m.markReplied(true)
 			m.ep.report(false)
 			if comp.Cached {
 				m.ep.cacheHit() // not a GPU call

@@ -77,11 +77,17 @@ func throughputConfig(url string, concurrency int) RunConfig {
 	return cfg
 }
 
-// runOnce plays cfg on st and returns its turns and wall time.
+// runOnce plays cfg on st and returns its turns and the time from its first
+// model call to its last stored result (creating the experiment, composing
+// and queueing its tasks are left out: a sweep pays them once).
 func runOnce(b *testing.B, st RunStore, cfg RunConfig) (int, time.Duration) {
-	began := time.Now()
 	var last Progress
-	r := &Runner{Store: st, Env: fixedEnv{}, NewModel: func(c RunConfig) (core.Model, error) { return benchModel(c) }}
+	var began time.Time
+	var once sync.Once
+	r := &Runner{Store: st, Env: fixedEnv{}, NewModel: func(c RunConfig) (core.Model, error) {
+		m, err := benchModel(c)
+		return &firstCall{Model: m, once: &once, at: &began}, err
+	}}
 	if _, err := r.Run(context.Background(), cfg, func(p Progress) { last = p }); err != nil {
 		b.Fatal(err)
 	}
@@ -89,6 +95,18 @@ func runOnce(b *testing.B, st RunStore, cfg RunConfig) (int, time.Duration) {
 		b.ReportMetric(last.StoreWaitShare, "store-wait-share")
 	}
 	return last.Turns, time.Since(began)
+}
+
+// firstCall notes when the first model call starts.
+type firstCall struct {
+	core.Model
+	once *sync.Once
+	at   *time.Time
+}
+
+func (f *firstCall) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	f.once.Do(func() { *f.at = time.Now() })
+	return f.Model.Complete(ctx, c, stops)
 }
 
 // bareLoop sends n completions from concurrency goroutines through go-openai

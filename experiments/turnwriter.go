@@ -26,10 +26,12 @@ const (
 
 // turnWriter is a run's group commit: rollouts hand it their claims, finished
 // turns and results and wait until they are stored. After the first write of
-// a batch it gathers more for up to groupCommitWait, and commits at once
-// when the batch is full or every rollout in play is waiting on it (then no
-// more writes can come), so concurrent rollouts share one transaction instead
-// of queueing for the single writer one by one. A write is acknowledged only
+// a batch it gathers more for up to groupCommitWait while some rollout has a
+// model reply whose turn is on its way, and commits at once when the batch is
+// full or no such turn is left (then waiting would only add latency); writes
+// that arrive while a batch commits form the next one. So concurrent
+// rollouts share one transaction instead of queueing for the single writer
+// one by one. A write is acknowledged only
 // once committed, so a crash loses at most the turns in flight.
 type turnWriter struct {
 	store batchWriteStore
@@ -38,7 +40,7 @@ type turnWriter struct {
 	wait  time.Duration
 
 	playing atomic.Int64 // rollouts in play (each may hand in one write at a time)
-	calling atomic.Int64 // of those, rollouts inside a model call (no write soon)
+	soon    atomic.Int64 // rollouts that got a model reply and have not handed in its turn yet
 	waiting atomic.Int64 // writes handed in and not yet acknowledged
 	waitNS  atomic.Int64 // total time writers waited for their commit
 }
@@ -63,7 +65,7 @@ func (tw *turnWriter) loop() {
 		closed := false
 		timer.Reset(tw.wait)
 	gather:
-		for len(batch) < maxWriteBatch && int64(len(batch)) < tw.expected() {
+		for len(batch) < maxWriteBatch && tw.more() {
 			select {
 			case r, ok := <-tw.reqs:
 				if !ok {
@@ -100,11 +102,9 @@ func (tw *turnWriter) loop() {
 	}
 }
 
-// expected is how many writes a batch can still hope for: the rollouts in
-// play that are not inside a model call (at least 1).
-func (tw *turnWriter) expected() int64 {
-	return max(tw.playing.Load()-tw.calling.Load(), 1)
-}
+// more reports whether a batch should wait for more writes: some rollout
+// has a model reply whose turn is on its way to the store.
+func (tw *turnWriter) more() bool { return tw.soon.Load() > 0 }
 
 // do hands w to the group commit and returns its outcome once committed.
 func (tw *turnWriter) do(w storage.Write) storage.WriteOutcome {
