@@ -821,13 +821,6 @@ func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string
 	}
 }
 
-func (r *Runner) finish(ctx context.Context, id int64, res storage.RolloutResult) error {
-	if err := r.Store.FinishRollout(ctx, id, res); err != nil {
-		return fmt.Errorf("runner: rollout %d: %w", id, err)
-	}
-	return nil
-}
-
 func (r *Runner) setStatus(id int64, status string) {
 	_ = r.Store.SetExperimentStatus(context.Background(), id, status)
 }
