@@ -30,6 +30,7 @@ type tracker struct {
 	writer   *turnWriter // the run's group commit, nil when the store has none
 	workers  int         // the run's workers over all endpoints
 	cache    ResponseCache
+	paper    *paperLane // computes paper figures beside the workers; nil = on the worker
 }
 
 // experiment is the run's experiment id.

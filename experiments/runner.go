@@ -527,6 +527,9 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 
 	tr := newTracker(expID, rows, eps, act.gate, progress)
 	tr.cache = respCache
+	if ps, ok := r.Store.(paperSetter); ok {
+		tr.paper = newPaperLane(ps, tr)
+	}
 	rp := cfg.retryPolicy()
 	rs := newRetrieverState(env, rp)
 	wr := r.directWrites()
@@ -622,6 +625,9 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 		}
 	}
 	wg.Wait()
+	if tr.paper != nil {
+		tr.paper.close() // every finished rollout's paper figures are stored
+	}
 	close(hbStop)
 	<-hbDone
 
@@ -733,8 +739,23 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		}
 		res.Error = err.Error()
 	}
-	res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
-	tr.finish(j, res.Status, out, res.Paper, wr.finish(bg, j.ID, res))
+	if tr.paper == nil {
+		res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
+		tr.finish(j, res.Status, out, res.Paper, wr.finish(bg, j.ID, res))
+		return
+	}
+	// The paper figures follow from the lane (paperlane.go); the served
+	// request peak is cheap and is stored with the result.
+	res.RequestPeakTokens, res.TokenSource = core.RequestPeak(out.Turns)
+	if res.TokenSource == "" {
+		res.TokenSource = core.TokenSourceEstimate
+	}
+	err = wr.finish(bg, j.ID, res)
+	tr.finish(j, res.Status, out, nil, err)
+	if err == nil {
+		tr.paper.add(paperJob{j: j, status: res.Status, turns: out.Turns, tags: acfg.Tags,
+			requestPeak: res.RequestPeakTokens, source: res.TokenSource})
+	}
 }
 
 // callModel is the model one rollout talks to: it waits for the pause gate, the
