@@ -68,11 +68,11 @@ func throughputStore(b *testing.B) *storage.Store {
 	return st
 }
 
-// throughputConfig plays 2×concurrency rollouts (concurrency tasks under
-// mem1 and full) of 4 turns each against url.
+// throughputConfig plays 2×max(concurrency, 250) rollouts (that many tasks
+// under mem1 and full) of 4 turns each against url: at least 2,000 turns.
 func throughputConfig(url string, concurrency int) RunConfig {
 	cfg := DefaultRunConfig()
-	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = url+"/v1", "stub", 1, concurrency, concurrency, 4
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = url+"/v1", "stub", 1, max(concurrency, 250), concurrency, 4
 	cfg.Policies = []string{"mem1", "full"}
 	return cfg
 }
