@@ -46,6 +46,11 @@ bench: deps
 bench-charts: deps
 	$(GO) test -run '^$$' -bench 'TurnsCSV1M|Redraw10k' -benchmem -tags $(TESTTAGS) ./experiments/...
 
+.PHONY: bench-throughput
+## bench-throughput: the runner's throughput benchmarks alone, once each (runner vs a bare go-openai loop against a local stub: 20/50 ms latency at concurrency 64/256, and durable turns/s at zero latency)
+bench-throughput: deps
+	$(GO) test -run '^$$' -bench 'Throughput' -benchtime 1x -tags $(TESTTAGS) ./experiments/
+
 .PHONY: bench-browse
 ## bench-browse: the trace inspector's benchmarks alone (rollout browser over a generated 100k-rollout / 1M-turn store, made once in $TMPDIR, about 70 s; opening a 20-turn rollout)
 bench-browse: deps

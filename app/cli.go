@@ -318,6 +318,8 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.Int64Var(&cfg.MaxResponseBytes, "max-response-bytes", cfg.MaxResponseBytes, "largest reply body accepted (0 = 8 MiB); a longer one is a retried \"response too large\" failure")
 	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index) or the URL of a MEM1/Search-R1 /retrieve server")
 	memoryFlags(fs, cfg)
+	fs.BoolVar(&cfg.Cache, "cache", cfg.Cache, "answer a model call from the store's response cache when the same endpoint and model got the very same request before (and searches from the retrieval cache)")
+	fs.StringVar(&cfg.SessionHeader, "session-header", cfg.SessionHeader, "header carrying each rollout's session key for a sticky router (default X-Session-ID, - = none)")
 }
 
 // retrieverFlag sets RunConfig.Retriever from "bm25" or a /retrieve URL,

@@ -330,3 +330,35 @@ func TestScoreJSONPaperMetrics(t *testing.T) {
 	wantDepFull := wantDep // two turns: turn 1's context is all of turn 0 either way
 	assert.Equal(t, wantDepFull, *rows[0].Dependency)
 }
+
+// `run --cache`: the first turn of mem1 and of full on a task is one request,
+// so half of the first turns are answered from the store's cache (one at a
+// time: two identical requests in flight together both go to the server).
+func TestRunCacheFlag(t *testing.T) {
+	db, url := oracleEndpoint(t)
+	code, _, errOut := run(t, "run", "--db", db, "--endpoint", url, "--model", oracle.ModelName,
+		"--objectives", "1", "--policy", "mem1,full", "--tasks", "2", "--concurrency", "1", "--cache", "--json", "--quiet")
+	require.Equal(t, 0, code, errOut)
+	st, err := storage.Open(db)
+	require.NoError(t, err)
+	defer st.Close()
+	ctx := context.Background()
+	exps, err := st.Experiments(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, exps)
+	e := exps[len(exps)-1]
+	assert.Contains(t, e.ConfigJSON, `"cache":true`)
+	rows, err := st.Rollouts(ctx, e.ID)
+	require.NoError(t, err)
+	require.Len(t, rows, 4)
+	cachedFirst := 0
+	for _, r := range rows {
+		turns, err := st.Turns(ctx, r.ID)
+		require.NoError(t, err)
+		require.NotEmpty(t, turns)
+		if turns[0].Cached {
+			cachedFirst++
+		}
+	}
+	assert.Equal(t, 2, cachedFirst, "one first turn per task came from the cache")
+}

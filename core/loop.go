@@ -329,6 +329,7 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 			SubCalls:      mt.SubCalls,
 			Memory:        mt.Memory,
 			MemoryState:   mt.MemoryState,
+			Cached:        comp.Cached,
 		}
 		if t.Context == "" {
 			t.Context = c.Prompt + c.Carried()
@@ -364,6 +365,9 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 			t.Information = BudgetHint(turnsLeft) + "\n" + cfg.InvalidNote + "\n"
 		}
 		t.Latency = clock().Sub(start) // model call plus retrieval
+		if t.Cached {
+			t.Latency = t.RetrievalLatency // no model call was made
+		}
 
 		r.turns = append(r.turns, t)
 		r.exchanges = append(r.exchanges, cfg.Tags.Exchanges([]Turn{t})...)

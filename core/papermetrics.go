@@ -403,7 +403,9 @@ func ComputePaperMetrics(turns []RefTurn, em int, full bool, memories []string, 
 
 // RolloutPaperMetrics is ComputePaperMetrics for stored turns of a task: the
 // reference fields from ReferenceTurns, the lenient count from RolloutAnswer,
-// o200k counts, and the rule of the policy (PaperRuleFull).
+// o200k counts, the rule of the policy (PaperRuleFull), and the turns' memory
+// payloads as A-MEM's memories (Memories; eval.py adds the largest one's tokens
+// to the peak).
 func RolloutPaperMetrics(task Task, turns []Turn, tags Tags, policy string) PaperMetrics {
 	gold := make([][]string, len(task.Objectives))
 	for i, ob := range task.Objectives {
@@ -411,5 +413,7 @@ func RolloutPaperMetrics(task Task, turns []Turn, tags Tags, policy string) Pape
 	}
 	ans, ok := RolloutAnswer(turns)
 	em := LenientExactMatch(ans, ok, gold)
-	return ComputePaperMetrics(ReferenceTurns(turns, tags), em, PaperRuleFull(policy), nil, O200kTokens)
+	// A memory policy's payloads are A-MEM's "memories": eval.py adds the
+	// largest one to the peak (Memories is nil for the other policies).
+	return ComputePaperMetrics(ReferenceTurns(turns, tags), em, PaperRuleFull(policy), Memories(turns), O200kTokens)
 }

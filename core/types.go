@@ -89,6 +89,8 @@ type Completion struct {
 	// Sent is the exact request text: the raw prompt string in completions mode,
 	// the messages rendered as "<|role|>\ncontent" blocks in chat mode.
 	Sent string
+	// Cached is true when the reply came from a response cache, not the server.
+	Cached bool
 }
 
 // Model completes one turn. stops are the stop strings for this turn.
@@ -180,6 +182,9 @@ type Turn struct {
 	SubCalls    []SubCall
 	Memory      string
 	MemoryState string
+	// Cached is true when the generation came from a response cache: no model
+	// call was made, and Latency counts only the retrieval.
+	Cached bool
 }
 
 // Tokens is the size of this turn's sequence: context plus generation.

@@ -135,12 +135,23 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if err := dropStreamFalse(req); err != nil {
 		return nil, err
 	}
-	if t.auth != "" && req.Header.Get("Authorization") == "" {
-		req = req.Clone(req.Context())
-		req.Header.Set("Authorization", t.auth)
-	}
-	resp, err := t.base.RoundTrip(req)
 	slot, _ := req.Context().Value(captureKey{}).(*captureSlot)
+	if t.auth != "" && req.Header.Get("Authorization") == "" || slot != nil && slot.sessionHeader != "" {
+		req = req.Clone(req.Context())
+		if t.auth != "" && req.Header.Get("Authorization") == "" {
+			req.Header.Set("Authorization", t.auth)
+		}
+		if slot != nil && slot.sessionHeader != "" {
+			req.Header.Set(slot.sessionHeader, slot.sessionKey) // the rollout's key for a sticky router
+		}
+	}
+	var resp *http.Response
+	var err error
+	if hit := cacheLookup(req, slot); hit != nil {
+		resp = hit // the response cache answered: no request is sent
+	} else {
+		resp, err = t.base.RoundTrip(req)
+	}
 	if err != nil {
 		return resp, err
 	}
@@ -176,6 +187,7 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	if slot != nil {
 		slot.body = body
+		cacheStore(req.Context(), slot, body)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))

@@ -112,6 +112,14 @@ type RunConfig struct {
 	// Memory, when set, is the memory policies' endpoints and knobs
 	// (MemoryConfig, experiments/memory.go).
 	Memory *MemoryConfig `toml:"memory,omitempty" json:"memory,omitempty"`
+	// SessionHeader and SessionUser are the top-level endpoint's
+	// EndpointProfile keys of the same names.
+	SessionHeader string `toml:"session_header,omitempty" json:"session_header,omitempty"`
+	SessionUser   bool   `toml:"session_user,omitempty" json:"session_user,omitempty"`
+	// Cache answers a model call from the store's response cache when the
+	// same endpoint and model were sent the very same request before (see
+	// ResponseCache); a hit is recorded as a cached turn with latency 0.
+	Cache bool `toml:"cache,omitempty" json:"cache,omitempty"`
 }
 
 // SearchTopK is the passages per search: retriever.topk when set, else top_k.
@@ -153,6 +161,12 @@ type EndpointProfile struct {
 	TimeoutSeconds    float64 `toml:"timeout_seconds,omitempty" json:"timeout_seconds,omitempty"`
 	Concurrency       int     `toml:"concurrency" json:"concurrency"`
 	RequestsPerSecond float64 `toml:"requests_per_second,omitempty" json:"requests_per_second,omitempty"`
+	// SessionHeader names the HTTP header that carries the rollout's session
+	// key on every request ("" = DefaultSessionHeader, "-" = none), for a
+	// sticky or prefix-aware router in front of several replicas.
+	SessionHeader string `toml:"session_header,omitempty" json:"session_header,omitempty"`
+	// SessionUser also sends the session key as the request's OpenAI "user" field.
+	SessionUser bool `toml:"session_user,omitempty" json:"session_user,omitempty"`
 }
 
 // Validate reports every bad field of the profile, each named by its key.
@@ -228,7 +242,8 @@ func (c RunConfig) TaskDataset() string {
 func (c RunConfig) EndpointList() []EndpointProfile {
 	if len(c.Endpoints) == 0 {
 		return []EndpointProfile{{Name: "default", URL: c.Endpoint, Model: c.Model, Mode: c.Mode, APIKeyEnv: c.APIKeyEnv, APIKeyKeyring: c.APIKeyKeyring,
-			TimeoutSeconds: c.TimeoutSeconds, Concurrency: c.Concurrency, RequestsPerSecond: c.RequestsPerSecond}}
+			TimeoutSeconds: c.TimeoutSeconds, Concurrency: c.Concurrency, RequestsPerSecond: c.RequestsPerSecond,
+			SessionHeader: c.SessionHeader, SessionUser: c.SessionUser}}
 	}
 	out := make([]EndpointProfile, len(c.Endpoints))
 	for i, p := range c.Endpoints {
@@ -267,6 +282,8 @@ func (c RunConfig) EndpointFor(p EndpointProfile) Endpoint {
 
 		MaxResponseBytes: c.MaxResponseBytes,
 		Concurrency:      p.Concurrency,
+		SessionHeader:    p.SessionHeader,
+		SessionUser:      p.SessionUser,
 	}
 }
 
@@ -275,6 +292,7 @@ func (c RunConfig) EndpointFor(p EndpointProfile) Endpoint {
 func (c RunConfig) ForEndpoint(p EndpointProfile) RunConfig {
 	c.Endpoint, c.Model, c.Mode, c.APIKeyEnv, c.APIKeyKeyring = p.URL, p.Model, p.Mode, p.APIKeyEnv, p.APIKeyKeyring
 	c.TimeoutSeconds, c.Concurrency, c.RequestsPerSecond = p.TimeoutSeconds, p.Concurrency, p.RequestsPerSecond
+	c.SessionHeader, c.SessionUser = p.SessionHeader, p.SessionUser
 	c.Endpoints = nil
 	return c
 }
@@ -360,6 +378,11 @@ type Progress struct {
 	Settings []SettingProgress
 	// Endpoints is each endpoint's share of the calls so far.
 	Endpoints []EndpointStats
+	// InFlight is the number of model calls under way over all endpoints.
+	InFlight int
+	// StoreWaitShare is the share (0..1) of the workers' time spent waiting
+	// for their writes to commit: total commit wait / (Elapsed × workers).
+	StoreWaitShare float64
 }
 
 // SettingProgress is one grid setting's progress: counts, and running means
@@ -648,5 +671,7 @@ func (c RunConfig) EndpointConfig() Endpoint {
 
 		MaxResponseBytes: c.MaxResponseBytes,
 		Concurrency:      c.Concurrency,
+		SessionHeader:    c.SessionHeader,
+		SessionUser:      c.SessionUser,
 	}
 }

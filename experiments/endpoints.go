@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -16,9 +17,10 @@ import (
 // limit and its circuit breaker. Its concurrency is enforced by the runner,
 // which binds that many workers to it.
 type endpointState struct {
-	profile EndpointProfile
-	model   core.Model
-	limiter *rate.Limiter // nil = no cap
+	inFlight atomic.Int64 // model calls under way
+	profile  EndpointProfile
+	model    core.Model
+	limiter  *rate.Limiter // nil = no cap
 
 	mu        sync.Mutex
 	failRun   int       // failed calls in a row
@@ -30,6 +32,15 @@ type endpointState struct {
 	down      error // set once the endpoint is declared down
 	requests  int   // calls sent
 	failures  int   // calls failed
+	cacheHits int   // calls answered by the response cache (not in requests)
+}
+
+// cacheHit moves a call that the response cache answered out of requests.
+func (e *endpointState) cacheHit() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.requests--
+	e.cacheHits++
 }
 
 // errEndpointDown is wrapped by the error of an endpoint declared down.
@@ -116,12 +127,17 @@ type EndpointStats struct {
 	Requests int
 	Failures int
 	Paused   bool // its circuit breaker is open
+	// InFlight is the number of model calls to it under way at the snapshot.
+	InFlight int
+	// CacheHits counts calls the response cache answered (not in Requests).
+	CacheHits int
 }
 
 func (e *endpointState) stats() EndpointStats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return EndpointStats{Name: e.profile.Name, Requests: e.requests, Failures: e.failures, Paused: time.Now().Before(e.openUntil)}
+	return EndpointStats{Name: e.profile.Name, Requests: e.requests, Failures: e.failures, Paused: time.Now().Before(e.openUntil),
+		InFlight: int(e.inFlight.Load()), CacheHits: e.cacheHits}
 }
 
 // gate pauses a run: while closed, workers take no new rollout and rollouts in
@@ -170,4 +186,88 @@ func (g *gate) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// DefaultSessionHeader is the header that carries a rollout's session key
+// when an endpoint names none.
+const DefaultSessionHeader = "X-Session-ID"
+
+type sessionKeyCtx struct{}
+
+// WithSessionKey returns ctx carrying a session key: every model call made
+// with it sends the key in the endpoint's session header (and, with
+// session_user, as the OpenAI "user" field), so a sticky or prefix-aware
+// router keeps one rollout's turns on the replica holding its prefix.
+func WithSessionKey(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, sessionKeyCtx{}, key)
+}
+
+// SessionKey is ctx's session key ("" = none).
+func SessionKey(ctx context.Context) string {
+	k, _ := ctx.Value(sessionKeyCtx{}).(string)
+	return k
+}
+
+// RolloutSessionKey is the session key of a rollout: stable across its
+// turns, retries and resumes (it names the experiment and the rollout's row).
+func RolloutSessionKey(expID, rolloutID int64) string {
+	return fmt.Sprintf("mem1lab-e%d-r%d", expID, rolloutID)
+}
+
+func sessionHeaderName(h string) string {
+	switch h {
+	case "":
+		return DefaultSessionHeader
+	case "-":
+		return ""
+	}
+	return h
+}
+
+// RouterPreset is an endpoint set up for a router that spreads requests over
+// several model replicas. Each keeps a rollout's requests together by its
+// session key (so the replica that holds the rollout's prefix in its KV cache
+// serves its next turn) and is driven at the concurrency of many GPUs.
+type RouterPreset struct {
+	Name        string
+	Description string
+	URL         string // the router's usual local address
+	Mode        string
+	Concurrency int
+	// SessionHeader and SessionUser as in EndpointProfile.
+	SessionHeader string
+	SessionUser   bool
+}
+
+// RouterPresets are the routers users put in front of vLLM and SGLang
+// replicas. The header must match what the router is told to read (vLLM's
+// production-stack router: --routing-logic session --session-key X-Session-ID;
+// LiteLLM reads the "user" field for its per-user routing and spend).
+var RouterPresets = []RouterPreset{
+	{Name: "vllm-router", Description: "vLLM router (session routing on X-Session-ID)",
+		URL: "http://127.0.0.1:8000/v1", Mode: ModeCompletions, Concurrency: 256, SessionHeader: DefaultSessionHeader, SessionUser: true},
+	{Name: "sglang-router", Description: "SGLang gateway (cache-aware routing on the prompt prefix)",
+		URL: "http://127.0.0.1:30000/v1", Mode: ModeCompletions, Concurrency: 256, SessionHeader: DefaultSessionHeader, SessionUser: true},
+	{Name: "litellm-proxy", Description: "LiteLLM proxy (OpenAI user field; chat API)",
+		URL: "http://127.0.0.1:4000/v1", Mode: ModeChat, Concurrency: 128, SessionHeader: DefaultSessionHeader, SessionUser: true},
+}
+
+// RouterPresetByName finds a preset of RouterPresets.
+func RouterPresetByName(name string) (RouterPreset, bool) {
+	for _, p := range RouterPresets {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return RouterPreset{}, false
+}
+
+// Profile is the preset as an endpoint profile named name serving model
+// (url "" keeps the preset's address).
+func (p RouterPreset) Profile(name, url, model string) EndpointProfile {
+	if url == "" {
+		url = p.URL
+	}
+	return EndpointProfile{Name: name, URL: url, Model: model, Mode: p.Mode, Concurrency: p.Concurrency,
+		SessionHeader: p.SessionHeader, SessionUser: p.SessionUser}
 }

@@ -60,6 +60,11 @@ type Endpoint struct {
 	// Concurrency is how many requests the caller keeps in flight; the
 	// connection pool keeps that many idle connections to the host (0 = 2).
 	Concurrency int
+	// SessionHeader names the header that carries the session key of a call
+	// whose context has one (WithSessionKey): "" = DefaultSessionHeader, "-" =
+	// none. SessionUser also sends the key as the OpenAI "user" field.
+	SessionHeader string
+	SessionUser   bool
 }
 
 // Validate reports the first bad field of the endpoint.
@@ -187,6 +192,17 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 		defer cancel()
 	}
 	slot := &captureSlot{}
+	session := SessionKey(ctx)
+	if session != "" {
+		slot.sessionHeader, slot.sessionKey = sessionHeaderName(m.ep.SessionHeader), session
+	}
+	user := ""
+	if m.ep.SessionUser {
+		user = session
+	}
+	if c := responseCacheFrom(ctx); c != nil {
+		slot.cache, slot.cacheURL, slot.cacheModel = c, m.ep.BaseURL, m.ep.Model
+	}
 	ctx = context.WithValue(ctx, captureKey{}, slot)
 
 	temp := float32(m.ep.Temperature)
@@ -213,6 +229,7 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 			Temperature: temp,
 			TopP:        float32(m.ep.TopP),
 			Stop:        stops,
+			User:        user,
 		})
 		if err == nil {
 			if len(resp.Choices) == 0 {
@@ -231,6 +248,7 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 			Temperature: temp,
 			TopP:        float32(m.ep.TopP),
 			Stop:        stops,
+			User:        user,
 		}
 		for _, msg := range msgs {
 			req.Messages = append(req.Messages, openai.ChatCompletionMessage{Role: msg.Role, Content: msg.Content})
@@ -251,6 +269,7 @@ func (m *OpenAIModel) Complete(ctx context.Context, c core.Context, stops []stri
 	}
 	extra := decodeVLLMExtras(slot.body)
 	out.StopReason = extra.stopReason
+	out.Cached = slot.cached
 	switch {
 	case extra.usage != nil:
 		out.Usage = core.Usage{PromptTokens: extra.usage.PromptTokens, CompletionTokens: extra.usage.CompletionTokens,
@@ -510,6 +529,13 @@ type captureSlot struct {
 	errBody    []byte // the kept prefix of an error reply's body
 	errDropped int64  // bytes of it dropped unread
 	errAtLeast bool   // errDropped is a lower bound
+
+	sessionHeader, sessionKey string // a header to set on the request ("" = none)
+
+	// the response cache (cache.go): nil = none; cached is set on a hit
+	cache                          ResponseCache
+	cacheURL, cacheModel, cacheKey string
+	cached                         bool
 }
 
 // dropStreamFalse removes the `"stream":false` member go-openai always encodes

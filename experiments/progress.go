@@ -27,6 +27,21 @@ type tracker struct {
 	eps      []*endpointState
 	gate     *gate
 	errs     []error
+	writer   *turnWriter // the run's group commit, nil when the store has none
+	workers  int         // the run's workers over all endpoints
+	cache    ResponseCache
+	paper    *paperLane // computes paper figures beside the workers; nil = on the worker
+}
+
+// experiment is the run's experiment id.
+func (t *tracker) experiment() int64 { return t.p.Experiment }
+
+// replied counts a rollout that got a model reply (+1) and will hand its
+// turn to the group commit, or has done so or never will (-1).
+func (t *tracker) replied(d int64) {
+	if t != nil && t.writer != nil {
+		t.writer.soon.Add(d)
+	}
 }
 
 type settingKey struct {
@@ -41,6 +56,9 @@ type settingAcc struct {
 
 func newTracker(expID int64, rows []storage.RolloutRow, eps []*endpointState, g *gate, fn func(Progress)) *tracker {
 	t := &tracker{fn: fn, began: time.Now(), settings: map[settingKey]*settingAcc{}, eps: eps, gate: g}
+	for _, e := range eps {
+		t.workers += e.profile.Concurrency
+	}
 	t.p.Experiment = expID
 	t.p.Total = len(rows)
 	for _, r := range rows {
@@ -115,7 +133,12 @@ func (t *tracker) emit() {
 		p.Settings[i] = t.settings[k].SettingProgress
 	}
 	for _, e := range t.eps {
-		p.Endpoints = append(p.Endpoints, e.stats())
+		st := e.stats()
+		p.Endpoints = append(p.Endpoints, st)
+		p.InFlight += st.InFlight
+	}
+	if t.writer != nil && t.workers > 0 && p.Elapsed > 0 {
+		p.StoreWaitShare = float64(t.writer.storeWait()) / (float64(p.Elapsed) * float64(t.workers))
 	}
 	t.fn(p)
 }

@@ -499,6 +499,13 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	if c, ok := env.(io.Closer); ok && env != r.Env {
 		defer c.Close()
 	}
+	var respCache ResponseCache
+	if cfg.Cache {
+		if rc, ok := r.Store.(RetrievalCache); ok && env != nil {
+			env = &cachedEnv{env: env, cache: rc, retriever: retrieverCacheName(cfg)}
+		}
+		respCache, _ = r.Store.(ResponseCache)
+	}
 	owner := newOwner()
 	if err := r.claim(ctx, expID, owner); err != nil {
 		return sum, err
@@ -558,6 +565,10 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	}()
 
 	tr := newTracker(expID, rows, eps, act.gate, progress)
+	tr.cache = respCache
+	if ps, ok := r.Store.(paperSetter); ok {
+		tr.paper = newPaperLane(ps, tr)
+	}
 	rp := cfg.retryPolicy()
 	mem, err := r.memoryEndpoints(cfg, eps)
 	if err != nil {
@@ -565,11 +576,12 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	}
 	defer mem.closeAll()
 	rs := newRetrieverState(env, rp)
-	appendTurn := r.Store.AppendTurn
-	if bs, ok := r.Store.(batchTurnStore); ok {
+	wr := r.directWrites()
+	if bs, ok := r.Store.(batchWriteStore); ok {
 		tw := newTurnWriter(bs)
 		defer tw.close() // when execute returns, after wg.Wait below has seen every worker stop
-		appendTurn = func(_ context.Context, id int64, t core.Turn) error { return tw.append(id, t) }
+		wr = groupWrites(tw)
+		tr.writer = tw
 	}
 
 	// Heartbeat: lease, rollouts' heartbeats, control requests from the store.
@@ -651,12 +663,15 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 					if runCtx.Err() != nil {
 						return // left queued for a later resume
 					}
-					r.play(runCtx, job, ep, rs, mem, acfgs[job.Policy], rp, act.gate, tr, red, appendTurn)
+					r.play(runCtx, job, ep, rs, mem, acfgs[job.Policy], rp, act.gate, tr, red, wr)
 				}
 			}()
 		}
 	}
 	wg.Wait()
+	if tr.paper != nil {
+		tr.paper.close() // every finished rollout's paper figures are stored
+	}
 	close(hbStop)
 	<-hbDone
 
@@ -684,7 +699,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 			}
 			msg := boundText(red.text(fmt.Sprintf("%s: not started: %v", KindEndpointDown, reason)), maxSummary)
 			for job := range q {
-				tr.finish(job, storage.StatusFailed, core.Outcome{}, nil, r.finish(bg, job.ID, storage.RolloutResult{Status: storage.StatusFailed, Error: msg}))
+				tr.finish(job, storage.StatusFailed, core.Outcome{}, nil, wr.finish(bg, job.ID, storage.RolloutResult{Status: storage.StatusFailed, Error: msg}))
 			}
 		}
 	}
@@ -739,9 +754,18 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 
 // play runs one rollout on ep (from its last stored turn) and records its result.
 func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, rs *retrieverState, mem *memoryEndpoints, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
-	red *redactor, appendTurn func(context.Context, int64, core.Turn) error) {
+	red *redactor, wr rolloutWrites) {
 	bg := context.WithoutCancel(ctx)
-	ok, err := r.Store.ClaimRollout(ctx, j.ID, ep.profile.Name)
+	wr.begin()
+	defer wr.end()
+	// The prompt every model call of this rollout carries, kept for the
+	// trajectories export (an invalid config fails in agent.Run below); it is
+	// stored with the claim.
+	prompt, perr := acfg.Prompt(j.Task)
+	if perr != nil {
+		prompt = ""
+	}
+	ok, err := wr.claim(ctx, j.ID, ep.profile.Name, prompt, tr)
 	if err != nil || !ok {
 		if err != nil {
 			tr.storeError(err)
@@ -751,31 +775,26 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	prior, err := r.Store.Turns(bg, j.ID)
 	if err != nil {
 		res := storage.RolloutResult{Status: storage.StatusFailed, Error: KindOther + ": " + err.Error()}
-		tr.finish(j, res.Status, core.Outcome{}, nil, r.finish(bg, j.ID, res))
+		tr.finish(j, res.Status, core.Outcome{}, nil, wr.finish(bg, j.ID, res))
 		return
 	}
-	// The prompt every model call of this rollout carries, kept for the
-	// trajectories export (an invalid config fails in agent.Run below).
-	if prompt, perr := acfg.Prompt(j.Task); perr == nil {
-		if err := r.Store.SetRolloutPrompt(bg, j.ID, prompt); err != nil {
-			tr.storeError(err)
-		}
-	}
 	tr.start(j)
-	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr, red: red}
+	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr, red: red,
+		session: RolloutSessionKey(tr.experiment(), j.ID), cache: tr.cache}
 	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
 	if _, ok := acfg.Policy.(core.MemoryPolicy); ok {
 		sc, err := r.newSubCaller(bg, j.ID, len(prior), ep, mem, g, rp, tr, red)
 		if err != nil {
 			res := storage.RolloutResult{Status: storage.StatusFailed, Error: KindOther + ": " + err.Error()}
-			tr.finish(j, res.Status, core.Outcome{}, nil, r.finish(bg, j.ID, res))
+			tr.finish(j, res.Status, core.Outcome{}, nil, wr.finish(bg, j.ID, res))
 			return
 		}
 		agent.Sub = sc
 	}
 	onTurn := func(t core.Turn) error {
+		model.markReplied(false)
 		// The turn is stored even when ctx was cancelled during its call.
-		if err := appendTurn(bg, j.ID, red.turn(t)); err != nil {
+		if err := wr.appendTurn(bg, j.ID, red.turn(t)); err != nil {
 			return err
 		}
 		tr.turn(t)
@@ -783,6 +802,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	}
 	began := time.Now()
 	out, err := agent.Run(ctx, j.Task, prior, onTurn)
+	model.markReplied(false) // a reply whose turn was never stored
 	secs := time.Since(began).Seconds()
 	for _, t := range prior {
 		secs += t.Latency.Seconds()
@@ -808,8 +828,23 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		}
 		res.Error = boundText(red.text(res.Error), 2*maxSummary)
 	}
-	res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
-	tr.finish(j, res.Status, out, res.Paper, r.finish(bg, j.ID, res))
+	if tr.paper == nil {
+		res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
+		tr.finish(j, res.Status, out, res.Paper, wr.finish(bg, j.ID, res))
+		return
+	}
+	// The paper figures follow from the lane (paperlane.go); the served
+	// request peak is cheap and is stored with the result.
+	res.RequestPeakTokens, res.TokenSource = core.RequestPeak(out.Turns)
+	if res.TokenSource == "" {
+		res.TokenSource = core.TokenSourceEstimate
+	}
+	err = wr.finish(bg, j.ID, res)
+	tr.finish(j, res.Status, out, nil, err)
+	if err == nil {
+		tr.paper.add(paperJob{j: j, status: res.Status, turns: out.Turns, tags: acfg.Tags,
+			requestPeak: res.RequestPeakTokens, source: res.TokenSource})
+	}
 }
 
 // callModel is the model one rollout talks to: it waits for the pause gate, the
@@ -825,9 +860,32 @@ type callModel struct {
 	turn      int // index of the turn the next call is for
 	tr        *tracker
 	red       *redactor
+	session   string        // the rollout's session key, sent with every call (RolloutSessionKey)
+	cache     ResponseCache // nil = the run has no response cache
+	replied   bool          // a reply was received and its turn not yet handed to the store
+}
+
+// markReplied tells the group commit that this rollout's turn is on its way
+// (true: a reply arrived) or no longer is (false: handed in, or dropped).
+func (m *callModel) markReplied(on bool) {
+	if m.replied == on {
+		return
+	}
+	m.replied = on
+	if on {
+		m.tr.replied(1)
+	} else {
+		m.tr.replied(-1)
+	}
 }
 
 func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	if m.session != "" {
+		ctx = WithSessionKey(ctx, m.session)
+	}
+	if m.cache != nil {
+		ctx = WithResponseCache(ctx, m.cache)
+	}
 	for attempt := 1; ; attempt++ {
 		if err := m.gate.wait(ctx); err != nil {
 			return core.Completion{}, err
@@ -836,9 +894,15 @@ func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string
 			return core.Completion{}, err
 		}
 		start := time.Now()
+		m.ep.inFlight.Add(1)
 		comp, err := m.ep.model.Complete(ctx, c, stops)
+		m.ep.inFlight.Add(-1)
 		if err == nil {
+			m.markReplied(true)
 			m.ep.report(nil)
+			if comp.Cached {
+				m.ep.cacheHit() // not a GPU call
+			}
 			m.turn++
 			return comp, nil
 		}
@@ -870,13 +934,6 @@ func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string
 			return comp, err
 		}
 	}
-}
-
-func (r *Runner) finish(ctx context.Context, id int64, res storage.RolloutResult) error {
-	if err := r.Store.FinishRollout(ctx, id, res); err != nil {
-		return fmt.Errorf("runner: rollout %d: %w", id, err)
-	}
-	return nil
 }
 
 func (r *Runner) setStatus(id int64, status string) {

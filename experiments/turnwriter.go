@@ -2,76 +2,213 @@ package experiments
 
 import (
 	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
-// batchTurnStore stores several turns in one transaction (*storage.Store has it).
-type batchTurnStore interface {
-	AppendTurns(ctx context.Context, ws []storage.TurnWrite) []error
+// batchWriteStore commits several writes in one transaction (*storage.Store has it).
+type batchWriteStore interface {
+	ApplyWrites(ctx context.Context, ws []storage.Write) []storage.WriteOutcome
 }
 
-// maxTurnBatch bounds one group commit.
-const maxTurnBatch = 64
+const (
+	// maxWriteBatch bounds one group commit.
+	maxWriteBatch = 256
+	// groupCommitWait is how long a group commit waits for more writes after
+	// the first one arrives, unless every rollout in play has already handed
+	// one in or the batch is full.
+	groupCommitWait = time.Millisecond
+)
 
-// turnWriter is a run's group commit: rollouts hand it their finished turns and
-// wait until they are stored; it writes every turn waiting at that moment in
-// one transaction, so concurrent rollouts share commits instead of queueing for
-// the single writer one by one. A turn is acknowledged only once committed.
+// turnWriter is a run's group commit: rollouts hand it their claims, finished
+// turns and results and wait until they are stored. After the first write of
+// a batch it gathers more for up to groupCommitWait while some rollout has a
+// model reply whose turn is on its way, and commits at once when the batch is
+// full or no such turn is left (then waiting would only add latency); writes
+// that arrive while a batch commits form the next one. So concurrent
+// rollouts share one transaction instead of queueing for the single writer
+// one by one. A write is acknowledged only
+// once committed, so a crash loses at most the turns in flight.
 type turnWriter struct {
-	store batchTurnStore
-	reqs  chan turnReq
+	store batchWriteStore
+	reqs  chan writeReq
 	done  chan struct{}
+	wait  time.Duration
+
+	playing atomic.Int64 // rollouts in play (each may hand in one write at a time)
+	soon    atomic.Int64 // rollouts that got a model reply and have not handed in its turn yet
+	waiting atomic.Int64 // writes handed in and not yet acknowledged
+	waitNS  atomic.Int64 // total time writers waited for their commit
 }
 
-type turnReq struct {
-	w   storage.TurnWrite
-	err chan error
+type writeReq struct {
+	w   storage.Write
+	out chan storage.WriteOutcome
 }
 
-func newTurnWriter(st batchTurnStore) *turnWriter {
-	tw := &turnWriter{store: st, reqs: make(chan turnReq), done: make(chan struct{})}
+func newTurnWriter(st batchWriteStore) *turnWriter {
+	tw := &turnWriter{store: st, reqs: make(chan writeReq, maxWriteBatch), done: make(chan struct{}), wait: groupCommitWait}
 	go tw.loop()
 	return tw
 }
 
 func (tw *turnWriter) loop() {
 	defer close(tw.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for req := range tw.reqs {
-		batch := []turnReq{req}
+		batch := []writeReq{req}
+		closed := false
+		timer.Reset(tw.wait)
 	gather:
-		for len(batch) < maxTurnBatch {
+		for len(batch) < maxWriteBatch && tw.more() {
 			select {
 			case r, ok := <-tw.reqs:
 				if !ok {
+					closed = true
 					break gather
 				}
 				batch = append(batch, r)
-			default:
+			case <-timer.C:
 				break gather
 			}
 		}
-		ws := make([]storage.TurnWrite, len(batch))
+		timer.Stop()
+		// Writes already queued join the batch without waiting.
+	drain:
+		for !closed && len(batch) < maxWriteBatch {
+			select {
+			case r, ok := <-tw.reqs:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		ws := make([]storage.Write, len(batch))
 		for i, r := range batch {
 			ws[i] = r.w
 		}
-		errs := tw.store.AppendTurns(context.Background(), ws)
+		outs := tw.store.ApplyWrites(context.Background(), ws)
 		for i, r := range batch {
-			r.err <- errs[i]
+			r.out <- outs[i]
 		}
 	}
 }
 
-// append stores one turn and returns once it is committed.
-func (tw *turnWriter) append(rolloutID int64, t core.Turn) error {
-	ch := make(chan error, 1)
-	tw.reqs <- turnReq{w: storage.TurnWrite{RolloutID: rolloutID, Turn: t}, err: ch}
-	return <-ch
+// more reports whether a batch should wait for more writes: some rollout
+// has a model reply whose turn is on its way to the store.
+func (tw *turnWriter) more() bool { return tw.soon.Load() > 0 }
+
+// do hands w to the group commit and returns its outcome once committed.
+func (tw *turnWriter) do(w storage.Write) storage.WriteOutcome {
+	began := time.Now()
+	tw.waiting.Add(1)
+	ch := make(chan storage.WriteOutcome, 1)
+	tw.reqs <- writeReq{w: w, out: ch}
+	o := <-ch
+	tw.waiting.Add(-1)
+	tw.waitNS.Add(int64(time.Since(began)))
+	return o
 }
 
-// close stops the writer after the turns handed to it are stored.
+// append stores one turn and returns once it is committed.
+func (tw *turnWriter) append(rolloutID int64, t core.Turn) error {
+	return tw.do(storage.Write{RolloutID: rolloutID, Turn: &t}).Err
+}
+
+// claim is ClaimRollout plus SetRolloutPrompt, in the group commit.
+func (tw *turnWriter) claim(rolloutID int64, endpoint, prompt string) (bool, error) {
+	o := tw.do(storage.Write{RolloutID: rolloutID, Claim: &storage.Claim{Endpoint: endpoint, Prompt: prompt}})
+	return o.Claimed, o.Err
+}
+
+// finish is FinishRollout in the group commit.
+func (tw *turnWriter) finish(rolloutID int64, res storage.RolloutResult) error {
+	return tw.do(storage.Write{RolloutID: rolloutID, Finish: &res}).Err
+}
+
+// storeWait is the total time writers have waited for their commits.
+func (tw *turnWriter) storeWait() time.Duration { return time.Duration(tw.waitNS.Load()) }
+
+// close stops the writer after the writes handed to it are stored.
 func (tw *turnWriter) close() {
 	close(tw.reqs)
 	<-tw.done
+}
+
+// rolloutWrites are the writes a rollout makes while it plays: through the
+// run's group commit when the store has one, else one by one.
+type rolloutWrites struct {
+	claimFn    func(ctx context.Context, id int64, endpoint, prompt string) (bool, []error)
+	appendTurn func(ctx context.Context, id int64, t core.Turn) error
+	finishFn   func(ctx context.Context, id int64, res storage.RolloutResult) error
+	begin, end func() // a rollout enters and leaves play
+}
+
+// claim claims rollout id for endpoint and stores its prompt; errors that do
+// not undo the claim (the prompt's) go to tr.
+func (w rolloutWrites) claim(ctx context.Context, id int64, endpoint, prompt string, tr *tracker) (bool, error) {
+	ok, errs := w.claimFn(ctx, id, endpoint, prompt)
+	if len(errs) > 1 {
+		for _, e := range errs[1:] {
+			tr.storeError(e)
+		}
+	}
+	if len(errs) > 0 {
+		return ok, errs[0]
+	}
+	return ok, nil
+}
+
+func (w rolloutWrites) finish(ctx context.Context, id int64, res storage.RolloutResult) error {
+	if err := w.finishFn(ctx, id, res); err != nil {
+		return fmt.Errorf("runner: rollout %d: %w", id, err)
+	}
+	return nil
+}
+
+// directWrites writes through the RunStore's own methods, one call each.
+func (r *Runner) directWrites() rolloutWrites {
+	return rolloutWrites{
+		claimFn: func(ctx context.Context, id int64, endpoint, prompt string) (bool, []error) {
+			ok, err := r.Store.ClaimRollout(ctx, id, endpoint)
+			if err != nil || !ok {
+				return ok, []error{err}
+			}
+			if prompt != "" {
+				if err := r.Store.SetRolloutPrompt(context.WithoutCancel(ctx), id, prompt); err != nil {
+					return true, []error{nil, err}
+				}
+			}
+			return true, nil
+		},
+		appendTurn: r.Store.AppendTurn,
+		finishFn:   r.Store.FinishRollout,
+		begin:      func() {},
+		end:        func() {},
+	}
+}
+
+// groupWrites writes through tw.
+func groupWrites(tw *turnWriter) rolloutWrites {
+	return rolloutWrites{
+		claimFn: func(_ context.Context, id int64, endpoint, prompt string) (bool, []error) {
+			ok, err := tw.claim(id, endpoint, prompt)
+			if err != nil {
+				return ok, []error{err}
+			}
+			return ok, nil
+		},
+		appendTurn: func(_ context.Context, id int64, t core.Turn) error { return tw.append(id, t) },
+		finishFn:   func(_ context.Context, id int64, res storage.RolloutResult) error { return tw.finish(id, res) },
+		begin:      func() { tw.playing.Add(1) },
+		end:        func() { tw.playing.Add(-1) },
+	}
 }

@@ -182,6 +182,12 @@ func (s *Store) BrowseRollouts(ctx context.Context, q RolloutQuery) (RolloutPage
 	if !ok {
 		return RolloutPage{}, fmt.Errorf("storage: browse rollouts: unknown sort key %q", q.Sort)
 	}
+	if matchExpr(q.Text) != "" {
+		// Turns committed but not yet in the trace index are indexed first.
+		if err := s.syncTurnIndex(ctx); err != nil {
+			return RolloutPage{}, err
+		}
+	}
 	dir := " ASC"
 	if q.Desc {
 		dir = " DESC"

@@ -224,8 +224,7 @@ func (c *lastContexts) drop(rolloutID int64) {
 func (s *Store) previousContext(ctx context.Context, tx *sql.Tx, rolloutID int64, idx int) (int, string, error) {
 	var prevIdx int
 	var prevHash string
-	err := tx.QueryRowContext(ctx, `SELECT idx, ctx_sha256 FROM turns WHERE rollout_id = ? AND idx < ?
-		ORDER BY idx DESC LIMIT 1`, rolloutID, idx).Scan(&prevIdx, &prevHash)
+	err := tx.StmtContext(ctx, s.stmts.prevTurn).QueryRowContext(ctx, rolloutID, idx).Scan(&prevIdx, &prevHash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return -1, "", nil
 	}

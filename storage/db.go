@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
 )
 
 // ErrNotFound is wrapped by every error that reports a missing row (question,
@@ -42,6 +42,19 @@ type Store struct {
 
 	contexts lastContexts // the last appended context per rollout (see contexts.go)
 	readOnly bool         // opened with OpenReadOnly: w is the read-only pool too
+	bg       *background  // checkpoints and the trace indexer (background.go); nil when read-only
+	stmts    *writeStmts  // the commit path's statements, prepared once on the writer (writes.go)
+}
+
+// writerDriver is the SQLite driver of the writer connection: automatic WAL
+// checkpoints are off on it (background.go checkpoints from another connection).
+const writerDriver = "sqlite3_mem1lab_writer"
+
+func init() {
+	sql.Register(writerDriver, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		_, err := c.Exec("PRAGMA wal_autocheckpoint = 0", nil)
+		return err
+	}})
 }
 
 // ErrNeedsMigration is wrapped by OpenReadOnly when the store's schema is older
@@ -66,7 +79,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("storage: create directory: %w", err)
 	}
 	uri := fileURI(abs)
-	w, err := sql.Open("sqlite3", uri+fmt.Sprintf(
+	w, err := sql.Open(writerDriver, uri+fmt.Sprintf(
 		"?_txlock=immediate&_journal_mode=WAL&_foreign_keys=on&_busy_timeout=%d&_synchronous=NORMAL",
 		busyTimeoutMS))
 	if err != nil {
@@ -102,6 +115,19 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("storage: open read pool %s: %w", abs, err)
 	}
 	s.r = r
+	if s.stmts, err = prepareWriteStmts(w); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.startBackground(uri); err != nil {
+		s.Close()
+		return nil, err
+	}
+	// Catch up on turns a crashed process left queued for the trace index.
+	if err := s.IndexQueuedTurns(context.Background()); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -175,6 +201,13 @@ func fileURI(abs string) string {
 // Close closes both handles. The store must not be used afterwards.
 func (s *Store) Close() error {
 	var errs []error
+	if s.bg != nil {
+		errs = append(errs, s.stopBackground())
+	}
+	if s.stmts != nil {
+		errs = append(errs, s.stmts.close())
+		s.stmts = nil
+	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}

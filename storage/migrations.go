@@ -348,6 +348,55 @@ CREATE TABLE turn_memory (
 	PRIMARY KEY (rollout_id, idx)
 ) WITHOUT ROWID;
 `,
+	// the trace full-text index off the commit path: a new turn only queues its
+	// id in turns_fts_pending (one integer insert in the turn's transaction); the
+	// store's indexer moves queued turns into turns_fts in batches, and every
+	// trace search first indexes what is still queued (see fts_index.go). A
+	// deleted or edited turn changes turns_fts only when it was indexed.
+	`
+DROP TRIGGER turns_fts_ai;
+DROP TRIGGER turns_fts_ad;
+DROP TRIGGER turns_fts_au;
+CREATE TABLE turns_fts_pending (id INTEGER PRIMARY KEY);
+CREATE TRIGGER turns_fts_ai AFTER INSERT ON turns BEGIN
+	INSERT INTO turns_fts_pending(id) VALUES (new.id);
+END;
+CREATE TRIGGER turns_fts_ad AFTER DELETE ON turns BEGIN
+	INSERT INTO turns_fts(turns_fts, rowid, internal_state, query, answer)
+		SELECT 'delete', old.id, old.internal_state, old.query, old.answer
+		WHERE NOT EXISTS (SELECT 1 FROM turns_fts_pending WHERE id = old.id);
+	DELETE FROM turns_fts_pending WHERE id = old.id;
+END;
+CREATE TRIGGER turns_fts_au AFTER UPDATE OF id, internal_state, query, answer ON turns
+WHEN NOT EXISTS (SELECT 1 FROM turns_fts_pending WHERE id = old.id) BEGIN
+	INSERT INTO turns_fts(turns_fts, rowid, internal_state, query, answer)
+		VALUES ('delete', old.id, old.internal_state, old.query, old.answer);
+	INSERT INTO turns_fts(rowid, internal_state, query, answer)
+		VALUES (new.id, new.internal_state, new.query, new.answer);
+END;
+`,
+	// the response cache (experiments' cache = true): a reply body under the
+	// hex SHA-256 of the endpoint's base URL, the model and the exact request
+	// body; the retrieval cache: a search's passages under (retriever, query,
+	// k); turns.cached marks a turn whose generation came from the cache.
+	`
+CREATE TABLE response_cache (
+	key        TEXT PRIMARY KEY NOT NULL,
+	endpoint   TEXT NOT NULL,
+	model      TEXT NOT NULL,
+	body       BLOB NOT NULL,
+	created_at TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE retrieval_cache (
+	retriever  TEXT NOT NULL,
+	query      TEXT NOT NULL,
+	k          INTEGER NOT NULL,
+	passages   TEXT NOT NULL CHECK (json_valid(passages)),
+	created_at TEXT NOT NULL,
+	PRIMARY KEY (retriever, query, k)
+) WITHOUT ROWID;
+ALTER TABLE turns ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

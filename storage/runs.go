@@ -181,10 +181,7 @@ func (s *Store) ResetRollout(ctx context.Context, id int64) error {
 // index already stored for the rollout is an error wrapping ErrDuplicate; an
 // unknown rollout wraps ErrNotFound.
 func (s *Store) AppendTurn(ctx context.Context, rolloutID int64, t core.Turn) error {
-	if t.Index < 0 {
-		return fmt.Errorf("storage: append turn: negative index %d", t.Index)
-	}
-	return s.inTx(ctx, func(tx *sql.Tx) error { return s.appendTurnTx(ctx, tx, rolloutID, t) })
+	return s.ApplyWrites(ctx, []Write{{RolloutID: rolloutID, Turn: &t}})[0].Err
 }
 
 // TurnWrite is one turn of a rollout, for AppendTurns.
@@ -194,32 +191,16 @@ type TurnWrite struct {
 }
 
 // AppendTurns stores turns of several rollouts in one transaction (a group
-// commit: the runner's writer gathers the turns that finish together) and
-// returns one error per write, nil for each stored turn. When any write of
-// the batch fails, the batch is rolled back and each write is retried on its
-// own with AppendTurn, so every write gets its own outcome.
+// commit) and returns one error per write, nil for each stored turn; see
+// ApplyWrites.
 func (s *Store) AppendTurns(ctx context.Context, ws []TurnWrite) []error {
+	writes := make([]Write, len(ws))
+	for i := range ws {
+		writes[i] = Write{RolloutID: ws[i].RolloutID, Turn: &ws[i].Turn}
+	}
 	errs := make([]error, len(ws))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, w := range ws {
-			if w.Turn.Index < 0 {
-				return fmt.Errorf("storage: append turn: negative index %d", w.Turn.Index)
-			}
-			if err := s.appendTurnTx(ctx, tx, w.RolloutID, w.Turn); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		return errs
-	}
-	if len(ws) == 1 {
-		errs[0] = err
-		return errs
-	}
-	for i, w := range ws {
-		errs[i] = s.AppendTurn(ctx, w.RolloutID, w.Turn)
+	for i, o := range s.ApplyWrites(ctx, writes) {
+		errs[i] = o.Err
 	}
 	return errs
 }
@@ -236,7 +217,7 @@ func (s *Store) appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t
 		return fmt.Errorf("storage: append turn: %w", err)
 	}
 	ts := now()
-	res, err := tx.ExecContext(ctx, `UPDATE rollouts SET heartbeat_at = ? WHERE id = ?`, ts, rolloutID)
+	res, err := tx.StmtContext(ctx, s.stmts.heartbeat).ExecContext(ctx, ts, rolloutID)
 	if err != nil {
 		return fmt.Errorf("storage: append turn to rollout %d: %w", rolloutID, err)
 	}
@@ -248,13 +229,10 @@ func (s *Store) appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t
 		return err
 	}
 	cd := encodeContext(t.Context, prevIdx, prev)
-	_, err = tx.ExecContext(ctx, `INSERT INTO turns(rollout_id, idx, context, ctx_base, ctx_prefix, ctx_sha256,
-		response, internal_state, action,
-		query, answer, information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms,
-		finish_reason, created_at, retrieval_ms, token_source, raw_response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = tx.StmtContext(ctx, s.stmts.insertTurn).ExecContext(ctx,
 		rolloutID, t.Index, cd.suffix, cd.base, cd.prefix, cd.hash, t.Response, t.InternalState, t.Action.String(), t.Query, t.Answer,
 		t.Information, string(pj), t.PromptTokens, t.CompletionTokens, t.UsageReported,
-		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, float64(t.RetrievalLatency)/float64(time.Millisecond), t.TokenSource, t.RawResponse)
+		float64(t.Latency)/float64(time.Millisecond), t.FinishReason, ts, float64(t.RetrievalLatency)/float64(time.Millisecond), t.TokenSource, t.RawResponse, t.Cached)
 	var se sqlite3.Error
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 		return fmt.Errorf("storage: append turn: rollout %d already has turn %d: %w", rolloutID, t.Index, ErrDuplicate)
@@ -274,25 +252,7 @@ func (s *Store) appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t
 // StatusDone, StatusFailed or StatusCancelled; an error text over
 // MaxErrorText bytes is cut (noting the size).
 func (s *Store) FinishRollout(ctx context.Context, id int64, r RolloutResult) error {
-	s.contexts.drop(id)
-	switch r.Status {
-	case StatusDone, StatusFailed, StatusCancelled:
-	default:
-		return fmt.Errorf("storage: finish rollout %d: status %q is not done, failed or cancelled", id, r.Status)
-	}
-	sj, err := json.Marshal(r.Score)
-	if err != nil {
-		return fmt.Errorf("storage: finish rollout %d: %w", id, err)
-	}
-	t := now()
-	pa := paperArgs(r.Paper)
-	return s.updateOne(ctx, fmt.Sprintf("rollout %d", id), `UPDATE rollouts SET status = ?, em = ?, f1 = ?,
-		score_json = ?, answer = ?, peak_tokens = ?, total_tokens = ?, turns = ?, seconds = ?, hit_max_turns = ?,
-		error = ?, finished_at = ?, heartbeat_at = ?,
-		paper_peak_tokens = ?, dependency = ?, compression_ratio = ?, exact_match_lenient = ?, paper_token_source = ?,
-		request_peak_tokens = ?, token_source = ? WHERE id = ?`,
-		append(append([]any{r.Status, r.Score.EM, r.Score.F1, string(sj), r.Answer, r.PeakTokens, r.TotalTokens, r.Turns, r.Seconds,
-			r.HitMaxTurns, clipErrorText(r.Error), t, t}, pa...), r.RequestPeakTokens, nullString(r.TokenSource), id)...)
+	return s.ApplyWrites(ctx, []Write{{RolloutID: id, Finish: &r}})[0].Err
 }
 
 // paperArgs are the SQL values of paper_peak_tokens, dependency,
@@ -520,7 +480,7 @@ func (s *Store) Rollout(ctx context.Context, id int64) (RolloutDetail, error) {
 func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT idx, context, ctx_base, ctx_prefix, ctx_sha256, response,
 		internal_state, action, query, answer,
-		information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, retrieval_ms, token_source, raw_response
+		information, passages, prompt_tokens, completion_tokens, usage_reported, latency_ms, finish_reason, retrieval_ms, token_source, raw_response, cached
 		FROM turns WHERE rollout_id = ? ORDER BY idx`, rolloutID)
 	if err != nil {
 		return nil, fmt.Errorf("storage: turns of rollout %d: %w", rolloutID, err)
@@ -535,7 +495,7 @@ func (s *Store) Turns(ctx context.Context, rolloutID int64) ([]core.Turn, error)
 		var prefix int
 		var ms, rms float64
 		if err := rows.Scan(&t.Index, &suffix, &base, &prefix, &hash, &t.Response, &t.InternalState, &action, &t.Query, &t.Answer,
-			&t.Information, &pj, &t.PromptTokens, &t.CompletionTokens, &t.UsageReported, &ms, &t.FinishReason, &rms, &t.TokenSource, &t.RawResponse); err != nil {
+			&t.Information, &pj, &t.PromptTokens, &t.CompletionTokens, &t.UsageReported, &ms, &t.FinishReason, &rms, &t.TokenSource, &t.RawResponse, &t.Cached); err != nil {
 			return nil, fmt.Errorf("storage: turns of rollout %d: %w", rolloutID, err)
 		}
 		if t.Context, err = dec.next(t.Index, suffix, base, prefix, hash); err != nil {
@@ -742,15 +702,8 @@ func (s *Store) QueuedRollouts(ctx context.Context, expID int64) ([]PendingRollo
 // ClaimRollout marks a queued rollout running on endpoint and reports whether it
 // was queued (a rollout is started at most once at a time).
 func (s *Store) ClaimRollout(ctx context.Context, id int64, endpoint string) (bool, error) {
-	t := now()
-	res, err := s.w.ExecContext(ctx, `UPDATE rollouts SET status = ?, endpoint = ?, heartbeat_at = ?,
-		started_at = COALESCE(started_at, ?), finished_at = NULL WHERE id = ? AND status = ?`,
-		StatusRunning, endpoint, t, t, id, StatusQueued)
-	if err != nil {
-		return false, fmt.Errorf("storage: claim rollout %d: %w", id, err)
-	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	o := s.ApplyWrites(ctx, []Write{{RolloutID: id, Claim: &Claim{Endpoint: endpoint}}})[0]
+	return o.Claimed, o.Err
 }
 
 // Attempt is one failed model call of a turn.

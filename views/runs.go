@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"strconv"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -184,7 +185,7 @@ func (p *runsPanel) live(pr experiments.Progress) {
 
 func (p *runsPanel) showLive(pr experiments.Progress) {
 	setBar(p.bar, pr.Done, pr.Failed, pr.Total)
-	p.progress.SetText(progressText(pr))
+	p.progress.SetText(progressText(pr) + throughputText(pr))
 	rows := make([][]string, len(pr.Settings))
 	for i, s := range pr.Settings {
 		rows[i] = settingRow(s)
@@ -471,4 +472,19 @@ func (p *runsPanel) armPoll(es []storage.ExperimentRow) {
 			p.reload()
 		})
 	}()
+}
+
+// throughputText is the live throughput line under a running experiment's
+// progress, e.g. "\nin flight: gpu-a 62, gpu-b 60 · store wait 1%": the model
+// calls under way per endpoint and the share of the workers' time spent
+// waiting for their writes to commit (near 0: the GPUs set the pace).
+func throughputText(pr experiments.Progress) string {
+	if len(pr.Endpoints) == 0 {
+		return ""
+	}
+	parts := make([]string, len(pr.Endpoints))
+	for i, e := range pr.Endpoints {
+		parts[i] = fmt.Sprintf("%s %d", e.Name, e.InFlight)
+	}
+	return fmt.Sprintf("\nin flight: %s · store wait %.0f%%", strings.Join(parts, ", "), 100*pr.StoreWaitShare)
 }

@@ -1,0 +1,225 @@
+package experiments
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// busyStub is stubServer's reply after latency, counting the time requests
+// spend in the handler: Σ handler time / wall time is the mean number of
+// requests in flight at the server.
+type busyStub struct {
+	srv    *httptest.Server
+	busyNS atomic.Int64
+}
+
+func newBusyStub(latency time.Duration) *busyStub {
+	inner := stubServer(0)
+	b := &busyStub{}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
+		if latency > 0 {
+			time.Sleep(latency)
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+		b.busyNS.Add(int64(time.Since(began)))
+	}))
+	b.srv.Config.RegisterOnShutdown(inner.Close)
+	return b
+}
+
+func (b *busyStub) Close() { b.srv.Close() }
+
+// unbatched hides the store's group commit, so the runner stores each claim,
+// turn and result in its own transaction (the commit path before the group
+// commit).
+type unbatched struct{ RunStore }
+
+// throughputStore is a fresh store with the raw HotpotQA test questions.
+func throughputStore(b *testing.B) *storage.Store {
+	hotpot := filepath.Join(bundleDir, "raw", "hotpotqa_dev_distractor.rpt-test.jsonl")
+	if _, err := os.Stat(hotpot); err != nil {
+		if os.Getenv("CI") != "" {
+			b.Fatalf("raw HotpotQA file not found: %v", err)
+		}
+		b.Skipf("raw HotpotQA file not found: %v", err)
+	}
+	core.O200kTokens("load the tokenizer once, before any timing")
+	st, err := storage.Open(filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := st.ImportHotpotDistractor(context.Background(), hotpot); err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
+
+// throughputConfig plays 2×max(concurrency, 250) rollouts (that many tasks
+// under mem1 and full) of 4 turns each against url: at least 2,000 turns.
+func throughputConfig(url string, concurrency int) RunConfig {
+	cfg := DefaultRunConfig()
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = url+"/v1", "stub", 1, max(concurrency, 250), concurrency, 4
+	cfg.Policies = []string{"mem1", "full"}
+	return cfg
+}
+
+// runOnce plays cfg on st and returns its turns and the time from its first
+// model call to its last stored result (creating the experiment, composing
+// and queueing its tasks are left out: a sweep pays them once).
+func runOnce(b *testing.B, st RunStore, cfg RunConfig) (int, time.Duration) {
+	var last Progress
+	var began time.Time
+	var once sync.Once
+	r := &Runner{Store: st, Env: fixedEnv{}, NewModel: func(c RunConfig) (core.Model, error) {
+		m, err := benchModel(c)
+		return &firstCall{Model: m, once: &once, at: &began}, err
+	}}
+	if _, err := r.Run(context.Background(), cfg, func(p Progress) { last = p }); err != nil {
+		b.Fatal(err)
+	}
+	if last.StoreWaitShare > 0 {
+		b.ReportMetric(last.StoreWaitShare, "store-wait-share")
+	}
+	return last.Turns, time.Since(began)
+}
+
+// firstCall notes when the first model call starts.
+type firstCall struct {
+	core.Model
+	once *sync.Once
+	at   *time.Time
+}
+
+func (f *firstCall) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	f.once.Do(func() { *f.at = time.Now() })
+	return f.Model.Complete(ctx, c, stops)
+}
+
+// bareLoop sends n completions from concurrency goroutines through go-openai
+// with the connection settings the runner's adapter uses for cfg (its own
+// transport), and returns the wall time.
+func bareLoop(b *testing.B, cfg RunConfig, n int) time.Duration {
+	m, err := benchModel(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	c := openai.DefaultConfig("")
+	c.BaseURL = cfg.Endpoint
+	c.HTTPClient = &http.Client{Transport: m.transport}
+	client := openai.NewClientWithConfig(c)
+	prompt := RenderQwenPrefix("", core.Context{Prompt: "Answer the questions."})
+	var next atomic.Int64
+	began := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if _, err := client.CreateCompletion(context.Background(), openai.CompletionRequest{Model: "stub",
+					Prompt: prompt, MaxTokens: 1024, Temperature: 0.01, TopP: 0.95, Stop: []string{"</search>", "</answer>"}}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return time.Since(began)
+}
+
+// benchModel is the adapter for cfg with its connection pool holding one
+// idle connection per rollout in flight (MaxIdleConnsPerHost = concurrency),
+// so neither the runner nor the bare loop dials per request and the figures
+// show the runner's own overhead. The bare loop uses the same transport.
+func benchModel(cfg RunConfig) (*OpenAIModel, error) {
+	m, err := NewOpenAIModel(cfg.EndpointConfig())
+	if err != nil {
+		return nil, err
+	}
+	m.transport.MaxIdleConnsPerHost = max(cfg.Concurrency, m.transport.MaxIdleConnsPerHost)
+	m.transport.MaxIdleConns = max(cfg.Concurrency, m.transport.MaxIdleConns)
+	return m, nil
+}
+
+// BenchmarkThroughputLatency measures, at 20 ms and 50 ms of server latency
+// and concurrency 64 and 256, the runner's mean requests in flight (as a
+// share of the concurrency: target ≥ 0.95) and its turns/s as a share of a
+// bare go-openai loop with the same connection settings sending the same
+// number of requests (target ≥ 0.9). Reported, not asserted.
+func BenchmarkThroughputLatency(b *testing.B) {
+	for _, lat := range []time.Duration{20 * time.Millisecond, 50 * time.Millisecond} {
+		for _, conc := range []int{64, 256} {
+			b.Run(fmt.Sprintf("latency=%s/concurrency=%d", lat, conc), func(b *testing.B) {
+				st := throughputStore(b)
+				defer st.Close()
+				stub := newBusyStub(lat)
+				defer stub.Close()
+				cfg := throughputConfig(stub.srv.URL, conc)
+				var rt, bt, rInFlight, bInFlight float64
+				for i := 0; i < b.N; i++ {
+					cfg.Name = fmt.Sprintf("bench %d", i)
+					busy0 := stub.busyNS.Load()
+					turns, wall := runOnce(b, st, cfg)
+					rt += float64(turns) / wall.Seconds()
+					rInFlight += float64(stub.busyNS.Load()-busy0) / float64(wall)
+					busy0 = stub.busyNS.Load()
+					bw := bareLoop(b, cfg, turns)
+					bt += float64(turns) / bw.Seconds()
+					bInFlight += float64(stub.busyNS.Load()-busy0) / float64(bw)
+				}
+				n := float64(b.N)
+				b.ReportMetric(rt/n, "runner-turns/s")
+				b.ReportMetric(bt/n, "bare-turns/s")
+				b.ReportMetric(rt/bt, "turns-ratio")
+				b.ReportMetric(rInFlight/n, "runner-in-flight")
+				b.ReportMetric(bInFlight/n, "bare-in-flight")
+				b.ReportMetric(rInFlight/n/float64(conc), "in-flight/concurrency")
+			})
+		}
+	}
+}
+
+// BenchmarkThroughputDurable measures durable turns/s at zero server
+// latency and concurrency 64 (every claim, turn and result committed to
+// SQLite before the runner goes on), with the group commit and with every
+// write in its own transaction (the ratio between them is the group
+// commit's gain), and a bare go-openai loop sending as many requests.
+func BenchmarkThroughputDurable(b *testing.B) {
+	st := throughputStore(b)
+	defer st.Close()
+	stub := newBusyStub(0)
+	defer stub.Close()
+	cfg := throughputConfig(stub.srv.URL, 64)
+	var gt, ut, bt float64
+	for i := 0; i < b.N; i++ {
+		cfg.Name = fmt.Sprintf("group %d", i)
+		turns, wall := runOnce(b, st, cfg)
+		gt += float64(turns) / wall.Seconds()
+		cfg.Name = fmt.Sprintf("unbatched %d", i)
+		turns, wall = runOnce(b, unbatched{st}, cfg)
+		ut += float64(turns) / wall.Seconds()
+		bt += float64(turns) / bareLoop(b, cfg, turns).Seconds()
+	}
+	n := float64(b.N)
+	b.ReportMetric(gt/n, "durable-turns/s")
+	b.ReportMetric(ut/n, "unbatched-turns/s")
+	b.ReportMetric(bt/n, "bare-turns/s")
+	b.ReportMetric(gt/ut, "ratio-vs-unbatched")
+	b.ReportMetric(gt/bt, "ratio-vs-bare")
+}
