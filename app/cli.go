@@ -271,7 +271,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.TemplateName, "template-name", cfg.TemplateName, "prompt template kept in the store (see `mem1lab template import`), recorded by content hash")
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
-	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index) or the URL of a MEM1/Search-R1 /retrieve server")
+	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index), the URL of a MEM1/Search-R1 /retrieve server, or serper / serper:URL (web search, key from $SERPER_API_KEY or retriever.api_key_env; replies cached in the store)")
 }
 
 // retrieverFlag sets RunConfig.Retriever from "bm25" or a /retrieve URL,

@@ -43,15 +43,30 @@ type RetrieverConfig struct {
 	URL     string  `toml:"url,omitempty" json:"url,omitempty"`
 	TopK    int     `toml:"topk,omitempty" json:"topk,omitempty"`
 	Timeout float64 `toml:"timeout,omitempty" json:"timeout,omitempty"`
+	// APIKeyEnv (kind "serper") names the environment variable holding the
+	// web-search API key (default SERPER_API_KEY); APIKeyKeyring names an OS
+	// keyring entry used when the variable is unset. The key itself is never
+	// stored.
+	APIKeyEnv     string `toml:"api_key_env,omitempty" json:"api_key_env,omitempty"`
+	APIKeyKeyring string `toml:"api_key_keyring,omitempty" json:"api_key_keyring,omitempty"`
 }
 
 // ParseRetriever reads the --retriever flag and the New experiment picker's
-// value: "bm25" (or "") is the store's index (nil, the default), anything else
-// a /retrieve URL. Errors: a URL that is not http(s) with a host.
+// value: "bm25" (or "") is the store's index (nil, the default), "serper" is
+// Serper's web search (key from $SERPER_API_KEY), "serper:URL" a
+// Serper-compatible service at URL, anything else a /retrieve URL. Errors: a
+// URL that is not http(s) with a host.
 func ParseRetriever(s string) (*RetrieverConfig, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || strings.EqualFold(s, RetrieverBM25) {
 		return nil, nil
+	}
+	if strings.EqualFold(s, RetrieverSerper) || strings.HasPrefix(strings.ToLower(s), RetrieverSerper+":") && !strings.HasPrefix(strings.ToLower(s), "serper://") {
+		u, err := NormalizeSerperURL(strings.TrimPrefix(s[len(RetrieverSerper):], ":"))
+		if err != nil {
+			return nil, err
+		}
+		return &RetrieverConfig{Kind: RetrieverSerper, URL: u}, nil
 	}
 	u, err := NormalizeRetrieveURL(s)
 	if err != nil {
@@ -60,8 +75,14 @@ func ParseRetriever(s string) (*RetrieverConfig, error) {
 	return &RetrieverConfig{Kind: RetrieverHTTP, URL: u}, nil
 }
 
-// String is the --retriever form: "bm25" or the URL.
+// String is the --retriever form: "bm25", the URL, "serper" or "serper:URL".
 func (rc *RetrieverConfig) String() string {
+	if rc != nil && rc.Kind == RetrieverSerper {
+		if u, _ := NormalizeSerperURL(rc.URL); u == DefaultSerperURL {
+			return RetrieverSerper
+		}
+		return RetrieverSerper + ":" + rc.URL
+	}
 	if rc == nil || rc.Kind != RetrieverHTTP {
 		return RetrieverBM25
 	}
@@ -109,8 +130,15 @@ func (rc *RetrieverConfig) validate() []error {
 		if _, err := NormalizeRetrieveURL(rc.URL); err != nil {
 			bad("url", "%v", err)
 		}
+	case RetrieverSerper:
+		if _, err := NormalizeSerperURL(rc.URL); err != nil {
+			bad("url", "%v", err)
+		}
 	default:
-		bad("kind", "%q: want %q or %q", rc.Kind, RetrieverBM25, RetrieverHTTP)
+		bad("kind", "%q: want %q, %q or %q", rc.Kind, RetrieverBM25, RetrieverHTTP, RetrieverSerper)
+	}
+	if rc.Kind != RetrieverSerper && (rc.APIKeyEnv != "" || rc.APIKeyKeyring != "") {
+		bad("api_key_env", "only a %q retriever takes an API key", RetrieverSerper)
 	}
 	if rc.TopK < 0 || rc.TopK > 100 {
 		bad("topk", "%d: want 1..100 (0 = top_k)", rc.TopK)
@@ -339,8 +367,11 @@ func ReplaceRetriever(old *RetrieverConfig, s string) (*RetrieverConfig, error) 
 		}
 		rc.TopK = old.TopK
 	}
-	if rc != nil && rc.Kind == RetrieverHTTP {
+	if rc != nil && rc.Kind != RetrieverBM25 {
 		rc.Timeout = old.Timeout
+	}
+	if rc != nil && rc.Kind == RetrieverSerper && old.Kind == RetrieverSerper {
+		rc.APIKeyEnv, rc.APIKeyKeyring = old.APIKeyEnv, old.APIKeyKeyring
 	}
 	return rc, nil
 }

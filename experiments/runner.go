@@ -123,7 +123,7 @@ func (r *Runner) Run(ctx context.Context, cfg RunConfig, progress func(Progress)
 	if r.Store == nil {
 		return Summary{}, errors.New("runner: no store")
 	}
-	if _, err := NewRetriever(cfg, r.Env); err != nil {
+	if _, err := r.retriever(cfg); err != nil {
 		return Summary{}, err
 	}
 	cfg, err := r.resolveTemplate(ctx, cfg)
@@ -311,7 +311,7 @@ func (r *Runner) Resume(ctx context.Context, expID int64, progress func(Progress
 	if err := cfg.Validate(); err != nil {
 		return Summary{Experiment: expID}, err
 	}
-	if _, err := NewRetriever(cfg, r.Env); err != nil {
+	if _, err := r.retriever(cfg); err != nil {
 		return Summary{Experiment: expID}, err
 	}
 	eps, closeEps, err := r.endpoints(cfg)
@@ -467,7 +467,7 @@ func (r *Runner) claim(ctx context.Context, expID int64, owner string) error {
 // execute plays experiment expID's unfinished rollouts on eps.
 func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []*endpointState, progress func(Progress)) (Summary, error) {
 	sum := Summary{Experiment: expID}
-	env, err := NewRetriever(cfg, r.Env)
+	env, err := r.retriever(cfg)
 	if err != nil {
 		return sum, err
 	}
