@@ -118,6 +118,10 @@ type Runner struct {
 	// Backoff between retried server requests (nil: none).
 	Backoff func(attempt int) time.Duration
 	Clock   func() time.Time
+	// EnvURL, when set, replaces the stored config's server on Resume (the
+	// server moved; episodes are replayed, so any server of the same goals
+	// will do).
+	EnvURL string
 	// Progress (may be nil) is told of each stored turn.
 	Progress func(rolloutID int64, t core.Turn)
 }
@@ -181,6 +185,9 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 	rows, err := r.Store.Rollouts(ctx, expID)
 	if err != nil {
 		return sum, err
+	}
+	if r.EnvURL != "" {
+		cfg.EnvURL = r.EnvURL
 	}
 	client := &Client{BaseURL: cfg.EnvURL, Timeout: time.Duration(cfg.Timeout * float64(time.Second))}
 	for _, row := range rows {
