@@ -387,12 +387,13 @@ type RetrieverProbe struct {
 	Latency    time.Duration
 }
 
-// ProbeRetriever sends RetrieverProbeQuery, top k, to the /retrieve server rc
-// names (kind "http") and reports what came back. Errors: rc is not an HTTP
-// retriever, or the search failed (see HTTPRetriever.Search).
+// ProbeRetriever sends RetrieverProbeQuery, top k, to the /retrieve server or
+// the web search rc names (kind "http" or "serper", uncached) and reports what
+// came back. Errors: rc is bm25, a serper retriever has no key, or the search
+// failed (see HTTPRetriever.Search, SerperRetriever.Search).
 func ProbeRetriever(ctx context.Context, rc *RetrieverConfig, k int) (RetrieverProbe, error) {
-	if rc == nil || rc.Kind != RetrieverHTTP {
-		return RetrieverProbe{}, errors.New("retriever: only a /retrieve server can be tested (bm25 is the store's own index)")
+	if rc == nil || rc.Kind != RetrieverHTTP && rc.Kind != RetrieverSerper {
+		return RetrieverProbe{}, errors.New("retriever: only a /retrieve server or a web search can be tested (bm25 is the store's own index)")
 	}
 	env, err := NewRetriever(RunConfig{Retriever: rc}, nil)
 	if err != nil {

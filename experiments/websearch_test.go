@@ -302,3 +302,16 @@ func TestRunWithSerperCachesAndStoresPassages(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, string(raw), fakeSerperKey, "the key never reaches the store file")
 }
+
+func TestProbeSerperRetriever(t *testing.T) {
+	fs := &fakeSerper{}
+	srv := httptest.NewServer(fs)
+	defer srv.Close()
+	const env = "MEM1LAB_TEST_SERPER_PROBE_KEY"
+	t.Setenv(env, fakeSerperKey)
+	p, err := ProbeRetriever(context.Background(), &RetrieverConfig{Kind: RetrieverSerper, URL: srv.URL, APIKeyEnv: env}, 3)
+	require.NoError(t, err)
+	assert.Equal(t, 4, p.Passages, "answer box plus three results")
+	assert.Equal(t, "Answer for "+RetrieverProbeQuery, p.FirstTitle)
+	assert.EqualValues(t, 1, fs.requests.Load())
+}
