@@ -69,6 +69,7 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	resume := fs.Int64("resume", 0, "resume WebShop experiment ID")
 	name := fs.String("name", "webshop", "experiment name")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	plotOut := fs.String("plot", "", "also draw mean reward ×100 vs turns used to this file (.svg, .png or .pdf)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
 		return err
 	}
@@ -120,6 +121,19 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	}
 	if err != nil && sum.Experiment == 0 {
 		return err
+	}
+	if *plotOut != "" {
+		pts, perr := webshop.RewardByTurns(ctx, st, sum.Experiment)
+		note := ""
+		if fake {
+			note = "fake WebShop: reward without the product-type term"
+		}
+		if perr == nil {
+			perr = webshop.PlotRewardVsTurns(pts, fmt.Sprintf("WebShop, experiment %d", sum.Experiment), note, *plotOut)
+		}
+		if perr != nil {
+			return perr
+		}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(c.Stdout)

@@ -3,6 +3,7 @@ package app
 import (
 	"encoding/json"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,11 +35,15 @@ func TestWebShopRunScriptedFromCLI(t *testing.T) {
 
 	srv := httptest.NewServer(webshop.NewFakeServer())
 	defer srv.Close()
-	code, out, errs = run(t, "webshop-run", "--db", db, "--env", srv.URL, "--goals", "5", "--policy", "full")
+	fig := filepath.Join(t.TempDir(), "reward.svg")
+	code, out, errs = run(t, "webshop-run", "--db", db, "--env", srv.URL, "--goals", "5", "--policy", "full", "--plot", fig)
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, "1 rollouts, 1 done, 0 failed")
 	assert.Contains(t, out, "final reward ×100: 100.0")
 	assert.NotContains(t, out, "fake WebShop: its reward", "a served URL is not known to be the fake")
+	svg, err := os.ReadFile(fig)
+	require.NoError(t, err)
+	assert.Contains(t, string(svg), "full / mem1lab-scripted-shopper")
 
 	id := strconv.FormatFloat(got["experiment"].(float64), 'f', 0, 64)
 	code, out, errs = run(t, "webshop-run", "--db", db, "--resume", id, "--env", srv.URL)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -352,3 +353,44 @@ func TestParseGoals(t *testing.T) {
 }
 
 func fmtSscanf(key string, g *int) (int, error) { return fmt.Sscanf(key, "webshop/goal/%d", g) }
+
+// TestRewardByTurns: rollouts that bought at once score 100 at their turn
+// count; a rollout whose model never acts scores 0 after one turn.
+func TestRewardByTurns(t *testing.T) {
+	srv := httptest.NewServer(NewFakeServer())
+	defer srv.Close()
+	st := testStore(t)
+	ctx := context.Background()
+	sum, err := (&Runner{Store: st, Model: Scripted{}}).Run(ctx, "a", Config{EnvURL: srv.URL, Goals: []int{0, 1}, Model: ScriptedModelName})
+	require.NoError(t, err)
+	pts, err := RewardByTurns(ctx, st, sum.Experiment)
+	require.NoError(t, err)
+	require.NotEmpty(t, pts)
+	n := 0
+	for _, p := range pts {
+		assert.Equal(t, "mem1 / "+ScriptedModelName, p.Series)
+		assert.Equal(t, 100.0, p.Reward)
+		n += p.N
+	}
+	assert.Equal(t, 2, n)
+
+	sum2, err := (&Runner{Store: st, Model: idle{}}).Run(ctx, "b", Config{EnvURL: srv.URL, Goals: []int{0}, Model: "idle"})
+	require.NoError(t, err)
+	pts, err = RewardByTurns(ctx, st, sum2.Experiment)
+	require.NoError(t, err)
+	assert.Equal(t, []RewardPoint{{Series: "mem1 / idle", Turns: 1, Reward: 0, N: 1}}, pts)
+
+	out := filepath.Join(t.TempDir(), "r.svg")
+	require.NoError(t, PlotRewardVsTurns(pts, "reward vs turns", "fake WebShop", out))
+	raw, err := os.ReadFile(out)
+	require.NoError(t, err)
+	assert.Contains(t, string(raw), "<svg")
+	assert.Error(t, PlotRewardVsTurns(nil, "", "", out))
+}
+
+// idle answers without an action.
+type idle struct{}
+
+func (idle) Complete(context.Context, core.Context, []string) (core.Completion, error) {
+	return core.Completion{Text: "<summary>nothing</summary>", FinishReason: "stop"}, nil
+}
