@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mem1lab/mem1lab/core"
@@ -68,6 +69,7 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	timeout := fs.Float64("timeout", 30, "seconds per WebShop request")
 	resume := fs.Int64("resume", 0, "resume WebShop experiment ID")
 	name := fs.String("name", "webshop", "experiment name")
+	template := fs.String("template", "", "prompt template file with an {instruction} slot (and optionally {observation}, {think}, {memory}, {action}, {information}); default: built-in")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	plotOut := fs.String("plot", "", "also draw mean reward ×100 vs turns used to this file (.svg, .png or .pdf)")
 	if err := fs.Parse(reorder(fs, args)); err != nil {
@@ -116,8 +118,18 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 		if perr != nil {
 			return perr
 		}
+		tmpl := ""
+		if *template != "" {
+			b, rerr := os.ReadFile(*template)
+			if rerr != nil {
+				return rerr
+			}
+			if tmpl = string(b); !strings.Contains(tmpl, core.InstructionSlot) {
+				return fmt.Errorf("%s: no %s slot", *template, core.InstructionSlot)
+			}
+		}
 		sum, err = r.Run(ctx, *name, webshop.Config{EnvURL: envURL, Goals: gs, Policy: *policy, MaxTurns: *maxTurns,
-			Model: modelName, Retries: *retries, Timeout: *timeout, FakeReward: fake})
+			Model: modelName, Retries: *retries, Timeout: *timeout, FakeReward: fake, Template: tmpl})
 	}
 	if err != nil && sum.Experiment == 0 {
 		return err

@@ -288,6 +288,9 @@ func (r *Runner) StoredConfig(ctx context.Context, expID int64) (RunConfig, erro
 	if err != nil {
 		return RunConfig{}, err
 	}
+	if err := qaFamilyConfig(expID, e.ConfigJSON); err != nil {
+		return RunConfig{}, err
+	}
 	var cfg RunConfig
 	if err := json.Unmarshal([]byte(e.ConfigJSON), &cfg); err != nil {
 		return RunConfig{}, fmt.Errorf("runner: experiment %d: stored config: %w", expID, err)

@@ -275,3 +275,16 @@ func (r *Runner) retriever(cfg RunConfig) (core.Environment, error) {
 	}
 	return env, err
 }
+
+// qaFamilyConfig reports an error when a stored config belongs to another
+// task family than qa (its "family" key, e.g. a WebShop experiment), which
+// this runner cannot play.
+func qaFamilyConfig(expID int64, configJSON string) error {
+	var f struct {
+		Family string `json:"family"`
+	}
+	if json.Unmarshal([]byte(configJSON), &f) == nil && f.Family != "" && f.Family != core.FamilyQA {
+		return fmt.Errorf("runner: experiment %d is a %s experiment (resume it with `mem1lab %s-run --resume %d`)", expID, f.Family, f.Family, expID)
+	}
+	return nil
+}

@@ -315,3 +315,22 @@ func TestProbeSerperRetriever(t *testing.T) {
 	assert.Equal(t, "Answer for "+RetrieverProbeQuery, p.FirstTitle)
 	assert.EqualValues(t, 1, fs.requests.Load())
 }
+
+func TestStoredConfigRefusesOtherFamilies(t *testing.T) {
+	st, err := storage.Open(t.TempDir() + "/l.db")
+	require.NoError(t, err)
+	defer st.Close()
+	ctx := context.Background()
+	id, err := st.CreateExperiment(ctx, "ws", `{"family":"webshop","goals":[1]}`, "h")
+	require.NoError(t, err)
+	_, err = (&Runner{Store: st}).StoredConfig(ctx, id)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "webshop-run --resume")
+	_, err = (&Runner{Store: st}).Resume(ctx, id, nil)
+	assert.Error(t, err)
+	id, err = st.CreateExperiment(ctx, "qa", `{"family":"qa","dataset":"hotpotqa"}`, "h2")
+	require.NoError(t, err)
+	cfg, err := (&Runner{Store: st}).StoredConfig(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, "hotpotqa", cfg.Dataset)
+}
