@@ -34,7 +34,11 @@ func NewRetriever(cfg RunConfig, store core.Environment) (core.Environment, erro
 		return &HTTPRetriever{URL: u, Timeout: timeout}, nil
 	}
 	if rc != nil && rc.Kind == RetrieverSerper {
-		return newSerperRetriever(rc)
+		s, err := newSerperRetriever(rc)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return s, nil
 	}
 	if store == nil {
 		return nil, errors.New("runner: no environment for the bm25 retriever")

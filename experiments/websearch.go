@@ -268,6 +268,9 @@ func newSerperRetriever(rc *RetrieverConfig) (*SerperRetriever, error) {
 // web-search retriever (when the store keeps one).
 func (r *Runner) retriever(cfg RunConfig) (core.Environment, error) {
 	env, err := NewRetriever(cfg, r.Env)
+	if err != nil {
+		return nil, err
+	}
 	if s, ok := env.(*SerperRetriever); ok && s.Cache == nil {
 		if c, ok := r.Store.(WebSearchCache); ok {
 			s.Cache = c

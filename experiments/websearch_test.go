@@ -334,3 +334,20 @@ func TestStoredConfigRefusesOtherFamilies(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "hotpotqa", cfg.Dataset)
 }
+
+func TestRunWithoutSerperKeyFailsBeforeStarting(t *testing.T) {
+	st, err := storage.Open(t.TempDir() + "/l.db")
+	require.NoError(t, err)
+	defer st.Close()
+	const env = "MEM1LAB_TEST_SERPER_NO_KEY"
+	t.Setenv(env, "")
+	cfg := DefaultRunConfig()
+	cfg.Endpoint, cfg.Model = "http://127.0.0.1:1/v1", "m"
+	cfg.Retriever = &RetrieverConfig{Kind: RetrieverSerper, APIKeyEnv: env}
+	_, err = (&Runner{Store: st}).Run(context.Background(), cfg, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "$"+env+" is not set")
+	exps, err := st.Experiments(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, exps, "nothing is stored")
+}
