@@ -351,3 +351,21 @@ func TestRunWithoutSerperKeyFailsBeforeStarting(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, exps, "nothing is stored")
 }
+
+func TestSerperRetrieverTOML(t *testing.T) {
+	path := t.TempDir() + "/run.toml"
+	require.NoError(t, os.WriteFile(path, []byte(`endpoint = "http://127.0.0.1:8000/v1"
+model = "m"
+retriever = {kind = "serper", url = "https://search.example.org", api_key_env = "MY_SEARCH_KEY", timeout = 10}
+`), 0o644))
+	cfg, err := LoadRunConfig(path)
+	require.NoError(t, err)
+	assert.Equal(t, &RetrieverConfig{Kind: RetrieverSerper, URL: "https://search.example.org", APIKeyEnv: "MY_SEARCH_KEY", Timeout: 10}, cfg.Retriever)
+	require.NoError(t, cfg.Validate())
+	before := cfg.Hash()
+	cfg.Retriever.APIKeyEnv = "OTHER"
+	assert.NotEqual(t, before, cfg.Hash(), "the key's variable name is part of the config")
+	toml, err := cfg.CanonicalTOML()
+	require.NoError(t, err)
+	assert.Contains(t, string(toml), `api_key_env = "OTHER"`)
+}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -393,4 +395,53 @@ type idle struct{}
 
 func (idle) Complete(context.Context, core.Context, []string) (core.Completion, error) {
 	return core.Completion{Text: "<summary>nothing</summary>", FinishReason: "stop"}, nil
+}
+
+// TestEnvRetriesAndGivesUp: failed requests are retried up to Retries and
+// reported each time; a malformed reply is not retried.
+func TestEnvRetriesAndGivesUp(t *testing.T) {
+	fake := NewFakeServer()
+	f := &faulty{next: fake}
+	f.fail = func(w http.ResponseWriter, r *http.Request, path string, n int) bool {
+		switch {
+		case path == "/create" && n <= 2:
+			w.Header().Set("Retry-After", "0")
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+			return true
+		case path == "/available_actions" && n == 2:
+			_, _ = w.Write([]byte(`{"clickables": 3}`))
+			return true
+		}
+		return false
+	}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	ctx := context.Background()
+	var failures []string
+	env := &Env{Client: &Client{BaseURL: srv.URL}, Goal: 2, Retries: 2, OnFailure: func(op string, attempt int, err error) {
+		failures = append(failures, op+" "+strconv.Itoa(attempt))
+	}}
+	o, err := env.Reset(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, fake.Goals[2].Instruction, o.Instruction)
+	assert.True(t, o.Actions.HasSearchBar)
+	assert.Equal(t, []string{"reset 1", "reset 2"}, failures)
+
+	_, err = env.Step(ctx, "search[anything]")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "available_actions: reply is not {has_search_bar, clickables}")
+	assert.Equal(t, []string{"reset 1", "reset 2", "step 1"}, failures, "a malformed reply is not retried")
+
+	env2 := &Env{Client: &Client{BaseURL: "http://" + closedAddr(t)}, Retries: 1}
+	_, err = env2.Reset(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "gave up after 2 attempts")
+}
+
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
 }
