@@ -58,7 +58,7 @@ func (c *Client) Create(ctx context.Context) (int, error) {
 	var idx int
 	if err := json.Unmarshal(raw, &idx); err != nil {
 		var obj struct {
-			ID *int `json:"id"`
+			ID     *int `json:"id"`
 			EnvIdx *int `json:"env_idx"`
 		}
 		if json.Unmarshal(raw, &obj) == nil && (obj.ID != nil || obj.EnvIdx != nil) {

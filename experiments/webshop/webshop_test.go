@@ -7,8 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -154,7 +154,9 @@ func TestClientFailures(t *testing.T) {
 			w.WriteHeader(404)
 			_, _ = w.Write([]byte(`{"error":"env_idx 4 not found"}`))
 		}, false, true, -1},
-		{"expired as AgentGym error", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"error":"KeyError: env_idx 4 not found"}`)) }, false, true, -1},
+		{"expired as AgentGym error", func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"error":"KeyError: env_idx 4 not found"}`))
+		}, false, true, -1},
 		{"other server error", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"error":"goal file missing"}`)) }, false, false, -1},
 	}
 	for _, tc := range cases {
