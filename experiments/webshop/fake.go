@@ -54,13 +54,12 @@ type FakeServer struct {
 }
 
 type fakeEnv struct {
-	goal     int
-	page     string // "search", "results", "item", "detail", "done"
-	query    string
-	results  []int
-	item     int
-	chosen   map[string]string
-	lastText string
+	goal    int
+	page    string // "search", "results", "item", "detail", "done"
+	query   string
+	results []int
+	item    int
+	chosen  map[string]string
 }
 
 // NewFakeServer is a store of 36 products and 600 goals (the first 500 the

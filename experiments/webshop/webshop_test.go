@@ -145,7 +145,7 @@ func TestClientFailures(t *testing.T) {
 		{"500", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "Internal Server Error", 500) }, true, false, 500},
 		{"503 retry-after", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "2")
-			http.Error(w, "busy", 503)
+			http.Error(w, "busy", http.StatusServiceUnavailable)
 		}, true, false, 503},
 		{"timeout", hang, true, false, 0},
 		{"malformed JSON", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(`{"state": "x", "rew`)) }, false, false, -1},
