@@ -301,9 +301,12 @@ func (a *WebShopAgent) Run(ctx context.Context, prior []Turn, onTurn func(Turn) 
 		if t.Context == "" {
 			t.Context = c.Prompt + c.Carried()
 		}
-		if comp.Usage.Reported {
+		switch {
+		case comp.Usage.Reported:
 			t.PromptTokens, t.CompletionTokens, t.UsageReported, t.TokenSource = comp.Usage.PromptTokens, comp.Usage.CompletionTokens, true, TokenSourceServerUsage
-		} else {
+		case comp.Usage.Source == TokenSourceServerTokenize:
+			t.PromptTokens, t.CompletionTokens, t.TokenSource = comp.Usage.PromptTokens, comp.Usage.CompletionTokens, TokenSourceServerTokenize
+		default:
 			t.PromptTokens, t.CompletionTokens, t.TokenSource = EstimateTokens(t.Context), EstimateTokens(comp.Text), TokenSourceEstimate
 		}
 		ended := p.Kind == ""
