@@ -41,7 +41,9 @@ const TestSplit = 500
 // matches), item pages with options, and Buy Now. Its reward is WebShop's
 // formula without the product-type term: (attribute matches + option
 // matches + [price ≤ ceiling]) / (goal attributes + goal options + 1), exact
-// matches only (WebShop's type term needs spaCy and its matching is fuzzy).
+// matches only (WebShop's type term needs spaCy and its matching is fuzzy;
+// the formula is get_reward of princeton-nlp/WebShop,
+// web_agent_site/engine/goal.py, Yao et al. 2022).
 // Scores from it are therefore not comparable with the paper's. Safe for
 // concurrent use.
 type FakeServer struct {
