@@ -58,6 +58,7 @@ func commands() []command {
 		{"plot", "--experiment ID --chart accuracy|peak|context|frontier|time|turns --out FIG.pdf|svg|png", "draw a chart of stored experiments as a publication figure (--overlay adds MEM1 Table 1)", (*CLI).cmdPlot},
 		{"retrieve-server", "[--corpus FILE.jsonl] [--addr HOST:PORT]", "serve a corpus over MEM1/Search-R1's POST /retrieve protocol (BM25), for --retriever URL", (*CLI).cmdRetrieveServer},
 		{"oracle", "[--addr HOST:PORT]", "serve a retrieval-oracle MEM1 agent (OpenAI-compatible, no GPU) for pipeline checks", (*CLI).cmdOracle},
+		{"websearch-demo", "[--addr HOST:PORT]", "serve Serper's search API shape over the store's BM25 index, for --retriever serper:URL without the internet", (*CLI).cmdWebSearchDemo},
 		{"webshop-demo", "[--addr HOST:PORT]", "serve a small fake WebShop in AgentGym's protocol (synthetic products; reward without the type term)", (*CLI).cmdWebShopDemo},
 		{"webshop-run", "[--env URL|demo] [--goals 0-9] [--endpoint URL --model M] [--policy mem1|full] | --resume ID --env URL", "play WebShop episodes (scripted shopper or a model) into the store: reward ×100, peak tokens, dependency, time", (*CLI).cmdWebShopRun},
 		{"help", "", "this list", nil},

@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -91,4 +94,59 @@ func TestRunWithSerperFromCLI(t *testing.T) {
 	code, _, errOut = run(t, "run", "--db", db, "--endpoint", url, "--model", oracle.ModelName, "--retriever", "serper:"+serper.URL, "--quiet")
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, errOut, "$SERPER_API_KEY is not set")
+}
+
+// TestWebSearchDemoDrivesAWebQARun: `websearch-demo` serves the store's
+// corpus in Serper's shape; the oracle agent's run through it with
+// `--retriever serper:URL` finds gold answers in the rendered results.
+func TestWebSearchDemoDrivesAWebQARun(t *testing.T) {
+	db, url := oracleEndpoint(t)
+	const key = "demo-key-7"
+	t.Setenv(experiments.DefaultSerperKeyEnv, key)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		c := &CLI{Stdout: &logs, Stderr: &logs}
+		done <- c.cmdWebSearchDemo(ctx, []string{"--db", db, "--addr", "127.0.0.1:0"})
+	}()
+	defer func() {
+		cancel()
+		assert.NoError(t, <-done)
+	}()
+	listening := regexp.MustCompile(`listening on (http://\S+)/search`)
+	var base string
+	require.Eventually(t, func() bool {
+		if m := listening.FindStringSubmatch(logs.String()); m != nil {
+			base = m[1]
+			return true
+		}
+		return false
+	}, 2*time.Minute, 10*time.Millisecond, "never listened: %s", logs.String())
+	assert.Contains(t, logs.String(), "X-API-KEY must match $SERPER_API_KEY")
+
+	code, out, errOut := run(t, "run", "--db", db, "--endpoint", url, "--model", oracle.ModelName,
+		"--dataset", "hotpotqa", "--objectives", "1", "--tasks", "4", "--retriever", "serper:"+base, "--json", "--quiet")
+	require.Equal(t, 0, code, errOut)
+	var sum experiments.Summary
+	require.NoError(t, json.Unmarshal([]byte(out), &sum))
+	st, err := storage.OpenReadOnly(db)
+	require.NoError(t, err)
+	defer st.Close()
+	rows, err := st.Rollouts(context.Background(), sum.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 4)
+	em := 0.0
+	for _, row := range rows {
+		assert.Equal(t, storage.StatusDone, row.Status, row.Error)
+		em += row.EM
+		turns, err := st.Turns(context.Background(), row.ID)
+		require.NoError(t, err)
+		for _, tu := range turns {
+			for _, p := range tu.Passages {
+				assert.True(t, strings.HasPrefix(p.ID, "passage:"), p.ID)
+			}
+		}
+	}
+	assert.Positive(t, em, "the oracle finds gold answers in web results built from the corpus")
 }

@@ -369,3 +369,37 @@ retriever = {kind = "serper", url = "https://search.example.org", api_key_env = 
 	require.NoError(t, err)
 	assert.Contains(t, string(toml), `api_key_env = "OTHER"`)
 }
+
+// TestSerperServerOverTheStore: the local Serper-shaped server over the
+// bundle's BM25 index answers the retriever, which renders the store's own
+// passages; bad keys and bodies are refused.
+func TestSerperServerOverTheStore(t *testing.T) {
+	st := bundleStore(t)
+	ctx := context.Background()
+	srv := httptest.NewServer(&SerperServer{Env: st, Key: fakeSerperKey})
+	defer srv.Close()
+	const q = "Who wrote the novel Nineteen Eighty-Four?"
+	want, err := st.Search(ctx, q, 3)
+	require.NoError(t, err)
+	require.NotEmpty(t, want)
+	got, err := (&SerperRetriever{URL: srv.URL + "/search", Key: fakeSerperKey}).Search(ctx, q, 3)
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	for i := range want {
+		assert.Equal(t, want[i].Title, got[i].Title)
+		assert.Equal(t, want[i].Text, got[i].Text)
+		assert.Equal(t, "passage:"+want[i].ID, got[i].ID)
+	}
+	_, err = (&SerperRetriever{URL: srv.URL + "/search", Key: "nope"}).Search(ctx, q, 3)
+	var ce *CallError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, 401, ce.Status)
+	for _, body := range []string{`{"num": 3}`, `not json`, `{"q": "x", "num": 1000}`} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/search", strings.NewReader(body))
+		req.Header.Set("X-API-KEY", fakeSerperKey)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, 400, resp.StatusCode, body)
+	}
+}
