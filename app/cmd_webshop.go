@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -103,9 +102,14 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	}
 	envURL, fake := *env, false
 	if envURL == "demo" {
-		srv := httptest.NewServer(webshop.NewFakeServer())
+		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+		if lerr != nil {
+			return lerr
+		}
+		srv := &http.Server{Handler: webshop.NewFakeServer(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
-		envURL, fake = srv.URL, true
+		envURL, fake = "http://"+ln.Addr().String(), true
 	}
 	var sum webshop.Summary
 	if *resume > 0 {
