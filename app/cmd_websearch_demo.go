@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -50,6 +51,13 @@ func (c *CLI) cmdWebSearchDemo(ctx context.Context, args []string) error {
 	case <-ctx.Done():
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return srv.Shutdown(shut)
+		if err := srv.Shutdown(shut); errors.Is(err, context.DeadlineExceeded) {
+			// A client's connection that never sent a request (StateNew)
+			// holds Shutdown for 5 s; past that, close it.
+			return srv.Close()
+		} else if err != nil {
+			return err
+		}
+		return nil
 	}
 }

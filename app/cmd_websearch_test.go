@@ -111,6 +111,7 @@ func TestWebSearchDemoDrivesAWebQARun(t *testing.T) {
 		done <- c.cmdWebSearchDemo(ctx, []string{"--db", db, "--addr", "127.0.0.1:0"})
 	}()
 	defer func() {
+		http.DefaultClient.CloseIdleConnections() // the retriever's keep-alive connections
 		cancel()
 		assert.NoError(t, <-done)
 	}()
