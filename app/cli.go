@@ -61,6 +61,9 @@ func commands() []command {
 		{"retrieve-server", "[--corpus FILE.jsonl] [--addr HOST:PORT]", "serve a corpus over MEM1/Search-R1's POST /retrieve protocol (BM25), for --retriever URL", (*CLI).cmdRetrieveServer},
 		{"search", "[--retriever bm25|bm25-tuned|bleve] [--k 3] [--questions N] [--json] WORDS…", "query the passage corpus with timings (BM25 via FTS5, tuned FTS5 or a bleve index beside the store)", (*CLI).cmdSearch},
 		{"oracle", "[--addr HOST:PORT]", "serve a retrieval-oracle MEM1 agent (OpenAI-compatible, no GPU) for pipeline checks", (*CLI).cmdOracle},
+		{"websearch-demo", "[--addr HOST:PORT]", "serve Serper's search API shape over the store's BM25 index, for --retriever serper:URL without the internet", (*CLI).cmdWebSearchDemo},
+		{"webshop-demo", "[--addr HOST:PORT]", "serve a small fake WebShop in AgentGym's protocol (synthetic products; reward without the type term)", (*CLI).cmdWebShopDemo},
+		{"webshop-run", "[--env URL|demo] [--goals 0-9] [--endpoint URL --model M] [--policy mem1|full] | --resume ID --env URL", "play WebShop episodes (scripted shopper or a model) into the store: reward ×100, peak tokens, dependency, time", (*CLI).cmdWebShopRun},
 		{"help", "", "this list", nil},
 	}
 }
@@ -316,7 +319,7 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	fs.StringVar(&cfg.Scheme, "scheme", cfg.Scheme, "scoring scheme: mem1 or squad")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "rollouts in flight")
 	fs.Int64Var(&cfg.MaxResponseBytes, "max-response-bytes", cfg.MaxResponseBytes, "largest reply body accepted (0 = 8 MiB); a longer one is a retried \"response too large\" failure")
-	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index) or the URL of a MEM1/Search-R1 /retrieve server")
+	fs.Var(retrieverFlag{cfg}, "retriever", "retriever: bm25 (the store's index), bm25-tuned or bleve (engines over the same corpus), the URL of a MEM1/Search-R1 /retrieve server, or serper / serper:URL (web search, key from $SERPER_API_KEY or retriever.api_key_env; replies cached in the store)")
 	memoryFlags(fs, cfg)
 	fs.BoolVar(&cfg.Cache, "cache", cfg.Cache, "answer a model call from the store's response cache when the same endpoint and model got the very same request before (and searches from the retrieval cache)")
 	fs.StringVar(&cfg.SessionHeader, "session-header", cfg.SessionHeader, "header carrying each rollout's session key for a sticky router (default X-Session-ID, - = none)")

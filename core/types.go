@@ -215,6 +215,10 @@ type Score struct {
 	// mainly for rollouts longer than EvalPyTurns turns, whose later turns
 	// eval.py never reads.
 	EvalPy *EvalPyScore `json:"eval_py,omitempty"`
+	// Reward is a WebShop episode's final reward in [0, 1] (nil for QA; the
+	// WebShop runner also writes it to EM and F1 so that tables and charts
+	// that read EM show it).
+	Reward *float64 `json:"reward,omitempty"`
 }
 
 // EvalPyScore is a trajectory's EM and F1 as Mem1/inference/eval.py computes

@@ -54,15 +54,31 @@ type RetrieverConfig struct {
 	URL     string  `toml:"url,omitempty" json:"url,omitempty"`
 	TopK    int     `toml:"topk,omitempty" json:"topk,omitempty"`
 	Timeout float64 `toml:"timeout,omitempty" json:"timeout,omitempty"`
+	// APIKeyEnv (kind "serper") names the environment variable holding the
+	// web-search API key (default SERPER_API_KEY); APIKeyKeyring names an OS
+	// keyring entry used when the variable is unset. The key itself is never
+	// stored.
+	APIKeyEnv     string `toml:"api_key_env,omitempty" json:"api_key_env,omitempty"`
+	APIKeyKeyring string `toml:"api_key_keyring,omitempty" json:"api_key_keyring,omitempty"`
 }
 
 // ParseRetriever reads the --retriever flag and the New experiment picker's
-// value: "bm25" (or "") is the store's index (nil, the default), anything else
-// a /retrieve URL. Errors: a URL that is not http(s) with a host.
+// value: "bm25" (or "") is the store's index (nil, the default), "bm25-tuned"
+// and "bleve" are engines over the same corpus, "serper" is
+// Serper's web search (key from $SERPER_API_KEY), "serper:URL" a
+// Serper-compatible service at URL, anything else a /retrieve URL. Errors: a
+// URL that is not http(s) with a host.
 func ParseRetriever(s string) (*RetrieverConfig, error) {
 	s = strings.TrimSpace(s)
 	if s == "" || strings.EqualFold(s, RetrieverBM25) {
 		return nil, nil
+	}
+	if strings.EqualFold(s, RetrieverSerper) || strings.HasPrefix(strings.ToLower(s), RetrieverSerper+":") && !strings.HasPrefix(strings.ToLower(s), "serper://") {
+		u, err := NormalizeSerperURL(strings.TrimPrefix(s[len(RetrieverSerper):], ":"))
+		if err != nil {
+			return nil, err
+		}
+		return &RetrieverConfig{Kind: RetrieverSerper, URL: u}, nil
 	}
 	if k := strings.ToLower(s); localRetriever(k) {
 		return &RetrieverConfig{Kind: k}, nil
@@ -74,7 +90,8 @@ func ParseRetriever(s string) (*RetrieverConfig, error) {
 	return &RetrieverConfig{Kind: RetrieverHTTP, URL: u}, nil
 }
 
-// String is the --retriever form: "bm25", "bm25-tuned", "bleve" or the URL.
+// String is the --retriever form: "bm25", "bm25-tuned", "bleve", the URL,
+// "serper" or "serper:URL".
 func (rc *RetrieverConfig) String() string {
 	switch {
 	case rc == nil:
@@ -83,6 +100,11 @@ func (rc *RetrieverConfig) String() string {
 		return rc.URL
 	case localRetriever(rc.Kind):
 		return rc.Kind
+	case rc.Kind == RetrieverSerper:
+		if u, _ := NormalizeSerperURL(rc.URL); u == DefaultSerperURL {
+			return RetrieverSerper
+		}
+		return RetrieverSerper + ":" + rc.URL
 	}
 	return RetrieverBM25
 }
@@ -132,8 +154,15 @@ func (rc *RetrieverConfig) validate() []error {
 		if rc.URL != "" {
 			bad("url", "set with kind = %q: leave it out, or use kind = %q", rc.Kind, RetrieverHTTP)
 		}
+	case RetrieverSerper:
+		if _, err := NormalizeSerperURL(rc.URL); err != nil {
+			bad("url", "%v", err)
+		}
 	default:
-		bad("kind", "%q: want %q, %q, %q or %q", rc.Kind, RetrieverBM25, RetrieverBM25Tuned, RetrieverBleve, RetrieverHTTP)
+		bad("kind", "%q: want %q, %q, %q, %q or %q", rc.Kind, RetrieverBM25, RetrieverBM25Tuned, RetrieverBleve, RetrieverHTTP, RetrieverSerper)
+	}
+	if rc.Kind != RetrieverSerper && (rc.APIKeyEnv != "" || rc.APIKeyKeyring != "") {
+		bad("api_key_env", "only a %q retriever takes an API key", RetrieverSerper)
 	}
 	if rc.TopK < 0 || rc.TopK > 100 {
 		bad("topk", "%d: want 1..100 (0 = top_k)", rc.TopK)
@@ -371,8 +400,11 @@ func ReplaceRetriever(old *RetrieverConfig, s string) (*RetrieverConfig, error) 
 		}
 		rc.TopK = old.TopK
 	}
-	if rc != nil && rc.Kind == RetrieverHTTP {
+	if rc != nil && rc.Kind != RetrieverBM25 {
 		rc.Timeout = old.Timeout
+	}
+	if rc != nil && rc.Kind == RetrieverSerper && old.Kind == RetrieverSerper {
+		rc.APIKeyEnv, rc.APIKeyKeyring = old.APIKeyEnv, old.APIKeyKeyring
 	}
 	return rc, nil
 }
@@ -388,12 +420,13 @@ type RetrieverProbe struct {
 	Latency    time.Duration
 }
 
-// ProbeRetriever sends RetrieverProbeQuery, top k, to the /retrieve server rc
-// names (kind "http") and reports what came back. Errors: rc is not an HTTP
-// retriever, or the search failed (see HTTPRetriever.Search).
+// ProbeRetriever sends RetrieverProbeQuery, top k, to the /retrieve server or
+// the web search rc names (kind "http" or "serper", uncached) and reports what
+// came back. Errors: rc is bm25, a serper retriever has no key, or the search
+// failed (see HTTPRetriever.Search, SerperRetriever.Search).
 func ProbeRetriever(ctx context.Context, rc *RetrieverConfig, k int) (RetrieverProbe, error) {
-	if rc == nil || rc.Kind != RetrieverHTTP {
-		return RetrieverProbe{}, errors.New("retriever: only a /retrieve server can be tested (bm25 is the store's own index)")
+	if rc == nil || rc.Kind != RetrieverHTTP && rc.Kind != RetrieverSerper {
+		return RetrieverProbe{}, errors.New("retriever: only a /retrieve server or a web search can be tested (bm25 is the store's own index)")
 	}
 	env, err := NewRetriever(RunConfig{Retriever: rc}, nil)
 	if err != nil {

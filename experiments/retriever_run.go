@@ -20,9 +20,11 @@ const RetrieverAttemptEndpoint = "retriever"
 // NewRetriever is the search environment cfg.Retriever selects: an
 // HTTPRetriever for kind "http" (timeout retriever.timeout, 30 s when unset),
 // an engine over the store's corpus for "bm25-tuned" and "bleve" (store must
-// be the *storage.Store; opened on the first search, an io.Closer), else store
-// (the store's BM25 index). Errors: an invalid retriever table, or
-// kind "bm25" with a nil store.
+// be the *storage.Store; opened on the first search, an io.Closer), a
+// SerperRetriever for kind "serper" (its key resolved now; see
+// newSerperRetriever), else store (the store's BM25 index). Errors: an invalid
+// retriever table, a serper retriever without a key, or kind "bm25" with a nil
+// store.
 func NewRetriever(cfg RunConfig, store core.Environment) (core.Environment, error) {
 	rc := cfg.Retriever
 	if errs := rc.validate(); len(errs) > 0 {
@@ -35,6 +37,13 @@ func NewRetriever(cfg RunConfig, store core.Environment) (core.Environment, erro
 			timeout = time.Duration(rc.Timeout * float64(time.Second))
 		}
 		return &HTTPRetriever{URL: u, Timeout: timeout}, nil
+	}
+	if rc != nil && rc.Kind == RetrieverSerper {
+		s, err := newSerperRetriever(rc)
+		if err != nil {
+			return nil, err // not a typed nil in the interface
+		}
+		return s, nil
 	}
 	if store == nil {
 		return nil, errors.New("runner: no environment for the bm25 retriever")

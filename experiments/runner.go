@@ -127,7 +127,7 @@ func (r *Runner) Run(ctx context.Context, cfg RunConfig, progress func(Progress)
 	if r.Store == nil {
 		return Summary{}, errors.New("runner: no store")
 	}
-	if _, err := NewRetriever(cfg, r.Env); err != nil {
+	if _, err := r.retriever(cfg); err != nil {
 		return Summary{}, err
 	}
 	cfg, err := r.resolveTemplate(ctx, cfg)
@@ -294,6 +294,9 @@ func (r *Runner) StoredConfig(ctx context.Context, expID int64) (RunConfig, erro
 	if err != nil {
 		return RunConfig{}, err
 	}
+	if err := qaFamilyConfig(expID, e.ConfigJSON); err != nil {
+		return RunConfig{}, err
+	}
 	var cfg RunConfig
 	if err := json.Unmarshal([]byte(e.ConfigJSON), &cfg); err != nil {
 		return RunConfig{}, fmt.Errorf("runner: experiment %d: stored config: %w", expID, err)
@@ -317,7 +320,7 @@ func (r *Runner) Resume(ctx context.Context, expID int64, progress func(Progress
 	if err := cfg.Validate(); err != nil {
 		return Summary{Experiment: expID}, err
 	}
-	if _, err := NewRetriever(cfg, r.Env); err != nil {
+	if _, err := r.retriever(cfg); err != nil {
 		return Summary{Experiment: expID}, err
 	}
 	eps, closeEps, err := r.endpoints(cfg)
@@ -492,7 +495,7 @@ func (r *Runner) claim(ctx context.Context, expID int64, owner string) error {
 // execute plays experiment expID's unfinished rollouts on eps.
 func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []*endpointState, red *redactor, progress func(Progress)) (Summary, error) {
 	sum := Summary{Experiment: expID}
-	env, err := NewRetriever(cfg, r.Env)
+	env, err := r.retriever(cfg)
 	if err != nil {
 		return sum, err
 	}

@@ -397,6 +397,19 @@ CREATE TABLE retrieval_cache (
 ) WITHOUT ROWID;
 ALTER TABLE turns ADD COLUMN cached INTEGER NOT NULL DEFAULT 0;
 `,
+	// web_search_cache: a web-search API's raw replies (websearch.go), one per
+	// (endpoint, query, k), so a rerun of a web-QA experiment costs no API
+	// calls. endpoint is the search URL; no API key is ever stored.
+	`
+CREATE TABLE web_search_cache (
+	endpoint   TEXT NOT NULL CHECK (endpoint <> ''),
+	query      TEXT NOT NULL,
+	k          INTEGER NOT NULL CHECK (k > 0),
+	reply      TEXT NOT NULL CHECK (json_valid(reply)),
+	fetched_at TEXT NOT NULL,
+	PRIMARY KEY (endpoint, query, k)
+) WITHOUT ROWID;
+`,
 }
 
 // LatestSchemaVersion is the schema version this build writes.

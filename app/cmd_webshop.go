@@ -1,0 +1,191 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/experiments/webshop"
+)
+
+// cmdWebShopDemo serves the fake WebShop (webshop.FakeServer) in AgentGym's
+// protocol until ctx ends.
+func (c *CLI) cmdWebShopDemo(ctx context.Context, args []string) error {
+	fs := c.flags("webshop-demo")
+	addr := fs.String("addr", "127.0.0.1:36001", "listen address (port 0 picks a free port)")
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	fake := webshop.NewFakeServer()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: fake, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(c.Stderr, "mem1lab webshop-demo: %d products, %d goals (0..%d the test split); listening on http://%s\n"+
+		"rewards omit WebShop's product-type term: not comparable with the paper's\n",
+		len(fake.Products), len(fake.Goals), webshop.TestSplit-1, ln.Addr())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(shut)
+	}
+}
+
+// cmdWebShopRun plays WebShop episodes into the store: the scripted shopper
+// or a model endpoint, against a WebShop server (AgentGym's, or the fake one
+// started in-process with --env demo).
+func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
+	fs := c.flags("webshop-run")
+	db := fs.String("db", DefaultDBPath(), "SQLite store")
+	env := fs.String("env", "demo", "WebShop server root URL (AgentGym agentenv-webshop), or demo: the fake WebShop in-process")
+	goals := fs.String("goals", "0-9", "goal indices, e.g. 0-99 or 3,7 (indices < 500 are the test split)")
+	policy := fs.String("policy", core.PolicyMEM1, "mem1 (summary carried, think pruned) or full (every turn)")
+	maxTurns := fs.Int("max-turns", core.DefaultWebShopMaxTurns, "turns per episode")
+	endpoint := fs.String("endpoint", "", "OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1); empty: the scripted shopper")
+	model := fs.String("model", "", "model name at --endpoint")
+	mode := fs.String("mode", experiments.ModeCompletions, "completions (Qwen chat prefix) or chat")
+	keyEnv := fs.String("api-key-env", "", "environment variable holding the endpoint's API key")
+	retries := fs.Int("retries", 2, "retries of a failed WebShop request")
+	timeout := fs.Float64("timeout", 30, "seconds per WebShop request")
+	resume := fs.Int64("resume", 0, "resume WebShop experiment ID")
+	name := fs.String("name", "webshop", "experiment name")
+	template := fs.String("template", "", "prompt template file with an {instruction} slot (and optionally {observation}, {think}, {memory}, {action}, {information}); default: built-in")
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
+	plotOut := fs.String("plot", "", "also draw mean reward ×100 vs turns used to this file (.svg, .png or .pdf)")
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var m core.Model = webshop.Scripted{}
+	modelName := webshop.ScriptedModelName
+	if *endpoint != "" {
+		key := ""
+		if *keyEnv != "" {
+			key = os.Getenv(*keyEnv)
+		}
+		om, err := experiments.NewModel(experiments.Endpoint{BaseURL: *endpoint, Model: *model, Mode: *mode, APIKey: key,
+			Temperature: 0.01, TopP: 0.95, MaxTokens: 1024, Timeout: 10 * time.Minute})
+		if err != nil {
+			return err
+		}
+		m, modelName = om, *model
+	}
+	st, err := openLab(*db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r := &webshop.Runner{Store: st, Model: m, Backoff: func(a int) time.Duration { return time.Duration(a) * 500 * time.Millisecond }}
+	r.Progress = func(id int64, t core.Turn) {
+		fmt.Fprintf(c.Stderr, "rollout %d turn %d: %s\n", id, t.Index, t.Query)
+	}
+	envURL, fake := *env, false
+	if envURL == "demo" {
+		ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+		if lerr != nil {
+			return lerr
+		}
+		srv := &http.Server{Handler: webshop.NewFakeServer(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		envURL, fake = "http://"+ln.Addr().String(), true
+	}
+	var sum webshop.Summary
+	if *resume > 0 {
+		if envFlagSet(fs) {
+			r.EnvURL = envURL // the stored server otherwise
+		}
+		sum, err = r.Resume(ctx, *resume)
+	} else {
+		gs, perr := webshop.ParseGoals(*goals)
+		if perr != nil {
+			return perr
+		}
+		tmpl := ""
+		if *template != "" {
+			b, rerr := os.ReadFile(*template)
+			if rerr != nil {
+				return rerr
+			}
+			if tmpl = string(b); !strings.Contains(tmpl, core.InstructionSlot) {
+				return fmt.Errorf("%s: no %s slot", *template, core.InstructionSlot)
+			}
+		}
+		sum, err = r.Run(ctx, *name, webshop.Config{EnvURL: envURL, Goals: gs, Policy: *policy, MaxTurns: *maxTurns,
+			Model: modelName, Retries: *retries, Timeout: *timeout, FakeReward: fake, Template: tmpl})
+	}
+	if err != nil && sum.Experiment == 0 {
+		return err
+	}
+	if *plotOut != "" {
+		pts, perr := webshop.RewardByTurns(ctx, st, sum.Experiment)
+		note := ""
+		if fake {
+			note = "fake WebShop: reward without the product-type term"
+		}
+		if perr == nil {
+			perr = webshop.PlotRewardVsTurns(pts, fmt.Sprintf("WebShop, experiment %d", sum.Experiment), note, *plotOut)
+		}
+		if perr != nil {
+			return perr
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.Stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(map[string]any{"experiment": sum.Experiment, "rollouts": sum.Rollouts, "done": sum.Done, "failed": sum.Failed,
+			"reward_x100": jsonNum(sum.Reward100), "peak_tokens": jsonNum(sum.PeakTokens), "dependency": jsonNum(sum.Dependency),
+			"seconds": jsonNum(sum.Seconds), "fake_reward": fake}); jerr != nil {
+			return jerr
+		}
+		return err
+	}
+	fmt.Fprintf(c.Stdout, "experiment %d: %d rollouts, %d done, %d failed\n", sum.Experiment, sum.Rollouts, sum.Done, sum.Failed)
+	fmt.Fprintf(c.Stdout, "final reward ×100: %s   peak tokens: %s   dependency: %s   seconds/trajectory: %s\n",
+		num(sum.Reward100, 1), num(sum.PeakTokens, 0), num(sum.Dependency, 0), num(sum.Seconds, 2))
+	if fake {
+		fmt.Fprintln(c.Stdout, "(fake WebShop: its reward has no product-type term; not comparable with the paper's Table 2)")
+	}
+	return err
+}
+
+func num(x float64, prec int) string {
+	if math.IsNaN(x) {
+		return "—"
+	}
+	return strconv.FormatFloat(x, 'f', prec, 64)
+}
+
+func jsonNum(x float64) any {
+	if math.IsNaN(x) {
+		return nil
+	}
+	return x
+}
+
+func envFlagSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "env" })
+	return set
+}

@@ -1,0 +1,332 @@
+package webshop
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// EnvAttemptEndpoint is the endpoint name under which failed WebShop server
+// requests are recorded (storage.Attempt.Endpoint).
+const EnvAttemptEndpoint = "webshop"
+
+// Config is a WebShop experiment as stored (the experiment's config JSON,
+// with "family": "webshop").
+type Config struct {
+	Family   string  `json:"family"`
+	Dataset  string  `json:"dataset"`
+	EnvURL   string  `json:"env_url"`
+	Goals    []int   `json:"goals"`
+	Policy   string  `json:"policy"`
+	MaxTurns int     `json:"max_turns"`
+	Model    string  `json:"model"`
+	Template string  `json:"template,omitempty"`
+	Retries  int     `json:"retries"`
+	Timeout  float64 `json:"timeout_seconds,omitempty"`
+	// FakeReward notes that the environment is mem1lab's fake WebShop, whose
+	// reward has no product-type term.
+	FakeReward bool `json:"fake_reward,omitempty"`
+}
+
+func (c *Config) normalize() error {
+	c.Family, c.Dataset = core.FamilyWebShop, core.FamilyWebShop
+	if c.Policy == "" {
+		c.Policy = core.PolicyMEM1
+	}
+	if c.MaxTurns == 0 {
+		c.MaxTurns = core.DefaultWebShopMaxTurns
+	}
+	var errs []error
+	if strings.TrimSpace(c.EnvURL) == "" {
+		errs = append(errs, errors.New("webshop: no environment URL"))
+	}
+	if len(c.Goals) == 0 {
+		errs = append(errs, errors.New("webshop: no goals"))
+	}
+	for _, g := range c.Goals {
+		if g < 0 {
+			errs = append(errs, fmt.Errorf("webshop: goal %d: want ≥ 0", g))
+		}
+	}
+	if c.Policy != core.PolicyMEM1 && c.Policy != core.PolicyFull {
+		errs = append(errs, fmt.Errorf("webshop: policy %q: want mem1 or full", c.Policy))
+	}
+	if c.MaxTurns < 1 || c.MaxTurns > 100 {
+		errs = append(errs, fmt.Errorf("webshop: max turns %d: want 1..100", c.MaxTurns))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseGoals reads "0-9", "3,7,12" or a mix ("0-4,10"). Errors: anything else.
+func ParseGoals(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		var a, b int
+		if n, _ := fmt.Sscanf(part, "%d-%d", &a, &b); n == 2 && !strings.HasPrefix(part, "-") {
+			if b < a || b-a > 10000 {
+				return nil, fmt.Errorf("goals %q: bad range", part)
+			}
+			for g := a; g <= b; g++ {
+				out = append(out, g)
+			}
+			continue
+		}
+		if _, err := fmt.Sscanf(part, "%d", &a); err != nil || fmt.Sprint(a) != part || a < 0 {
+			return nil, fmt.Errorf("goals %q: want N, N-M or a comma-separated list", part)
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("goals: none given")
+	}
+	return out, nil
+}
+
+// Summary is an experiment's WebShop figures as the paper reports them
+// (arXiv 2506.15841 Table 2): mean final reward ×100, mean peak tokens and
+// dependency (o200k counts, eval.py's formulas over summary, response and
+// observation, the exact-match gate off), mean seconds per trajectory.
+type Summary struct {
+	Experiment int64
+	Rollouts   int
+	Done       int
+	Failed     int
+	Reward100  float64
+	PeakTokens float64
+	Dependency float64
+	Seconds    float64
+}
+
+// Runner plays WebShop experiments into a store.
+type Runner struct {
+	Store *storage.Store
+	Model core.Model
+	// Backoff between retried server requests (nil: none).
+	Backoff func(attempt int) time.Duration
+	Clock   func() time.Time
+	// EnvURL, when set, replaces the stored config's server on Resume (the
+	// server moved; episodes are replayed, so any server of the same goals
+	// will do).
+	EnvURL string
+	// Progress (may be nil) is told of each stored turn.
+	Progress func(rolloutID int64, t core.Turn)
+}
+
+// Run stores a new experiment for cfg (one rollout per goal, under
+// cfg.Model) and plays it; see Resume for how rollouts are played.
+func (r *Runner) Run(ctx context.Context, name string, cfg Config) (Summary, error) {
+	if err := cfg.normalize(); err != nil {
+		return Summary{}, err
+	}
+	if r.Store == nil || r.Model == nil {
+		return Summary{}, errors.New("webshop: runner without store or model")
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return Summary{}, err
+	}
+	h := sha256.Sum256(b)
+	expID, err := r.Store.CreateExperiment(ctx, name, string(b), hex.EncodeToString(h[:]))
+	if err != nil {
+		return Summary{}, err
+	}
+	tasks := make([]core.Task, len(cfg.Goals))
+	for i, g := range cfg.Goals {
+		tasks[i] = core.Task{Key: fmt.Sprintf("webshop/goal/%04d", g), Dataset: core.FamilyWebShop,
+			Objectives: []core.Objective{{QuestionID: fmt.Sprintf("goal-%d", g), Question: fmt.Sprintf("WebShop goal %d", g)}}}
+	}
+	ids, err := r.Store.AddTasks(ctx, expID, tasks)
+	if err != nil {
+		return Summary{Experiment: expID}, err
+	}
+	for _, t := range tasks {
+		if _, err := r.Store.CreateRollout(ctx, expID, ids[t.Key], cfg.Policy, cfg.Model); err != nil {
+			return Summary{Experiment: expID}, err
+		}
+	}
+	return r.Resume(ctx, expID)
+}
+
+// Resume plays experiment expID's rollouts that are not done, one at a time:
+// each one's stored turns are replayed on a fresh environment and the episode
+// goes on from there (core.WebShopAgent.Run). A rollout whose model or server
+// keeps failing is stored as failed with the per-turn error ("turn N: step:
+// …") and the others go on; failed server requests are recorded as attempts
+// under EnvAttemptEndpoint. Errors: the experiment is not a WebShop one,
+// store failures, ctx.Err() when cancelled.
+func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
+	sum := Summary{Experiment: expID}
+	e, err := r.Store.Experiment(ctx, expID)
+	if err != nil {
+		return sum, err
+	}
+	var cfg Config
+	if err := json.Unmarshal([]byte(e.ConfigJSON), &cfg); err != nil || cfg.Family != core.FamilyWebShop {
+		return sum, fmt.Errorf("webshop: experiment %d is not a WebShop experiment", expID)
+	}
+	if err := cfg.normalize(); err != nil {
+		return sum, err
+	}
+	_ = r.Store.SetExperimentStatus(ctx, expID, storage.StatusRunning)
+	rows, err := r.Store.Rollouts(ctx, expID)
+	if err != nil {
+		return sum, err
+	}
+	if r.EnvURL != "" {
+		cfg.EnvURL = r.EnvURL
+	}
+	client := &Client{BaseURL: cfg.EnvURL, Timeout: time.Duration(cfg.Timeout * float64(time.Second))}
+	for _, row := range rows {
+		if row.Status == storage.StatusDone {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			_ = r.Store.SetExperimentStatus(context.WithoutCancel(ctx), expID, storage.StatusCancelled)
+			return r.summarize(context.WithoutCancel(ctx), expID)
+		}
+		var goal int
+		if _, err := fmt.Sscanf(row.TaskKey, "webshop/goal/%d", &goal); err != nil {
+			return sum, fmt.Errorf("webshop: rollout %d: task key %q", row.ID, row.TaskKey)
+		}
+		if err := r.play(ctx, client, cfg, row.ID, goal); err != nil {
+			return sum, err
+		}
+	}
+	status := storage.StatusDone
+	if ctx.Err() != nil {
+		status = storage.StatusCancelled
+	}
+	_ = r.Store.SetExperimentStatus(context.WithoutCancel(ctx), expID, status)
+	return r.summarize(context.WithoutCancel(ctx), expID)
+}
+
+// play runs one rollout; it returns only store errors.
+func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64, goal int) error {
+	bg := context.WithoutCancel(ctx)
+	prior, err := r.Store.Turns(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := r.Store.StartRollout(ctx, id); err != nil {
+		return err
+	}
+	turn := len(prior)
+	env := &Env{Client: client, Goal: goal, Retries: cfg.Retries, Backoff: r.Backoff}
+	env.OnFailure = func(op string, attempt int, err error) {
+		status := 0
+		var ce *experiments.CallError
+		if errors.As(err, &ce) {
+			status = ce.Status
+		}
+		_ = r.Store.RecordAttempt(bg, storage.Attempt{RolloutID: id, Turn: turn, Attempt: attempt, Endpoint: EnvAttemptEndpoint,
+			Status: status, Error: op + ": " + err.Error()})
+	}
+	defer env.Close(bg)
+	agent := &core.WebShopAgent{Model: r.Model, Env: env, Clock: r.Clock,
+		Config: core.WebShopConfig{Template: cfg.Template, MaxTurns: cfg.MaxTurns, Policy: cfg.Policy}}
+	out, runErr := agent.Run(ctx, prior, func(t core.Turn) error {
+		if err := r.Store.AppendTurn(bg, id, t); err != nil {
+			return err
+		}
+		turn = t.Index + 1
+		if r.Progress != nil {
+			r.Progress(id, t)
+		}
+		return nil
+	})
+	if out.Prompt != "" {
+		_ = r.Store.SetRolloutPrompt(bg, id, out.Prompt)
+	}
+	res := storage.RolloutResult{Status: storage.StatusDone, Answer: "", PeakTokens: out.PeakTokens, TotalTokens: out.TotalTokens,
+		Turns: len(out.Turns), Seconds: out.Elapsed.Seconds(), HitMaxTurns: out.HitMaxTurns}
+	reward := out.Reward
+	res.Score = core.Score{Scheme: core.FamilyWebShop, EM: reward, F1: reward, Reward: &reward, NoAnswer: !out.Done}
+	if n := len(out.Turns); n > 0 && out.Turns[n-1].Action == core.ActionAnswer {
+		res.Answer = out.Turns[n-1].Answer
+	}
+	res.Paper = PaperMetrics(out.Turns, cfg.Policy)
+	res.RequestPeakTokens, res.TokenSource = core.RequestPeak(out.Turns)
+	if runErr != nil {
+		var te *core.TurnError
+		if errors.As(runErr, &te) && te.Op == "store" {
+			return runErr
+		}
+		res.Status, res.Error = storage.StatusFailed, runErr.Error()
+		if ctx.Err() != nil {
+			res.Status = storage.StatusCancelled
+		}
+	}
+	return r.Store.FinishRollout(bg, id, res)
+}
+
+// PaperMetrics are a WebShop episode's peak tokens and dependency under
+// eval.py's formulas (Mem1/inference/eval.py; core.PeakTokensConsolidating
+// and core.DependencyConsolidating, or the full-history forms for "full")
+// over core.WebShopRefTurns, o200k counts, with the exact-match gate off
+// (WebShop has no exact match).
+func PaperMetrics(turns []core.Turn, policy string) *core.PaperMetrics {
+	if len(turns) == 0 {
+		return nil
+	}
+	refs := core.WebShopRefTurns(turns, core.WebShopTags{})
+	m := core.ComputePaperMetrics(refs, 1, core.PaperRuleFull(policy), nil, core.O200kTokens)
+	m.ExactMatchLenient = 0
+	return &m
+}
+
+func (r *Runner) summarize(ctx context.Context, expID int64) (Summary, error) {
+	sum := Summary{Experiment: expID}
+	rows, err := r.Store.Rollouts(ctx, expID)
+	if err != nil {
+		return sum, err
+	}
+	var peaks, deps []float64
+	var rewards, secs []float64
+	for _, row := range rows {
+		sum.Rollouts++
+		switch row.Status {
+		case storage.StatusDone:
+			sum.Done++
+		case storage.StatusFailed:
+			sum.Failed++
+		}
+		if row.Status != storage.StatusDone {
+			continue
+		}
+		rewards = append(rewards, row.EM*100)
+		secs = append(secs, row.Seconds)
+		if row.Paper != nil && row.Paper.PeakTokens != nil {
+			peaks = append(peaks, float64(*row.Paper.PeakTokens))
+		}
+		if row.Paper != nil && row.Paper.Dependency != nil {
+			deps = append(deps, float64(*row.Paper.Dependency))
+		}
+	}
+	sum.Reward100, sum.PeakTokens, sum.Dependency, sum.Seconds = mean(rewards), mean(peaks), mean(deps), mean(secs)
+	return sum, nil
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(len(xs))
+}
