@@ -23,10 +23,16 @@ import (
 // the three functions below) to hold another figure to the same rule.
 type rolloutFigures struct {
 	EM, F1 float64
+	// PaperPeak is eval.py's peak tokens, -1 where it gives None.
+	PaperPeak int
 }
 
 func storedFigures(r storage.RolloutRow) rolloutFigures {
-	return rolloutFigures{EM: r.EM, F1: r.F1}
+	peak, ok := r.PaperPeak()
+	if !ok {
+		peak = -1
+	}
+	return rolloutFigures{EM: r.EM, F1: r.F1, PaperPeak: peak}
 }
 
 func scoredFigures(t *testing.T, line map[string]any) rolloutFigures {
@@ -34,7 +40,13 @@ func scoredFigures(t *testing.T, line map[string]any) rolloutFigures {
 	em, ok1 := line["em"].(float64)
 	f1, ok2 := line["f1"].(float64)
 	require.True(t, ok1 && ok2, "score --json line %v", line)
-	return rolloutFigures{EM: em, F1: f1}
+	peak := -1
+	if v, ok := line["peak_tokens"].(float64); ok {
+		peak = int(v)
+	} else {
+		require.Nil(t, line["peak_tokens"], "score --json line %v", line)
+	}
+	return rolloutFigures{EM: em, F1: f1, PaperPeak: peak}
 }
 
 // readJSONLines decodes one JSON object per line.
@@ -86,11 +98,25 @@ func TestTrajectoriesRoundTrip(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	scored := readJSONLines(t, out)
 	require.Len(t, scored, len(orig)+1)
+	// eval.py's full-history rule for the full-history policy's peak.
+	code, outFull, errOut := run(t, "score", traj, "--json", "--full")
+	require.Equal(t, 0, code, errOut)
+	scoredFull := readJSONLines(t, outFull)
+	require.Len(t, scoredFull, len(orig)+1)
 	var sumEM float64
+	withPeak := 0
 	for i, r := range orig {
-		assert.Equal(t, storedFigures(r), scoredFigures(t, scored[i]), "rollout %d (%s)", r.ID, r.Policy)
+		if storedFigures(r).PaperPeak > 0 {
+			withPeak++
+		}
+		line := scored[i]
+		if core.PaperRuleFull(r.Policy) {
+			line = scoredFull[i]
+		}
+		assert.Equal(t, storedFigures(r), scoredFigures(t, line), "rollout %d (%s)", r.ID, r.Policy)
 		sumEM += r.EM
 	}
+	assert.Positive(t, withPeak, "the paper peak is compared on rollouts that have one")
 	assert.InDelta(t, sumEM/6, scored[6]["mean_em"], 1e-12)
 
 	// import-trajectories: the policy, model and settings come back; no warning.
