@@ -3,7 +3,6 @@ package views
 import (
 	"fmt"
 
-	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
 )
 
@@ -68,6 +67,6 @@ func (u *UI) StopRuns(done func()) {
 	u.stop()
 	go func() {
 		u.runWG.Wait()
-		fyne.Do(done)
+		u.do(done)
 	}()
 }

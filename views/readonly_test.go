@@ -25,15 +25,22 @@ func TestReadOnlyBanner(t *testing.T) {
 	tw.Resize(fyne.NewSize(1400, 900))
 	require.NotNil(t, u.banner)
 	for _, s := range Screens {
-		require.NoError(t, u.Show(s))
-		assert.True(t, hasText(w.Canvas(), why), "banner on %s", s)
+		act(u, func() {
+			require.NoError(t, u.Show(s))
+			assert.True(t, hasText(w.Canvas(), why), "banner on %s", s)
+		})
+		u.wait()
 	}
-	require.NoError(t, u.Show(ScreenNewRun))
-	act(u, func() { test.Tap(u.run.runBt) })
+	act(u, func() {
+		require.NoError(t, u.Show(ScreenNewRun))
+		test.Tap(u.run.runBt)
+	})
 	u.wait()
-	assert.Empty(t, r.started, "nothing ran")
-	assert.Equal(t, "Cannot run: "+why, u.run.status.Text)
-	assert.False(t, u.run.running)
+	act(u, func() {
+		assert.Empty(t, r.started, "nothing ran")
+		assert.Equal(t, "Cannot run: "+why, u.run.status.Text)
+		assert.False(t, u.run.running)
+	})
 
 	// Without ReadOnly there is no banner.
 	u2, _ := newTestUI(t, newFakeStore(), newFakeRunner(nil, experiments.Summary{}))

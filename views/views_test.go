@@ -78,10 +78,12 @@ func TestNavigationAndShortcuts(t *testing.T) {
 	assert.Same(t, u.data.content, u.stack.Objects[0])
 
 	act(u, func() { require.NoError(t, u.Show(ScreenRuns)) })
-	assert.Equal(t, ScreenRuns, u.Current())
-	assert.Same(t, u.runs.content, u.stack.Objects[0])
-	assert.True(t, hasText(w.Canvas(), "Experiments"), "Runs screen is drawn")
-	assert.False(t, hasText(w.Canvas(), "Try a BM25 query"), "Data screen is hidden")
+	act(u, func() {
+		assert.Equal(t, ScreenRuns, u.Current())
+		assert.Same(t, u.runs.content, u.stack.Objects[0])
+		assert.True(t, hasText(w.Canvas(), "Experiments"), "Runs screen is drawn")
+		assert.False(t, hasText(w.Canvas(), "Try a BM25 query"), "Data screen is hidden")
+	})
 
 	err := u.Show("Nowhere")
 	require.Error(t, err)
