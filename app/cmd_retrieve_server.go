@@ -19,11 +19,8 @@ func (c *CLI) cmdRetrieveServer(ctx context.Context, args []string) error {
 	corpus := fs.String("corpus", "", "corpus JSONL ({id,title,text} or wiki-18 {id,contents}); default: the bundle's unified/corpus.jsonl")
 	addr := fs.String("addr", "127.0.0.1:8013", "listen address (port 0 picks a free port)")
 	topk := fs.Int("topk", 3, "passages per query when a request gives no topk")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	path := *corpus
 	if path == "" {

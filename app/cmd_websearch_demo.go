@@ -21,11 +21,8 @@ func (c *CLI) cmdWebSearchDemo(ctx context.Context, args []string) error {
 	bundle := fs.String("bundle", "", "QA bundle imported first when the store is empty")
 	addr := fs.String("addr", "127.0.0.1:8014", "listen address (port 0 picks a free port)")
 	keyEnv := fs.String("api-key-env", experiments.DefaultSerperKeyEnv, "requests must send the key in this variable (when it is set)")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	st, err := c.openStore(ctx, *db, *bundle)
 	if err != nil {

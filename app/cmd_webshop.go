@@ -23,11 +23,8 @@ import (
 func (c *CLI) cmdWebShopDemo(ctx context.Context, args []string) error {
 	fs := c.flags("webshop-demo")
 	addr := fs.String("addr", "127.0.0.1:36001", "listen address (port 0 picks a free port)")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	fake := webshop.NewFakeServer()
 	ln, err := net.Listen("tcp", *addr)
@@ -71,11 +68,8 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	template := fs.String("template", "", "prompt template file with an {instruction} slot (and optionally {observation}, {think}, {memory}, {action}, {information}); default: built-in")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	plotOut := fs.String("plot", "", "also draw mean reward ×100 vs turns used to this file (.svg, .png or .pdf)")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var m core.Model = webshop.Scripted{}
 	modelName := webshop.ScriptedModelName
