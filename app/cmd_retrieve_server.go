@@ -42,14 +42,5 @@ func (c *CLI) cmdRetrieveServer(ctx context.Context, args []string) error {
 	}
 	srv := &http.Server{Handler: rs, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(c.Stderr, "mem1lab retrieve-server: %d passages from %s; listening on http://%s/retrieve\n", rs.Len(), path, ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shut)
-	}
+	return serveUntilDone(ctx, srv, ln, false)
 }

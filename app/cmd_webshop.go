@@ -35,16 +35,7 @@ func (c *CLI) cmdWebShopDemo(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.Stderr, "mem1lab webshop-demo: %d products, %d goals (0..%d the test split); listening on http://%s\n"+
 		"rewards omit WebShop's product-type term: not comparable with the paper's\n",
 		len(fake.Products), len(fake.Goals), webshop.TestSplit-1, ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shut)
-	}
+	return serveUntilDone(ctx, srv, ln, false)
 }
 
 // cmdWebShopRun plays WebShop episodes into the store: the scripted shopper
