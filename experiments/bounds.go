@@ -118,6 +118,23 @@ func boundedBody(resp *http.Response) (kept []byte, dropped int64, atLeast bool)
 	return kept, n, false
 }
 
+// readReply reads a 2xx reply's body of a JSON service (HTTPRetriever,
+// SerperRetriever), at most DefaultMaxResponseBytes. label starts each error
+// ("retrieve URL"). Errors are *CallError values: a failed read (Timeout when
+// timedOut reports the per-request limit fired), or a body over the bound
+// (Transient, KindTooLarge, wrapping ErrResponseTooLarge).
+func readReply(resp *http.Response, label string, timedOut func() bool) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1))
+	if err != nil {
+		return nil, &CallError{Timeout: timedOut(), Err: fmt.Errorf("%s: reading reply: %w", label, err)}
+	}
+	if len(raw) > DefaultMaxResponseBytes {
+		return nil, &CallError{Transient: true, Kind: KindTooLarge,
+			Err: fmt.Errorf("%s: %w: more than %s", label, ErrResponseTooLarge, byteSize(DefaultMaxResponseBytes))}
+	}
+	return raw, nil
+}
+
 // captureTransport bounds and captures reply bodies. A non-2xx body is cut to
 // maxErrorBody (what go-openai then reads, so it never holds more) and noted in
 // the request's captureSlot; a 2xx body over limit fails the request with

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -250,13 +249,9 @@ func (r *HTTPRetriever) Search(ctx context.Context, query string, k int) ([]core
 		return nil, &CallError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 			Err: errors.New(msg)}
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1))
+	raw, err := readReply(resp, "retrieve "+r.URL, timedOut)
 	if err != nil {
-		return nil, &CallError{Status: 0, Timeout: timedOut(), Err: fmt.Errorf("retrieve %s: reading reply: %w", r.URL, err)}
-	}
-	if len(raw) > DefaultMaxResponseBytes {
-		return nil, &CallError{Transient: true, Kind: KindTooLarge,
-			Err: fmt.Errorf("retrieve %s: %w: more than %s", r.URL, ErrResponseTooLarge, byteSize(DefaultMaxResponseBytes))}
+		return nil, err
 	}
 	ps, err := parseRetrieveReply(raw, k)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -170,13 +169,8 @@ func (r *SerperRetriever) fetch(ctx context.Context, query string, k int) ([]byt
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		raw, _, _ = boundedBody(resp) // an error page is read to maxErrorBody at most
 	} else {
-		raw, err = io.ReadAll(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1))
-		if err != nil {
-			return nil, &CallError{Timeout: timedOut(), Err: fmt.Errorf("web search %s: reading reply: %w", r.URL, err)}
-		}
-		if len(raw) > DefaultMaxResponseBytes {
-			return nil, &CallError{Transient: true, Kind: KindTooLarge,
-				Err: fmt.Errorf("web search %s: %w: more than %s", r.URL, ErrResponseTooLarge, byteSize(DefaultMaxResponseBytes))}
+		if raw, err = readReply(resp, "web search "+r.URL, timedOut); err != nil {
+			return nil, err
 		}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
