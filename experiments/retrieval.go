@@ -115,18 +115,26 @@ func NormalizeRetrieveURL(raw string) (string, error) {
 	if raw == "" {
 		return "", errors.New("retriever URL: empty (want e.g. http://127.0.0.1:8013/retrieve)")
 	}
+	return serviceURL("retriever URL", raw, " (or use bm25 for the store's index)", "/retrieve")
+}
+
+// serviceURL checks raw (trimmed, not empty) as the address of an HTTP
+// service (a retriever, a web-search API): http or https with a host; an
+// empty path becomes route. Errors start with label and the quoted raw;
+// schemeHint follows the bad-scheme message.
+func serviceURL(label, raw, schemeHint, route string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("retriever URL %q: %w", raw, err)
+		return "", fmt.Errorf("%s %q: %w", label, raw, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("retriever URL %q: scheme must be http or https (or use bm25 for the store's index)", raw)
+		return "", fmt.Errorf("%s %q: scheme must be http or https%s", label, raw, schemeHint)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("retriever URL %q: no host", raw)
+		return "", fmt.Errorf("%s %q: no host", label, raw)
 	}
 	if u.Path == "" || u.Path == "/" {
-		u.Path = "/retrieve"
+		u.Path = route
 	}
 	return u.String(), nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -34,20 +33,7 @@ func NormalizeSerperURL(raw string) (string, error) {
 	if raw == "" {
 		return DefaultSerperURL, nil
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("web search URL %q: %w", raw, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("web search URL %q: scheme must be http or https", raw)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("web search URL %q: no host", raw)
-	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = "/search"
-	}
-	return u.String(), nil
+	return serviceURL("web search URL", raw, "", "/search")
 }
 
 // WebSearchCache keeps a web-search API's raw replies per (endpoint, query, k)
