@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // DefaultMaxResponseBytes bounds the body of a successful reply when the run
@@ -116,6 +118,26 @@ func boundedBody(resp *http.Response) (kept []byte, dropped int64, atLeast bool)
 		return kept, n, true
 	}
 	return kept, n, false
+}
+
+// newJSONPost is a POST of the JSON body to rawURL (Content-Type set) under
+// ctx, limited to timeout when it is > 0 (HTTPRetriever, SerperRetriever).
+// timedOut reports whether that limit, not ctx, ended the request; cancel
+// releases the limit and must be called once the reply is read. err is
+// http.NewRequestWithContext's (nothing to cancel then).
+func newJSONPost(ctx context.Context, timeout time.Duration, rawURL string, body []byte) (req *http.Request, timedOut func() bool, cancel context.CancelFunc, err error) {
+	reqCtx, cancel := ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		reqCtx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	req, err = http.NewRequestWithContext(reqCtx, http.MethodPost, rawURL, bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	timedOut = func() bool { return ctx.Err() == nil && errors.Is(reqCtx.Err(), context.DeadlineExceeded) }
+	return req, timedOut, cancel, nil
 }
 
 // readReply reads a 2xx reply's body of a JSON service (HTTPRetriever,

@@ -1,7 +1,6 @@
 package experiments
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,23 +127,16 @@ func (r *SerperRetriever) fetch(ctx context.Context, query string, k int) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	reqCtx := ctx
-	if r.Timeout > 0 {
-		var cancel context.CancelFunc
-		reqCtx, cancel = context.WithTimeout(ctx, r.Timeout)
-		defer cancel()
-	}
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, r.URL, bytes.NewReader(body))
+	req, timedOut, cancel, err := newJSONPost(ctx, r.Timeout, r.URL, body)
 	if err != nil {
 		return nil, fmt.Errorf("web search %s: %w", r.URL, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	defer cancel()
 	req.Header.Set("X-API-KEY", r.Key)
 	client := r.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
-	timedOut := func() bool { return ctx.Err() == nil && errors.Is(reqCtx.Err(), context.DeadlineExceeded) }
 	r.calls.Add(1)
 	resp, err := client.Do(req)
 	if err != nil {
