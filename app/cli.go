@@ -779,6 +779,19 @@ func section(w io.Writer, title, text string) {
 	}
 }
 
+// parseFlagsOnly parses args into fs for a command that takes flags only:
+// flags may stand anywhere (see reorder), and any positional argument is an
+// error naming the first one.
+func parseFlagsOnly(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
 // reorder moves flags after positional arguments to the front, so
 // `mem1lab show 12 --db x.db` works like `mem1lab show --db x.db 12`.
 func reorder(fs *flag.FlagSet, args []string) []string {

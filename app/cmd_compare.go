@@ -57,11 +57,8 @@ func (c *CLI) cmdCompare(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object per objectives count, then the pooled one (objectives null)")
 	resamples := fs.Int("resamples", stats.DefaultResamples, "bootstrap and sign-flip resamples")
 	seed := fs.Uint64("seed", 1, "seed of the bootstrap and sign-flip resampling")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if len(exps.ids) == 0 {
 		return errors.New("--experiment ID is required (see `mem1lab ls`)")
@@ -70,14 +67,11 @@ func (c *CLI) cmdCompare(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openExisting(*db)
+	st, err := openExperiments(ctx, openExisting, *db, exps.ids)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := checkExperiments(ctx, st, exps.ids); err != nil {
-		return err
-	}
 	cmps, err := experiments.ExperimentComparisons(ctx, st, sa, sb, []string{*metric},
 		experiments.CompareOptions{Resamples: *resamples, Seed: *seed}, exps.ids...)
 	if err != nil {

@@ -47,6 +47,21 @@ func checkExperiments(ctx context.Context, st *storage.Store, ids []int64) error
 	return nil
 }
 
+// openExperiments opens the store at path with open (openExisting,
+// openReading or openCaching) and checks with checkExperiments that it holds
+// every id; on any error the store is closed again.
+func openExperiments(ctx context.Context, open func(string) (*storage.Store, error), path string, ids []int64) (*storage.Store, error) {
+	st, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkExperiments(ctx, st, ids); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
 // writeAtomically writes through fn into a temporary file beside path and
 // renames it over path only when fn succeeds, so a failed export never leaves a
 // truncated file or clobbers an earlier one. path "-" writes to stdout.
@@ -89,11 +104,8 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	withErrors := fs.Bool("errors", false, "trajectories: add failed and cancelled rollouts as the reference's error lines (eval.py cannot read those)")
 	sideA := fs.String("a", "", "comparisons: setting a, e.g. policy=mem1")
 	sideB := fs.String("b", "", "comparisons: setting b, differing from a in one factor, e.g. policy=full")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	ids, err := parseExperimentIDs(*exp)
 	if err != nil {
@@ -119,14 +131,11 @@ func (c *CLI) cmdExport(ctx context.Context, args []string) error {
 	if slices.Contains(experiments.DiagnosticKinds, *what) {
 		open = openCaching // the diagnostics are cached where the store can be written
 	}
-	st, err := open(*db)
+	st, err := openExperiments(ctx, open, *db, ids)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := checkExperiments(ctx, st, ids); err != nil {
-		return err
-	}
 	lines := 0
 	var counts experiments.TrajectoryExportCounts
 	err = writeAtomically(c.Stdout, *out, func(w io.Writer) error {

@@ -37,11 +37,8 @@ func (c *CLI) cmdPaperFigure(ctx context.Context, args []string) error {
 	pooled := fs.Bool("pool-models", false, "one series per policy across models")
 	sideA := fs.String("a", "", "optional comparison: setting a (e.g. policy=mem1); marks n.s. objective counts in panel (a)")
 	sideB := fs.String("b", "", "optional comparison: setting b (e.g. policy=full)")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	ids, err := parseExperimentIDs(*exp)
 	if err != nil {
@@ -67,14 +64,11 @@ func (c *CLI) cmdPaperFigure(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	st, err := openExisting(*db)
+	st, err := openExperiments(ctx, openExisting, *db, ids)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := checkExperiments(ctx, st, ids); err != nil {
-		return err
-	}
 	data, _, err := figures.Load(ctx, st, ids, figures.LoadOptions{ByModel: !*pooled})
 	if err != nil {
 		return err

@@ -51,14 +51,5 @@ func (c *CLI) cmdOracle(ctx context.Context, args []string) error {
 	srv := &http.Server{Handler: oracle.New(qs), ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(c.Stderr, "mem1lab oracle: %d questions; listening on http://%s (model %q, OpenAI-compatible /v1)\n",
 		len(qs), ln.Addr(), oracle.ModelName)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shut)
-	}
+	return serveUntilDone(ctx, srv, ln, false)
 }

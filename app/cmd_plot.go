@@ -32,11 +32,8 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	dataset := fs.String("dataset", "", "only rollouts of this dataset (default: all)")
 	series := fs.String("series", "", "composition: the series to draw, e.g. \"mem1 · model, n=4\" (default: the first)")
 	bars := fs.String("bars", figures.BarsCI95, "error bars: ci95 (95% t interval over tasks) or se (±1 standard error)")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	ids, err := parseExperimentIDs(*exp)
 	if err != nil {
@@ -64,14 +61,11 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	if figures.IsDiagnostic(kind) {
 		open = openCaching // the diagnostics are cached where the store can be written
 	}
-	st, err := open(*db)
+	st, err := openExperiments(ctx, open, *db, ids)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if err := checkExperiments(ctx, st, ids); err != nil {
-		return err
-	}
 	if *peak != figures.PeakPaper && *peak != figures.PeakRequest {
 		return fmt.Errorf("--peak %q: want paper or request", *peak)
 	}

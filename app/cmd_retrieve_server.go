@@ -19,11 +19,8 @@ func (c *CLI) cmdRetrieveServer(ctx context.Context, args []string) error {
 	corpus := fs.String("corpus", "", "corpus JSONL ({id,title,text} or wiki-18 {id,contents}); default: the bundle's unified/corpus.jsonl")
 	addr := fs.String("addr", "127.0.0.1:8013", "listen address (port 0 picks a free port)")
 	topk := fs.Int("topk", 3, "passages per query when a request gives no topk")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	path := *corpus
 	if path == "" {
@@ -45,14 +42,5 @@ func (c *CLI) cmdRetrieveServer(ctx context.Context, args []string) error {
 	}
 	srv := &http.Server{Handler: rs, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(c.Stderr, "mem1lab retrieve-server: %d passages from %s; listening on http://%s/retrieve\n", rs.Len(), path, ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shut)
-	}
+	return serveUntilDone(ctx, srv, ln, false)
 }

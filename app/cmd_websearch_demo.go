@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,11 +20,8 @@ func (c *CLI) cmdWebSearchDemo(ctx context.Context, args []string) error {
 	bundle := fs.String("bundle", "", "QA bundle imported first when the store is empty")
 	addr := fs.String("addr", "127.0.0.1:8014", "listen address (port 0 picks a free port)")
 	keyEnv := fs.String("api-key-env", experiments.DefaultSerperKeyEnv, "requests must send the key in this variable (when it is set)")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	st, err := c.openStore(ctx, *db, *bundle)
 	if err != nil {
@@ -43,21 +39,5 @@ func (c *CLI) cmdWebSearchDemo(ctx context.Context, args []string) error {
 		check = "X-API-KEY must match $" + *keyEnv
 	}
 	fmt.Fprintf(c.Stderr, "mem1lab websearch-demo: Serper-shaped search over %s (%s); listening on http://%s/search\n", *db, check, ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(shut); errors.Is(err, context.DeadlineExceeded) {
-			// A client's connection that never sent a request (StateNew)
-			// holds Shutdown for 5 s; past that, close it.
-			return srv.Close()
-		} else if err != nil {
-			return err
-		}
-		return nil
-	}
+	return serveUntilDone(ctx, srv, ln, true)
 }

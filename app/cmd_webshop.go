@@ -23,11 +23,8 @@ import (
 func (c *CLI) cmdWebShopDemo(ctx context.Context, args []string) error {
 	fs := c.flags("webshop-demo")
 	addr := fs.String("addr", "127.0.0.1:36001", "listen address (port 0 picks a free port)")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	fake := webshop.NewFakeServer()
 	ln, err := net.Listen("tcp", *addr)
@@ -38,16 +35,7 @@ func (c *CLI) cmdWebShopDemo(ctx context.Context, args []string) error {
 	fmt.Fprintf(c.Stderr, "mem1lab webshop-demo: %d products, %d goals (0..%d the test split); listening on http://%s\n"+
 		"rewards omit WebShop's product-type term: not comparable with the paper's\n",
 		len(fake.Products), len(fake.Goals), webshop.TestSplit-1, ln.Addr())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shut)
-	}
+	return serveUntilDone(ctx, srv, ln, false)
 }
 
 // cmdWebShopRun plays WebShop episodes into the store: the scripted shopper
@@ -71,11 +59,8 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	template := fs.String("template", "", "prompt template file with an {instruction} slot (and optionally {observation}, {think}, {memory}, {action}, {information}); default: built-in")
 	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	plotOut := fs.String("plot", "", "also draw mean reward ×100 vs turns used to this file (.svg, .png or .pdf)")
-	if err := fs.Parse(reorder(fs, args)); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var m core.Model = webshop.Scripted{}
 	modelName := webshop.ScriptedModelName

@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // DefaultMaxResponseBytes bounds the body of a successful reply when the run
@@ -116,6 +118,43 @@ func boundedBody(resp *http.Response) (kept []byte, dropped int64, atLeast bool)
 		return kept, n, true
 	}
 	return kept, n, false
+}
+
+// newJSONPost is a POST of the JSON body to rawURL (Content-Type set) under
+// ctx, limited to timeout when it is > 0 (HTTPRetriever, SerperRetriever).
+// timedOut reports whether that limit, not ctx, ended the request; cancel
+// releases the limit and must be called once the reply is read. err is
+// http.NewRequestWithContext's (nothing to cancel then).
+func newJSONPost(ctx context.Context, timeout time.Duration, rawURL string, body []byte) (req *http.Request, timedOut func() bool, cancel context.CancelFunc, err error) {
+	reqCtx, cancel := ctx, context.CancelFunc(func() {})
+	if timeout > 0 {
+		reqCtx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	req, err = http.NewRequestWithContext(reqCtx, http.MethodPost, rawURL, bytes.NewReader(body))
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	timedOut = func() bool { return ctx.Err() == nil && errors.Is(reqCtx.Err(), context.DeadlineExceeded) }
+	return req, timedOut, cancel, nil
+}
+
+// readReply reads a 2xx reply's body of a JSON service (HTTPRetriever,
+// SerperRetriever), at most DefaultMaxResponseBytes. label starts each error
+// ("retrieve URL"). Errors are *CallError values: a failed read (Timeout when
+// timedOut reports the per-request limit fired), or a body over the bound
+// (Transient, KindTooLarge, wrapping ErrResponseTooLarge).
+func readReply(resp *http.Response, label string, timedOut func() bool) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1))
+	if err != nil {
+		return nil, &CallError{Timeout: timedOut(), Err: fmt.Errorf("%s: reading reply: %w", label, err)}
+	}
+	if len(raw) > DefaultMaxResponseBytes {
+		return nil, &CallError{Transient: true, Kind: KindTooLarge,
+			Err: fmt.Errorf("%s: %w: more than %s", label, ErrResponseTooLarge, byteSize(DefaultMaxResponseBytes))}
+	}
+	return raw, nil
 }
 
 // captureTransport bounds and captures reply bodies. A non-2xx body is cut to

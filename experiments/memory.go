@@ -356,45 +356,11 @@ func (s *subCaller) replay(ctx context.Context, call core.SubCall, request strin
 	return j, true, nil
 }
 
-// send runs fn on st with the gate, breaker, rate limit and retries.
+// send runs fn on st with the gate, breaker, rate limit and retries
+// (retriedCall.do); failed attempts are stored as "ENDPOINT (ROLE)".
 func (s *subCaller) send(ctx context.Context, st *endpointState, call core.SubCall, fn func(context.Context) error) error {
-	for attempt := 1; ; attempt++ {
-		if err := s.gate.wait(ctx); err != nil {
-			return err
-		}
-		if err := st.acquire(ctx); err != nil {
-			return err
-		}
-		start := time.Now()
-		err := fn(ctx)
-		if err == nil {
-			st.report(nil)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return err
-		}
-		st.report(err)
-		var ce *CallError
-		status, retryAfter := 0, time.Duration(0)
-		if errors.As(err, &ce) {
-			status, retryAfter = ce.Status, ce.RetryAfter
-		}
-		if rerr := s.store.RecordAttempt(context.WithoutCancel(ctx), storage.Attempt{RolloutID: s.rolloutID, Turn: call.Turn,
-			Attempt: attempt, Endpoint: st.profile.Name + " (" + call.Role + ")", Status: status, Error: s.red.text(err.Error()), Latency: time.Since(start)}); rerr != nil {
-			s.tr.storeError(rerr)
-		}
-		s.tr.retry()
-		if !Retryable(err) || attempt > s.rp.retries {
-			if attempt > 1 {
-				err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
-			}
-			return err
-		}
-		if err := sleepCtx(ctx, s.rp.backoff(attempt, retryAfter)); err != nil {
-			return err
-		}
-	}
+	return retriedCall{gate: s.gate, ep: st, rp: s.rp, store: s.store, tr: s.tr, red: s.red, rolloutID: s.rolloutID,
+		turn: call.Turn, endpoint: st.profile.Name + " (" + call.Role + ")"}.do(ctx, fn)
 }
 
 func (s *subCaller) commit(ctx context.Context, call core.SubCall) error {

@@ -1,12 +1,10 @@
 package experiments
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -116,18 +114,26 @@ func NormalizeRetrieveURL(raw string) (string, error) {
 	if raw == "" {
 		return "", errors.New("retriever URL: empty (want e.g. http://127.0.0.1:8013/retrieve)")
 	}
+	return serviceURL("retriever URL", raw, " (or use bm25 for the store's index)", "/retrieve")
+}
+
+// serviceURL checks raw (trimmed, not empty) as the address of an HTTP
+// service (a retriever, a web-search API): http or https with a host; an
+// empty path becomes route. Errors start with label and the quoted raw;
+// schemeHint follows the bad-scheme message.
+func serviceURL(label, raw, schemeHint, route string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", fmt.Errorf("retriever URL %q: %w", raw, err)
+		return "", fmt.Errorf("%s %q: %w", label, raw, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("retriever URL %q: scheme must be http or https (or use bm25 for the store's index)", raw)
+		return "", fmt.Errorf("%s %q: scheme must be http or https%s", label, raw, schemeHint)
 	}
 	if u.Host == "" {
-		return "", fmt.Errorf("retriever URL %q: no host", raw)
+		return "", fmt.Errorf("%s %q: no host", label, raw)
 	}
 	if u.Path == "" || u.Path == "/" {
-		u.Path = "/retrieve"
+		u.Path = route
 	}
 	return u.String(), nil
 }
@@ -220,22 +226,15 @@ func (r *HTTPRetriever) Search(ctx context.Context, query string, k int) ([]core
 	if err != nil {
 		return nil, err
 	}
-	reqCtx := ctx
-	if r.Timeout > 0 {
-		var cancel context.CancelFunc
-		reqCtx, cancel = context.WithTimeout(ctx, r.Timeout)
-		defer cancel()
-	}
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, r.URL, bytes.NewReader(body))
+	req, timedOut, cancel, err := newJSONPost(ctx, r.Timeout, r.URL, body)
 	if err != nil {
 		return nil, fmt.Errorf("retrieve %s: %w", r.URL, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	defer cancel()
 	client := r.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
-	timedOut := func() bool { return ctx.Err() == nil && errors.Is(reqCtx.Err(), context.DeadlineExceeded) }
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, &CallError{Timeout: timedOut(), Err: fmt.Errorf("retrieve %s: %w", r.URL, err)}
@@ -250,13 +249,9 @@ func (r *HTTPRetriever) Search(ctx context.Context, query string, k int) ([]core
 		return nil, &CallError{Status: resp.StatusCode, RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 			Err: errors.New(msg)}
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1))
+	raw, err := readReply(resp, "retrieve "+r.URL, timedOut)
 	if err != nil {
-		return nil, &CallError{Status: 0, Timeout: timedOut(), Err: fmt.Errorf("retrieve %s: reading reply: %w", r.URL, err)}
-	}
-	if len(raw) > DefaultMaxResponseBytes {
-		return nil, &CallError{Transient: true, Kind: KindTooLarge,
-			Err: fmt.Errorf("retrieve %s: %w: more than %s", r.URL, ErrResponseTooLarge, byteSize(DefaultMaxResponseBytes))}
+		return nil, err
 	}
 	ps, err := parseRetrieveReply(raw, k)
 	if err != nil {

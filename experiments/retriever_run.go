@@ -111,41 +111,15 @@ type callEnv struct {
 func (e *callEnv) Search(ctx context.Context, query string, k int) ([]core.Passage, error) {
 	m := e.model
 	turn := max(m.turn-1, 0) // the search follows this turn's successful model call
-	for attempt := 1; ; attempt++ {
-		if err := m.gate.wait(ctx); err != nil {
-			return nil, err
-		}
-		if err := e.rs.ep.acquire(ctx); err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		ps, err := e.rs.env.Search(ctx, query, k)
-		if err == nil {
-			e.rs.ep.report(nil)
-			return ps, nil
-		}
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		e.rs.ep.report(err)
-		var ce *CallError
-		status, retryAfter := 0, time.Duration(0)
-		if errors.As(err, &ce) {
-			status, retryAfter = ce.Status, ce.RetryAfter
-		}
-		if rerr := m.store.RecordAttempt(context.WithoutCancel(ctx), storage.Attempt{RolloutID: m.rolloutID, Turn: turn,
-			Attempt: attempt, Endpoint: RetrieverAttemptEndpoint, Status: status, Error: m.red.text(err.Error()), Latency: time.Since(start)}); rerr != nil {
-			m.tr.storeError(rerr)
-		}
-		m.tr.retry()
-		if !Retryable(err) || attempt > m.rp.retries {
-			if attempt > 1 {
-				err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
-			}
-			return nil, err
-		}
-		if err := sleepCtx(ctx, m.rp.backoff(attempt, retryAfter)); err != nil {
-			return nil, err
-		}
+	var ps []core.Passage
+	err := retriedCall{gate: m.gate, ep: e.rs.ep, rp: m.rp, store: m.store, tr: m.tr, red: m.red, rolloutID: m.rolloutID,
+		turn: turn, endpoint: RetrieverAttemptEndpoint}.do(ctx, func(ctx context.Context) error {
+		var err error
+		ps, err = e.rs.env.Search(ctx, query, k)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return ps, nil
 }

@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mem1lab/mem1lab/storage"
 )
 
 // CallError is a failed model call as the go-openai adapter reports it: the
@@ -191,5 +194,71 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// retriedCall is how a rollout retries a call that is not its model's turn (a
+// retriever search, a memory sub-call; callModel.Complete has its own loop
+// with the in-flight count and the down check): the pause gate, the
+// endpoint's breaker and rate limit, and its retry policy, with each failed
+// attempt stored under the rollout's turn and endpoint name.
+type retriedCall struct {
+	gate      *gate
+	ep        *endpointState
+	rp        retryPolicy
+	store     RunStore
+	tr        *tracker
+	red       *redactor // the stored error text is redacted
+	rolloutID int64
+	turn      int    // the turn the attempts are stored under
+	endpoint  string // the endpoint name the attempts are stored under
+}
+
+// do runs fn until it succeeds: before each attempt it waits for the gate and
+// the endpoint (acquire); each outcome is reported to the endpoint; a failure
+// is stored as a storage.Attempt (1-based attempt, the *CallError's status or
+// 0, the redacted error, the attempt's latency; a store failure is counted on
+// the tracker, not returned) and counted as a retry, then retried when
+// Retryable accepts it and fewer than rp.retries retries were made, after
+// rp.backoff (honouring Retry-After). Errors: ctx's (also fn's error
+// unrecorded when ctx ended during it), or the last failure, noting "(gave up
+// after N attempts)" when N > 1.
+func (c retriedCall) do(ctx context.Context, fn func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		if err := c.gate.wait(ctx); err != nil {
+			return err
+		}
+		if err := c.ep.acquire(ctx); err != nil {
+			return err
+		}
+		start := time.Now()
+		err := fn(ctx)
+		if err == nil {
+			c.ep.report(nil)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		c.ep.report(err)
+		var ce *CallError
+		status, retryAfter := 0, time.Duration(0)
+		if errors.As(err, &ce) {
+			status, retryAfter = ce.Status, ce.RetryAfter
+		}
+		if rerr := c.store.RecordAttempt(context.WithoutCancel(ctx), storage.Attempt{RolloutID: c.rolloutID, Turn: c.turn,
+			Attempt: attempt, Endpoint: c.endpoint, Status: status, Error: c.red.text(err.Error()), Latency: time.Since(start)}); rerr != nil {
+			c.tr.storeError(rerr)
+		}
+		c.tr.retry()
+		if !Retryable(err) || attempt > c.rp.retries {
+			if attempt > 1 {
+				err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+			}
+			return err
+		}
+		if err := sleepCtx(ctx, c.rp.backoff(attempt, retryAfter)); err != nil {
+			return err
+		}
 	}
 }

@@ -1,14 +1,11 @@
 package experiments
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,20 +32,7 @@ func NormalizeSerperURL(raw string) (string, error) {
 	if raw == "" {
 		return DefaultSerperURL, nil
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", fmt.Errorf("web search URL %q: %w", raw, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("web search URL %q: scheme must be http or https", raw)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("web search URL %q: no host", raw)
-	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = "/search"
-	}
-	return u.String(), nil
+	return serviceURL("web search URL", raw, "", "/search")
 }
 
 // WebSearchCache keeps a web-search API's raw replies per (endpoint, query, k)
@@ -143,23 +127,16 @@ func (r *SerperRetriever) fetch(ctx context.Context, query string, k int) ([]byt
 	if err != nil {
 		return nil, err
 	}
-	reqCtx := ctx
-	if r.Timeout > 0 {
-		var cancel context.CancelFunc
-		reqCtx, cancel = context.WithTimeout(ctx, r.Timeout)
-		defer cancel()
-	}
-	req, err := http.NewRequestWithContext(reqCtx, http.MethodPost, r.URL, bytes.NewReader(body))
+	req, timedOut, cancel, err := newJSONPost(ctx, r.Timeout, r.URL, body)
 	if err != nil {
 		return nil, fmt.Errorf("web search %s: %w", r.URL, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	defer cancel()
 	req.Header.Set("X-API-KEY", r.Key)
 	client := r.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
-	timedOut := func() bool { return ctx.Err() == nil && errors.Is(reqCtx.Err(), context.DeadlineExceeded) }
 	r.calls.Add(1)
 	resp, err := client.Do(req)
 	if err != nil {
@@ -170,13 +147,8 @@ func (r *SerperRetriever) fetch(ctx context.Context, query string, k int) ([]byt
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		raw, _, _ = boundedBody(resp) // an error page is read to maxErrorBody at most
 	} else {
-		raw, err = io.ReadAll(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1))
-		if err != nil {
-			return nil, &CallError{Timeout: timedOut(), Err: fmt.Errorf("web search %s: reading reply: %w", r.URL, err)}
-		}
-		if len(raw) > DefaultMaxResponseBytes {
-			return nil, &CallError{Transient: true, Kind: KindTooLarge,
-				Err: fmt.Errorf("web search %s: %w: more than %s", r.URL, ErrResponseTooLarge, byteSize(DefaultMaxResponseBytes))}
+		if raw, err = readReply(resp, "web search "+r.URL, timedOut); err != nil {
+			return nil, err
 		}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

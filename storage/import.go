@@ -445,20 +445,31 @@ const (
 	BundleQuestions = "unified/questions.jsonl"
 )
 
+// bundleFiles returns the corpus and questions paths of the qa-bundle dir
+// (BundleCorpus, BundleQuestions under it). Errors: either is missing or is a
+// directory ("storage: DIR is not a qa-bundle: …").
+func bundleFiles(dir string) (corpus, questions string, err error) {
+	corpus = filepath.Join(dir, filepath.FromSlash(BundleCorpus))
+	questions = filepath.Join(dir, filepath.FromSlash(BundleQuestions))
+	for _, p := range []string{corpus, questions} {
+		if st, err := os.Stat(p); err != nil {
+			return "", "", fmt.Errorf("storage: %s is not a qa-bundle: %w", dir, err)
+		} else if st.IsDir() {
+			return "", "", fmt.Errorf("storage: %s is not a qa-bundle: %s is a directory", dir, p)
+		}
+	}
+	return corpus, questions, nil
+}
+
 // ImportBundle imports dir/unified/corpus.jsonl and then dir/unified/questions.jsonl
 // in a single transaction. It fails, storing nothing, when either file is missing
 // or empty (ErrEmptyFile) or any line is bad: not valid UTF-8, malformed, or a
 // second line with a question (or passage) id already read (a *LineError naming
 // the first line). Importing the same bundle again changes nothing.
 func (s *Store) ImportBundle(ctx context.Context, dir string) (ImportStats, error) {
-	corpus := filepath.Join(dir, filepath.FromSlash(BundleCorpus))
-	questions := filepath.Join(dir, filepath.FromSlash(BundleQuestions))
-	for _, p := range []string{corpus, questions} {
-		if st, err := os.Stat(p); err != nil {
-			return ImportStats{}, fmt.Errorf("storage: %s is not a qa-bundle: %w", dir, err)
-		} else if st.IsDir() {
-			return ImportStats{}, fmt.Errorf("storage: %s is not a qa-bundle: %s is a directory", dir, p)
-		}
+	corpus, questions, err := bundleFiles(dir)
+	if err != nil {
+		return ImportStats{}, err
 	}
 	return s.importFiles(ctx,
 		func(im *importer) error { return im.corpus(corpus) },

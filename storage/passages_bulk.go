@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/mem1lab/mem1lab/core"
@@ -31,14 +29,9 @@ func (s *Store) ImportBundleBulk(ctx context.Context, dir string) (ImportStats, 
 	if n > 0 {
 		return s.ImportBundle(ctx, dir)
 	}
-	corpus := filepath.Join(dir, filepath.FromSlash(BundleCorpus))
-	questions := filepath.Join(dir, filepath.FromSlash(BundleQuestions))
-	for _, p := range []string{corpus, questions} {
-		if st, err := os.Stat(p); err != nil {
-			return ImportStats{}, fmt.Errorf("storage: %s is not a qa-bundle: %w", dir, err)
-		} else if st.IsDir() {
-			return ImportStats{}, fmt.Errorf("storage: %s is not a qa-bundle: %s is a directory", dir, p)
-		}
+	corpus, questions, err := bundleFiles(dir)
+	if err != nil {
+		return ImportStats{}, err
 	}
 	return s.importFiles(ctx,
 		func(im *importer) error {

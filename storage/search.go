@@ -80,11 +80,17 @@ func queryTerms(q string) []string {
 // ftsQuery turns free text into an FTS5 MATCH expression: every word as a quoted
 // string, OR-ed together. It returns "" when the text has no words.
 func ftsQuery(q string) string {
-	terms := queryTerms(q)
+	return matchTerms(queryTerms(q))
+}
+
+// matchTerms joins words (as queryTerms returns them) into an FTS5 MATCH
+// expression: each word as a quoted string, OR-ed together; "" for no words.
+func matchTerms(terms []string) string {
+	quoted := make([]string, len(terms))
 	for i, t := range terms {
-		terms[i] = `"` + t + `"` // words hold no '"', so quoting is exact
+		quoted[i] = `"` + t + `"` // words hold no '"', so quoting is exact
 	}
-	return strings.Join(terms, " OR ")
+	return strings.Join(quoted, " OR ")
 }
 
 // Search returns the k passages that best match the free-text query under BM25,
@@ -99,7 +105,13 @@ func (s *Store) Search(ctx context.Context, query string, k int) ([]core.Passage
 	if match == "" {
 		return nil, nil
 	}
-	rows, err := s.r.QueryContext(ctx, `
+	return searchMatch(ctx, s.r, query, match, k)
+}
+
+// searchMatch runs one bm25-ranked MATCH on db (shared by Store.Search and TunedSearcher.Search):
+// Score = -bm25(), Rank 1-based, at most k rows.
+func searchMatch(ctx context.Context, db *sql.DB, query, match string, k int) ([]core.Passage, error) {
+	rows, err := db.QueryContext(ctx, `
 		SELECT p.id, p.title, p.text, f.score
 		FROM (SELECT rowid, bm25(passages_fts) AS score FROM passages_fts
 		      WHERE passages_fts MATCH ? ORDER BY score, rowid LIMIT ?) AS f

@@ -211,38 +211,5 @@ func (t *TunedSearcher) Search(ctx context.Context, query string, k int) ([]core
 	t.stats.Queries++
 	t.stats.PrunedTerms += pruned
 	t.mu.Unlock()
-	quoted := make([]string, len(kept))
-	for i, w := range kept {
-		quoted[i] = `"` + w + `"`
-	}
-	return searchMatch(ctx, t.db, query, strings.Join(quoted, " OR "), k)
-}
-
-// searchMatch runs one bm25-ranked MATCH on db (the query Store.Search runs).
-func searchMatch(ctx context.Context, db *sql.DB, query, match string, k int) ([]core.Passage, error) {
-	rows, err := db.QueryContext(ctx, `
-		SELECT p.id, p.title, p.text, f.score
-		FROM (SELECT rowid, bm25(passages_fts) AS score FROM passages_fts
-		      WHERE passages_fts MATCH ? ORDER BY score, rowid LIMIT ?) AS f
-		JOIN passages p ON p.rowid = f.rowid
-		ORDER BY f.score, p.rowid`, match, k)
-	if err != nil {
-		return nil, fmt.Errorf("storage: search %q: %w", query, err)
-	}
-	defer rows.Close()
-	var out []core.Passage
-	for rows.Next() {
-		var p core.Passage
-		var bm float64
-		if err := rows.Scan(&p.ID, &p.Title, &p.Text, &bm); err != nil {
-			return nil, fmt.Errorf("storage: search: %w", err)
-		}
-		p.Score = -bm
-		p.Rank = len(out) + 1
-		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("storage: search %q: %w", query, err)
-	}
-	return out, nil
+	return searchMatch(ctx, t.db, query, matchTerms(kept), k)
 }
