@@ -85,7 +85,7 @@ func TestDefect1RunsShowsLaunchedExperimentAtTop(t *testing.T) {
 	act(u, func() {
 		rp := u.runs
 		assert.Equal(t, int64(3), rp.selectedID, "the launched experiment is selected")
-		assert.Equal(t, float32(0), tableOffset(t, rp.table.table).Y, "its row is not scrolled under the header")
+		assert.Equal(t, float32(0), tableOffset(t, &rp.table.table.Table).Y, "its row is not scrolled under the header")
 		assert.True(t, hasText(w.Canvas(), "#3 just launched"), "its row is drawn")
 		assert.False(t, rp.pauseBt.Disabled(), "Pause is reachable")
 		assert.False(t, rp.cancelBt.Disabled(), "Cancel is reachable")
