@@ -5,6 +5,9 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/fyne/v2/test"
+
+	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -46,4 +49,30 @@ func TestDataTableReturnActivatesTheHighlightedRow(t *testing.T) {
 	d.table.TypedKey(&fyne.KeyEvent{Name: fyne.KeyUp})
 	d.table.TypedKey(&fyne.KeyEvent{Name: fyne.KeyEnter})
 	assert.Equal(t, []int{2, 1}, got)
+}
+
+// The quit dialog answers the keyboard: Escape keeps running, Return stops the
+// run and quits.
+func TestQuitDialogAnswersReturnAndEscape(t *testing.T) {
+	st := newCtlStore()
+	r := newCtlRunner([]experiments.Progress{{Experiment: 1, Total: 2, Running: 2}})
+	u, w := newTestUI(t, st, r)
+	act(u, func() { test.Tap(u.run.runBt) })
+	<-r.started
+	<-r.stepped
+	quits := 0
+	act(u, func() { u.ConfirmQuit(func() { quits++ }) })
+	act(u, func() { require.NotNil(t, w.Canvas().Overlays().Top(), "a confirmation is shown") })
+	w.pressKey(t, u, fyne.KeyEscape)
+	act(u, func() { assert.Nil(t, w.Canvas().Overlays().Top(), "Escape closes it") })
+	assert.Equal(t, 0, quits, "Escape keeps running")
+	assert.Equal(t, 1, u.RunsInFlight())
+
+	act(u, func() { u.ConfirmQuit(func() { quits++ }) })
+	w.pressKey(t, u, fyne.KeyReturn)
+	r.proceed <- struct{}{} // the run sees its context cancelled and returns
+	eventually(t, u, func() bool { return quits == 1 })
+	u.wait()
+	assert.Equal(t, 0, u.RunsInFlight())
+	assert.Contains(t, u.run.status.Text, "cancelled")
 }
