@@ -22,11 +22,12 @@ build: deps-gui
 
 ## test: go vet, staticcheck, every unit and integration test (race detector on, Fyne's
 ## in-memory driver; the import rules are TestImportRules in ./internal/importrules), then
-## the one Xvfb smoke test of the real desktop build
+## the Xvfb smoke test of the real desktop build and the Xvfb walkthrough (gui-check)
 test: deps-screenshot lint
 	$(GO) vet -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -count=1 -tags smoke,$(TAGS) -run TestSmoke ./app
+	$(MAKE) gui-check
 
 ## lint: staticcheck at the pinned version (installed with go install when missing or another version)
 lint: staticcheck

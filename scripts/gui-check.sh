@@ -17,11 +17,13 @@ BUNDLE=${BUNDLE:-$(cd .. && pwd)/shared/data/qa-bundle}
 OUT=${OUT:-docs/screenshots/gui-check}
 SCREEN_W=${SCREEN_W:-1280} SCREEN_H=${SCREEN_H:-800}
 mkdir -p "$OUT"
+rm -f "$OUT"/[0-9][0-9]-*.png # this run's screenshots only
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "gui-check: $*" >&2; exit 1; }
+mkdir -p "$work/xdg" "$work/xdg-config" "$work/xdg-cache"
 db="$work/lab.db"
 export XDG_DATA_HOME="$work/xdg" XDG_CONFIG_HOME="$work/xdg-config" XDG_CACHE_HOME="$work/xdg-cache"
 
@@ -56,14 +58,21 @@ prefs="$XDG_CONFIG_HOME/fyne/io.github.mem1lab.mem1lab"
 mkdir -p "$prefs"
 printf '{"run.endpoint":"%s/v1","run.model":"mem1lab-oracle"}\n' "$ourl" >"$prefs/preferences.json"
 
-export DISPLAY=:98
-Xvfb :98 -screen 0 "${SCREEN_W}x${SCREEN_H}x24" -nolisten tcp >/dev/null 2>&1 &
-pids+=($!)
+# Xvfb picks a free display itself (-displayfd), so runs beside other X
+# servers never share one; -noreset keeps it from resetting whenever its last
+# client leaves (an app started during a reset finds no display).
+Xvfb -displayfd 3 -noreset -screen 0 "${SCREEN_W}x${SCREEN_H}x24" -nolisten tcp 3>"$work/display" >"$work/xvfb.log" 2>&1 &
+xvfb=$!
+pids+=($xvfb)
+for _ in $(seq 1 100); do [ -s "$work/display" ] && break; sleep 0.1; done
+[ -s "$work/display" ] || { echo "$0: Xvfb did not start: $(cat "$work/xvfb.log")" >&2; exit 1; }
+export DISPLAY=:$(head -1 "$work/display")
 for _ in $(seq 1 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 
 app=""
 wid=""
 launch() {
+  kill -0 "$xvfb" 2>/dev/null || fail "Xvfb exited: $(cat "$work/xvfb.log")"
   "$BIN" --db "$db" --width 1280 --height 800 "$@" >>"$work/app.log" 2>&1 &
   app=$!
   wid=""

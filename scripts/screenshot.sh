@@ -52,7 +52,8 @@ echo "\$ mem1lab run ${args[*]}" | sed "s#$url#http://127.0.0.1:PORT#" >"$OUT/cl
   --tasks 6 --max-tokens 48 --concurrency 2 --name "tiny model, full, chat" --quiet >/dev/null
 
 # Xvfb picks a free display itself (-displayfd), so runs beside other X
-# servers never share one.
+# servers never share one; -noreset keeps it from resetting whenever its last
+# client leaves (an app started during a reset finds no display).
 Xvfb -displayfd 3 -noreset -screen 0 "${SCREEN_W}x${SCREEN_H}x24" -nolisten tcp 3>"$work/display" >"$work/xvfb.log" 2>&1 &
 xvfb=$!
 pids+=($xvfb)
