@@ -27,7 +27,7 @@ test: deps-screenshot lint
 	$(GO) vet -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -count=1 -tags smoke,$(TAGS) -run TestSmoke ./app
-	$(MAKE) gui-check
+	$(MAKE) gui-check GUI_OUT=bin/gui-check
 
 ## lint: staticcheck at the pinned version (installed with go install when missing or another version)
 lint: staticcheck
@@ -75,8 +75,10 @@ fuzz: deps
 
 ## gui-check: the Xvfb walkthrough (keyboard-driven, oracle agent, CLI run beside
 ## the window, quit during a run and restart); fails when the window outgrows the screen
+## (screenshots in $(GUI_OUT); `make test` keeps its own in bin/gui-check)
+GUI_OUT ?= docs/screenshots/gui-check
 gui-check: deps-screenshot build
-	BUNDLE="$(BUNDLE)" BIN="$(BIN)" scripts/gui-check.sh
+	BUNDLE="$(BUNDLE)" BIN="$(BIN)" OUT="$(GUI_OUT)" scripts/gui-check.sh
 
 ## screenshot: run the app under Xvfb on a demo store and save PNGs in docs/
 screenshot: deps-screenshot build
