@@ -1,6 +1,7 @@
 package views
 
 import (
+	"sync/atomic"
 	"testing"
 
 	"fyne.io/fyne/v2"
@@ -60,18 +61,18 @@ func TestQuitDialogAnswersReturnAndEscape(t *testing.T) {
 	act(u, func() { test.Tap(u.run.runBt) })
 	<-r.started
 	<-r.stepped
-	quits := 0
-	act(u, func() { u.ConfirmQuit(func() { quits++ }) })
+	var quits atomic.Int32 // the quit callback runs on StopRuns's goroutine (fyne.Do)
+	act(u, func() { u.ConfirmQuit(func() { quits.Add(1) }) })
 	act(u, func() { require.NotNil(t, w.Canvas().Overlays().Top(), "a confirmation is shown") })
 	w.pressKey(t, u, fyne.KeyEscape)
 	act(u, func() { assert.Nil(t, w.Canvas().Overlays().Top(), "Escape closes it") })
-	assert.Equal(t, 0, quits, "Escape keeps running")
+	assert.Equal(t, int32(0), quits.Load(), "Escape keeps running")
 	assert.Equal(t, 1, u.RunsInFlight())
 
-	act(u, func() { u.ConfirmQuit(func() { quits++ }) })
+	act(u, func() { u.ConfirmQuit(func() { quits.Add(1) }) })
 	w.pressKey(t, u, fyne.KeyReturn)
 	r.proceed <- struct{}{} // the run sees its context cancelled and returns
-	eventually(t, u, func() bool { return quits == 1 })
+	eventually(t, u, func() bool { return quits.Load() == 1 })
 	u.wait()
 	assert.Equal(t, 0, u.RunsInFlight())
 	assert.Contains(t, u.run.status.Text, "cancelled")
