@@ -78,6 +78,7 @@ func TestNavigationAndShortcuts(t *testing.T) {
 	assert.Same(t, u.data.content, u.stack.Objects[0])
 
 	act(u, func() { require.NoError(t, u.Show(ScreenRuns)) })
+	u.wait() // Runs reloads in the background; render only once that has applied
 	assert.Equal(t, ScreenRuns, u.Current())
 	assert.Same(t, u.runs.content, u.stack.Objects[0])
 	assert.True(t, hasText(w.Canvas(), "Experiments"), "Runs screen is drawn")
