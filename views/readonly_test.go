@@ -25,10 +25,12 @@ func TestReadOnlyBanner(t *testing.T) {
 	tw.Resize(fyne.NewSize(1400, 900))
 	require.NotNil(t, u.banner)
 	for _, s := range Screens {
-		require.NoError(t, u.Show(s))
+		act(u, func() { require.NoError(t, u.Show(s)) })
+		u.wait() // each screen reloads in the background; render once that has applied
 		assert.True(t, hasText(w.Canvas(), why), "banner on %s", s)
 	}
-	require.NoError(t, u.Show(ScreenNewRun))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait()
 	act(u, func() { test.Tap(u.run.runBt) })
 	u.wait()
 	assert.Empty(t, r.started, "nothing ran")
