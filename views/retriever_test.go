@@ -25,7 +25,8 @@ func TestNewExperimentRetrieverPicker(t *testing.T) {
 	defer srv.Close()
 
 	u, _ := newTestUI(t, newCtlStore(), newCtlRunner(nil))
-	require.NoError(t, u.Show(ScreenNewRun))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait() // New experiment reloads its datasets in the background
 	p := u.run
 	assert.Equal(t, experiments.RetrieverBM25, p.retrKind.Selected)
 	assert.True(t, p.retrTestBt.Disabled(), "bm25 is the store's index: nothing to test")
