@@ -22,11 +22,12 @@ build: deps-gui
 
 ## test: go vet, staticcheck, every unit and integration test (race detector on, Fyne's
 ## in-memory driver; the import rules are TestImportRules in ./internal/importrules), then
-## the one Xvfb smoke test of the real desktop build
+## the Xvfb smoke test of the real desktop build and the Xvfb walkthrough (gui-check)
 test: deps-screenshot lint
 	$(GO) vet -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -race -count=1 -timeout 20m -tags $(TESTTAGS) $(PKGS)
 	$(GO) test -count=1 -tags smoke,$(TAGS) -run TestSmoke ./app
+	$(MAKE) gui-check GUI_OUT=bin/gui-check
 
 ## lint: staticcheck at the pinned version (installed with go install when missing or another version)
 lint: staticcheck
@@ -74,8 +75,10 @@ fuzz: deps
 
 ## gui-check: the Xvfb walkthrough (keyboard-driven, oracle agent, CLI run beside
 ## the window, quit during a run and restart); fails when the window outgrows the screen
+## (screenshots in $(GUI_OUT); `make test` keeps its own in bin/gui-check)
+GUI_OUT ?= docs/screenshots/gui-check
 gui-check: deps-screenshot build
-	BUNDLE="$(BUNDLE)" BIN="$(BIN)" scripts/gui-check.sh
+	BUNDLE="$(BUNDLE)" BIN="$(BIN)" OUT="$(GUI_OUT)" scripts/gui-check.sh
 
 ## screenshot: run the app under Xvfb on a demo store and save PNGs in docs/
 screenshot: deps-screenshot build

@@ -15,13 +15,15 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/mem1lab}
 BUNDLE=${BUNDLE:-$(cd .. && pwd)/shared/data/qa-bundle}
 OUT=${OUT:-docs/screenshots/gui-check}
-SCREEN_W=${SCREEN_W:-1400} SCREEN_H=${SCREEN_H:-900}
+SCREEN_W=${SCREEN_W:-1280} SCREEN_H=${SCREEN_H:-800}
 mkdir -p "$OUT"
+rm -f "$OUT"/[0-9][0-9]-*.png # this run's screenshots only
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "gui-check: $*" >&2; exit 1; }
+mkdir -p "$work/xdg" "$work/xdg-config" "$work/xdg-cache"
 db="$work/lab.db"
 export XDG_DATA_HOME="$work/xdg" XDG_CONFIG_HOME="$work/xdg-config" XDG_CACHE_HOME="$work/xdg-cache"
 
@@ -32,19 +34,45 @@ for _ in $(seq 1 300); do grep -q 'listening on http' "$work/oracle.log" && brea
 ourl=$(grep -o 'http://[0-9.:]*' "$work/oracle.log" | head -1)
 [ -n "$ourl" ] || fail "the oracle did not start: $(cat "$work/oracle.log")"
 
+# A slow oracle (2 s a reply) for quitting during a run.
+"$BIN" oracle --db "$db" --addr 127.0.0.1:0 --latency 2s 2>"$work/slow.log" &
+pids+=($!)
+for _ in $(seq 1 300); do grep -q 'listening on http' "$work/slow.log" && break; sleep 0.1; done
+slow=$(grep -o 'http://[0-9.:]*' "$work/slow.log" | head -1)
+[ -n "$slow" ] || fail "the slow oracle did not start: $(cat "$work/slow.log")"
+
+# status_of ID: experiment ID's status as `mem1lab ls` prints it.
+status_of() {
+  local v
+  v=$("$BIN" ls --db "$db" 2>/dev/null | sed -nE "s/^$1 .* [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} +([a-z]+) .*/\1/p")
+  echo "${v:-missing}"
+}
+# wait_status ID STATUS: waits (up to 60 s) for experiment ID to reach STATUS.
+wait_status() {
+  for _ in $(seq 1 120); do [ "$(status_of "$1")" = "$2" ] && return 0; sleep 0.5; done
+  fail "experiment $1 is $(status_of "$1"), want $2: $("$BIN" ls --db "$db")"
+}
+
 # The endpoint New experiment remembers (views/prefs.go keys run.endpoint, run.model).
 prefs="$XDG_CONFIG_HOME/fyne/io.github.mem1lab.mem1lab"
 mkdir -p "$prefs"
 printf '{"run.endpoint":"%s/v1","run.model":"mem1lab-oracle"}\n' "$ourl" >"$prefs/preferences.json"
 
-export DISPLAY=:98
-Xvfb :98 -screen 0 "${SCREEN_W}x${SCREEN_H}x24" -nolisten tcp >/dev/null 2>&1 &
-pids+=($!)
+# Xvfb picks a free display itself (-displayfd), so runs beside other X
+# servers never share one; -noreset keeps it from resetting whenever its last
+# client leaves (an app started during a reset finds no display).
+Xvfb -displayfd 3 -noreset -screen 0 "${SCREEN_W}x${SCREEN_H}x24" -nolisten tcp 3>"$work/display" >"$work/xvfb.log" 2>&1 &
+xvfb=$!
+pids+=($xvfb)
+for _ in $(seq 1 100); do [ -s "$work/display" ] && break; sleep 0.1; done
+[ -s "$work/display" ] || { echo "$0: Xvfb did not start: $(cat "$work/xvfb.log")" >&2; exit 1; }
+export DISPLAY=:$(head -1 "$work/display")
 for _ in $(seq 1 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 
 app=""
 wid=""
 launch() {
+  kill -0 "$xvfb" 2>/dev/null || fail "Xvfb exited: $(cat "$work/xvfb.log")"
   "$BIN" --db "$db" --width 1280 --height 800 "$@" >>"$work/app.log" 2>&1 &
   app=$!
   wid=""
@@ -61,44 +89,58 @@ fits() {
   echo "ok   $1 (${w}x${h})"
 }
 key() { xdotool key --window "$wid" "$@"; sleep "${KEYWAIT:-1}"; }
+# lastkey KEY: a key that may close the window before its key-up is sent.
+lastkey() { xdotool key --window "$wid" "$1" 2>/dev/null || true; sleep "${KEYWAIT:-1}"; }
 shot() { import -window "$wid" "$OUT/$1.png"; fits "$1"; }
 
 # 1. New experiment with the remembered oracle endpoint; Ctrl+R runs it.
 launch --screen "New experiment"
 shot 01-new-experiment
 key ctrl+r
-sleep 5
+wait_status 1 done
 shot 02-new-experiment-ran
-# 2. The screens, by keyboard.
 key ctrl+4; shot 03-runs
-key ctrl+5; shot 04-rollouts
-key Down; key Return; shot 05-trace-or-rollouts
-key ctrl+6; key Right; shot 06-trace
-key ctrl+7; shot 07-compare
-key ctrl+8; shot 08-charts
-# 3. A second run from the CLI while the window is open.
+# 2. A second run from the CLI while the window is open (the full policy on the
+#    same tasks, so Compare and Charts have two settings): Runs lists it.
 "$BIN" run --db "$db" --endpoint "$ourl/v1" --model mem1lab-oracle --objectives 2 --tasks 4 \
-  --name "from the CLI" --quiet >/dev/null
-key ctrl+4
-sleep 3
-shot 09-runs-cli-run
+  --policy full --name "from the CLI" --quiet >/dev/null
 "$BIN" ls --db "$db" | grep -q "from the CLI" || fail "the CLI run is not in the store"
-# 4. Quit during a run (Ctrl+Q, confirm). The oracle is fast: if the run ends
-#    before Ctrl+Q there is no dialog and Return does nothing; the status check
-#    below holds either way. A slower endpoint makes the dialog certain.
-key ctrl+3
+sleep 3 # Runs polls the store
+shot 04-runs-cli-run
+# 3. Rollouts → Trace → Compare → Charts by keyboard: Ctrl+F, Return (to the
+#    results), Return opens the first rollout, → steps a turn, Ctrl+7 compares it.
+key ctrl+5; shot 05-rollouts
+key ctrl+f; key Return; key Return
+sleep 2
+key Right
+shot 06-trace
+key ctrl+7
+sleep 2
+shot 07-compare
+key ctrl+8
+sleep 2
+shot 08-charts
+# 4. Quit during a run: Ctrl+Q with no run quits at once; New experiment then
+#    remembers a slow oracle, so the run started next is still going when
+#    Ctrl+Q asks; Return picks "Stop and quit". Restarted, Runs shows the run
+#    stopped cleanly (cancelled, resumable), not "running".
+lastkey ctrl+q
+for _ in $(seq 1 100); do kill -0 "$app" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$app" 2>/dev/null && fail "Ctrl+Q with no run in flight did not quit"
+grep -q "$ourl" "$prefs/preferences.json" || fail "the endpoint was not remembered: $(cat "$prefs/preferences.json")"
+sed -i "s#$ourl#$slow#g" "$prefs/preferences.json"
+launch --screen "New experiment"
 key ctrl+r
-sleep 1
+wait_status 3 running
 key ctrl+q
-sleep 1
-if kill -0 "$app" 2>/dev/null; then
-  shot 10-quit-confirm
-  xdotool key --window "$wid" Return 2>/dev/null || true # the confirm button ("Stop and quit") is the default
-fi
+shot 09-quit-confirm
+lastkey Return
 for _ in $(seq 1 150); do kill -0 "$app" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$app" 2>/dev/null && fail "the app did not quit after the confirmation"
-"$BIN" ls --db "$db" | grep -q ' running ' && fail "an experiment is still listed as running after a clean quit: $("$BIN" ls --db "$db")"
+st=$(status_of 3)
+[ "$st" = cancelled ] || fail "after quitting during a run experiment 3 is $st, want cancelled: $("$BIN" ls --db "$db")"
 launch --screen Runs
-shot 11-runs-after-restart
-kill "$app"; wait "$app" 2>/dev/null || true
+shot 10-runs-after-restart
+lastkey ctrl+q
+for _ in $(seq 1 100); do kill -0 "$app" 2>/dev/null || break; sleep 0.1; done
 echo "gui-check: all steps passed; screenshots in $OUT"

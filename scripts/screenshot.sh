@@ -13,12 +13,14 @@ BIN=${BIN:-bin/mem1lab}
 BUNDLE=${BUNDLE:-$(cd .. && pwd)/shared/data/qa-bundle}
 SERVE=${SERVE:-$(cd .. && pwd)/shared/llm/serve}
 OUT=${OUT:-docs/screenshots}
+SCREEN_W=${SCREEN_W:-1280} SCREEN_H=${SCREEN_H:-800}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
+mkdir -p "$OUT" "$work/xdg" "$work/xdg-config" "$work/xdg-cache"
 db="$work/demo.db"
-export XDG_DATA_HOME="$work/xdg" XDG_CONFIG_HOME="$work/xdg-config"
+export XDG_DATA_HOME="$work/xdg" XDG_CONFIG_HOME="$work/xdg-config" XDG_CACHE_HOME="$work/xdg-cache"
 
 "$BIN" import --db "$db" --bundle "$BUNDLE" >/dev/null
 
@@ -49,16 +51,22 @@ echo "\$ mem1lab run ${args[*]}" | sed "s#$url#http://127.0.0.1:PORT#" >"$OUT/cl
 "$BIN" run --db "$db" --endpoint "$url/v1" --model stories260K --mode chat --policy full --objectives 2 \
   --tasks 6 --max-tokens 48 --concurrency 2 --name "tiny model, full, chat" --quiet >/dev/null
 
-export DISPLAY=:99
-Xvfb :99 -screen 0 1400x900x24 -nolisten tcp >/dev/null 2>&1 &
-pids+=($!)
+# Xvfb picks a free display itself (-displayfd), so runs beside other X
+# servers never share one; -noreset keeps it from resetting whenever its last
+# client leaves (an app started during a reset finds no display).
+Xvfb -displayfd 3 -noreset -screen 0 "${SCREEN_W}x${SCREEN_H}x24" -nolisten tcp 3>"$work/display" >"$work/xvfb.log" 2>&1 &
+xvfb=$!
+pids+=($xvfb)
+for _ in $(seq 1 100); do [ -s "$work/display" ] && break; sleep 0.1; done
+[ -s "$work/display" ] || { echo "$0: Xvfb did not start: $(cat "$work/xvfb.log")" >&2; exit 1; }
+export DISPLAY=:$(head -1 "$work/display")
 for _ in $(seq 1 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 
 # shot NAME ARGS...: opens the app with ARGS, waits for its window, presses the
 # keys in $KEYS (xdotool names), saves OUT/NAME.png
 shot() {
   local name=$1; shift
-  "$BIN" --db "$db" --width 1360 --height 860 "$@" >"$work/$name.log" 2>&1 &
+  "$BIN" --db "$db" --width "$SCREEN_W" --height "$SCREEN_H" "$@" >"$work/$name.log" 2>&1 &
   local app=$!
   local wid=""
   for _ in $(seq 1 200); do wid=$(xdotool search --name '^mem1lab' 2>/dev/null | head -1 || true); [ -n "$wid" ] && break; sleep 0.1; done
@@ -81,3 +89,12 @@ KEYS="Right Right" shot trace --rollout 1   # oracle, mem1 policy, turn 3: state
 KEYS="Right Right" shot trace-full --rollout 9   # the same task under the full policy
 shot compare --screen Compare --rollout 1
 shot charts --chart pair --overlay --experiments 1,2,3
+# mem1 against full over 1/2/4/8 objectives (experiments 1-3): two series, so
+# the chart has 95% CI bars and marks the objective counts where the paired
+# difference is not significant ("n.s.", Holm-adjusted p >= 0.05).
+shot charts-ci --chart accuracy --experiments 1,2,3
+shot charts-peak-ci --chart peak --experiments 1,2,3
+# The memory diagnostics: which gold facts the internal state keeps turn by
+# turn, and what each turn's context is made of.
+shot charts-retention --chart retention --experiments 1,2,3
+shot charts-composition --chart composition --experiments 1,2,3

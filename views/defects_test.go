@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,7 +86,7 @@ func TestDefect1RunsShowsLaunchedExperimentAtTop(t *testing.T) {
 	act(u, func() {
 		rp := u.runs
 		assert.Equal(t, int64(3), rp.selectedID, "the launched experiment is selected")
-		assert.Equal(t, float32(0), tableOffset(t, rp.table.table).Y, "its row is not scrolled under the header")
+		assert.Equal(t, float32(0), tableOffset(t, &rp.table.table.Table).Y, "its row is not scrolled under the header")
 		assert.True(t, hasText(w.Canvas(), "#3 just launched"), "its row is drawn")
 		assert.False(t, rp.pauseBt.Disabled(), "Pause is reachable")
 		assert.False(t, rp.cancelBt.Disabled(), "Cancel is reachable")
@@ -128,15 +129,15 @@ func TestDefect2QuitDuringRunAsksAndStopsCleanly(t *testing.T) {
 	st := newCtlStore()
 	r := newCtlRunner([]experiments.Progress{{Experiment: 1, Total: 2, Running: 2}})
 	u, w := newTestUI(t, st, r)
-	quits := 0
-	act(u, func() { u.ConfirmQuit(func() { quits++ }) })
-	assert.Equal(t, 1, quits, "nothing runs: quit at once")
+	var quits atomic.Int32 // the quit callback runs on StopRuns's goroutine (fyne.Do)
+	act(u, func() { u.ConfirmQuit(func() { quits.Add(1) }) })
+	assert.Equal(t, int32(1), quits.Load(), "nothing runs: quit at once")
 
 	act(u, func() { test.Tap(u.run.runBt) })
 	<-r.started
 	<-r.stepped
-	quits = 0
-	act(u, func() { u.ConfirmQuit(func() { quits++ }) })
+	quits.Store(0)
+	act(u, func() { u.ConfirmQuit(func() { quits.Add(1) }) })
 	var stop *widget.Button
 	act(u, func() {
 		top := w.Canvas().Overlays().Top()
@@ -145,10 +146,10 @@ func TestDefect2QuitDuringRunAsksAndStopsCleanly(t *testing.T) {
 		require.NotNil(t, stop)
 		assert.NotNil(t, findButton(top, "Keep running"))
 	})
-	assert.Equal(t, 0, quits, "not before the user agrees")
+	assert.Equal(t, int32(0), quits.Load(), "not before the user agrees")
 	act(u, func() { test.Tap(stop) })
 	r.proceed <- struct{}{} // the run sees its context cancelled and returns
-	eventually(t, u, func() bool { return quits == 1 })
+	eventually(t, u, func() bool { return quits.Load() == 1 })
 	u.wait()
 	assert.Equal(t, 0, u.RunsInFlight())
 	assert.Contains(t, u.run.status.Text, "cancelled", "the run recorded how it ended")

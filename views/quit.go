@@ -3,6 +3,7 @@ package views
 import (
 	"fmt"
 
+	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
 )
 
@@ -48,16 +49,37 @@ func (u *UI) ConfirmQuit(quit func()) {
 		what = fmt.Sprintf("%d runs are", n)
 	}
 	d := dialog.NewConfirm("Quit while running?",
-		what+" in progress. Quitting stops it cleanly: every finished turn is kept, and Runs offers\n"+
+		what+" in progress. Quitting stops it cleanly: every finished turn is kept, and Runs offers "+
 			"Resume run the next time you start mem1lab (or run `mem1lab resume`).",
 		func(ok bool) {
+			u.quitDialog = nil
 			if ok {
 				u.StopRuns(quit)
 			}
 		}, w)
 	d.SetConfirmText("Stop and quit")
 	d.SetDismissText("Keep running")
+	u.quitDialog = d
 	d.Show()
+}
+
+// quitKey answers the open quit dialog from the keyboard: Return or Enter is
+// "Stop and quit", Escape "Keep running". It reports whether it used the key
+// (false when no quit dialog is open).
+func (u *UI) quitKey(ev *fyne.KeyEvent) bool {
+	d := u.quitDialog
+	if d == nil {
+		return false
+	}
+	switch ev.Name {
+	case fyne.KeyReturn, fyne.KeyEnter:
+		d.Confirm()
+	case fyne.KeyEscape:
+		d.Hide()
+	default:
+		return false
+	}
+	return true
 }
 
 // StopRuns cancels every run this UI plays. Each stops at its next turn

@@ -280,6 +280,13 @@ func newRolloutsPanel(u *UI) *rolloutsPanel {
 	p.filter = widget.NewEntry()
 	p.filter.SetPlaceHolder("search questions, answers, internal states, queries…")
 	p.filter.OnChanged = func(string) { p.changed() }
+	// Return in the search field moves the keyboard to the results: arrows,
+	// then Return opens the highlighted rollout in Trace.
+	p.filter.OnSubmitted = func(string) {
+		if w := u.deps.Window; w != nil {
+			w.Canvas().Focus(l.table.table)
+		}
+	}
 	check := func(label string) *widget.Check {
 		return widget.NewCheck(label, func(bool) {
 			if !p.quiet {

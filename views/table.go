@@ -8,19 +8,24 @@ import (
 
 // dataTable is a read-only table of strings with a header row. Tapping a cell
 // selects its row; double-tapping a cell activates the row (e.g. opens it).
+// From the keyboard, with the table focused: arrows move the highlight, Space
+// selects its row, Return (or Enter) selects and activates it.
 type dataTable struct {
 	headers    []string
 	widths     []float32 // column widths, each at least its header's
 	rows       [][]string
 	selected   int // -1 when none
-	table      *widget.Table
+	table      *keyTable
 	onSelect   func(row int)
 	onActivate func(row int)
 }
 
 func newDataTable(headers []string, widths []float32) *dataTable {
 	d := &dataTable{headers: headers, selected: -1}
-	d.table = widget.NewTableWithHeaders(
+	d.table = &keyTable{data: d}
+	d.table.ExtendBaseWidget(d.table) // before Table's own, so TypedKey below is used
+	d.table.ShowHeaderRow = true
+	d.table.Length, d.table.CreateCell, d.table.UpdateCell =
 		func() (int, int) { return len(d.rows), len(d.headers) },
 		func() fyne.CanvasObject { return newTableCell(d) },
 		func(id widget.TableCellID, o fyne.CanvasObject) {
@@ -31,8 +36,7 @@ func newDataTable(headers []string, widths []float32) *dataTable {
 				text = d.rows[id.Row][id.Col]
 			}
 			c.SetText(text)
-		},
-	)
+		}
 	d.table.ShowHeaderColumn = false
 	d.table.CreateHeader = func() fyne.CanvasObject {
 		l := widget.NewLabel("header")
@@ -120,5 +124,25 @@ func (c *tableCell) DoubleTapped(*fyne.PointEvent) {
 	c.Tapped(nil)
 	if c.table.onActivate != nil && c.id.Row >= 0 && c.id.Row < len(c.table.rows) {
 		c.table.onActivate(c.id.Row)
+	}
+}
+
+// keyTable is the widget.Table of a dataTable, with Return and Enter
+// activating the highlighted row (Space, the Table's own key, only selects it).
+type keyTable struct {
+	widget.Table
+	data *dataTable
+}
+
+// TypedKey activates the highlighted row on Return or Enter; every other key
+// is the Table's.
+func (t *keyTable) TypedKey(ev *fyne.KeyEvent) {
+	if ev.Name != fyne.KeyReturn && ev.Name != fyne.KeyEnter {
+		t.Table.TypedKey(ev)
+		return
+	}
+	t.Table.TypedKey(&fyne.KeyEvent{Name: fyne.KeySpace}) // selects the highlighted cell's row
+	if d := t.data; d.onActivate != nil && d.selected >= 0 && d.selected < len(d.rows) {
+		d.onActivate(d.selected)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/widget"
 
@@ -92,6 +93,9 @@ type UI struct {
 	runWG    sync.WaitGroup
 	runMu    sync.Mutex
 	inflight int
+	// quitDialog is the open "Quit while running?" dialog (nil when none);
+	// Return and Escape answer it (quitKey).
+	quitDialog *dialog.ConfirmDialog
 	// applying serialises results applied from goroutines. fyne.Do already runs them
 	// one at a time on the UI thread; the test driver runs them inline on the
 	// calling goroutine, where this lock keeps them from overlapping each other and
@@ -353,6 +357,9 @@ func (u *UI) installShortcuts(c fyne.Canvas) {
 
 // typedKey handles keys typed while no widget has focus.
 func (u *UI) typedKey(ev *fyne.KeyEvent) {
+	if u.quitKey(ev) {
+		return
+	}
 	if u.current == ScreenTrace {
 		u.trace.typedKey(ev)
 	}
