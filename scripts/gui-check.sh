@@ -104,7 +104,8 @@ key ctrl+4; shot 03-runs
 #    same tasks, so Compare and Charts have two settings): Runs lists it.
 "$BIN" run --db "$db" --endpoint "$ourl/v1" --model mem1lab-oracle --objectives 2 --tasks 4 \
   --policy full --name "from the CLI" --quiet >/dev/null
-"$BIN" ls --db "$db" | grep -q "from the CLI" || fail "the CLI run is not in the store"
+listed=$("$BIN" ls --db "$db" 2>&1) || fail "mem1lab ls failed: $listed"
+grep -q "from the CLI" <<<"$listed" || fail "the CLI run is not in the store: $listed"
 sleep 3 # Runs polls the store
 shot 04-runs-cli-run
 # 3. Rollouts → Trace → Compare → Charts by keyboard: Ctrl+F, Return (to the

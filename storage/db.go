@@ -168,7 +168,15 @@ func OpenReadOnly(path string) (*Store, error) {
 		if err != nil {
 			r.Close()
 			lastErr = err
-			continue
+			// immutable=1 reads the main file alone, without the WAL: right for a
+			// folder where SQLite cannot make the WAL index, wrong for a live store
+			// (it would miss every commit not yet checkpointed). So it is the
+			// fallback only when the plain read-only open could not open its files.
+			var se sqlite3.Error
+			if extra == "" && errors.As(err, &se) && (se.Code == sqlite3.ErrCantOpen || se.Code == sqlite3.ErrReadonly) {
+				continue
+			}
+			break
 		}
 		if v != len(migrations) {
 			r.Close()
