@@ -92,6 +92,22 @@ key() { xdotool key --window "$wid" "$@"; sleep "${KEYWAIT:-1}"; }
 # lastkey KEY: a key that may close the window before its key-up is sent.
 lastkey() { xdotool key --window "$wid" "$1" 2>/dev/null || true; sleep "${KEYWAIT:-1}"; }
 shot() { import -window "$wid" "$OUT/$1.png"; fits "$1"; }
+# diagnose: what a hung app was doing, briefly (the end of its log, then one
+# line per goroutine that is in mem1lab's code: its state and innermost frame).
+diagnose() {
+  echo "--- app log (last lines) ---" >&2
+  grep -v 'XDG_RUNTIME_DIR\|dbus-launch\|theme settings\|app_xdg.go' "$work/app.log" | tail -8 >&2 || true
+  if kill -0 "$app" 2>/dev/null; then
+    kill -QUIT "$app" 2>/dev/null || true
+    sleep 2
+    echo "--- goroutines in mem1lab code ---" >&2
+    awk '/^goroutine /{match($0, /\[[^]]*\]/); g=substr($0, RSTART, RLENGTH); seen=0; next}
+         /mem1lab\/mem1lab\// && !seen {f=$1; sub(/\((0x|\{|\)|[0-9]).*$/, "", f); sub(/.*mem1lab\/mem1lab\//, "", f); print g, f; seen=1}' \
+      "$work/app.log" | sort | uniq -c | sort -rn | head -12 >&2
+  fi
+  echo "--- store ---" >&2
+  "$BIN" ls --db "$db" 2>&1 | head -5 >&2 || true
+}
 
 # 1. New experiment with the remembered oracle endpoint; Ctrl+R runs it.
 launch --screen "New experiment"
@@ -136,8 +152,17 @@ wait_status 3 running
 key ctrl+q
 shot 09-quit-confirm
 lastkey Return
-for _ in $(seq 1 150); do kill -0 "$app" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$app" 2>/dev/null && fail "the app did not quit after the confirmation"
+t0=$(date +%s%N)
+gone() { for _ in $(seq 1 "$1"); do kill -0 "$app" 2>/dev/null || return 0; sleep 0.1; done; ! kill -0 "$app" 2>/dev/null; }
+if ! gone 100; then
+  # Still up 10 s after Return: keep a picture, say so, and answer once more
+  # (an X key event can be lost); the output says which Return was taken.
+  import -window "$wid" "$OUT/09b-after-return.png" 2>/dev/null || true
+  echo "gui-check: warning: the app was still running 10 s after Return; pressing Return again" >&2
+  lastkey Return
+  gone 300 || { diagnose; fail "the app did not quit after the confirmation"; }
+fi
+echo "quit took $(( ($(date +%s%N) - t0) / 1000000 )) ms after Return"
 st=$(status_of 3)
 [ "$st" = cancelled ] || fail "after quitting during a run experiment 3 is $st, want cancelled: $("$BIN" ls --db "$db")"
 launch --screen Runs

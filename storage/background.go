@@ -30,6 +30,9 @@ const (
 	checkpointEvery = time.Second
 	indexEvery      = 200 * time.Millisecond
 	indexBatch      = 2048
+	// closeCheckpointWait bounds how long Close waits on other processes'
+	// readers for its final checkpoint.
+	closeCheckpointWait = time.Second
 )
 
 // background runs the checkpoints and the indexer for a writable store.
@@ -101,6 +104,12 @@ func (s *Store) stopBackground() error {
 	close(bg.stop)
 	bg.done.Wait()
 	err := s.IndexQueuedTurns(context.Background())
+	// A TRUNCATE checkpoint waits for every reader to leave the log, and another
+	// process may be reading for as long as it likes: closing (quitting the app,
+	// ending a CLI command) waits at most closeCheckpointWait for them, then
+	// leaves the log for the next checkpoint, whoever runs it. Nothing is lost
+	// either way: the log is part of the database until it is checkpointed.
+	_, _ = bg.ck.Exec(fmt.Sprintf("PRAGMA busy_timeout = %d", closeCheckpointWait.Milliseconds()))
 	if _, cerr := bg.ck.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); cerr != nil && err == nil {
 		err = fmt.Errorf("storage: checkpoint: %w", cerr)
 	}
