@@ -478,6 +478,21 @@ func TestDefect7RunsColumnsAndSettingRows(t *testing.T) {
 			}
 		}
 		assert.GreaterOrEqual(t, shown, 6, "every setting row fits (table %v tall)", rp.settings.table.Size())
+
+		// The experiments list above it keeps four experiments in view.
+		rows := make([][]string, 8)
+		for i := range rows {
+			rows[i] = []string{fmt.Sprintf("#%d e", 8-i), "2026-12-01 10:00", "done", "4 of 4 done", "1.000"}
+		}
+		rp.table.setRows(rows)
+		w.Content().Refresh()
+		listed := 0
+		for _, c := range findCells(rp.table.table) {
+			if c.id.Col == 0 && c.Position().Y+c.Size().Height <= rp.table.table.Size().Height+1 {
+				listed++
+			}
+		}
+		assert.GreaterOrEqual(t, listed, 4, "four experiments in view (list %v tall)", rp.table.table.Size())
 	})
 }
 

@@ -104,13 +104,14 @@ func newRunsPanel(u *UI) *runsPanel {
 		container.NewVBox(container.NewBorder(nil, nil, nil, container.NewHBox(p.pauseBt, p.unpauseBt, p.cancelBt, p.continueBt), p.title),
 			p.bar, p.progress, p.failures), nil, nil, nil, p.settings.table)
 
-	// At 1280×800 the experiments list shows about four rows, the per-setting
-	// table a 2 policies × 3 objective counts grid, the rollouts the rest.
+	// At 1280×800 the experiments list shows four rows, the per-setting
+	// table a 2 policies × 3 objective counts grid, the rollouts the rest
+	// (Rollouts has the full table).
 	lower := container.NewVSplit(ctl, p.rollouts.content)
-	lower.Offset = 0.64
+	lower.Offset = 0.74
 	u.rememberSplit("runs.lower", lower)
 	split := container.NewVSplit(top, lower)
-	split.Offset = 0.22
+	split.Offset = 0.31
 	u.rememberSplit("runs.split", split)
 	p.content = split
 
