@@ -89,7 +89,7 @@ func (l *rolloutList) apply() {
 	for i, r := range l.shown {
 		done := r.Status == storage.StatusDone
 		rows[i] = []string{r.TaskKey, r.Policy, r.Model, strconv.Itoa(r.Objectives), scoreText("%.2f", r.EM, done), scoreText("%.2f", r.F1, done),
-			strconv.Itoa(r.PeakTokens), strconv.Itoa(r.Turns), r.Status, firstLine(r.Error), paperPeakCell(r)}
+			strconv.Itoa(r.PeakTokens), strconv.Itoa(r.Turns), r.Status, errorCell(r.Status, r.Error), paperPeakCell(r)}
 	}
 	l.table.setRows(rows)
 	l.openBt.Disable()
@@ -110,6 +110,21 @@ func (l *rolloutList) openSelected() {
 		ids[i] = r.ID
 	}
 	l.nav.openTrace(l.shown[row].ID, ids)
+}
+
+// errorCell is a rollout's Error column: the first line of its error, except
+// that a rollout cancelled in the middle of a model call (its stored error is
+// that call's "context canceled") reads as what it is, a stop that Resume
+// picks up from that turn, e.g. "stopped in turn 2 (resumable)".
+func errorCell(status, err string) string {
+	if status == storage.StatusCancelled && strings.Contains(err, context.Canceled.Error()) {
+		var n int
+		if _, serr := fmt.Sscanf(err, "turn %d:", &n); serr == nil && n > 0 {
+			return fmt.Sprintf("stopped in turn %d (resumable)", n)
+		}
+		return "stopped (resumable)"
+	}
+	return firstLine(err)
 }
 
 func firstLine(s string) string {
@@ -164,7 +179,7 @@ var browserColumns = []browserColumn{
 		return fmt.Sprintf("%d tok · %.1f s", r.SubCallTokens, r.SubCallSeconds)
 	}},
 	{"Status", 75, storage.SortStatus, func(r storage.BrowseRow) string { return r.Status }},
-	{"Error", 200, storage.SortError, func(r storage.BrowseRow) string { return firstLine(r.Error) }},
+	{"Error", 200, storage.SortError, func(r storage.BrowseRow) string { return errorCell(r.Status, r.Error) }},
 }
 
 // browserList is the rollout browser's table: one page of a query's rollouts.
