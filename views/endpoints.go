@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,8 @@ type endpointsPanel struct {
 	preset                         *widget.Select
 	name, url, apiKeyEnv           *widget.Entry
 	timeout, concurrency, rps      *widget.Entry
+	sessionHeader                  *widget.Entry
+	sessionUser                    *widget.Check
 	mode                           *widget.Select
 	model                          *widget.SelectEntry
 	fetched                        []string // the models Fetch models found
@@ -53,6 +56,9 @@ type endpointsPanel struct {
 	server                             *experiments.LocalServer
 }
 
+// headerNameRE is an HTTP header field name (RFC 9110's token).
+var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
 // maxLogLines bounds the launcher's log panel.
 const maxLogLines = 400
 
@@ -71,13 +77,23 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 		}
 	}
 
-	presetNames := make([]string, len(experiments.EndpointPresets))
-	for i, pr := range experiments.EndpointPresets {
-		presetNames[i] = fmt.Sprintf("%s (%s)", pr.Name, pr.URL)
+	// Servers first, then the routers put in front of many replicas (each
+	// fills the session settings a sticky or prefix-aware router reads, and
+	// a concurrency for many GPUs).
+	presetNames := make([]string, 0, len(experiments.EndpointPresets)+len(experiments.RouterPresets))
+	for _, pr := range experiments.EndpointPresets {
+		presetNames = append(presetNames, fmt.Sprintf("%s (%s)", pr.Name, pr.URL))
+	}
+	for _, rp := range experiments.RouterPresets {
+		presetNames = append(presetNames, fmt.Sprintf("%s (%s)", rp.Description, rp.URL))
 	}
 	p.preset = widget.NewSelect(presetNames, func(s string) {
 		i := slices.Index(presetNames, s)
 		if i < 0 {
+			return
+		}
+		if j := i - len(experiments.EndpointPresets); j >= 0 {
+			p.fillRouter(experiments.RouterPresets[j])
 			return
 		}
 		pr := experiments.EndpointPresets[i]
@@ -115,6 +131,9 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	p.concurrency.SetText("4")
 	p.rps = widget.NewEntry()
 	p.rps.SetText("0")
+	p.sessionHeader = widget.NewEntry()
+	p.sessionHeader.SetPlaceHolder(experiments.DefaultSessionHeader + " (default); - sends none")
+	p.sessionUser = widget.NewCheck("also as the request's OpenAI \"user\" field", nil)
 	p.fetchBt = widget.NewButton("Fetch models", p.fetchModels)
 	p.testBt = widget.NewButton("Test connection", p.testConnection)
 	p.saveBt = widget.NewButton("Save", p.save)
@@ -134,6 +153,8 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 		widget.NewFormItem("Timeout per request (s)", p.timeout),
 		widget.NewFormItem("Max concurrency", p.concurrency),
 		widget.NewFormItem("Requests/s (0 = no cap)", p.rps),
+		widget.NewFormItem("Session key header", p.sessionHeader),
+		widget.NewFormItem("", p.sessionUser),
 	)
 
 	p.engine = widget.NewSelect([]string{experiments.EngineVLLM, experiments.EngineSGLang}, func(e string) {
@@ -232,6 +253,26 @@ func (p *endpointsPanel) fill(pr experiments.EndpointProfile) {
 	p.timeout.SetText(ftoa(pr.TimeoutSeconds))
 	p.concurrency.SetText(strconv.Itoa(pr.Concurrency))
 	p.rps.SetText(ftoa(pr.RequestsPerSecond))
+	p.sessionHeader.SetText(pr.SessionHeader)
+	p.sessionUser.SetChecked(pr.SessionUser)
+}
+
+// fillRouter fills the form from a router preset: its address, mode,
+// concurrency and session settings (the name too when empty); the model and
+// key stay as typed.
+func (p *endpointsPanel) fillRouter(rp experiments.RouterPreset) {
+	pr := rp.Profile(strings.TrimSpace(p.name.Text), "", strings.TrimSpace(p.model.Text))
+	if pr.Name == "" {
+		pr.Name = rp.Name
+	}
+	p.name.SetText(pr.Name)
+	p.url.SetText(pr.URL)
+	p.mode.SetSelected(pr.Mode)
+	p.concurrency.SetText(strconv.Itoa(pr.Concurrency))
+	p.sessionHeader.SetText(pr.SessionHeader)
+	p.sessionUser.SetChecked(pr.SessionUser)
+	p.result.SetText(rp.Description + ": every request of a rollout carries its session key (header " +
+		pr.SessionHeader + "), so the router keeps the rollout on the replica that holds its prefix.")
 }
 
 // profile reads the form; every bad field is reported, one line each.
@@ -240,6 +281,7 @@ func (p *endpointsPanel) profile() (experiments.EndpointProfile, error) {
 	pr := experiments.EndpointProfile{
 		Name: strings.TrimSpace(p.name.Text), URL: strings.TrimSpace(p.url.Text), Model: strings.TrimSpace(p.model.Text),
 		Mode: p.mode.Selected, APIKeyEnv: strings.TrimSpace(p.apiKeyEnv.Text), APIKeyKeyring: strings.TrimSpace(p.keyring.Text),
+		SessionHeader: strings.TrimSpace(p.sessionHeader.Text), SessionUser: p.sessionUser.Checked,
 	}
 	num := func(label, s string) float64 {
 		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
@@ -247,6 +289,9 @@ func (p *endpointsPanel) profile() (experiments.EndpointProfile, error) {
 			errs = append(errs, fmt.Sprintf("%s: %q is not a number", label, s))
 		}
 		return v
+	}
+	if h := pr.SessionHeader; h != "" && h != "-" && !headerNameRE.MatchString(h) {
+		errs = append(errs, fmt.Sprintf("Session key header: %q is not an HTTP header name (letters, digits and !#$%%&'*+-.^_`|~)", h))
 	}
 	pr.TimeoutSeconds = num("Timeout", p.timeout.Text)
 	pr.RequestsPerSecond = num("Requests/s", p.rps.Text)
