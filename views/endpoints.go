@@ -132,8 +132,8 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	p.rps = widget.NewEntry()
 	p.rps.SetText("0")
 	p.sessionHeader = widget.NewEntry()
-	p.sessionHeader.SetPlaceHolder(experiments.DefaultSessionHeader + " (default); - sends none")
-	p.sessionUser = widget.NewCheck("also as the request's OpenAI \"user\" field", nil)
+	p.sessionHeader.SetPlaceHolder(experiments.DefaultSessionHeader + " (default); - for none")
+	p.sessionUser = widget.NewCheck("and as \"user\"", nil) // the OpenAI request's user field
 	p.fetchBt = widget.NewButton("Fetch models", p.fetchModels)
 	p.testBt = widget.NewButton("Test connection", p.testConnection)
 	p.saveBt = widget.NewButton("Save", p.save)
@@ -142,7 +142,6 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 	p.result = widget.NewLabel("")
 	p.result.Wrapping = fyne.TextWrapWord
 	p.form = widget.NewForm(
-		widget.NewFormItem("Preset", p.preset),
 		widget.NewFormItem("Name", p.name),
 		widget.NewFormItem("Base URL", p.url),
 		widget.NewFormItem("Mode", p.mode),
@@ -153,8 +152,7 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 		widget.NewFormItem("Timeout per request (s)", p.timeout),
 		widget.NewFormItem("Max concurrency", p.concurrency),
 		widget.NewFormItem("Requests/s (0 = no cap)", p.rps),
-		widget.NewFormItem("Session key header", p.sessionHeader),
-		widget.NewFormItem("", p.sessionUser),
+		widget.NewFormItem("Session key header", container.NewBorder(nil, nil, nil, p.sessionUser, p.sessionHeader)),
 	)
 
 	p.engine = widget.NewSelect([]string{experiments.EngineVLLM, experiments.EngineSGLang}, func(e string) {
@@ -197,7 +195,7 @@ func newEndpointsPanel(u *UI) *endpointsPanel {
 		return widget.NewLabelWithStyle(s, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	}
 	left := container.NewBorder(bold("Endpoint profiles"), widget.NewButton("New", p.clear), nil, nil, p.list)
-	profileBox := container.NewVBox(bold("Profile"), p.form, container.NewHBox(p.saveBt, p.testBt, p.delBt), p.result)
+	profileBox := container.NewVBox(container.NewBorder(nil, nil, bold("Profile"), nil, p.preset), p.form, container.NewHBox(p.saveBt, p.testBt, p.delBt), p.result)
 	// Both halves scroll, so neither holds the divider in place: it moves
 	// wherever the user drags it.
 	localBox := container.NewVScroll(container.NewVBox(bold("Local inference server"), launcher,
