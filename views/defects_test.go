@@ -471,12 +471,7 @@ func TestDefect7RunsColumnsAndSettingRows(t *testing.T) {
 		}
 		rp.settings.setRows(settings)
 		w.Content().Refresh()
-		shown := 0
-		for _, c := range findCells(rp.settings.table) {
-			if c.id.Col == 2 && c.Position().Y+c.Size().Height <= rp.settings.table.Size().Height+1 {
-				shown++
-			}
-		}
+		shown := rowsInView(rp.settings.table, 2)
 		assert.GreaterOrEqual(t, shown, 6, "every setting row fits (table %v tall)", rp.settings.table.Size())
 
 		// The experiments list above it keeps four experiments in view.
@@ -486,14 +481,20 @@ func TestDefect7RunsColumnsAndSettingRows(t *testing.T) {
 		}
 		rp.table.setRows(rows)
 		w.Content().Refresh()
-		listed := 0
-		for _, c := range findCells(rp.table.table) {
-			if c.id.Col == 0 && c.Position().Y+c.Size().Height <= rp.table.table.Size().Height+1 {
-				listed++
-			}
-		}
+		listed := rowsInView(rp.table.table, 0)
 		assert.GreaterOrEqual(t, listed, 4, "four experiments in view (list %v tall)", rp.table.table.Size())
 	})
+}
+
+// rowsInView counts the cells of column col that lie wholly inside tbl.
+func rowsInView(tbl fyne.CanvasObject, col int) int {
+	n := 0
+	for _, c := range findCells(tbl) {
+		if c.id.Col == col && c.Position().Y+c.Size().Height <= tbl.Size().Height+1 {
+			n++
+		}
+	}
+	return n
 }
 
 // User choices outlive the window: split positions, the screen, the window
