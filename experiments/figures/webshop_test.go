@@ -147,7 +147,9 @@ func TestRewardVsTurnsPoints(t *testing.T) {
 // rowsSource serves fixed rollout rows.
 type rowsSource map[int64][]storage.RolloutRow
 
-func (s rowsSource) Rollouts(_ context.Context, id int64) ([]storage.RolloutRow, error) { return s[id], nil }
+func (s rowsSource) Rollouts(_ context.Context, id int64) ([]storage.RolloutRow, error) {
+	return s[id], nil
+}
 func (s rowsSource) EachTurnTokens(context.Context, []int64, func(storage.TurnTokens) error) error {
 	return nil
 }
