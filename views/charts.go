@@ -61,7 +61,7 @@ var chartKinds = map[string][]figures.Kind{
 
 	chartDependency:  {figures.Dependency},
 	chartRewardTurns: {figures.RewardTurns},
-	chartPair:     {figures.Accuracy, figures.Peak},
+	chartPair:        {figures.Accuracy, figures.Peak},
 
 	chartComposition: {figures.Composition},
 	chartRetention:   {figures.Retention},
@@ -108,7 +108,7 @@ type chartSettings struct {
 	// fakeReward: a selected experiment ran on mem1lab's fake WebShop.
 	fakeReward bool
 	fg         color.Color
-	fontSize     vg.Length // points; the theme's text size on screen
+	fontSize   vg.Length // points; the theme's text size on screen
 }
 
 func (s chartSettings) options(k figures.Kind) figures.Options {
