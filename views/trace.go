@@ -930,9 +930,6 @@ func (p *tracePanel) showWebShopTurn(t *core.Turn) {
 // fake WebShop server ("fake_reward": true), whose reward lacks the
 // product-type term.
 func fakeWebShop(configJSON string) bool {
-	var c struct {
-		Family     string `json:"family"`
-		FakeReward bool   `json:"fake_reward"`
-	}
-	return json.Unmarshal([]byte(configJSON), &c) == nil && c.Family == core.FamilyWebShop && c.FakeReward
+	_, fake := figures.WebShopConfig(configJSON)
+	return fake
 }

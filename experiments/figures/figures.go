@@ -348,6 +348,7 @@ func Build(d Data, o Options) (*Figure, error) {
 		p.X.Label.Text = "turns used"
 		p.Y.Label.Text = yAcc
 		o.Overlay = false // the paper reports no per-turn-count results
+		f.Caption = "Points: one per finished rollout · line: mean per turn count"
 		err = f.rewardTurns(d.Runs, o)
 		p.Y.Min = 0
 	case Frontier:
@@ -778,7 +779,11 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 			h, hx := half(st, o), half(ps, o)
 			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: h, High: h})
 			pts.XErrors = append(pts.XErrors, struct{ Low, High float64 }{Low: hx, High: hx})
-			labels = append(labels, "n="+strconv.Itoa(a.Objectives))
+			if o.reward {
+				labels = append(labels, "") // one goal per task: nothing to tell apart
+			} else {
+				labels = append(labels, "n="+strconv.Itoa(a.Objectives))
+			}
 		}
 		if len(pts.XYs) == 0 {
 			continue
@@ -909,8 +914,9 @@ func (f *Figure) Draw(c draw.Canvas, bg color.Color) {
 		sty := f.Legend.TextStyle
 		sty.Font.Size = sty.Font.Size * 0.75 / 0.9
 		sty.XAlign, sty.YAlign = draw.XRight, draw.YBottom
-		ch := sty.Height(f.Caption) + pad
-		c.FillText(sty, vg.Point{X: c.Max.X - pad, Y: c.Min.Y + pad/2}, f.Caption)
+		caption := wrapCaption(f.Caption, sty, c.Rectangle.Size().X-2*pad)
+		ch := sty.Height(caption) + pad
+		c.FillText(sty, vg.Point{X: c.Max.X - pad, Y: c.Min.Y + pad/2}, caption)
 		c = draw.Crop(c, 0, 0, ch, 0)
 	}
 	if len(f.Labels) == 0 {
@@ -928,6 +934,23 @@ func (f *Figure) Draw(c draw.Canvas, bg color.Color) {
 	lh = min(lh, 0.5*h)
 	f.Plot.Draw(draw.Crop(c, 0, 0, lh, 0))
 	f.Legend.Draw(draw.Crop(c, pad, 0, pad, -(h - lh)))
+}
+
+// wrapCaption breaks a caption at its " · " separators into lines no wider
+// than width where it can (a single part wider than width keeps its line).
+func wrapCaption(caption string, sty draw.TextStyle, width vg.Length) string {
+	parts := strings.Split(caption, " · ")
+	var lines []string
+	cur := parts[0]
+	for _, part := range parts[1:] {
+		if next := cur + " · " + part; sty.Width(next) <= width {
+			cur = next
+			continue
+		}
+		lines = append(lines, cur)
+		cur = part
+	}
+	return strings.Join(append(lines, cur), "\n")
 }
 
 // Size is a figure size preset.
