@@ -175,3 +175,39 @@ func TestLoadWebShopRuns(t *testing.T) {
 		assert.False(t, d.WebShop, "%v: not every rollout is a WebShop one", ids)
 	}
 }
+
+func TestWebShopConfig(t *testing.T) {
+	for cfg, want := range map[string][2]bool{
+		`{"family":"webshop","fake_reward":true}`: {true, true},
+		`{"family":"webshop"}`:                    {true, false},
+		`{"family":"qa","fake_reward":true}`:      {false, false},
+		`{"dataset":"hotpotqa"}`:                  {false, false},
+		`not json`:                                {false, false},
+	} {
+		ws, fake := WebShopConfig(cfg)
+		assert.Equal(t, want, [2]bool{ws, fake}, cfg)
+	}
+}
+
+func TestPaperCaptionWebShop(t *testing.T) {
+	exps := []storage.ExperimentRow{{ID: 1, Name: "ws", ConfigJSON: `{"family":"webshop","fake_reward":true}`}}
+	c := PaperCaption(exps, webShopData().Aggregates, nil, Options{})
+	assert.Contains(t, c, "(a) final reward ×100 against the number of objectives")
+	assert.Contains(t, c, "no product-type term")
+	assert.NotContains(t, c, "(a) EM")
+	qa := PaperCaption([]storage.ExperimentRow{{ID: 2, ConfigJSON: `{"dataset":"hotpotqa"}`}}, fixedData().Aggregates, nil, Options{})
+	assert.Contains(t, qa, "(a) EM (summed over objectives)")
+	assert.NotContains(t, qa, "product-type")
+}
+
+func TestCaptionWrapsAtSeparators(t *testing.T) {
+	f, err := Build(webShopData(), Options{Kind: Accuracy, Overlay: true, FakeReward: true})
+	require.NoError(t, err)
+	sty := f.Legend.TextStyle
+	wide := wrapCaption(f.Caption, sty, 1e6)
+	assert.Equal(t, f.Caption, wide, "one line when it fits")
+	narrow := wrapCaption(f.Caption, sty, sty.Width(FakeRewardNote)+1)
+	lines := strings.Split(narrow, "\n")
+	assert.Equal(t, []string{BarsCaption(Options{}), Citation2, FakeRewardNote}, lines)
+	assert.Equal(t, f.Caption, strings.Join(lines, " · "), "nothing lost")
+}
