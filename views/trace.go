@@ -598,6 +598,13 @@ func (p *tracePanel) showPassages(t core.Turn) {
 // showFacts lists, per objective, whether a gold answer is in this turn's
 // internal state, and the turns whose state holds one.
 func (p *tracePanel) showFacts() {
+	if p.webShop() {
+		l := widget.NewLabel("(WebShop has no gold facts: the final reward scores the purchase)")
+		l.Wrapping = fyne.TextWrapWord
+		p.facts.Objects = []fyne.CanvasObject{l}
+		p.facts.Refresh()
+		return
+	}
 	objs := p.detail.Task.Objectives
 	per := make([][]bool, len(p.detail.Turns))
 	for i, t := range p.detail.Turns {
@@ -793,6 +800,20 @@ func (p *tracePanel) showAnswers() {
 		p.totals.SetText(t)
 	}
 	objs := make([]fyne.CanvasObject, 0, 3*len(p.marks))
+	if p.webShop() { // one goal; its "answer" is the action that ended the episode
+		bought := "(not ended by an action yet)"
+		if n := len(p.detail.Turns); n > 0 && p.detail.Turns[n-1].Action == core.ActionAnswer {
+			bought = "ended with " + p.detail.Turns[n-1].Answer
+		}
+		for _, o := range p.detail.Task.Objectives {
+			l := widget.NewLabel(o.Question + ": " + bought)
+			l.Wrapping = fyne.TextWrapWord
+			objs = append(objs, l)
+		}
+		p.answers.Objects = objs
+		p.answers.Refresh()
+		return
+	}
 	for i, m := range p.marks {
 		q := widget.NewLabelWithStyle(fmt.Sprintf("%d. %s", i+1, m.Question), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 		q.Wrapping = fyne.TextWrapWord

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"fyne.io/fyne/v2/widget"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gonum.org/v1/plot/plotter"
@@ -83,6 +84,10 @@ func TestTraceShowsWebShopTurn(t *testing.T) {
 		assert.False(t, tr.actionsBox.Visible(), "the purchase page offers nothing")
 		assert.Contains(t, tr.information.String(), "Purchased")
 		assert.Contains(t, tr.totals.Text, "final reward 1")
+		require.Len(t, tr.answers.Objects, 1)
+		assert.Equal(t, d.Task.Objectives[0].Question+": ended with click[buy now]", tr.answers.Objects[0].(*widget.Label).Text)
+		require.Len(t, tr.facts.Objects, 1)
+		assert.Contains(t, tr.facts.Objects[0].(*widget.Label).Text, "no gold facts")
 	})
 }
 
