@@ -23,7 +23,7 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "output file: .pdf, .svg or .png")
 	metric := fs.String("metric", "em", "accuracy metric: em or f1")
 	perObj := fs.Bool("per-objective", false, "EM/F1 divided by the number of objectives instead of summed")
-	overlay := fs.Bool("overlay", false, "draw MEM1 Table 1 (arXiv:2506.15841) as dashed reference series")
+	overlay := fs.Bool("overlay", false, "draw the MEM1 paper's results (arXiv:2506.15841) as reference series: Table 1 on QA charts, Table 2 on WebShop charts")
 	size := fs.String("size", "single", "single (3.5 in) or double (7 in) column")
 	dpi := fs.Int("dpi", 300, "PNG resolution")
 	title := fs.String("title", "", "figure title (default: the chart's)")
@@ -71,6 +71,15 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 	}
 	opt := figures.Options{Kind: kind, Metric: *metric, PerObjective: *perObj,
 		Overlay: *overlay, Title: *title, FontSize: sz.FontSize, PeakCount: *peak, Bars: *bars, Series: *series}
+	for _, id := range ids { // a WebShop experiment on the fake server: say its reward is not the paper's
+		e, err := st.Experiment(ctx, id)
+		if err != nil {
+			return err
+		}
+		if _, fake := figures.WebShopConfig(e.ConfigJSON); fake {
+			opt.FakeReward = true
+		}
+	}
 	var fig *figures.Figure
 	if figures.IsDiagnostic(kind) {
 		if *dataset != "" {
@@ -96,5 +105,8 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.Stderr, "wrote %s chart (%d points) of experiment %s to %s\n", kind, fig.Points, *exp, *out)
+	if opt.FakeReward {
+		fmt.Fprintln(c.Stderr, "("+figures.FakeRewardNote+")")
+	}
 	return nil
 }

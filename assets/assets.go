@@ -24,3 +24,12 @@ const IconName = "icon.png"
 //
 //go:embed mem1-table1.csv
 var MEM1Table1CSV []byte
+
+// MEM1Table2CSV is the WebShop rows of Table 2 of the same paper
+// (arXiv:2506.15841) as CSV after '#' comment lines: system, reward (final
+// reward ×100), peak_tokens (tokens; the paper prints ×10³), dependency
+// (the paper prints ×10⁶), time_s (seconds per trajectory). Only the rows
+// transcribed in the file; cite the paper when drawing these numbers.
+//
+//go:embed mem1-table2.csv
+var MEM1Table2CSV []byte

@@ -36,15 +36,19 @@ const (
 	chartFrontier = "Accuracy–memory frontier"
 	chartTime     = "Time per trajectory"
 	chartTurns    = "Turns used"
-	chartPair     = "Accuracy + peak tokens"
+	// chartDependency is eval.py's dependency; chartRewardTurns each
+	// rollout's score (WebShop: final reward ×100) against its turns.
+	chartDependency  = "Dependency vs objectives"
+	chartRewardTurns = "Reward vs turns"
+	chartPair        = "Accuracy + peak tokens"
 	// Memory diagnostics (figures.DiagnosticKinds).
 	chartComposition = "Context composition (memory)"
 	chartRetention   = "Fact retention (memory)"
 	chartPositions   = "Accuracy by objective position"
 )
 
-var chartChoices = []string{chartAccuracy, chartPeak, chartContext, chartFrontier, chartTime, chartTurns, chartPair,
-	chartComposition, chartRetention, chartPositions}
+var chartChoices = []string{chartAccuracy, chartPeak, chartContext, chartFrontier, chartTime, chartTurns,
+	chartDependency, chartRewardTurns, chartPair, chartComposition, chartRetention, chartPositions}
 
 // chartKinds maps a choice to the charts it shows.
 var chartKinds = map[string][]figures.Kind{
@@ -54,12 +58,19 @@ var chartKinds = map[string][]figures.Kind{
 	chartFrontier: {figures.Frontier},
 	chartTime:     {figures.Time},
 	chartTurns:    {figures.Turns},
-	chartPair:     {figures.Accuracy, figures.Peak},
+
+	chartDependency:  {figures.Dependency},
+	chartRewardTurns: {figures.RewardTurns},
+	chartPair:        {figures.Accuracy, figures.Peak},
 
 	chartComposition: {figures.Composition},
 	chartRetention:   {figures.Retention},
 	chartPositions:   {figures.Positions},
 }
+
+// overlayLabel is the paper-overlay toggle: Table 1 on QA charts, Table 2 on
+// WebShop ones.
+const overlayLabel = "MEM1 paper overlay (Table 1; WebShop: Table 2)"
 
 // allDatasets is the dataset filter's "no filter" choice.
 const allDatasets = "all datasets"
@@ -94,13 +105,15 @@ type chartSettings struct {
 	overlay      bool
 	peakCount    string // figures.PeakPaper or figures.PeakRequest
 	bars         string // figures.BarsCI95 or figures.BarsSE
-	fg           color.Color
-	fontSize     vg.Length // points; the theme's text size on screen
+	// fakeReward: a selected experiment ran on mem1lab's fake WebShop.
+	fakeReward bool
+	fg         color.Color
+	fontSize   vg.Length // points; the theme's text size on screen
 }
 
 func (s chartSettings) options(k figures.Kind) figures.Options {
 	return figures.Options{Kind: k, Metric: s.metric, PerObjective: s.perObjective, Overlay: s.overlay, Foreground: s.fg,
-		FontSize: s.fontSize, PeakCount: s.peakCount, Bars: s.bars,
+		FontSize: s.fontSize, PeakCount: s.peakCount, Bars: s.bars, FakeReward: s.fakeReward,
 		Dodge: s.fg != nil} // on screen (fg set) coinciding series are shifted apart
 }
 
@@ -179,7 +192,7 @@ func newChartsPanel(u *UI) *chartsPanel {
 	p.perObj = widget.NewCheck("per objective", func(bool) { p.redraw() })
 	p.grouping = widget.NewSelect([]string{groupModelPolicy, groupPolicy}, func(string) { p.redraw() })
 	p.dataset = widget.NewSelect([]string{allDatasets}, func(string) { p.redraw() })
-	p.overlay = widget.NewCheck("MEM1 Table 1 overlay", func(bool) { p.redraw() })
+	p.overlay = widget.NewCheck(overlayLabel, func(bool) { p.redraw() })
 	p.peak = widget.NewSelect([]string{peakPaper, peakRequest}, func(string) { p.redraw() })
 	p.seBars = widget.NewCheck("±1 SE bars (default: 95% CI)", func(bool) { p.redraw() })
 	p.size = widget.NewSelect([]string{figures.SingleColumn.Name, figures.DoubleColumn.Name}, nil)
@@ -387,6 +400,11 @@ func (p *chartsPanel) settings() chartSettings {
 			s.ids = append(s.ids, id)
 		}
 	}
+	for _, e := range p.exps {
+		if p.selected[e.ID] && fakeWebShop(e.ConfigJSON) {
+			s.fakeReward = true
+		}
+	}
 	sort.Slice(s.ids, func(i, j int) bool { return s.ids[i] < s.ids[j] })
 	return s
 }
@@ -514,14 +532,30 @@ func (p *chartsPanel) redraw() {
 				groups++
 			}
 		}
+		if b.data.WebShop { // reward charts: EM/F1 and per objective do not apply
+			p.metric.Disable()
+			p.perObj.Disable()
+		} else {
+			p.enableMetric()
+		}
 		msg := fmt.Sprintf("%s · %s with finished rollouts · %s", plural(len(s.ids), "experiment", "experiments"),
 			plural(groups, "group", "groups"), plural(points, "point", "points"))
 		if s.dataset != "" {
 			msg += " · dataset " + s.dataset
 		}
 		msg += " · " + figures.BarsCaption(s.options(""))
+		if b.data.WebShop {
+			msg += " · WebShop: final reward ×100"
+			if s.fakeReward {
+				msg += " · " + figures.FakeRewardNote
+			}
+		}
 		if s.overlay {
-			msg += " · " + figures.Citation
+			if b.data.WebShop {
+				msg += " · " + figures.Citation2
+			} else {
+				msg += " · " + figures.Citation
+			}
 			if s.peakCount == figures.PeakRequest {
 				msg += " (not on peak charts: the paper's peak is its own count; choose the paper count)"
 			}
@@ -900,11 +934,13 @@ type ChartsOptions struct {
 	// Experiments to include; nil = every experiment in the store.
 	Experiments []int64
 	// Chart is a figures.Kind name (accuracy, peak, context, frontier, time,
-	// turns, or the memory charts composition, retention, positions) or
+	// turns, dependency, reward-turns, or the memory charts composition,
+	// retention, positions) or
 	// "pair" for accuracy and peak tokens side by side; "" keeps the current
 	// chart.
 	Chart string
-	// Overlay shows MEM1 Table 1 as dashed reference series.
+	// Overlay shows the paper's results as reference series: Table 1 on QA
+	// charts, Table 2 on WebShop ones.
 	Overlay bool
 }
 
@@ -925,7 +961,7 @@ func (u *UI) OpenCharts(o ChartsOptions) error {
 			}
 		}
 		if choice == "" {
-			return fmt.Errorf("views: unknown chart %q (want accuracy, peak, context, frontier, time, turns, pair, composition, retention or positions)", o.Chart)
+			return fmt.Errorf("views: unknown chart %q (want accuracy, peak, context, frontier, time, turns, dependency, reward-turns, pair, composition, retention or positions)", o.Chart)
 		}
 	}
 	p.syncing = true

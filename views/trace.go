@@ -82,6 +82,15 @@ type tracePanel struct {
 	composition *chartView
 	compSeq     int
 	memory      *memorySection // memory policies' payload and sub-calls
+	// The left column's section titles: QA's terms, or a WebShop rollout's
+	// (memory <summary>, action, observation).
+	stateTitle, diffTitle, queryTitle, infoTitle *widget.Label
+	// WebShop only: the turn's reasoning (<think>), the actions the page
+	// offered, and the final reward on the turn that ended the episode.
+	reasoning, actions *widget.RichText
+	reasoningBox       *fyne.Container
+	actionsBox         *fyne.Container
+	reward             *widget.Label
 
 	liveStop context.CancelFunc  // stops the poller of a running rollout
 	scrolls  []*container.Scroll // re-laid out when the turn changes
@@ -160,11 +169,22 @@ func newTracePanel(u *UI) *tracePanel {
 	}
 	nav := container.NewBorder(nil, nil, container.NewHBox(p.first, p.prev, p.turnLabel, p.next, p.last), p.compareBt, p.slider)
 	top := container.NewVBox(p.header, p.failure, nav, container.NewGridWithColumns(2, p.turnInfo, p.status))
+	p.stateTitle, p.diffTitle = bold(qaStateTitle), bold(qaDiffTitle)
+	p.queryTitle, p.infoTitle = bold(qaQueryTitle), bold(qaInfoTitle)
+	p.reasoning, p.actions = mono(), mono()
+	p.reasoningBox = container.NewVBox(bold("Reasoning (<think>)"), p.reasoning)
+	p.actionsBox = container.NewVBox(bold(webShopActionsTitle), p.actions)
+	p.reasoningBox.Hide()
+	p.actionsBox.Hide()
+	p.reward = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.reward.Hide()
 	left := container.NewVScroll(container.NewVBox(
-		bold("Internal state"), p.state,
-		container.NewBorder(nil, nil, bold("State diff against the previous turn"), nil, p.diffSummary), p.diff,
-		bold("Query"), p.query,
-		bold("Information"), p.passages, p.information,
+		p.stateTitle, p.state,
+		container.NewBorder(nil, nil, p.diffTitle, nil, p.diffSummary), p.diff,
+		p.reasoningBox,
+		p.queryTitle, p.query,
+		p.infoTitle, p.reward, p.passages, p.information,
+		p.actionsBox,
 		p.accordion,
 		p.memory.box,
 	))
@@ -410,6 +430,10 @@ func (p *tracePanel) show() {
 		h := fmt.Sprintf("Rollout #%d · %s · policy %s · %s · %d objectives · %s · EM %s · F1 %s · %s",
 			d.ID, d.TaskKey, d.Policy, d.Model, max(d.Objectives, len(d.Task.Objectives)), d.Status,
 			scoreText("%.2f", d.EM, done), scoreText("%.2f", d.F1, done), peakSummary(d.RolloutRow))
+		if p.webShop() {
+			h = fmt.Sprintf("Rollout #%d · %s · WebShop · policy %s · %s · %s · final reward ×100 %s · %s",
+				d.ID, d.TaskKey, d.Policy, d.Model, d.Status, scoreText("%.1f", 100*d.EM, done), peakSummary(d.RolloutRow))
+		}
 		if p.nav.query != nil && p.nav.total > 0 {
 			h += fmt.Sprintf(" · %d of %d in the filter", p.nav.pos+1, p.nav.total)
 		}
@@ -421,7 +445,9 @@ func (p *tracePanel) show() {
 		p.failure.SetText(fmt.Sprintf("This rollout %s: %s", orDash(p.detail.Status, "ended"), p.detail.Error))
 		p.failure.Show()
 	}
+	p.setFamilyTitles()
 	if n == 0 {
+		p.showWebShopTurn(nil)
 		p.turnLabel.SetText("no turns stored")
 		p.turnInfo.SetText("")
 		p.accordion.Items[0].Title = "Exact context sent"
@@ -475,6 +501,7 @@ func (p *tracePanel) show() {
 	}
 	p.showPassages(t)
 	setMono(p.information, orDash(t.Information, "(no information this turn)"))
+	p.showWebShopTurn(&t)
 	setMono(p.sent, orDash(t.Context, "(no context recorded)"))
 	setMono(p.response, t.Response)
 	setMono(p.params, p.requestParams(t))
@@ -571,6 +598,13 @@ func (p *tracePanel) showPassages(t core.Turn) {
 // showFacts lists, per objective, whether a gold answer is in this turn's
 // internal state, and the turns whose state holds one.
 func (p *tracePanel) showFacts() {
+	if p.webShop() {
+		l := widget.NewLabel("(WebShop has no gold facts: the final reward scores the purchase)")
+		l.Wrapping = fyne.TextWrapWord
+		p.facts.Objects = []fyne.CanvasObject{l}
+		p.facts.Refresh()
+		return
+	}
 	objs := p.detail.Task.Objectives
 	per := make([][]bool, len(p.detail.Turns))
 	for i, t := range p.detail.Turns {
@@ -740,6 +774,12 @@ func (m answerMark) markText() string {
 func (p *tracePanel) showAnswers() {
 	s := p.detail.Score
 	switch {
+	case p.webShop():
+		if s.Reward != nil {
+			p.totals.SetText(fmt.Sprintf("Scheme webshop: final reward %s (×100: %.1f)", strconv.FormatFloat(*s.Reward, 'f', -1, 64), 100**s.Reward))
+		} else {
+			p.totals.SetText("WebShop episode not finished: no final reward yet.")
+		}
 	case len(s.PerObjective) == 0:
 		p.totals.SetText("Unfinished or unscored: answers below are the last <answer> split on ';'.")
 	default:
@@ -760,6 +800,20 @@ func (p *tracePanel) showAnswers() {
 		p.totals.SetText(t)
 	}
 	objs := make([]fyne.CanvasObject, 0, 3*len(p.marks))
+	if p.webShop() { // one goal; its "answer" is the action that ended the episode
+		bought := "(not ended by an action yet)"
+		if n := len(p.detail.Turns); n > 0 && p.detail.Turns[n-1].Action == core.ActionAnswer {
+			bought = "ended with " + p.detail.Turns[n-1].Answer
+		}
+		for _, o := range p.detail.Task.Objectives {
+			l := widget.NewLabel(o.Question + ": " + bought)
+			l.Wrapping = fyne.TextWrapWord
+			objs = append(objs, l)
+		}
+		p.answers.Objects = objs
+		p.answers.Refresh()
+		return
+	}
 	for i, m := range p.marks {
 		q := widget.NewLabelWithStyle(fmt.Sprintf("%d. %s", i+1, m.Question), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 		q.Wrapping = fyne.TextWrapWord
@@ -805,4 +859,98 @@ func peakSummary(r storage.RolloutRow) string {
 		s += " · paper peak – (lenient Exact_match 0)"
 	}
 	return s
+}
+
+// Trace's section titles for QA rollouts and for WebShop ones (the family's
+// terms: core.DefaultWebShopTags).
+const (
+	qaStateTitle        = "Internal state"
+	qaDiffTitle         = "State diff against the previous turn"
+	qaQueryTitle        = "Query"
+	qaInfoTitle         = "Information"
+	webShopStateTitle   = "Memory (<summary>)"
+	webShopDiffTitle    = "Memory diff against the previous turn"
+	webShopActionTitle  = "Action (search[…] / click[…])"
+	webShopInfoTitle    = "Observation"
+	webShopActionsTitle = "Available actions"
+)
+
+// webShop reports whether the rollout shown is a WebShop episode (its task's
+// dataset, or its score's scheme, is core.FamilyWebShop).
+func (p *tracePanel) webShop() bool {
+	return p.loaded && (p.detail.Dataset == core.FamilyWebShop || p.detail.Score.Scheme == core.FamilyWebShop)
+}
+
+// setFamilyTitles names the left column's sections in the rollout's family's terms.
+func (p *tracePanel) setFamilyTitles() {
+	titles := []string{qaStateTitle, qaDiffTitle, qaQueryTitle, qaInfoTitle}
+	if p.webShop() {
+		titles = []string{webShopStateTitle, webShopDiffTitle, webShopActionTitle, webShopInfoTitle}
+	}
+	for i, l := range []*widget.Label{p.stateTitle, p.diffTitle, p.queryTitle, p.infoTitle} {
+		if l.Text != titles[i] {
+			l.SetText(titles[i])
+		}
+	}
+}
+
+// showWebShopTurn fills a WebShop turn's sections (nil t, or a QA rollout,
+// hides them): the reasoning, the action, the observation (the budget hint,
+// then the page), the available actions and, on the turn that ended the episode, the final
+// reward. The information is split by core.SplitWebShopInformation; text it
+// cannot read is shown whole with the reason.
+func (p *tracePanel) showWebShopTurn(t *core.Turn) {
+	if t == nil || !p.webShop() {
+		p.reasoningBox.Hide()
+		p.actionsBox.Hide()
+		p.reward.Hide()
+		return
+	}
+	setMono(p.reasoning, orDash(core.DefaultWebShopTags().Reasoning(t.Response), "(no reasoning)"))
+	p.reasoningBox.Show()
+	switch {
+	case t.Action == core.ActionAnswer:
+		p.query.SetText(t.Answer + "  (ended the episode)")
+	case t.Query != "":
+		p.query.SetText(t.Query)
+	default:
+		p.query.SetText("(no valid action: the episode ended with reward 0)")
+	}
+	parts, err := core.SplitWebShopInformation(t.Information)
+	if err != nil {
+		setMono(p.information, t.Information+"\n\n("+err.Error()+")")
+		p.actionsBox.Hide()
+		p.reward.Hide()
+		return
+	}
+	page := orDash(parts.Page, "(no observation this turn)")
+	if parts.Hint != "" {
+		page = parts.Hint + "\n" + page
+	}
+	setMono(p.information, page)
+	if parts.HasReward {
+		txt := fmt.Sprintf("Final reward %s (×100: %s)", strconv.FormatFloat(parts.Reward, 'f', -1, 64),
+			strconv.FormatFloat(100*parts.Reward, 'f', 1, 64))
+		if fakeWebShop(p.config) {
+			txt += " · " + figures.FakeRewardNote
+		}
+		p.reward.SetText(txt)
+		p.reward.Show()
+	} else {
+		p.reward.Hide()
+	}
+	if len(parts.Actions) == 0 {
+		p.actionsBox.Hide()
+		return
+	}
+	setMono(p.actions, strings.Join(parts.Actions, "\n"))
+	p.actionsBox.Show()
+}
+
+// fakeWebShop reports whether an experiment's config JSON marks mem1lab's
+// fake WebShop server ("fake_reward": true), whose reward lacks the
+// product-type term.
+func fakeWebShop(configJSON string) bool {
+	_, fake := figures.WebShopConfig(configJSON)
+	return fake
 }

@@ -39,10 +39,16 @@ const (
 	Frontier Kind = "frontier" // EM (or F1) against peak tokens, one point per group
 	Time     Kind = "time"     // seconds per rollout vs objectives
 	Turns    Kind = "turns"    // turns used vs objectives
+	// Dependency is eval.py's dependency vs objectives (WebShop: the paper's
+	// Table 2 column).
+	Dependency Kind = "dependency"
+	// RewardTurns is each finished rollout's score against the turns it took
+	// (WebShop: final reward ×100; QA: EM), with the mean per turn count.
+	RewardTurns Kind = "reward-turns"
 )
 
 // Kinds lists every chart, in menu order.
-var Kinds = []Kind{Accuracy, Peak, Context, Frontier, Time, Turns}
+var Kinds = []Kind{Accuracy, Peak, Context, Frontier, Time, Turns, Dependency, RewardTurns}
 
 // ParseKind accepts a Kind's name.
 func ParseKind(s string) (Kind, error) {
@@ -91,10 +97,17 @@ type Options struct {
 	// counts "n.s." along the top: a comparison of two settings found no
 	// significant difference there (Holm-adjusted p ≥ 0.05).
 	NotSignificant []int
+	// FakeReward notes in the caption (FakeRewardNote) that the charted
+	// WebShop experiments ran on mem1lab's fake server, whose reward lacks
+	// WebShop's product-type term.
+	FakeReward bool
 	// Dodge shifts each series of the charts against the objective count a
 	// little along x (a few percent on the log axis, series centred on the true
 	// value), so series with equal values do not hide each other on screen.
 	Dodge bool
+
+	// reward is set by Build for WebShop data: scores are final reward ×100.
+	reward bool
 }
 
 // Error-bar kinds of Options.Bars.
@@ -157,6 +170,21 @@ func peakStat(o Options) (func(experiments.Aggregate) experiments.Stat, string) 
 type Data struct {
 	Aggregates []experiments.Aggregate
 	Curves     []experiments.ContextCurve
+	// Runs are the finished rollouts one by one (the RewardTurns chart).
+	Runs []RunPoint
+	// WebShop is set when every rollout is a WebShop episode (dataset
+	// core.FamilyWebShop): the charts then draw final reward ×100 where QA
+	// charts draw EM, and the overlay is the paper's Table 2.
+	WebShop bool
+}
+
+// RunPoint is one finished rollout: its series (Model "" when models are
+// pooled), the turns it took and its score (EM summed over objectives; for
+// WebShop the final reward in [0, 1], stored as EM).
+type RunPoint struct {
+	Model, Policy string
+	Turns         int
+	Score         float64
 }
 
 // Figure is a built chart: the plot and its legend, drawn beside it.
@@ -170,6 +198,9 @@ type Figure struct {
 	Caption string
 	// Points is how many data points the chart draws.
 	Points int
+	// Scatter holds, for RewardTurns, the points drawn per series label: one
+	// (turns, score) per rollout.
+	Scatter map[string]plotter.XYs
 
 	pointLabels []*plotter.Labels
 }
@@ -242,6 +273,7 @@ func Build(d Data, o Options) (*Figure, error) {
 	if o.Metric != "em" && o.Metric != "f1" {
 		return nil, fmt.Errorf("figures: metric %q: want em or f1", o.Metric)
 	}
+	o.reward = d.WebShop
 	f, err := newFigure(o)
 	if err != nil {
 		return nil, err
@@ -253,25 +285,46 @@ func Build(d Data, o Options) (*Figure, error) {
 	if o.PerObjective {
 		yAcc = metricName + " per objective"
 	}
+	if o.reward {
+		metricName, yAcc = "Final reward ×100", RewardLabel
+	}
+	// ov picks the overlay: Table 1 (QA) or Table 2 (WebShop); nil t1/t2: none.
+	ov := func(t1 func(PaperRow) float64, t2 func(WebShopPaperRow) float64) func(*Figure) (float64, float64, error) {
+		if o.reward {
+			if t2 == nil {
+				return nil
+			}
+			return func(f *Figure) (float64, float64, error) {
+				return f.overlay2(func(r WebShopPaperRow) plotter.XY { return plotter.XY{X: 1, Y: t2(r)} })
+			}
+		}
+		if t1 == nil {
+			return nil
+		}
+		return func(f *Figure) (float64, float64, error) {
+			return f.overlay(func(r PaperRow) plotter.XY { return plotter.XY{X: float64(r.Objectives), Y: t1(r)} })
+		}
+	}
 	switch o.Kind {
 	case Accuracy:
 		p.Title.Text = metricName + " vs number of objectives"
 		p.Y.Label.Text = yAcc
 		err = f.vsObjectives(d.Aggregates, func(a experiments.Aggregate) experiments.Stat { return accuracy(a, o) },
-			func(r PaperRow) float64 { return paperAccuracy(r, o) }, o)
+			ov(func(r PaperRow) float64 { return paperAccuracy(r, o) }, func(r WebShopPaperRow) float64 { return r.Reward }), o)
 		p.Y.Min = 0
 	case Peak:
 		p.Title.Text = "Peak tokens vs number of objectives"
 		stat, label := peakStat(o)
 		p.Y.Label.Text = label
 		o.Overlay = o.Overlay && o.PeakCount != PeakRequest // the paper's numbers are its own count
-		err = f.vsObjectives(d.Aggregates, stat, func(r PaperRow) float64 { return r.PeakTokens }, o)
+		err = f.vsObjectives(d.Aggregates, stat, ov(func(r PaperRow) float64 { return r.PeakTokens },
+			func(r WebShopPaperRow) float64 { return r.PeakTokens }), o)
 		p.Y.Min = 0
 	case Time:
 		p.Title.Text = "Inference time vs number of objectives"
 		p.Y.Label.Text = "seconds per trajectory"
 		err = f.vsObjectives(d.Aggregates, func(a experiments.Aggregate) experiments.Stat { return a.Seconds },
-			func(r PaperRow) float64 { return r.TimeS }, o)
+			ov(func(r PaperRow) float64 { return r.TimeS }, func(r WebShopPaperRow) float64 { return r.TimeS }), o)
 		p.Y.Min = 0
 	case Turns:
 		p.Title.Text = "Turns used vs number of objectives"
@@ -279,8 +332,31 @@ func Build(d Data, o Options) (*Figure, error) {
 		o.Overlay = false // the paper reports no turn counts
 		err = f.vsObjectives(d.Aggregates, func(a experiments.Aggregate) experiments.Stat { return a.Turns }, nil, o)
 		p.Y.Min = 0
+	case Dependency:
+		p.Title.Text = "Dependency vs number of objectives"
+		p.Y.Label.Text = "dependency (eval.py, o200k)"
+		// Table 1 has no dependency column; Table 2 (WebShop) has.
+		err = f.vsObjectives(d.Aggregates, func(a experiments.Aggregate) experiments.Stat { return a.Dependency },
+			ov(nil, func(r WebShopPaperRow) float64 { return r.Dependency }), o)
+		p.Y.Min = 0
+	case RewardTurns:
+		p.Title.Text = metricName + " vs turns used"
+		if !o.reward {
+			p.Title.Text = "EM vs turns used"
+			yAcc = "EM (sum over objectives)"
+		}
+		p.X.Label.Text = "turns used"
+		p.Y.Label.Text = yAcc
+		o.Overlay = false // the paper reports no per-turn-count results
+		f.Caption = "Points: one per finished rollout · line: mean per turn count"
+		err = f.rewardTurns(d.Runs, o)
+		p.Y.Min = 0
 	case Frontier:
-		p.Title.Text = "Accuracy–memory frontier"
+		if o.reward {
+			p.Title.Text = "Reward–memory frontier"
+		} else {
+			p.Title.Text = "Accuracy–memory frontier"
+		}
 		_, label := peakStat(o)
 		p.X.Label.Text = label
 		p.Y.Label.Text = yAcc
@@ -307,8 +383,17 @@ func Build(d Data, o Options) (*Figure, error) {
 	if f.Points == 0 {
 		p.Title.Text += " — no finished rollouts"
 	}
+	if o.reward && o.Kind != RewardTurns && o.Kind != Context && o.Kind != Frontier {
+		p.X.Label.Text = "objectives (WebShop: one goal per task)"
+	}
+	if o.FakeReward && d.WebShop {
+		f.Caption += " · " + FakeRewardNote
+	}
 	return f, nil
 }
+
+// RewardLabel is the score axis of WebShop charts.
+const RewardLabel = "final reward ×100 (WebShop)"
 
 // newFigure is an empty figure styled by o: colours, ticks, legend and font
 // sizes, with the error-bar caption. An unknown o.Bars is an error.
@@ -345,6 +430,9 @@ func newFigure(o Options) (*Figure, error) {
 }
 
 func accuracy(a experiments.Aggregate, o Options) experiments.Stat {
+	if o.reward {
+		return a.EM.Scaled(0.01) // the reward in [0, 1] is stored as EM
+	}
 	s := a.EM
 	if o.Metric == "f1" {
 		s = a.F1
@@ -411,7 +499,7 @@ func DodgeShift(i, n int) float64 {
 // vsObjectives draws one line with error bars per (model, policy) series and,
 // when o.Overlay and paper is set, the paper's systems dashed.
 func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiments.Aggregate) experiments.Stat,
-	paper func(PaperRow) float64, o Options) error {
+	paper func(*Figure) (float64, float64, error), o Options) error {
 	keys, by := groupSeries(aggs)
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for i, k := range keys {
@@ -473,7 +561,7 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 		f.Caption += " · n.s.: no significant difference (Holm-adjusted p ≥ 0.05)"
 	}
 	if o.Overlay && paper != nil {
-		plo, phi, err := f.overlay(func(r PaperRow) plotter.XY { return plotter.XY{X: float64(r.Objectives), Y: paper(r)} })
+		plo, phi, err := paper(f)
 		if err != nil {
 			return err
 		}
@@ -561,6 +649,117 @@ func (f *Figure) overlay(xy func(PaperRow) plotter.XY) (lo, hi float64, err erro
 	return lo, hi, nil
 }
 
+// overlay2 draws each Table 2 (WebShop) system as one point xy(row), a
+// hollow square in the paper palette labelled "<system> (paper, Table 2)",
+// and adds Citation2 to the caption. It returns the x range.
+func (f *Figure) overlay2(xy func(WebShopPaperRow) plotter.XY) (lo, hi float64, err error) {
+	rows, err := PaperTable2()
+	if err != nil {
+		return 0, 0, err
+	}
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for i, r := range rows {
+		pt := xy(r)
+		lo, hi = math.Min(lo, pt.X), math.Max(hi, pt.X)
+		sc, err := plotter.NewScatter(plotter.XYs{pt})
+		if err != nil {
+			return 0, 0, err
+		}
+		sc.GlyphStyle.Shape = draw.BoxGlyph{}
+		sc.GlyphStyle.Radius = vg.Points(3.5)
+		sc.GlyphStyle.Color = paperPalette[i%len(paperPalette)]
+		label := r.System + " (paper, Table 2)"
+		f.Plot.Add(sc)
+		f.Legend.Add(label, sc)
+		f.Labels = append(f.Labels, label)
+	}
+	f.Caption += " · " + Citation2
+	return lo, hi, nil
+}
+
+// rewardTurns draws, per (model, policy) series, each finished rollout's
+// score (final reward ×100 for WebShop, else EM) against its turns as
+// points, and the mean score per turn count as a line.
+func (f *Figure) rewardTurns(runs []RunPoint, o Options) error {
+	type key struct{ model, policy string }
+	by := map[key][]RunPoint{}
+	var keys []key
+	for _, r := range runs {
+		k := key{r.Model, r.Policy}
+		if _, ok := by[k]; !ok {
+			keys = append(keys, k)
+		}
+		by[k] = append(by[k], r)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].model != keys[j].model {
+			return keys[i].model < keys[j].model
+		}
+		return keys[i].policy < keys[j].policy
+	})
+	f.Scatter = map[string]plotter.XYs{}
+	maxTurn := 1
+	for i, k := range keys {
+		rs := by[k]
+		sort.SliceStable(rs, func(a, b int) bool { return rs[a].Turns < rs[b].Turns })
+		c := plotutil.Color(i)
+		pts := make(plotter.XYs, len(rs))
+		sums, counts := map[int]float64{}, map[int]int{}
+		var turns []int
+		for j, r := range rs {
+			y := r.Score
+			if o.reward {
+				y *= 100
+			}
+			pts[j] = plotter.XY{X: float64(r.Turns), Y: y}
+			if counts[r.Turns] == 0 {
+				turns = append(turns, r.Turns)
+			}
+			sums[r.Turns] += y
+			counts[r.Turns]++
+			maxTurn = max(maxTurn, r.Turns)
+		}
+		label := seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})
+		sc, err := plotter.NewScatter(pts)
+		if err != nil {
+			return err
+		}
+		sc.GlyphStyle.Color = c
+		sc.GlyphStyle.Shape = plotutil.Shape(i)
+		sc.GlyphStyle.Radius = vg.Points(2.5)
+		f.Plot.Add(sc)
+		f.Legend.Add(label, sc)
+		f.Labels = append(f.Labels, label)
+		f.Scatter[label] = pts
+		means := make(plotter.XYs, len(turns))
+		for j, t := range turns {
+			means[j] = plotter.XY{X: float64(t), Y: sums[t] / float64(counts[t])}
+		}
+		l, err := plotter.NewLine(means)
+		if err != nil {
+			return err
+		}
+		l.LineStyle.Color = c
+		l.LineStyle.Width = vg.Points(1.2)
+		f.Plot.Add(l)
+		ml := label + " · mean per turn count"
+		f.Legend.Add(ml, l)
+		f.Labels = append(f.Labels, ml)
+		f.Points += len(pts)
+	}
+	var ticks plot.ConstantTicks
+	step := max(1, maxTurn/10)
+	for t := 1; t <= maxTurn; t += step {
+		ticks = append(ticks, plot.Tick{Value: float64(t), Label: strconv.Itoa(t)})
+	}
+	f.Plot.X.Tick.Marker = ticks
+	f.Plot.X.Min, f.Plot.X.Max = 0.5, float64(maxTurn)+0.5
+	if o.reward {
+		f.Plot.Y.Max = 100
+	}
+	return nil
+}
+
 // frontier draws metric against peak tokens, one point per group, joined in
 // objective order per series and labelled with the objective count.
 func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
@@ -580,7 +779,11 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 			h, hx := half(st, o), half(ps, o)
 			pts.YErrors = append(pts.YErrors, struct{ Low, High float64 }{Low: h, High: h})
 			pts.XErrors = append(pts.XErrors, struct{ Low, High float64 }{Low: hx, High: hx})
-			labels = append(labels, "n="+strconv.Itoa(a.Objectives))
+			if o.reward {
+				labels = append(labels, "") // one goal per task: nothing to tell apart
+			} else {
+				labels = append(labels, "n="+strconv.Itoa(a.Objectives))
+			}
 		}
 		if len(pts.XYs) == 0 {
 			continue
@@ -612,7 +815,11 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 		f.Plot.Add(ye, xe, lb)
 		f.Points += len(pts.XYs)
 	}
-	if o.Overlay {
+	if o.Overlay && o.reward {
+		if _, _, err := f.overlay2(func(r WebShopPaperRow) plotter.XY { return plotter.XY{X: r.PeakTokens, Y: r.Reward} }); err != nil {
+			return err
+		}
+	} else if o.Overlay {
 		if _, _, err := f.overlay(func(r PaperRow) plotter.XY { return plotter.XY{X: r.PeakTokens, Y: paperAccuracy(r, o)} }); err != nil {
 			return err
 		}
@@ -707,8 +914,9 @@ func (f *Figure) Draw(c draw.Canvas, bg color.Color) {
 		sty := f.Legend.TextStyle
 		sty.Font.Size = sty.Font.Size * 0.75 / 0.9
 		sty.XAlign, sty.YAlign = draw.XRight, draw.YBottom
-		ch := sty.Height(f.Caption) + pad
-		c.FillText(sty, vg.Point{X: c.Max.X - pad, Y: c.Min.Y + pad/2}, f.Caption)
+		caption := wrapCaption(f.Caption, sty, c.Rectangle.Size().X-2*pad)
+		ch := sty.Height(caption) + pad
+		c.FillText(sty, vg.Point{X: c.Max.X - pad, Y: c.Min.Y + pad/2}, caption)
 		c = draw.Crop(c, 0, 0, ch, 0)
 	}
 	if len(f.Labels) == 0 {
@@ -726,6 +934,23 @@ func (f *Figure) Draw(c draw.Canvas, bg color.Color) {
 	lh = min(lh, 0.5*h)
 	f.Plot.Draw(draw.Crop(c, 0, 0, lh, 0))
 	f.Legend.Draw(draw.Crop(c, pad, 0, pad, -(h - lh)))
+}
+
+// wrapCaption breaks a caption at its " · " separators into lines no wider
+// than width where it can (a single part wider than width keeps its line).
+func wrapCaption(caption string, sty draw.TextStyle, width vg.Length) string {
+	parts := strings.Split(caption, " · ")
+	var lines []string
+	cur := parts[0]
+	for _, part := range parts[1:] {
+		if next := cur + " · " + part; sty.Width(next) <= width {
+			cur = next
+			continue
+		}
+		lines = append(lines, cur)
+		cur = part
+	}
+	return strings.Join(append(lines, cur), "\n")
 }
 
 // Size is a figure size preset.

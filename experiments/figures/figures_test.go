@@ -36,7 +36,9 @@ func fixedData() Data {
 				PaperPeakTokens: experiments.Stat{N: 8, Mean: float64(300 + 150*n*(1-pi) + 30*n*pi), StdErr: 15},
 				Seconds:         experiments.Stat{N: 10, Mean: float64(n) * 0.7, StdErr: 0.05},
 				Turns:           experiments.Stat{N: 10, Mean: float64(n + 1), StdErr: 0.1},
+				Dependency:      experiments.Stat{N: 8, Mean: float64(5000 * n * (2 - pi)), StdErr: 100},
 			})
+			d.Runs = append(d.Runs, RunPoint{Model: model, Policy: policy, Turns: n + 1, Score: em})
 		}
 		c := experiments.ContextCurve{GroupKey: experiments.GroupKey{Model: model, Policy: policy, Objectives: 4}}
 		for turn := 1; turn <= 5; turn++ {
@@ -67,7 +69,7 @@ func TestSVGHasSeriesLabels(t *testing.T) {
 				assert.Contains(t, f.Labels, l)
 				assert.Contains(t, svg, l)
 			}
-			overlay := k != Context && k != Turns
+			overlay := k != Context && k != Turns && k != Dependency && k != RewardTurns // Table 1 has no dependency
 			if overlay {
 				assert.Contains(t, f.Caption, Citation)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 
+	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
@@ -30,6 +31,8 @@ type LoadOptions struct {
 // Load reads the rollouts of the experiments ids and aggregates them
 // (experiments.Aggregates), and with o.Curves the per-turn context curves. It
 // also returns the datasets those experiments hold, sorted (for a filter menu).
+// Data.Runs lists the finished rollouts; Data.WebShop is set when every
+// rollout read is a WebShop episode.
 func Load(ctx context.Context, st Source, ids []int64, o LoadOptions) (Data, []string, error) {
 	var d Data
 	var rows []storage.RolloutRow
@@ -52,6 +55,18 @@ func Load(ctx context.Context, st Source, ids []int64, o LoadOptions) (Data, []s
 	}
 	sort.Strings(datasets)
 	d.Aggregates = experiments.Aggregates(rows, o.ByModel)
+	d.WebShop = len(rows) > 0
+	for _, r := range rows {
+		d.WebShop = d.WebShop && r.Dataset == core.FamilyWebShop
+		if r.Status != storage.StatusDone {
+			continue
+		}
+		rp := RunPoint{Model: r.Model, Policy: r.Policy, Turns: r.Turns, Score: r.EM}
+		if !o.ByModel {
+			rp.Model = ""
+		}
+		d.Runs = append(d.Runs, rp)
+	}
 	if o.Curves && len(ids) > 0 {
 		b := experiments.NewCurveBuilder(o.ByModel)
 		err := st.EachTurnTokens(ctx, ids, func(t storage.TurnTokens) error {

@@ -2,6 +2,7 @@ package figures
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"image/color"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"gonum.org/v1/plot/vg/vgpdf"
 	"gonum.org/v1/plot/vg/vgsvg"
 
+	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/experiments/memdiag"
 	"github.com/mem1lab/mem1lab/storage"
@@ -108,6 +110,9 @@ type PaperFigure struct {
 // paperTitles are the panels' short titles (the caption file says the rest).
 var paperTitles = []string{"Accuracy", "Peak tokens", "Accuracy vs memory", "Fact retention"}
 
+// webShopPaperTitles are the panels' titles for WebShop data.
+var webShopPaperTitles = []string{"Final reward ×100", "Peak tokens", "Reward vs memory", "Fact retention"}
+
 // BuildPaper builds the four panels with o's metric, per-objective choice and
 // error bars; titles get panel letters and the per-panel captions are left to
 // the caption file (PaperCaption).
@@ -127,7 +132,11 @@ func BuildPaper(d PaperData, o Options, size PaperSize) (*PaperFigure, error) {
 		if err != nil {
 			return nil, err
 		}
-		f.Plot.Title.Text = fmt.Sprintf("(%c) %s", 'a'+i, paperTitles[i])
+		titles := paperTitles
+		if d.Data.WebShop {
+			titles = webShopPaperTitles
+		}
+		f.Plot.Title.Text = fmt.Sprintf("(%c) %s", 'a'+i, titles[i])
 		pf.Panels = append(pf.Panels, f)
 	}
 	r, err := BuildRetention(d.Retention, o)
@@ -193,8 +202,21 @@ func PaperCaption(exps []storage.ExperimentRow, aggs []experiments.Aggregate, cm
 	if o.PerObjective {
 		scale = "per objective"
 	}
-	fmt.Fprintf(&b, "(a) %s (%s) against the number of objectives; (b) peak tokens (context + generation) against the number of objectives; "+
-		"(c) %s against peak tokens; (d) share of retrieved gold facts still in the internal state k turns after retrieval. ", metric, scale, metric)
+	ws, fake := len(exps) > 0, false
+	for _, e := range exps {
+		w, f := WebShopConfig(e.ConfigJSON)
+		ws, fake = ws && w, fake || f
+	}
+	if ws {
+		b.WriteString("WebShop (one goal per task). (a) final reward ×100 against the number of objectives; (b) peak tokens against the number of objectives; " +
+			"(c) final reward ×100 against peak tokens; (d) share of retrieved gold facts still in the internal state k turns after retrieval. ")
+		if fake {
+			b.WriteString("Rewards are from mem1lab's fake WebShop server, whose reward has no product-type term: not comparable with the paper's Table 2. ")
+		}
+	} else {
+		fmt.Fprintf(&b, "(a) %s (%s) against the number of objectives; (b) peak tokens (context + generation) against the number of objectives; "+
+			"(c) %s against peak tokens; (d) share of retrieved gold facts still in the internal state k turns after retrieval. ", metric, scale, metric)
+	}
 	fmt.Fprintf(&b, "%s", BarsCaption(o))
 	if o.Bars != BarsSE {
 		b.WriteString(": mean ± t(0.975, n−1)·SE, n tasks")
@@ -228,6 +250,21 @@ func PaperCaption(exps []storage.ExperimentRow, aggs []experiments.Aggregate, cm
 		fmt.Fprintf(&b, "  experiment %d %q, config hash %s: %s\n", e.ID, e.Name, e.ConfigHash, settingsLine(e.ConfigJSON))
 	}
 	return b.String()
+}
+
+// WebShopConfig reads an experiment's stored config JSON: whether it is a
+// WebShop experiment ("family": "webshop") and whether it ran on mem1lab's
+// fake WebShop server ("fake_reward": true, a reward without the
+// product-type term). Unreadable JSON is neither.
+func WebShopConfig(configJSON string) (webShop, fakeReward bool) {
+	var c struct {
+		Family     string `json:"family"`
+		FakeReward bool   `json:"fake_reward"`
+	}
+	if json.Unmarshal([]byte(configJSON), &c) != nil || c.Family != core.FamilyWebShop {
+		return false, false
+	}
+	return true, c.FakeReward
 }
 
 // settingsLine lists the key run settings of a stored config.
