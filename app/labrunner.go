@@ -105,8 +105,12 @@ func (r *labRunner) Run(ctx context.Context, cfg experiments.RunConfig, progress
 	if err != nil {
 		return experiments.Summary{}, err
 	}
+	name := cfg.Name
+	if name == "" {
+		name = fmt.Sprintf("webshop goals %s %s %s", cfg.WebShopResolved().Goals, wcfg.Policy, wcfg.Model)
+	}
 	return r.playShop(ctx, 0, progress, "", func(wr *webshop.Runner, ctx context.Context) (webshop.Summary, error) {
-		return wr.Run(ctx, cfg.Name, wcfg)
+		return wr.Run(ctx, name, wcfg)
 	}, wcfg)
 }
 
