@@ -228,3 +228,56 @@ func TestResumeCancelledWebShop(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, storage.StatusDone, e.Status)
 }
+
+// blockingShopper waits in its first call until the run is cancelled.
+type blockingShopper struct{ started chan struct{} }
+
+func (m blockingShopper) Complete(ctx context.Context, _ core.Context, _ []string) (core.Completion, error) {
+	close(m.started)
+	<-ctx.Done()
+	return core.Completion{}, ctx.Err()
+}
+
+// TestLabRunnerControlsWebShop: Runs' controls reach a WebShop run playing in
+// this process: not orphaned, no pause, cancel stops it as cancelled.
+func TestLabRunnerControlsWebShop(t *testing.T) {
+	st, err := storage.Open(filepath.Join(t.TempDir(), "lab.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	r := newLabRunner(st, nil)
+	defer r.Close()
+	m := blockingShopper{started: make(chan struct{})}
+	r.ShopModel = func(webshop.Config) (core.Model, error) { return m, nil }
+	cfg := experiments.DefaultRunConfig()
+	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
+	cfg.WebShop = &experiments.WebShopSettings{Goals: "0-1"}
+	ids := make(chan int64, 8)
+	type result struct {
+		sum experiments.Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := r.Run(context.Background(), cfg, func(p experiments.Progress) {
+			select {
+			case ids <- p.Experiment:
+			default:
+			}
+		})
+		done <- result{sum, err}
+	}()
+	id := <-ids
+	<-m.started
+	orphaned, err := r.Orphaned(t.Context(), id)
+	require.NoError(t, err)
+	assert.False(t, orphaned, "playing here")
+	assert.ErrorContains(t, r.Control(t.Context(), id, "pause"), "cannot be paused")
+	require.NoError(t, r.Control(t.Context(), id, "cancel"))
+	res := <-done
+	require.ErrorIs(t, res.err, context.Canceled)
+	assert.Equal(t, id, res.sum.Experiment)
+	e, err := st.Experiment(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusCancelled, e.Status)
+	assert.Zero(t, e.Done)
+}
