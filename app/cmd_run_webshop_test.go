@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -280,4 +281,53 @@ func TestLabRunnerControlsWebShop(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, storage.StatusCancelled, e.Status)
 	assert.Zero(t, e.Done)
+}
+
+// TestWebShopLeaseAndStoredCancel: a WebShop run holds the experiment's
+// lease, so another runner (another process) sees it as held, not orphaned,
+// and cannot resume it; a cancel request stored by `mem1lab cancel ID`
+// reaches the run through its heartbeat.
+func TestWebShopLeaseAndStoredCancel(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	st, err := storage.Open(db)
+	require.NoError(t, err)
+	defer st.Close()
+	r := newLabRunner(st, nil)
+	defer r.Close()
+	r.Heartbeat = 5 * time.Millisecond
+	m := blockingShopper{started: make(chan struct{})}
+	r.ShopModel = func(webshop.Config) (core.Model, error) { return m, nil }
+	cfg := experiments.DefaultRunConfig()
+	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
+	cfg.WebShop = &experiments.WebShopSettings{Goals: "0"}
+	ids := make(chan int64, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Run(context.Background(), cfg, func(p experiments.Progress) {
+			select {
+			case ids <- p.Experiment:
+			default:
+			}
+		})
+		done <- err
+	}()
+	id := <-ids
+	<-m.started
+
+	other := newLabRunner(st, nil)
+	orphaned, err := other.Orphaned(t.Context(), id)
+	require.NoError(t, err)
+	assert.False(t, orphaned, "the lease is held by a live process")
+	_, err = other.Resume(t.Context(), id, nil)
+	require.ErrorIs(t, err, experiments.ErrBusy)
+
+	code, _, errs := run(t, "cancel", "--db", db, strconv.FormatInt(id, 10))
+	require.Equal(t, 0, code, errs)
+	require.ErrorIs(t, <-done, context.Canceled)
+	e, err := st.Experiment(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusCancelled, e.Status)
+	l, err := st.ExperimentLease(t.Context(), id)
+	require.NoError(t, err)
+	assert.Empty(t, l.Owner, "the lease is given up when the run ends")
 }

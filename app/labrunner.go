@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +36,10 @@ type labRunner struct {
 	Backoff func(attempt int) time.Duration
 	// OnTurn (may be nil) is told of each stored WebShop turn.
 	OnTurn func(rolloutID int64, t core.Turn)
+	// Heartbeat is how often a WebShop run refreshes its lease on the
+	// experiment and reads control requests (`mem1lab cancel ID` from
+	// another process); 0 = 1 s.
+	Heartbeat time.Duration
 
 	mu     sync.Mutex
 	active map[int64]context.CancelFunc // WebShop experiments playing here
@@ -186,7 +192,10 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	owner := leaseOwner()
 	registered := int64(0)
+	var beats sync.WaitGroup
+	stopBeats := make(chan struct{})
 	register := func(id int64) {
 		if id == 0 || registered == id {
 			return
@@ -198,9 +207,40 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 		r.active[id] = cancel
 		r.mu.Unlock()
 		registered = id
+		// The lease tells other processes (and Runs) that the experiment
+		// is played here, and carries their cancel requests.
+		bg := context.WithoutCancel(ctx)
+		if l, err := r.Store.ExperimentLease(bg, id); err == nil {
+			if ok, _ := r.Store.ClaimExperiment(bg, id, owner, l.Owner); !ok {
+				return
+			}
+		}
+		every := r.Heartbeat
+		if every <= 0 {
+			every = time.Second
+		}
+		beats.Add(1)
+		go func() {
+			defer beats.Done()
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stopBeats:
+					return
+				case <-tick.C:
+					if control, err := r.Store.TouchExperiment(bg, id, owner); err == nil && control == "cancel" {
+						cancel()
+					}
+				}
+			}
+		}()
 	}
 	defer func() {
+		close(stopBeats)
+		beats.Wait()
 		if registered != 0 {
+			_ = r.Store.ReleaseExperiment(context.WithoutCancel(ctx), registered, owner)
 			r.mu.Lock()
 			delete(r.active, registered)
 			r.mu.Unlock()
@@ -262,6 +302,14 @@ func (r *labRunner) resumeAt(ctx context.Context, expID int64, env string, progr
 	r.mu.Lock()
 	_, busy := r.active[expID]
 	r.mu.Unlock()
+	if !busy {
+		l, err := r.Store.ExperimentLease(ctx, expID)
+		if err != nil {
+			return experiments.Summary{Experiment: expID}, err
+		}
+		orphaned, _ := r.QA.Orphaned(ctx, expID)
+		busy = l.Owner != "" && l.Status == storage.StatusRunning && !orphaned
+	}
 	if busy {
 		return experiments.Summary{Experiment: expID}, fmt.Errorf("experiment %d: %w", expID, experiments.ErrBusy)
 	}
@@ -325,4 +373,13 @@ func readTemplate(path string) (string, error) {
 		return "", fmt.Errorf("%s: no %s slot", path, core.InstructionSlot)
 	}
 	return string(b), nil
+}
+
+// leaseOwner names this process as an experiment's lease holder, in the
+// runner's "host|pid|nonce" form (so its liveness checks apply).
+func leaseOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s|%d|%s", strings.ReplaceAll(host, "|", "_"), os.Getpid(), hex.EncodeToString(b))
 }
