@@ -331,3 +331,20 @@ func TestWebShopLeaseAndStoredCancel(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, l.Owner, "the lease is given up when the run ends")
 }
+
+// TestResumeCommandArgs: `resume` wants one experiment ID that exists.
+func TestResumeCommandArgs(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	st, err := storage.Open(db)
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	code, _, errs := run(t, "resume", "--db", db)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "want one experiment ID")
+	code, _, errs = run(t, "resume", "x1", "--db", db)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, `experiment ID "x1"`)
+	code, _, errs = run(t, "resume", "42", "--db", db)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "42")
+}
