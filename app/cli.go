@@ -47,6 +47,7 @@ func commands() []command {
 	return []command{
 		{"import", "[--bundle DIR] [--hotpot FILE] [--nq FILE] [--bleve]", "import the QA bundle (or raw HotpotQA/NQ-open files) into the store", (*CLI).cmdImport},
 		{"run", "[--config FILE.toml] [flags] | --resume ID [--retry-failed]", "compose tasks and run an experiment against an OpenAI-compatible endpoint (each endpoint is probed first; exits 1 when any rollout failed, with a count per failure kind)", (*CLI).cmdRun},
+		{"resume", "ID [--env URL|demo]", "continue a cancelled or interrupted experiment of any task family (qa or webshop) from its last stored turns", (*CLI).cmdResume},
 		{"ls", "", "list experiments in the store", (*CLI).cmdLs},
 		{"template", "import FILE [--name NAME] | list", "keep a prompt template in the store (imported once, then picked by name with run --template-name)", (*CLI).cmdTemplate},
 		{"cancel", "ID", "cancel a running experiment (its finished turns are kept; `run --resume ID` continues it)", (*CLI).cmdCancel},
@@ -323,6 +324,41 @@ func runFlags(fs *flag.FlagSet, cfg *experiments.RunConfig) {
 	memoryFlags(fs, cfg)
 	fs.BoolVar(&cfg.Cache, "cache", cfg.Cache, "answer a model call from the store's response cache when the same endpoint and model got the very same request before (and searches from the retrieval cache)")
 	fs.StringVar(&cfg.SessionHeader, "session-header", cfg.SessionHeader, "header carrying each rollout's session key for a sticky router (default X-Session-ID, - = none)")
+	fs.StringVar(&cfg.Family, "family", cfg.Family, "task family: qa (retrieval QA, the default) or webshop (WebShop episodes; --endpoint scripted plays the scripted shopper)")
+	fs.Var(webshopFlag{cfg, "env"}, "env", "webshop: the WebShop server's root URL (AgentGym agentenv-webshop), or demo: the fake WebShop in-process, whose reward has no product-type term (default demo)")
+	fs.Var(webshopFlag{cfg, "goals"}, "goals", "webshop: goal indices, e.g. 0-9 or 3,7 (indices < 500 are the test split; default 0-9)")
+}
+
+// webshopFlag sets one key of RunConfig.WebShop (env or goals), creating the
+// table when needed.
+type webshopFlag struct {
+	cfg *experiments.RunConfig
+	key string
+}
+
+func (f webshopFlag) String() string {
+	if f.cfg == nil || f.cfg.WebShop == nil {
+		return ""
+	}
+	if f.key == "env" {
+		return f.cfg.WebShop.Env
+	}
+	return f.cfg.WebShop.Goals
+}
+
+func (f webshopFlag) Set(s string) error {
+	if f.cfg.WebShop == nil {
+		f.cfg.WebShop = &experiments.WebShopSettings{}
+	}
+	if f.key == "env" {
+		f.cfg.WebShop.Env = strings.TrimSpace(s)
+		return nil
+	}
+	if _, err := experiments.ParseGoalList(s); err != nil {
+		return err
+	}
+	f.cfg.WebShop.Goals = strings.TrimSpace(s)
+	return nil
 }
 
 // retrieverFlag sets RunConfig.Retriever from "bm25" or a /retrieve URL,
@@ -487,6 +523,17 @@ func (c *CLI) cmdRun(ctx context.Context, args []string) error {
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
+		if cfg.IsWebShop() {
+			return c.runWebShop(ctx, *db, cfg, 0, "", *asJSON, *quiet)
+		}
+	} else if fam, err := storedFamily(ctx, *db, *resume); err != nil {
+		return err
+	} else if fam == core.FamilyWebShop {
+		env := ""
+		if flagSet(fs, "env") && cfg.WebShop != nil {
+			env = cfg.WebShop.Env
+		}
+		return c.runWebShop(ctx, *db, cfg, *resume, env, *asJSON, *quiet)
 	}
 	if *retryFailed && *resume == 0 {
 		return errors.New("--retry-failed needs --resume ID (the experiment whose failed rollouts to run again)")

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"math"
@@ -173,4 +174,118 @@ func envFlagSet(fs *flag.FlagSet) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "env" })
 	return set
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// storedFamily is experiment expID's task family as stored in db.
+func storedFamily(ctx context.Context, db string, expID int64) (string, error) {
+	st, err := openReading(db)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	return newLabRunner(st, nil).Family(ctx, expID)
+}
+
+// runWebShop is `mem1lab run` for family webshop: a new experiment for cfg
+// (resumeID 0), or a resume of experiment resumeID on env ("" = the stored
+// server, or a fresh fake WebShop for a demo run). It prints the progress
+// line, then the summary (as for qa, with the reward as EM and F1) and the
+// paper's WebShop figures; it fails when any rollout failed.
+func (c *CLI) runWebShop(ctx context.Context, db string, cfg experiments.RunConfig, resumeID int64, env string, asJSON, quiet bool) error {
+	st, err := openLab(db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r := newLabRunner(st, nil)
+	defer r.Close()
+	var bar *progressLine
+	if !quiet {
+		bar = newProgressLine(c.Stderr)
+	}
+	onProgress := func(p experiments.Progress) {
+		if bar != nil {
+			bar.update(p)
+		}
+	}
+	var sum experiments.Summary
+	if resumeID != 0 {
+		sum, err = r.resumeAt(ctx, resumeID, env, onProgress)
+	} else {
+		sum, err = r.Run(ctx, cfg, onProgress)
+	}
+	if bar != nil {
+		bar.finish()
+	}
+	if err != nil && sum.Experiment == 0 {
+		return err
+	}
+	bg := context.WithoutCancel(ctx)
+	fake := false
+	if e, eerr := st.Experiment(bg, sum.Experiment); eerr == nil {
+		var wc webshop.Config
+		fake = json.Unmarshal([]byte(e.ConfigJSON), &wc) == nil && wc.FakeReward
+	}
+	if asJSON {
+		out := struct {
+			experiments.Summary
+			Family     string `json:"family"`
+			FakeReward bool   `json:"fake_reward"`
+		}{sum, core.FamilyWebShop, fake}
+		if encErr := json.NewEncoder(c.Stdout).Encode(out); encErr != nil {
+			return encErr
+		}
+	} else {
+		writeSummary(c.Stdout, sum)
+		if len(sum.Groups) == 1 {
+			g := sum.Groups[0]
+			fmt.Fprintf(c.Stdout, "final reward ×100: %s   peak tokens: %s   seconds/trajectory: %s\n",
+				num(g.MeanEM*100, 1), num(g.MeanPeakTokens, 0), num(g.MeanSeconds, 2))
+		}
+		if fake {
+			fmt.Fprintln(c.Stdout, "(fake WebShop: its reward has no product-type term; not comparable with the paper's Table 2)")
+		}
+	}
+	return errors.Join(err, failedRollouts(bg, st, sum.Experiment))
+}
+
+// cmdResume continues a stored experiment of any task family (`run --resume
+// ID` does the same).
+func (c *CLI) cmdResume(ctx context.Context, args []string) error {
+	fs := c.flags("resume")
+	db := fs.String("db", DefaultDBPath(), "SQLite store")
+	env := fs.String("env", "", "webshop: another WebShop server of the same goals (demo = the fake one in-process); default the stored one")
+	asJSON := fs.Bool("json", false, "print the summary as one JSON object")
+	quiet := fs.Bool("quiet", false, "no progress line")
+	if err := fs.Parse(reorder(fs, args)); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("want one experiment ID: mem1lab resume ID")
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if err != nil || id <= 0 {
+		return fmt.Errorf("experiment ID %q: want a positive whole number", fs.Arg(0))
+	}
+	fam, err := storedFamily(ctx, *db, id)
+	if err != nil {
+		return err
+	}
+	if fam != core.FamilyWebShop {
+		rest := []string{"--db", *db, "--resume", strconv.FormatInt(id, 10)}
+		if *asJSON {
+			rest = append(rest, "--json")
+		}
+		if *quiet {
+			rest = append(rest, "--quiet")
+		}
+		return c.cmdRun(ctx, rest)
+	}
+	return c.runWebShop(ctx, *db, experiments.RunConfig{}, id, *env, *asJSON, *quiet)
 }

@@ -112,9 +112,11 @@ func RunGUI(opts GUIOptions) error {
 	a := fyneapp.NewWithID(AppID)
 	a.SetIcon(fyne.NewStaticResource(assets.IconName, assets.IconPNG))
 	win := a.NewWindow("mem1lab")
+	runner := newLabRunner(st, nil) // qa and webshop experiments
+	defer runner.Close()
 	ui := views.NewUI(views.Deps{
 		Store:      st,
-		Runner:     &experiments.Runner{Store: st, Env: st},
+		Runner:     runner,
 		Window:     win,
 		DefaultRun: experiments.DefaultRunConfig(),
 		ReadOnly:   readOnly,

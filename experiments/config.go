@@ -120,6 +120,170 @@ type RunConfig struct {
 	// same endpoint and model were sent the very same request before (see
 	// ResponseCache); a hit is recorded as a cached turn with latency 0.
 	Cache bool `toml:"cache,omitempty" json:"cache,omitempty"`
+	// Family is the task family (core.FamilyQA, the default, or
+	// core.FamilyWebShop); "" means qa. A qa config hashes the same with
+	// family = "qa", with "" and as written before the key existed.
+	Family string `toml:"family,omitempty" json:"family,omitempty"`
+	// WebShop is the webshop family's settings (WebShopSettings); set only
+	// with family = "webshop".
+	WebShop *WebShopSettings `toml:"webshop,omitempty" json:"webshop,omitempty"`
+}
+
+// WebShopSettings are a WebShop run's environment and goals (family =
+// "webshop"). The endpoint keys, policy (mem1 or full) and max_turns (0 =
+// core.DefaultWebShopMaxTurns, MEM1's 10) are the run's top-level keys;
+// endpoint = "scripted" plays the built-in scripted shopper instead of a
+// model.
+type WebShopSettings struct {
+	// Env is the WebShop server's root URL (AgentGym's agentenv-webshop), or
+	// "demo": mem1lab's fake WebShop started in-process, whose reward has no
+	// product-type term. "" = demo.
+	Env string `toml:"env" json:"env"`
+	// Goals are the goal indices, e.g. "0-9" or "3,7,12" (ParseGoalList);
+	// indices below 500 are WebShop's test split. "" = "0-9".
+	Goals string `toml:"goals" json:"goals"`
+	// Retries of a failed WebShop request (0 = 2, negative = none).
+	Retries int `toml:"retries,omitempty" json:"retries,omitempty"`
+	// TimeoutSeconds per WebShop request (0 = 30 s).
+	TimeoutSeconds float64 `toml:"timeout_seconds,omitempty" json:"timeout_seconds,omitempty"`
+}
+
+// WebShop family defaults.
+const (
+	// WebShopDemo as the environment URL starts the fake WebShop in-process.
+	WebShopDemo = "demo"
+	// WebShopScripted as the endpoint plays the scripted shopper.
+	WebShopScripted = "scripted"
+	// DefaultWebShopGoals are the goals run when none are given.
+	DefaultWebShopGoals = "0-9"
+)
+
+// FamilyName is the config's task family: Family, or core.FamilyQA when empty.
+func (c RunConfig) FamilyName() string {
+	if c.Family == "" {
+		return core.FamilyQA
+	}
+	return c.Family
+}
+
+// IsWebShop reports whether the config runs the webshop family.
+func (c RunConfig) IsWebShop() bool { return c.Family == core.FamilyWebShop }
+
+// WebShopResolved is the config's WebShop settings with their defaults filled
+// in (env demo, goals 0-9, 2 retries, 30 s per request).
+func (c RunConfig) WebShopResolved() WebShopSettings {
+	var w WebShopSettings
+	if c.WebShop != nil {
+		w = *c.WebShop
+	}
+	if strings.TrimSpace(w.Env) == "" {
+		w.Env = WebShopDemo
+	}
+	if strings.TrimSpace(w.Goals) == "" {
+		w.Goals = DefaultWebShopGoals
+	}
+	switch {
+	case w.Retries == 0:
+		w.Retries = 2
+	case w.Retries < 0:
+		w.Retries = 0
+	}
+	if w.TimeoutSeconds == 0 {
+		w.TimeoutSeconds = 30
+	}
+	return w
+}
+
+// ParseGoalList reads WebShop goal indices: "0-9", "3,7,12" or a mix
+// ("0-4,10"). Errors: anything else, a reversed or huge range, none at all.
+func ParseGoalList(s string) ([]int, error) {
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		var a, b int
+		if n, _ := fmt.Sscanf(part, "%d-%d", &a, &b); n == 2 && !strings.HasPrefix(part, "-") && fmt.Sprintf("%d-%d", a, b) == part {
+			if b < a || b-a > 10000 {
+				return nil, fmt.Errorf("goals %q: bad range", part)
+			}
+			for g := a; g <= b; g++ {
+				out = append(out, g)
+			}
+			continue
+		}
+		if _, err := fmt.Sscanf(part, "%d", &a); err != nil || fmt.Sprint(a) != part || a < 0 {
+			return nil, fmt.Errorf("goals %q: want N, N-M or a comma-separated list", part)
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("goals: none given")
+	}
+	return out, nil
+}
+
+// validateWebShop is Validate for family = "webshop": the endpoint keys as
+// for qa (endpoint may be "scripted"), policy mem1 or full, max_turns
+// 0..100, and the [webshop] table's env and goals.
+func (c RunConfig) validateWebShop() error {
+	var errs []error
+	bad := func(key string, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	scripted := strings.TrimSpace(c.Endpoint) == WebShopScripted
+	if !scripted {
+		if _, err := normalizeBaseURL(c.Endpoint); err != nil {
+			bad("endpoint", "%v (or %q for the scripted shopper)", err, WebShopScripted)
+		}
+		if strings.TrimSpace(c.Model) == "" {
+			bad("model", "empty (the model name the server serves)")
+		}
+		if c.Mode != ModeCompletions && c.Mode != ModeChat {
+			bad("mode", "%q: want %q or %q", c.Mode, ModeCompletions, ModeChat)
+		}
+	}
+	if c.APIKeyEnv != "" && !envNameRE.MatchString(c.APIKeyEnv) {
+		bad("api_key_env", "%q is not an environment variable name (the name, never the key)", c.APIKeyEnv)
+	}
+	if math.IsNaN(c.Temperature) || c.Temperature < 0 || c.Temperature > 2 {
+		bad("temperature", "%g: want 0..2", c.Temperature)
+	}
+	if math.IsNaN(c.TopP) || c.TopP < 0 || c.TopP > 1 {
+		bad("top_p", "%g: want a value in (0, 1], or 0 to send none (the server's default)", c.TopP)
+	}
+	if c.MaxTokens < 0 {
+		bad("max_tokens", "%d: want ≥ 1, or 0 to send none (the server's default)", c.MaxTokens)
+	}
+	if math.IsNaN(c.TimeoutSeconds) || c.TimeoutSeconds <= 0 {
+		bad("timeout_seconds", "%g: want > 0", c.TimeoutSeconds)
+	}
+	if c.Policy != core.PolicyMEM1 && c.Policy != core.PolicyFull || len(c.Policies) > 0 {
+		bad("policy", "%q: WebShop runs take one policy, mem1 or full", strings.Join(c.PolicyList(), ","))
+	}
+	if c.MaxTurns < 0 || c.MaxTurns > 100 {
+		bad("max_turns", "%d: want 0..100 for WebShop (0 = %d)", c.MaxTurns, core.DefaultWebShopMaxTurns)
+	}
+	if len(c.Endpoints) > 0 {
+		bad("endpoints", "WebShop runs take one endpoint (endpoint, model, mode)")
+	}
+	w := c.WebShopResolved()
+	if w.Env != WebShopDemo {
+		if _, err := normalizeBaseURL(w.Env); err != nil {
+			bad("webshop.env", "%v (or %q for the fake WebShop in-process)", err, WebShopDemo)
+		}
+	}
+	if _, err := ParseGoalList(w.Goals); err != nil {
+		bad("webshop.goals", "%v", err)
+	}
+	if math.IsNaN(w.TimeoutSeconds) || w.TimeoutSeconds < 0 {
+		bad("webshop.timeout_seconds", "%g: want ≥ 0 (0 = 30 s)", w.TimeoutSeconds)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid run config: %w", errors.Join(errs...))
 }
 
 // SearchTopK is the passages per search: retriever.topk when set, else top_k.
@@ -434,6 +598,16 @@ func DefaultRunConfig() RunConfig {
 // key with the reason, joined in one error (nil when the config is usable).
 // Policy and scheme names are checked against core's registries.
 func (c RunConfig) Validate() error {
+	switch c.Family {
+	case "", core.FamilyQA:
+		if c.WebShop != nil {
+			return fmt.Errorf("invalid run config: webshop: set only with family = %q (family is %q)", core.FamilyWebShop, c.FamilyName())
+		}
+	case core.FamilyWebShop:
+		return c.validateWebShop()
+	default:
+		return fmt.Errorf("invalid run config: family: %q: want %q (retrieval QA, the default) or %q", c.Family, core.FamilyQA, core.FamilyWebShop)
+	}
 	var errs []error
 	bad := func(key string, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
@@ -624,6 +798,9 @@ func LoadRunConfig(path string) (RunConfig, error) {
 // (a retriever table that only names the default bm25 is left out).
 func (c RunConfig) CanonicalTOML() ([]byte, error) {
 	c.Retriever = c.Retriever.canonical()
+	if c.Family == core.FamilyQA {
+		c.Family = "" // qa is the default: its hash is the one before family existed
+	}
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(c); err != nil {
 		return nil, fmt.Errorf("encoding run config: %w", err)

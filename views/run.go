@@ -79,6 +79,8 @@ type runPanel struct {
 	retrURL                                        *widget.Entry
 	retrTestBt                                     *widget.Button
 	retrResult                                     *widget.Label
+	family                                         *widget.Select // familyQA | familyWebShop
+	shop                                           *shopForm      // the webshop family's form
 
 	running bool
 	cancel  context.CancelFunc
@@ -262,9 +264,19 @@ func newRunPanel(u *UI) *runPanel {
 	p.offerBox = container.NewVBox(p.offer, container.NewHBox(p.resumeBt, p.freshBt))
 	p.offerBox.Hide()
 
+	p.shop = newShopForm(def, func() { p.formChanged() })
+	p.family = widget.NewSelect([]string{familyQA, familyWebShop}, nil)
+	p.family.SetSelected(familyQA)
+	if def.IsWebShop() {
+		p.family.SetSelected(familyWebShop)
+	}
+	p.family.OnChanged = func(string) { p.showFamily(); p.formChanged() }
+	p.showFamily()
+	familyRow := container.NewBorder(nil, nil, widget.NewLabelWithStyle("Task family", fyne.TextAlignTrailing, fyne.TextStyle{Bold: true}), nil, p.family)
+
 	buttons := container.NewVBox(container.NewHBox(p.runBt, p.cancelBt, p.previewBt, p.importBt, p.exportBt),
 		container.NewHBox(p.truncateBt))
-	left := container.NewVScroll(container.NewVBox(p.form, buttons, p.errors, p.offerBox))
+	left := container.NewVScroll(container.NewVBox(familyRow, p.form, p.shop.box, buttons, p.errors, p.offerBox))
 	right := container.NewBorder(
 		container.NewVBox(widget.NewLabelWithStyle("Grid", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 			p.plan, p.prompt.content,
@@ -291,6 +303,23 @@ func newRunPanel(u *UI) *runPanel {
 	u.events.ProfilesChanged.Subscribe(func(struct{}) { p.reloadProfiles() })
 	u.follow(ScreenNewRun, p.reloadDatasets)
 	return p
+}
+
+// isShop reports whether the form is set to the webshop family.
+func (p *runPanel) isShop() bool { return p.family != nil && p.family.Selected == familyWebShop }
+
+// showFamily shows the chosen family's form: the retrieval QA settings, or
+// the WebShop ones (the QA-only fields and presets are hidden).
+func (p *runPanel) showFamily() {
+	if p.isShop() {
+		p.form.Hide()
+		p.truncateBt.Hide()
+		p.shop.box.Show()
+	} else {
+		p.shop.box.Hide()
+		p.form.Show()
+		p.truncateBt.Show()
+	}
 }
 
 // reloadDatasets offers the store's datasets in the Dataset select, keeping the
@@ -432,7 +461,11 @@ var formKeys = map[string]string{
 // shown under the form's labels, one line each. Settings the form does not
 // show (scheme, request timeout, retries) come from Deps.DefaultRun.
 func (p *runPanel) config() (experiments.RunConfig, error) {
+	if p.isShop() {
+		return p.shop.config(p.u.deps.DefaultRun)
+	}
 	cfg := p.u.deps.DefaultRun
+	cfg.Family, cfg.WebShop = "", nil
 	var errs []string
 	unparsed := map[string]bool{} // Validate keys whose field did not parse
 	bad := func(key, format string, args ...any) {
@@ -598,6 +631,10 @@ func (p *runPanel) start() {
 		return
 	}
 	p.errors.SetText("")
+	if cfg.IsWebShop() {
+		p.launch(cfg) // WebShop experiments are resumed from Runs
+		return
+	}
 	hl, ok := p.u.deps.Store.(hashLookup)
 	if _, canResume := p.u.deps.Runner.(RunController); !ok || !canResume {
 		p.launch(cfg)
@@ -654,7 +691,7 @@ func (p *runPanel) resumeOffered() {
 
 // launch starts a new experiment with cfg.
 func (p *runPanel) launch(cfg experiments.RunConfig) {
-	if pr := p.u.prefs; pr != nil && len(cfg.Endpoints) == 0 {
+	if pr := p.u.prefs; pr != nil && len(cfg.Endpoints) == 0 && !cfg.IsWebShop() {
 		pr.SetString(prefEndpoint, cfg.Endpoint) // the form opens on them next time
 		pr.SetString(prefModel, cfg.Model)
 	}
@@ -913,6 +950,11 @@ func (p *runPanel) preview() {
 	p.previewed = true
 	p.previewSeq++
 	seq := p.previewSeq
+	if cfg.IsWebShop() {
+		p.plan.SetText(p.shop.planText(cfg))
+		p.prompt.SetText("")
+		return
+	}
 	type result struct {
 		plan   experiments.Plan
 		prompt string
@@ -1017,6 +1059,15 @@ func (p *runPanel) importTOML(path string) error {
 // setConfig fills the form from cfg. Endpoint profiles in cfg that are not
 // saved yet are offered (checked) for this session.
 func (p *runPanel) setConfig(cfg experiments.RunConfig) {
+	if cfg.IsWebShop() {
+		p.shop.set(cfg)
+		p.family.SetSelected(familyWebShop)
+		def := p.u.deps.DefaultRun
+		def.TimeoutSeconds, def.WebShop = cfg.TimeoutSeconds, cfg.WebShop
+		p.u.deps.DefaultRun = def
+		return
+	}
+	p.family.SetSelected(familyQA)
 	ftoa := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 	p.name.SetText(cfg.Name)
 	p.endpoint.SetText(cfg.Endpoint)

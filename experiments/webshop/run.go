@@ -33,6 +33,18 @@ type Config struct {
 	Template string  `json:"template,omitempty"`
 	Retries  int     `json:"retries"`
 	Timeout  float64 `json:"timeout_seconds,omitempty"`
+	// Endpoint, Mode and APIKeyEnv (the variable's name, never the key) are
+	// where Model is served, so that a resume can rebuild the model without
+	// being told ("" = the scripted shopper, or the caller's model); the
+	// sampling settings are sent with every request.
+	Endpoint    string  `json:"endpoint,omitempty"`
+	Mode        string  `json:"mode,omitempty"`
+	APIKeyEnv   string  `json:"api_key_env,omitempty"`
+	Temperature float64 `json:"temperature,omitempty"`
+	TopP        float64 `json:"top_p,omitempty"`
+	MaxTokens   int     `json:"max_tokens,omitempty"`
+	// RequestTimeout is the model request timeout in seconds (0 = the caller's).
+	RequestTimeout float64 `json:"request_timeout_seconds,omitempty"`
 	// FakeReward notes that the environment is mem1lab's fake WebShop, whose
 	// reward has no product-type term.
 	FakeReward bool `json:"fake_reward,omitempty"`
@@ -67,34 +79,9 @@ func (c *Config) normalize() error {
 	return errors.Join(errs...)
 }
 
-// ParseGoals reads "0-9", "3,7,12" or a mix ("0-4,10"). Errors: anything else.
-func ParseGoals(s string) ([]int, error) {
-	var out []int
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		var a, b int
-		if n, _ := fmt.Sscanf(part, "%d-%d", &a, &b); n == 2 && !strings.HasPrefix(part, "-") {
-			if b < a || b-a > 10000 {
-				return nil, fmt.Errorf("goals %q: bad range", part)
-			}
-			for g := a; g <= b; g++ {
-				out = append(out, g)
-			}
-			continue
-		}
-		if _, err := fmt.Sscanf(part, "%d", &a); err != nil || fmt.Sprint(a) != part || a < 0 {
-			return nil, fmt.Errorf("goals %q: want N, N-M or a comma-separated list", part)
-		}
-		out = append(out, a)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("goals: none given")
-	}
-	return out, nil
-}
+// ParseGoals reads "0-9", "3,7,12" or a mix ("0-4,10")
+// (experiments.ParseGoalList). Errors: anything else.
+func ParseGoals(s string) ([]int, error) { return experiments.ParseGoalList(s) }
 
 // Summary is an experiment's WebShop figures as the paper reports them
 // (arXiv 2506.15841 Table 2): mean final reward ×100, mean peak tokens and
@@ -124,6 +111,31 @@ type Runner struct {
 	EnvURL string
 	// Progress (may be nil) is told of each stored turn.
 	Progress func(rolloutID int64, t core.Turn)
+	// Report (may be nil) is sent the experiment's counts as Resume plays
+	// it: once at the start, when a rollout starts, after each stored turn
+	// and when a rollout ends (the shape New experiment and Runs show).
+	Report func(experiments.Progress)
+}
+
+// counter keeps the experiments.Progress that Report is sent.
+type counter struct {
+	pr     experiments.Progress
+	report func(experiments.Progress)
+	start  time.Time
+	clock  func() time.Time
+}
+
+func (c *counter) send() {
+	if c.report == nil {
+		return
+	}
+	pr := c.pr
+	pr.Queued = pr.Total - pr.Done - pr.Failed - pr.Cancelled - pr.Running
+	if pr.Queued < 0 {
+		pr.Queued = 0
+	}
+	pr.Elapsed = c.clock().Sub(c.start)
+	c.report(pr)
 }
 
 // Run stores a new experiment for cfg (one rollout per goal, under
@@ -190,6 +202,21 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 		cfg.EnvURL = r.EnvURL
 	}
 	client := &Client{BaseURL: cfg.EnvURL, Timeout: time.Duration(cfg.Timeout * float64(time.Second))}
+	clock := r.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	cnt := &counter{pr: experiments.Progress{Experiment: expID, Total: len(rows)}, report: r.Report, start: clock(), clock: clock}
+	for _, row := range rows {
+		switch row.Status {
+		case storage.StatusDone:
+			cnt.pr.Done++
+			cnt.pr.Turns += row.Turns
+		case storage.StatusFailed:
+			cnt.pr.Failed++ // played again below, from its last stored turn
+		}
+	}
+	cnt.send()
 	for _, row := range rows {
 		if row.Status == storage.StatusDone {
 			continue
@@ -202,9 +229,25 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 		if _, err := fmt.Sscanf(row.TaskKey, "webshop/goal/%d", &goal); err != nil {
 			return sum, fmt.Errorf("webshop: rollout %d: task key %q", row.ID, row.TaskKey)
 		}
-		if err := r.play(ctx, client, cfg, row.ID, goal); err != nil {
+		if row.Status == storage.StatusFailed {
+			cnt.pr.Failed--
+		}
+		cnt.pr.Running = 1
+		cnt.send()
+		status, err := r.play(ctx, client, cfg, row.ID, goal, cnt)
+		if err != nil {
 			return sum, err
 		}
+		cnt.pr.Running = 0
+		switch status {
+		case storage.StatusDone:
+			cnt.pr.Done++
+		case storage.StatusFailed:
+			cnt.pr.Failed++
+		case storage.StatusCancelled:
+			cnt.pr.Cancelled++
+		}
+		cnt.send()
 	}
 	status := storage.StatusDone
 	if ctx.Err() != nil {
@@ -214,15 +257,16 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 	return r.summarize(context.WithoutCancel(ctx), expID)
 }
 
-// play runs one rollout; it returns only store errors.
-func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64, goal int) error {
+// play runs one rollout and gives the status it was stored with; it returns
+// only store errors. Each stored turn counts in cnt.
+func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64, goal int, cnt *counter) (string, error) {
 	bg := context.WithoutCancel(ctx)
 	prior, err := r.Store.Turns(ctx, id)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := r.Store.StartRollout(ctx, id); err != nil {
-		return err
+		return "", err
 	}
 	turn := len(prior)
 	env := &Env{Client: client, Goal: goal, Retries: cfg.Retries, Backoff: r.Backoff}
@@ -246,6 +290,8 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 		if r.Progress != nil {
 			r.Progress(id, t)
 		}
+		cnt.pr.Turns++
+		cnt.send()
 		return nil
 	})
 	if out.Prompt != "" {
@@ -263,14 +309,14 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 	if runErr != nil {
 		var te *core.TurnError
 		if errors.As(runErr, &te) && te.Op == "store" {
-			return runErr
+			return "", runErr
 		}
 		res.Status, res.Error = storage.StatusFailed, runErr.Error()
 		if ctx.Err() != nil {
 			res.Status = storage.StatusCancelled
 		}
 	}
-	return r.Store.FinishRollout(bg, id, res)
+	return res.Status, r.Store.FinishRollout(bg, id, res)
 }
 
 // PaperMetrics are a WebShop episode's peak tokens and dependency under

@@ -1,0 +1,350 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/experiments/webshop"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// shopRun is what a WebShop run's JSON summary says.
+type shopRun struct {
+	Experiment int64               `json:"experiment"`
+	Groups     []experiments.Group `json:"groups"`
+	Family     string              `json:"family"`
+	FakeReward bool                `json:"fake_reward"`
+}
+
+// shopTurns is each task's stored turns (actions and observations), by task key.
+func shopTurns(t *testing.T, db string, expID int64) (map[string][]string, map[string]storage.RolloutRow) {
+	t.Helper()
+	st, err := storage.OpenReadOnly(db)
+	require.NoError(t, err)
+	defer st.Close()
+	rows, err := st.Rollouts(t.Context(), expID)
+	require.NoError(t, err)
+	turns, byKey := map[string][]string{}, map[string]storage.RolloutRow{}
+	for _, r := range rows {
+		ts, err := st.Turns(t.Context(), r.ID)
+		require.NoError(t, err)
+		for _, tu := range ts {
+			turns[r.TaskKey] = append(turns[r.TaskKey], tu.Query+"|"+tu.Answer+"|"+tu.Information)
+		}
+		byKey[r.TaskKey] = r
+	}
+	return turns, byKey
+}
+
+// TestRunFamilyWebShopFromCLI: `mem1lab run --family webshop --env demo
+// --endpoint scripted` plays the scripted shopper on the in-process fake
+// WebShop and stores one rollout per goal with its reward.
+func TestRunFamilyWebShopFromCLI(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	code, out, errs := run(t, "run", "--db", db, "--family", "webshop", "--env", "demo", "--endpoint", "scripted",
+		"--goals", "0-2", "--max-turns", "10", "--json", "--quiet")
+	require.Equal(t, 0, code, errs)
+	var got shopRun
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	assert.Equal(t, core.FamilyWebShop, got.Family)
+	assert.True(t, got.FakeReward)
+	require.Len(t, got.Groups, 1)
+	assert.Equal(t, 3, got.Groups[0].Rollouts)
+	assert.InDelta(t, 1.0, got.Groups[0].MeanEM, 1e-9, "the scripted shopper buys the goal's product on the fake")
+
+	turns, rows := shopTurns(t, db, got.Experiment)
+	require.Len(t, rows, 3)
+	for key, r := range rows {
+		assert.Equal(t, storage.StatusDone, r.Status, key)
+		assert.InDelta(t, 1.0, r.EM, 1e-9, "%s: the reward is stored as the score", key)
+		assert.NotEmpty(t, turns[key], key)
+	}
+	st, err := storage.OpenReadOnly(db)
+	require.NoError(t, err)
+	e, err := st.Experiment(t.Context(), got.Experiment)
+	require.NoError(t, err)
+	st.Close()
+	var wc webshop.Config
+	require.NoError(t, json.Unmarshal([]byte(e.ConfigJSON), &wc))
+	assert.Equal(t, []int{0, 1, 2}, wc.Goals)
+	assert.Equal(t, webshop.ScriptedModelName, wc.Model)
+	assert.Equal(t, 10, wc.MaxTurns)
+
+	// The plain text summary says the demo's reward has no type term.
+	code, out, errs = run(t, "run", "--db", db, "--family", "webshop", "--endpoint", "scripted", "--goals", "4", "--quiet")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "final reward ×100: 100.0")
+	assert.Contains(t, out, "no product-type term")
+}
+
+// TestRunWebShopTOML: a TOML config with family = "webshop" and a [webshop]
+// table runs like the flags; flags override it.
+func TestRunWebShopTOML(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "lab.db")
+	cfg := filepath.Join(dir, "shop.toml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`family = "webshop"
+endpoint = "scripted"
+policy = "full"
+max_turns = 8
+name = "shop-toml"
+
+[webshop]
+env = "demo"
+goals = "3,5"
+`), 0o644))
+	code, out, errs := run(t, "run", "--db", db, "--config", cfg, "--json", "--quiet")
+	require.Equal(t, 0, code, errs)
+	var got shopRun
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	require.Len(t, got.Groups, 1)
+	assert.Equal(t, "full", got.Groups[0].Policy)
+	_, rows := shopTurns(t, db, got.Experiment)
+	assert.Len(t, rows, 2)
+	assert.Contains(t, rows, "webshop/goal/0003")
+	assert.Contains(t, rows, "webshop/goal/0005")
+
+	code, out, errs = run(t, "run", "--db", db, "--config", cfg, "--goals", "7", "--json", "--quiet")
+	require.Equal(t, 0, code, errs)
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	_, rows = shopTurns(t, db, got.Experiment)
+	assert.Len(t, rows, 1)
+	assert.Contains(t, rows, "webshop/goal/0007", "--goals overrides the file's")
+}
+
+// TestRunBadFamily: an unknown family, WebShop keys without family webshop
+// and bad goals are clear errors, and nothing is stored.
+func TestRunBadFamily(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	code, _, errs := run(t, "run", "--db", db, "--family", "shopping", "--no-preflight")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, `family: "shopping": want "qa"`)
+	code, _, errs = run(t, "run", "--db", db, "--env", "demo", "--no-preflight")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, `webshop: set only with family = "webshop"`)
+	code, _, errs = run(t, "run", "--db", db, "--family", "webshop", "--endpoint", "scripted", "--policy", "window:2")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "policy")
+	code, _, errs = run(t, "run", "--db", db, "--family", "webshop", "--goals", "9-3")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, errs, "bad range")
+	_, err := os.Stat(db)
+	assert.True(t, os.IsNotExist(err), "a refused config creates no store")
+
+	cfg := filepath.Join(t.TempDir(), "bad.toml")
+	require.NoError(t, os.WriteFile(cfg, []byte("family = \"webshop\"\nendpoint = \"scripted\"\n[webshop]\nenv = \"demo\"\ngoal = \"1\"\n"), 0o644))
+	code, _, errs = run(t, "run", "--db", db, "--config", cfg)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "unknown keys: webshop.goal")
+}
+
+// cancelAfter is the scripted shopper that cancels the run at its n-th call
+// (which fails as a cancelled request would).
+type cancelAfter struct {
+	mu     sync.Mutex
+	n      int
+	cancel context.CancelFunc
+}
+
+func (m *cancelAfter) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	m.mu.Lock()
+	m.n--
+	last := m.n == 0
+	m.mu.Unlock()
+	if last {
+		m.cancel()
+		return core.Completion{}, ctx.Err()
+	}
+	return webshop.Scripted{}.Complete(ctx, c, stops)
+}
+
+// TestResumeCancelledWebShop: a WebShop run cancelled mid-episode is stored
+// as cancelled; `mem1lab resume ID` finishes it on a fresh fake WebShop with
+// the very turns and rewards of an uninterrupted run.
+func TestResumeCancelledWebShop(t *testing.T) {
+	cfg := experiments.DefaultRunConfig()
+	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
+	cfg.WebShop = &experiments.WebShopSettings{Env: experiments.WebShopDemo, Goals: "0-3"}
+
+	whole := filepath.Join(t.TempDir(), "whole.db")
+	st, err := storage.Open(whole)
+	require.NoError(t, err)
+	r := newLabRunner(st, nil)
+	var last experiments.Progress
+	sum, err := r.Run(t.Context(), cfg, func(p experiments.Progress) { last = p })
+	require.NoError(t, err)
+	r.Close()
+	require.NoError(t, st.Close())
+	assert.Equal(t, 4, last.Total)
+	assert.Equal(t, 4, last.Done)
+	assert.Positive(t, last.Turns)
+	wantTurns, wantRows := shopTurns(t, whole, sum.Experiment)
+
+	cut := filepath.Join(t.TempDir(), "cut.db")
+	st, err = storage.Open(cut)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r = newLabRunner(st, nil)
+	r.ShopModel = func(webshop.Config) (core.Model, error) { return &cancelAfter{n: 6, cancel: cancel}, nil }
+	sum, err = r.Run(ctx, cfg, nil)
+	require.ErrorIs(t, err, context.Canceled)
+	require.NotZero(t, sum.Experiment)
+	e, err := st.Experiment(t.Context(), sum.Experiment)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusCancelled, e.Status)
+	assert.Less(t, e.Done, 4, "the cut came before the end")
+	r.Close()
+	require.NoError(t, st.Close())
+
+	id := strconv.FormatInt(sum.Experiment, 10)
+	code, out, errs := run(t, "resume", id, "--db", cut, "--json", "--quiet")
+	require.Equal(t, 0, code, errs)
+	var got shopRun
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	assert.Equal(t, sum.Experiment, got.Experiment)
+	gotTurns, gotRows := shopTurns(t, cut, sum.Experiment)
+	assert.Equal(t, wantTurns, gotTurns, "the resumed episodes are the uninterrupted ones")
+	require.Len(t, gotRows, len(wantRows))
+	for k, w := range wantRows {
+		assert.Equal(t, storage.StatusDone, gotRows[k].Status, k)
+		assert.Equal(t, w.Turns, gotRows[k].Turns, k)
+		assert.InDelta(t, w.EM, gotRows[k].EM, 1e-12, k)
+	}
+	st, err = storage.OpenReadOnly(cut)
+	require.NoError(t, err)
+	defer st.Close()
+	e, err = st.Experiment(t.Context(), sum.Experiment)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusDone, e.Status)
+}
+
+// blockingShopper waits in its first call until the run is cancelled.
+type blockingShopper struct{ started chan struct{} }
+
+func (m blockingShopper) Complete(ctx context.Context, _ core.Context, _ []string) (core.Completion, error) {
+	close(m.started)
+	<-ctx.Done()
+	return core.Completion{}, ctx.Err()
+}
+
+// TestLabRunnerControlsWebShop: Runs' controls reach a WebShop run playing in
+// this process: not orphaned, no pause, cancel stops it as cancelled.
+func TestLabRunnerControlsWebShop(t *testing.T) {
+	st, err := storage.Open(filepath.Join(t.TempDir(), "lab.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	r := newLabRunner(st, nil)
+	defer r.Close()
+	m := blockingShopper{started: make(chan struct{})}
+	r.ShopModel = func(webshop.Config) (core.Model, error) { return m, nil }
+	cfg := experiments.DefaultRunConfig()
+	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
+	cfg.WebShop = &experiments.WebShopSettings{Goals: "0-1"}
+	ids := make(chan int64, 8)
+	type result struct {
+		sum experiments.Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := r.Run(context.Background(), cfg, func(p experiments.Progress) {
+			select {
+			case ids <- p.Experiment:
+			default:
+			}
+		})
+		done <- result{sum, err}
+	}()
+	id := <-ids
+	<-m.started
+	orphaned, err := r.Orphaned(t.Context(), id)
+	require.NoError(t, err)
+	assert.False(t, orphaned, "playing here")
+	assert.ErrorContains(t, r.Control(t.Context(), id, "pause"), "cannot be paused")
+	require.NoError(t, r.Control(t.Context(), id, "cancel"))
+	res := <-done
+	require.ErrorIs(t, res.err, context.Canceled)
+	assert.Equal(t, id, res.sum.Experiment)
+	e, err := st.Experiment(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusCancelled, e.Status)
+	assert.Zero(t, e.Done)
+}
+
+// TestWebShopLeaseAndStoredCancel: a WebShop run holds the experiment's
+// lease, so another runner (another process) sees it as held, not orphaned,
+// and cannot resume it; a cancel request stored by `mem1lab cancel ID`
+// reaches the run through its heartbeat.
+func TestWebShopLeaseAndStoredCancel(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	st, err := storage.Open(db)
+	require.NoError(t, err)
+	defer st.Close()
+	r := newLabRunner(st, nil)
+	defer r.Close()
+	r.Heartbeat = 5 * time.Millisecond
+	m := blockingShopper{started: make(chan struct{})}
+	r.ShopModel = func(webshop.Config) (core.Model, error) { return m, nil }
+	cfg := experiments.DefaultRunConfig()
+	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
+	cfg.WebShop = &experiments.WebShopSettings{Goals: "0"}
+	ids := make(chan int64, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Run(context.Background(), cfg, func(p experiments.Progress) {
+			select {
+			case ids <- p.Experiment:
+			default:
+			}
+		})
+		done <- err
+	}()
+	id := <-ids
+	<-m.started
+
+	other := newLabRunner(st, nil)
+	orphaned, err := other.Orphaned(t.Context(), id)
+	require.NoError(t, err)
+	assert.False(t, orphaned, "the lease is held by a live process")
+	_, err = other.Resume(t.Context(), id, nil)
+	require.ErrorIs(t, err, experiments.ErrBusy)
+
+	code, _, errs := run(t, "cancel", "--db", db, strconv.FormatInt(id, 10))
+	require.Equal(t, 0, code, errs)
+	require.ErrorIs(t, <-done, context.Canceled)
+	e, err := st.Experiment(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusCancelled, e.Status)
+	l, err := st.ExperimentLease(t.Context(), id)
+	require.NoError(t, err)
+	assert.Empty(t, l.Owner, "the lease is given up when the run ends")
+}
+
+// TestResumeCommandArgs: `resume` wants one experiment ID that exists.
+func TestResumeCommandArgs(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	st, err := storage.Open(db)
+	require.NoError(t, err)
+	require.NoError(t, st.Close())
+	code, _, errs := run(t, "resume", "--db", db)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "want one experiment ID")
+	code, _, errs = run(t, "resume", "x1", "--db", db)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, `experiment ID "x1"`)
+	code, _, errs = run(t, "resume", "42", "--db", db)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "42")
+}

@@ -1,0 +1,385 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/experiments/webshop"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// labRunner runs experiments of every task family: qa configs go to the
+// retrieval QA runner (experiments.Runner), webshop ones to webshop.Runner.
+// It is the GUI's runner (views.Runner and views.RunController) and what
+// `mem1lab run` and `mem1lab resume` use. Resume, Control and Orphaned
+// dispatch on the stored config's family.
+type labRunner struct {
+	QA    *experiments.Runner
+	Store *storage.Store
+	// ShopModel builds the WebShop model for a stored config (nil:
+	// shopModel: the scripted shopper when the config names no endpoint).
+	ShopModel func(cfg webshop.Config) (core.Model, error)
+	// Backoff between retried WebShop requests (nil: 0.5 s × attempt).
+	Backoff func(attempt int) time.Duration
+	// OnTurn (may be nil) is told of each stored WebShop turn.
+	OnTurn func(rolloutID int64, t core.Turn)
+	// Heartbeat is how often a WebShop run refreshes its lease on the
+	// experiment and reads control requests (`mem1lab cancel ID` from
+	// another process); 0 = 1 s.
+	Heartbeat time.Duration
+
+	mu     sync.Mutex
+	active map[int64]context.CancelFunc // WebShop experiments playing here
+	demo   *http.Server
+	demoAt string
+}
+
+func newLabRunner(st *storage.Store, qa *experiments.Runner) *labRunner {
+	if qa == nil {
+		qa = &experiments.Runner{Store: st, Env: st}
+	}
+	return &labRunner{QA: qa, Store: st}
+}
+
+// Close stops the fake WebShop started for demo runs, if any.
+func (r *labRunner) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.demo != nil {
+		_ = r.demo.Close()
+		r.demo, r.demoAt = nil, ""
+	}
+}
+
+// demoURL starts the fake WebShop in-process (once; runs share it) and gives
+// its root URL.
+func (r *labRunner) demoURL() (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.demo != nil {
+		return r.demoAt, nil
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("webshop demo: %w", err)
+	}
+	srv := &http.Server{Handler: webshop.NewFakeServer(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	r.demo, r.demoAt = srv, "http://"+ln.Addr().String()
+	return r.demoAt, nil
+}
+
+// Family is the stored experiment expID's task family ("qa" for configs
+// written before families existed).
+func (r *labRunner) Family(ctx context.Context, expID int64) (string, error) {
+	e, err := r.Store.Experiment(ctx, expID)
+	if err != nil {
+		return "", err
+	}
+	var f struct {
+		Family string `json:"family"`
+	}
+	_ = json.Unmarshal([]byte(e.ConfigJSON), &f)
+	if f.Family == "" {
+		return core.FamilyQA, nil
+	}
+	return f.Family, nil
+}
+
+// Run starts a new experiment for cfg in its family.
+func (r *labRunner) Run(ctx context.Context, cfg experiments.RunConfig, progress func(experiments.Progress)) (experiments.Summary, error) {
+	if !cfg.IsWebShop() {
+		if err := cfg.Validate(); err != nil { // an unknown family is refused here, not run as qa
+			return experiments.Summary{}, err
+		}
+		return r.QA.Run(ctx, cfg, progress)
+	}
+	wcfg, err := r.shopConfig(cfg)
+	if err != nil {
+		return experiments.Summary{}, err
+	}
+	name := cfg.Name
+	if name == "" {
+		name = fmt.Sprintf("webshop goals %s %s %s", cfg.WebShopResolved().Goals, wcfg.Policy, wcfg.Model)
+	}
+	return r.playShop(ctx, 0, progress, "", func(wr *webshop.Runner, ctx context.Context) (webshop.Summary, error) {
+		return wr.Run(ctx, name, wcfg)
+	}, wcfg)
+}
+
+// shopConfig turns a webshop RunConfig into the stored webshop.Config,
+// starting the fake WebShop when the environment is demo.
+func (r *labRunner) shopConfig(cfg experiments.RunConfig) (webshop.Config, error) {
+	if err := cfg.Validate(); err != nil {
+		return webshop.Config{}, err
+	}
+	w := cfg.WebShopResolved()
+	goals, err := experiments.ParseGoalList(w.Goals)
+	if err != nil {
+		return webshop.Config{}, err
+	}
+	tmpl, err := readTemplate(cfg.Template)
+	if err != nil {
+		return webshop.Config{}, err
+	}
+	wc := webshop.Config{EnvURL: w.Env, Goals: goals, Policy: cfg.Policy, MaxTurns: cfg.MaxTurns, Model: cfg.Model,
+		Template: tmpl, Retries: w.Retries, Timeout: w.TimeoutSeconds}
+	if cfg.Endpoint == experiments.WebShopScripted {
+		wc.Model = webshop.ScriptedModelName
+	} else {
+		wc.Endpoint, wc.Mode, wc.APIKeyEnv = cfg.Endpoint, cfg.Mode, cfg.APIKeyEnv
+		wc.Temperature, wc.TopP, wc.MaxTokens, wc.RequestTimeout = cfg.Temperature, cfg.TopP, cfg.MaxTokens, cfg.TimeoutSeconds
+	}
+	if w.Env == experiments.WebShopDemo {
+		if wc.EnvURL, err = r.demoURL(); err != nil {
+			return webshop.Config{}, err
+		}
+		wc.FakeReward = true
+	}
+	return wc, nil
+}
+
+// shopModel is the default ShopModel: the scripted shopper for a config
+// without an endpoint, else the endpoint's model (its key read from the
+// named environment variable).
+func shopModel(cfg webshop.Config) (core.Model, error) {
+	if cfg.Endpoint == "" {
+		if cfg.Model != webshop.ScriptedModelName {
+			return nil, fmt.Errorf("webshop: the stored config names model %q but no endpoint: resume it with `mem1lab webshop-run --resume ID --endpoint URL --model %s`", cfg.Model, cfg.Model)
+		}
+		return webshop.Scripted{}, nil
+	}
+	key, _ := experiments.ResolveKey(cfg.APIKeyEnv, "")
+	timeout := time.Duration(cfg.RequestTimeout * float64(time.Second))
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	return experiments.NewModel(experiments.Endpoint{BaseURL: cfg.Endpoint, Model: cfg.Model, Mode: cfg.Mode, APIKey: key,
+		Temperature: cfg.Temperature, TopP: cfg.TopP, MaxTokens: cfg.MaxTokens, Timeout: timeout})
+}
+
+// playShop runs one WebShop play (a Run, or a Resume of expID) with a
+// cancel that Control can reach, progress in the experiments.Progress shape,
+// and the figures as a one-group experiments.Summary (mean reward as EM and
+// F1, in [0, 1]). A cancelled play returns the context's error with the
+// summary so far.
+func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(experiments.Progress), envURL string,
+	play func(*webshop.Runner, context.Context) (webshop.Summary, error), cfg webshop.Config) (experiments.Summary, error) {
+	newModel := r.ShopModel
+	if newModel == nil {
+		newModel = shopModel
+	}
+	m, err := newModel(cfg)
+	if err != nil {
+		return experiments.Summary{Experiment: expID}, err
+	}
+	backoff := r.Backoff
+	if backoff == nil {
+		backoff = func(a int) time.Duration { return time.Duration(a) * 500 * time.Millisecond }
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	owner := leaseOwner()
+	registered := int64(0)
+	var beats sync.WaitGroup
+	stopBeats := make(chan struct{})
+	register := func(id int64) {
+		if id == 0 || registered == id {
+			return
+		}
+		r.mu.Lock()
+		if r.active == nil {
+			r.active = map[int64]context.CancelFunc{}
+		}
+		r.active[id] = cancel
+		r.mu.Unlock()
+		registered = id
+		// The lease tells other processes (and Runs) that the experiment
+		// is played here, and carries their cancel requests.
+		bg := context.WithoutCancel(ctx)
+		if l, err := r.Store.ExperimentLease(bg, id); err == nil {
+			if ok, _ := r.Store.ClaimExperiment(bg, id, owner, l.Owner); !ok {
+				return
+			}
+		}
+		every := r.Heartbeat
+		if every <= 0 {
+			every = time.Second
+		}
+		beats.Add(1)
+		go func() {
+			defer beats.Done()
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stopBeats:
+					return
+				case <-tick.C:
+					if control, err := r.Store.TouchExperiment(bg, id, owner); err == nil && control == "cancel" {
+						cancel()
+					}
+				}
+			}
+		}()
+	}
+	defer func() {
+		close(stopBeats)
+		beats.Wait()
+		if registered != 0 {
+			_ = r.Store.ReleaseExperiment(context.WithoutCancel(ctx), registered, owner)
+			r.mu.Lock()
+			delete(r.active, registered)
+			r.mu.Unlock()
+		}
+	}()
+	register(expID)
+	wr := &webshop.Runner{Store: r.Store, Model: m, Backoff: backoff, EnvURL: envURL, Progress: r.OnTurn,
+		Report: func(pr experiments.Progress) {
+			register(pr.Experiment)
+			if progress != nil {
+				progress(pr)
+			}
+		}}
+	ws, err := play(wr, ctx)
+	sum := experiments.Summary{Experiment: ws.Experiment}
+	if ws.Rollouts > 0 {
+		g := experiments.Group{Policy: cfg.Policy, Objectives: 1, Rollouts: ws.Rollouts, Failed: ws.Failed,
+			MeanEM: ws.Reward100 / 100, MeanF1: ws.Reward100 / 100, MeanPeakTokens: ws.PeakTokens, MeanSeconds: ws.Seconds}
+		if !math.IsNaN(ws.PeakTokens) {
+			g.MeanPaperPeakTokens, g.PaperPeakN = ws.PeakTokens, ws.Done
+		}
+		sum.Groups = []experiments.Group{g}
+	}
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("webshop: experiment %d cancelled: %w", ws.Experiment, ctx.Err())
+	}
+	return sum, err
+}
+
+// Resume continues experiment expID in its family; a WebShop experiment run
+// on the in-process fake WebShop gets a fresh one (episodes are replayed, so
+// any server of the same goals will do).
+func (r *labRunner) Resume(ctx context.Context, expID int64, progress func(experiments.Progress)) (experiments.Summary, error) {
+	return r.resumeAt(ctx, expID, "", progress)
+}
+
+// resumeAt is Resume with the WebShop server replaced by env ("" = the
+// stored one, or a fresh fake for a demo run; "demo" = a fresh fake).
+func (r *labRunner) resumeAt(ctx context.Context, expID int64, env string, progress func(experiments.Progress)) (experiments.Summary, error) {
+	fam, err := r.Family(ctx, expID)
+	if err != nil {
+		return experiments.Summary{Experiment: expID}, err
+	}
+	switch fam {
+	case core.FamilyQA:
+		return r.QA.Resume(ctx, expID, progress)
+	case core.FamilyWebShop:
+	default:
+		return experiments.Summary{Experiment: expID}, fmt.Errorf("experiment %d: unknown task family %q", expID, fam)
+	}
+	e, err := r.Store.Experiment(ctx, expID)
+	if err != nil {
+		return experiments.Summary{Experiment: expID}, err
+	}
+	var cfg webshop.Config
+	if err := json.Unmarshal([]byte(e.ConfigJSON), &cfg); err != nil {
+		return experiments.Summary{Experiment: expID}, fmt.Errorf("experiment %d: stored config: %w", expID, err)
+	}
+	r.mu.Lock()
+	_, busy := r.active[expID]
+	r.mu.Unlock()
+	if !busy {
+		l, err := r.Store.ExperimentLease(ctx, expID)
+		if err != nil {
+			return experiments.Summary{Experiment: expID}, err
+		}
+		orphaned, _ := r.QA.Orphaned(ctx, expID)
+		busy = l.Owner != "" && l.Status == storage.StatusRunning && !orphaned
+	}
+	if busy {
+		return experiments.Summary{Experiment: expID}, fmt.Errorf("experiment %d: %w", expID, experiments.ErrBusy)
+	}
+	if env == experiments.WebShopDemo || env == "" && cfg.FakeReward {
+		if env, err = r.demoURL(); err != nil {
+			return experiments.Summary{Experiment: expID}, err
+		}
+	}
+	return r.playShop(ctx, expID, progress, env, func(wr *webshop.Runner, ctx context.Context) (webshop.Summary, error) {
+		return wr.Resume(ctx, expID)
+	}, cfg)
+}
+
+// Control pauses, resumes or cancels a running experiment. A WebShop
+// experiment playing in this process can be cancelled (its finished turns are
+// kept; Resume continues it); it cannot be paused.
+func (r *labRunner) Control(ctx context.Context, expID int64, action string) error {
+	r.mu.Lock()
+	cancel, mine := r.active[expID]
+	r.mu.Unlock()
+	if !mine {
+		if fam, err := r.Family(ctx, expID); err == nil && fam == core.FamilyWebShop && action != "cancel" {
+			return errors.New("WebShop experiments cannot be paused: cancel, then resume")
+		}
+		return r.QA.Control(ctx, expID, action)
+	}
+	switch action {
+	case "cancel":
+		cancel()
+		return nil
+	case "pause", "resume":
+		return errors.New("WebShop experiments cannot be paused: cancel, then resume")
+	default:
+		return fmt.Errorf("runner: unknown action %q (want pause, resume or cancel)", action)
+	}
+}
+
+// Orphaned reports whether an experiment listed as running has no live
+// process holding it; a WebShop experiment playing here never is.
+func (r *labRunner) Orphaned(ctx context.Context, expID int64) (bool, error) {
+	r.mu.Lock()
+	_, mine := r.active[expID]
+	r.mu.Unlock()
+	if mine {
+		return false, nil
+	}
+	return r.QA.Orphaned(ctx, expID)
+}
+
+// readTemplate reads a WebShop prompt template file ("" = the built-in
+// prompt). Errors: the file cannot be read, or it has no {instruction} slot.
+func readTemplate(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(string(b), core.InstructionSlot) {
+		return "", fmt.Errorf("%s: no %s slot", path, core.InstructionSlot)
+	}
+	return string(b), nil
+}
+
+// leaseOwner names this process as an experiment's lease holder, in the
+// runner's "host|pid|nonce" form (so its liveness checks apply).
+func leaseOwner() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s|%d|%s", strings.ReplaceAll(host, "|", "_"), os.Getpid(), hex.EncodeToString(b))
+}
