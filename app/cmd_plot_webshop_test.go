@@ -22,7 +22,7 @@ func TestPlotWebShopCharts(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	dir := t.TempDir()
 
-	code, _, errs = run(t, "plot", "--help")
+	_, _, errs = run(t, "plot", "--help")
 	assert.Contains(t, errs, "reward-turns")
 	assert.Contains(t, errs, "dependency")
 
