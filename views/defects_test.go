@@ -699,7 +699,7 @@ func TestDefect16WordingAndTruncation(t *testing.T) {
 		t.Errorf("no column %q", header)
 	}
 	em(u.runs.settings, "Mean EM", "16.000")
-	em(u.runs.table, "Mean EM", "16.000")
+	em(u.runs.table, "Mean EM / reward", "16.000")
 	em(u.rollouts.list.table, "EM", "16.00")
 	em(u.runs.rollouts.table, "EM", "16.00")
 

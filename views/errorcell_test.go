@@ -18,3 +18,16 @@ func TestErrorCellCancelledIsResumable(t *testing.T) {
 	assert.Equal(t, firstLine(stopped), errorCell(storage.StatusFailed, stopped), "a failed rollout keeps its error")
 	assert.Equal(t, "", errorCell(storage.StatusDone, ""))
 }
+
+// Runs names the per-setting score by the selected experiment's family.
+func TestRunsSettingsHeaderFollowsFamily(t *testing.T) {
+	u, _ := newTestUI(t, newFakeStore(), nil)
+	act(u, func() {
+		u.runs.showSelected(storage.ExperimentRow{ID: 1, ConfigJSON: `{"family":"webshop","goals":[0]}`})
+		assert.Equal(t, "Mean reward", u.runs.settings.headers[7])
+		assert.GreaterOrEqual(t, u.runs.settings.widths[7], headerWidth("Mean reward"))
+		u.runs.showSelected(storage.ExperimentRow{ID: 1, ConfigJSON: `{"objectives":2}`})
+		assert.Equal(t, "Mean EM", u.runs.settings.headers[7])
+	})
+	u.wait()
+}

@@ -46,6 +46,9 @@ type runPanel struct {
 	u       *UI
 	st      newExperimentStore
 	content fyne.CanvasObject
+	// webshop is set while the run launched last is a WebShop one (its
+	// summary shows rewards).
+	webshop bool
 
 	name, endpoint, model, apiKeyEnv               *widget.Entry
 	mode, dataset, compose                         *widget.Select
@@ -691,6 +694,7 @@ func (p *runPanel) resumeOffered() {
 
 // launch starts a new experiment with cfg.
 func (p *runPanel) launch(cfg experiments.RunConfig) {
+	p.webshop = cfg.IsWebShop()
 	if pr := p.u.prefs; pr != nil && len(cfg.Endpoints) == 0 && !cfg.IsWebShop() {
 		pr.SetString(prefEndpoint, cfg.Endpoint) // the form opens on them next time
 		pr.SetString(prefModel, cfg.Model)
@@ -868,6 +872,14 @@ func (p *runPanel) finish(sum experiments.Summary, err error, cancelled bool) {
 		rows[i] = []string{g.Policy, strconv.Itoa(g.Objectives), strconv.Itoa(g.Rollouts), strconv.Itoa(g.Failed),
 			scoreText("%.3f", g.MeanEM, g.Rollouts > g.Failed), scoreText("%.3f", g.MeanF1, g.Rollouts > g.Failed),
 			scoreText("%.0f", g.MeanPeakTokens, g.Rollouts > g.Failed), scoreText("%.1f", g.MeanSeconds, g.Rollouts > g.Failed)}
+	}
+	// A WebShop episode scores its final reward (stored as EM and F1 alike).
+	if p.webshop {
+		p.summary.setHeader(4, "Mean reward")
+		p.summary.setHeader(5, "Mean F1 (= reward)")
+	} else {
+		p.summary.setHeader(4, "Mean EM")
+		p.summary.setHeader(5, "Mean F1")
 	}
 	p.summary.setRows(rows)
 	p.u.events.ExperimentFinished.Emit(RunEnded{Experiment: sum.Experiment, Summary: sum, Err: err, Cancelled: cancelled})

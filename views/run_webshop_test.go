@@ -129,6 +129,7 @@ func TestNewExperimentWebShopFamily(t *testing.T) {
 		assert.Contains(t, p.status.Text, "Run finished")
 		assert.Contains(t, p.progress.Text, "3 done, 0 failed")
 		assert.Empty(t, p.errors.Text)
+		assert.Equal(t, "Mean reward", p.summary.headers[4], "the summary names the reward")
 	})
 	rows, err := st.Rollouts(t.Context(), lastPr.Experiment)
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package views
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
@@ -67,7 +69,7 @@ type runsPanel struct {
 
 func newRunsPanel(u *UI) *runsPanel {
 	p := &runsPanel{u: u, st: u.deps.Store}
-	p.table = newDataTable([]string{"Name", "Created", "Status", "Progress", "Mean EM"}, []float32{240, 150, 90, 230, 80})
+	p.table = newDataTable([]string{"Name", "Created", "Status", "Progress", "Mean EM / reward"}, []float32{240, 150, 90, 230, 80})
 	p.rollouts = newRolloutList(u, u.deps.Store, u)
 	p.status = widget.NewLabel("")
 	p.status.Wrapping = fyne.TextWrapWord
@@ -213,6 +215,11 @@ func paperPeakMean(mean float64, n int) string {
 // showSelected shows the selected experiment: its live progress when this UI
 // plays it, else its stored counts and per-setting means.
 func (p *runsPanel) showSelected(e storage.ExperimentRow) {
+	if webShopExperiment(e.ConfigJSON) {
+		p.settings.setHeader(7, "Mean reward")
+	} else {
+		p.settings.setHeader(7, "Mean EM")
+	}
 	p.title.SetText(experimentLabel(e) + " · " + statusText(e, p.orphaned[e.ID] && !p.playing[e.ID]))
 	p.settingSeq++ // a stored-settings load still in flight for an earlier selection is stale now
 	live := false
@@ -265,6 +272,15 @@ func (p *runsPanel) showSelected(e storage.ExperimentRow) {
 
 // settingsOf aggregates stored rollouts by (model, policy, objectives), in
 // first-seen order; means are over done rollouts.
+// webShopExperiment reports whether an experiment's stored config is a
+// WebShop one ("family": "webshop"); anything unreadable counts as QA.
+func webShopExperiment(configJSON string) bool {
+	var c struct {
+		Family string `json:"family"`
+	}
+	return json.Unmarshal([]byte(configJSON), &c) == nil && c.Family == core.FamilyWebShop
+}
+
 func settingsOf(rows []storage.RolloutRow) []experiments.SettingProgress {
 	type key struct {
 		m, p string

@@ -20,6 +20,21 @@ type dataTable struct {
 	onActivate func(row int)
 }
 
+// setHeader renames column col (e.g. "Mean EM" to "Mean reward" for a
+// WebShop experiment), widening it when the new header needs more room.
+func (d *dataTable) setHeader(col int, text string) {
+	if col < 0 || col >= len(d.headers) || d.headers[col] == text {
+		return
+	}
+	d.headers = append([]string(nil), d.headers...) // callers may share the slice they passed in
+	d.headers[col] = text
+	if w := headerWidth(text); w > d.widths[col] {
+		d.widths[col] = w
+		d.table.SetColumnWidth(col, w)
+	}
+	d.table.Refresh()
+}
+
 func newDataTable(headers []string, widths []float32) *dataTable {
 	d := &dataTable{headers: headers, selected: -1}
 	d.table = &keyTable{data: d}
