@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -117,6 +118,9 @@ type importer struct {
 	// firstLine maps kind NUL id (kind "question" or "passage") to where this
 	// import first read that id, to refuse a second line with it.
 	firstLine map[string]fileLine
+	// fresh: the store had no passages when this import's transaction began, so
+	// every passage id is new unless once() refuses it (no per-row lookup).
+	fresh bool
 
 	passageByID   *sql.Stmt
 	passageByHash *sql.Stmt
@@ -191,13 +195,35 @@ func (im *importer) ensureDataset(name string) error {
 // collapse joins the whitespace-separated fields of s with single spaces.
 func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// contentHash identifies a passage by its title and whitespace-collapsed text.
+// contentHash identifies a passage by its title and whitespace-collapsed text:
+// hex SHA-1 of title, a NUL byte, then collapse(text), which is hashed field by
+// field as it is found (no copy of the text is made).
 func contentHash(title, text string) string {
 	h := sha1.New()
-	h.Write([]byte(title))
+	io.WriteString(h, title)
 	h.Write([]byte{0})
-	h.Write([]byte(collapse(text)))
-	return hex.EncodeToString(h.Sum(nil))
+	start, first := -1, true
+	for i, r := range text {
+		if unicode.IsSpace(r) {
+			if start >= 0 {
+				if !first {
+					h.Write([]byte{' '})
+				}
+				io.WriteString(h, text[start:i])
+				start, first = -1, false
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	if start >= 0 {
+		if !first {
+			h.Write([]byte{' '})
+		}
+		io.WriteString(h, text[start:])
+	}
+	var sum [sha1.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0]))
 }
 
 // mergeDatasets returns the sorted union of the JSON list old and add, and
@@ -228,7 +254,10 @@ func (im *importer) putPassage(id, title, text string, datasets []string) (bool,
 	}
 	hash := contentHash(title, text)
 	var oldTitle, oldText, oldDS string
-	err := im.passageByID.QueryRowContext(im.ctx, id).Scan(&oldTitle, &oldText, &oldDS)
+	err := sql.ErrNoRows
+	if !im.fresh {
+		err = im.passageByID.QueryRowContext(im.ctx, id).Scan(&oldTitle, &oldText, &oldDS)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		ds := slices.Clone(datasets)
 		slices.Sort(ds)
