@@ -196,34 +196,35 @@ func (im *importer) ensureDataset(name string) error {
 func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // contentHash identifies a passage by its title and whitespace-collapsed text:
-// hex SHA-1 of title, a NUL byte, then collapse(text), which is hashed field by
-// field as it is found (no copy of the text is made).
+// hex SHA-1 of title, a NUL byte, then collapse(text), built in one buffer
+// (fields of text found as strings.Fields finds them, joined by single spaces).
 func contentHash(title, text string) string {
-	h := sha1.New()
-	io.WriteString(h, title)
-	h.Write([]byte{0})
-	start, first := -1, true
+	buf := make([]byte, 0, len(title)+1+len(text))
+	buf = append(buf, title...)
+	buf = append(buf, 0)
+	mark := len(buf) // where the next field goes; a space first after the first field
+	start := -1
 	for i, r := range text {
 		if unicode.IsSpace(r) {
 			if start >= 0 {
-				if !first {
-					h.Write([]byte{' '})
+				if len(buf) > mark {
+					buf = append(buf, ' ')
 				}
-				io.WriteString(h, text[start:i])
-				start, first = -1, false
+				buf = append(buf, text[start:i]...)
+				start = -1
 			}
 		} else if start < 0 {
 			start = i
 		}
 	}
 	if start >= 0 {
-		if !first {
-			h.Write([]byte{' '})
+		if len(buf) > mark {
+			buf = append(buf, ' ')
 		}
-		io.WriteString(h, text[start:])
+		buf = append(buf, text[start:]...)
 	}
-	var sum [sha1.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0]))
+	sum := sha1.Sum(buf)
+	return hex.EncodeToString(sum[:])
 }
 
 // mergeDatasets returns the sorted union of the JSON list old and add, and
