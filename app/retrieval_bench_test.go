@@ -295,6 +295,20 @@ func BenchmarkRetrieval1M(b *testing.B) {
 			100*float64(gold)/float64(len(qs)), 100*float64(shared)/float64(3*len(qs)))
 		b.ReportMetric(p50, e.name+"-p50-ms")
 	}
+	// Acceptance: `mem1lab search` itself (a fresh CLI process's path) on this store.
+	for _, kind := range []string{"bm25-tuned", "bm25"} {
+		var out, errb bufferWriter
+		c := &CLI{Stdout: &out, Stderr: &errb}
+		if code := c.Run([]string{"search", "--db", db, "--retriever", kind, "--questions", "200", "--json"}); code != 0 {
+			b.Fatalf("mem1lab search: %d: %s", code, errb.String())
+		}
+		var rep searchReport
+		if err := json.Unmarshal(out.b, &rep); err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("`mem1lab search --retriever %s --questions 200`: p50 %.2f ms, p95 %.2f ms over %d passages (opened in %.1f ms)\n",
+			kind, rep.P50MS, rep.P95MS, rep.Passages, rep.OpenMS)
+	}
 	st2 := tuned.Stats()
 	fmt.Printf("bm25-tuned pruned %.2f words per query\n", float64(st2.PrunedTerms)/float64(max(1, st2.Queries)))
 	fmt.Printf("index build: `mem1lab import` (bulk) %.0f passages/s over %d (%s per CPU-second, load %s at its end); bleve %.0f passages/s over %d\n",

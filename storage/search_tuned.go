@@ -37,7 +37,7 @@ type TunedOptions struct {
 	// document frequencies stays at most this (the rarest word is always
 	// searched), so a query scores at most about this many (passage, word)
 	// postings. Words left out are the most frequent ones, whose BM25 weight
-	// (IDF) is the smallest. Default 200,000; negative disables it.
+	// (IDF) is the smallest. Default 150,000; negative disables it.
 	MaxQueryPostings int
 	// CacheMiB is each read connection's SQLite page cache (PRAGMA cache_size).
 	// Default 64.
@@ -79,7 +79,7 @@ func (s *Store) TunedSearcher(opts TunedOptions) (*TunedSearcher, error) {
 		opts.MaxPostings = 50000
 	}
 	if opts.MaxQueryPostings == 0 {
-		opts.MaxQueryPostings = 200000
+		opts.MaxQueryPostings = 150000
 	}
 	if opts.CacheMiB <= 0 {
 		opts.CacheMiB = 64
