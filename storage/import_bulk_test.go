@@ -33,7 +33,7 @@ func TestContentHashIsSHA1OfCollapsedText(t *testing.T) {
 // TestImportBundleBulkRefusesRepeatedIDs: the bulk path skips the per-row
 // lookup on an empty store, so a repeated id inside the file must still be a
 // file:line error that stores nothing; the FTS5 hashsize used for the load is
-// not left in the index's configuration.
+// not left in the index's configuration, whether the load fails or succeeds.
 func TestImportBundleBulkRefusesRepeatedIDs(t *testing.T) {
 	ctx := ctxT(t)
 	dir := t.TempDir()
@@ -47,6 +47,14 @@ func TestImportBundleBulkRefusesRepeatedIDs(t *testing.T) {
 	require.ErrorAs(t, err, &le)
 	assert.Equal(t, 3, le.Line)
 	assert.Equal(t, before, counts(t, s))
+	// The failed load rolled back whole: trigger, content-hash index and FTS5
+	// configuration as before it.
+	var objs, cfg int
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master
+		WHERE name IN ('passages_ai', 'passages_content_hash')`).Scan(&objs))
+	assert.Equal(t, 2, objs)
+	require.NoError(t, s.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM passages_fts_config WHERE k = 'hashsize'`).Scan(&cfg))
+	assert.Zero(t, cfg)
 
 	st, err := s.ImportBundleBulk(ctx, smallBundle(t))
 	require.NoError(t, err)
