@@ -266,3 +266,34 @@ func TestSelectTerms(t *testing.T) {
 	assert.Equal(t, []string{"y"}, got)
 	assert.Equal(t, 1, dropped)
 }
+
+// TestTunedSearchPrunesNothingOnBundle: for every one of the bundle's questions
+// (all datasets) the tuned searcher's default limits keep every query word, so
+// on the bundle bm25-tuned searches exactly what bm25 searches and the oracle
+// agent's EM cannot change with the retriever choice.
+func TestTunedSearchPrunesNothingOnBundle(t *testing.T) {
+	s := sharedBundleStore(t)
+	ctx := ctxT(t)
+	ts, err := s.TunedSearcher(TunedOptions{})
+	require.NoError(t, err)
+	defer ts.Close()
+	n, err := s.CountQuestions(ctx, "")
+	require.NoError(t, err)
+	infos, err := s.Datasets(ctx)
+	require.NoError(t, err)
+	asked := 0
+	for _, d := range infos {
+		qs, err := s.Questions(ctx, d.Name, 0, 0)
+		require.NoError(t, err)
+		for _, q := range qs {
+			terms := queryTerms(q.Question)
+			kept, pruned, err := ts.pruneTerms(ctx, terms)
+			require.NoError(t, err)
+			require.Zero(t, pruned, q.Question)
+			require.Equal(t, terms, kept)
+			asked++
+		}
+	}
+	assert.Equal(t, n, asked)
+	assert.Greater(t, asked, 4000)
+}
