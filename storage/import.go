@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -117,6 +118,9 @@ type importer struct {
 	// firstLine maps kind NUL id (kind "question" or "passage") to where this
 	// import first read that id, to refuse a second line with it.
 	firstLine map[string]fileLine
+	// fresh: the store had no passages when this import's transaction began, so
+	// every passage id is new unless once() refuses it (no per-row lookup).
+	fresh bool
 
 	passageByID   *sql.Stmt
 	passageByHash *sql.Stmt
@@ -191,13 +195,36 @@ func (im *importer) ensureDataset(name string) error {
 // collapse joins the whitespace-separated fields of s with single spaces.
 func collapse(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// contentHash identifies a passage by its title and whitespace-collapsed text.
+// contentHash identifies a passage by its title and whitespace-collapsed text:
+// hex SHA-1 of title, a NUL byte, then collapse(text), built in one buffer
+// (fields of text found as strings.Fields finds them, joined by single spaces).
 func contentHash(title, text string) string {
-	h := sha1.New()
-	h.Write([]byte(title))
-	h.Write([]byte{0})
-	h.Write([]byte(collapse(text)))
-	return hex.EncodeToString(h.Sum(nil))
+	buf := make([]byte, 0, len(title)+1+len(text))
+	buf = append(buf, title...)
+	buf = append(buf, 0)
+	mark := len(buf) // where the next field goes; a space first after the first field
+	start := -1
+	for i, r := range text {
+		if unicode.IsSpace(r) {
+			if start >= 0 {
+				if len(buf) > mark {
+					buf = append(buf, ' ')
+				}
+				buf = append(buf, text[start:i]...)
+				start = -1
+			}
+		} else if start < 0 {
+			start = i
+		}
+	}
+	if start >= 0 {
+		if len(buf) > mark {
+			buf = append(buf, ' ')
+		}
+		buf = append(buf, text[start:]...)
+	}
+	sum := sha1.Sum(buf)
+	return hex.EncodeToString(sum[:])
 }
 
 // mergeDatasets returns the sorted union of the JSON list old and add, and
@@ -228,7 +255,10 @@ func (im *importer) putPassage(id, title, text string, datasets []string) (bool,
 	}
 	hash := contentHash(title, text)
 	var oldTitle, oldText, oldDS string
-	err := im.passageByID.QueryRowContext(im.ctx, id).Scan(&oldTitle, &oldText, &oldDS)
+	err := sql.ErrNoRows
+	if !im.fresh {
+		err = im.passageByID.QueryRowContext(im.ctx, id).Scan(&oldTitle, &oldText, &oldDS)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		ds := slices.Clone(datasets)
 		slices.Sort(ds)

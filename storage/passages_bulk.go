@@ -38,8 +38,17 @@ func (s *Store) ImportBundleBulk(ctx context.Context, dir string) (ImportStats, 
 			// Index maintenance is deferred: the FTS trigger and the content-hash
 			// index (random SHA-1 keys, one B-tree page touched per row) are
 			// rebuilt once after the load.
+			var any int
+			if err := im.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM passages)`).Scan(&any); err != nil {
+				return err
+			}
+			im.fresh = any == 0
 			for _, q := range []string{`DROP TRIGGER IF EXISTS passages_ai`, `DROP INDEX IF EXISTS passages_content_hash`,
-				fmt.Sprintf(`PRAGMA cache_size = %d`, -bulkCacheKiB)} {
+				fmt.Sprintf(`PRAGMA cache_size = %d`, -bulkCacheKiB),
+				// FTS5 flushes its in-memory index to a new segment every
+				// 'hashsize' bytes (1 MiB by default): 64 MiB makes the rebuild
+				// write fewer, larger segments and merge less.
+				fmt.Sprintf(`INSERT INTO passages_fts(passages_fts, rank) VALUES ('hashsize', %d)`, bulkHashBytes)} {
 				if _, err := im.tx.ExecContext(ctx, q); err != nil {
 					return err
 				}
@@ -52,7 +61,12 @@ func (s *Store) ImportBundleBulk(ctx context.Context, dir string) (ImportStats, 
 			if _, err := im.tx.ExecContext(ctx, `INSERT INTO passages_fts(passages_fts) VALUES('rebuild')`); err != nil {
 				return fmt.Errorf("storage: rebuild passage index: %w", err)
 			}
-			for _, q := range []string{passagesInsertTrigger, passagesHashIndex, `PRAGMA cache_size = -2000`} {
+			for _, q := range []string{passagesInsertTrigger, passagesHashIndex, `PRAGMA cache_size = -2000`,
+				// Back to FTS5's default (setting it bumps the index's config
+				// cookie, so every connection rereads it), then no row at all, as
+				// a store that never had a bulk load.
+				fmt.Sprintf(`INSERT INTO passages_fts(passages_fts, rank) VALUES ('hashsize', %d)`, 1<<20),
+				`DELETE FROM passages_fts_config WHERE k = 'hashsize'`} {
 				if _, err := im.tx.ExecContext(ctx, q); err != nil {
 					return err
 				}
@@ -64,6 +78,9 @@ func (s *Store) ImportBundleBulk(ctx context.Context, dir string) (ImportStats, 
 // bulkCacheKiB is the writer's page cache during a bulk load (256 MiB); it is
 // set back to SQLite's default (2,000 KiB) afterwards.
 const bulkCacheKiB = 256 << 10
+
+// bulkHashBytes is FTS5's 'hashsize' during a bulk load's index rebuild.
+const bulkHashBytes = 64 << 20
 
 // passagesHashIndex re-creates the content-hash index as the schema defines it.
 const passagesHashIndex = `CREATE INDEX passages_content_hash ON passages(content_hash)`

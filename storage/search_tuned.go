@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"runtime"
+	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"unicode"
@@ -30,6 +32,13 @@ type TunedOptions struct {
 	// every passage holding any searched word, so the cap bounds a query's work to
 	// about (words × MaxPostings) rows. Default 50,000; negative disables pruning.
 	MaxPostings int
+	// MaxQueryPostings bounds the words of one query together: after the
+	// MaxPostings cap, words are taken rarest first while the sum of their
+	// document frequencies stays at most this (the rarest word is always
+	// searched), so a query scores at most about this many (passage, word)
+	// postings. Words left out are the most frequent ones, whose BM25 weight
+	// (IDF) is the smallest. Default 150,000; negative disables it.
+	MaxQueryPostings int
 	// CacheMiB is each read connection's SQLite page cache (PRAGMA cache_size).
 	// Default 64.
 	CacheMiB int
@@ -40,10 +49,10 @@ type TunedOptions struct {
 
 // TunedSearcher is the FTS5 BM25 retriever with the issue-11 tuning: its own
 // read-only connection pool with a larger page cache and memory-mapped I/O, and
-// query words pruned by document frequency (TunedOptions.MaxPostings) read from
-// an fts5vocab table over passages_fts. Ranking is the same bm25() as
-// Store.Search; with no word over the cap the top k are identical. It satisfies
-// core.Environment and is safe for concurrent use.
+// query words pruned by document frequency (TunedOptions.MaxPostings per word,
+// MaxQueryPostings per query) read from an fts5vocab table over passages_fts.
+// Ranking is the same bm25() as Store.Search; when no word is pruned the top k
+// are identical. It satisfies core.Environment and is safe for concurrent use.
 type TunedSearcher struct {
 	db   *sql.DB
 	opts TunedOptions
@@ -68,6 +77,9 @@ const tunedDriver = "sqlite3_mem1lab_tuned"
 func (s *Store) TunedSearcher(opts TunedOptions) (*TunedSearcher, error) {
 	if opts.MaxPostings == 0 {
 		opts.MaxPostings = 50000
+	}
+	if opts.MaxQueryPostings == 0 {
+		opts.MaxQueryPostings = 150000
 	}
 	if opts.CacheMiB <= 0 {
 		opts.CacheMiB = 64
@@ -145,10 +157,12 @@ func indexedForm(w string) string {
 	return porter.StemString(w)
 }
 
-// pruneTerms drops the words whose document frequency is over the cap, keeping
-// at least the rarest one. It returns the words kept and how many were dropped.
+// pruneTerms drops the words whose document frequency is over the cap, then the
+// most frequent of the rest while their frequencies sum to more than
+// MaxQueryPostings, keeping at least the rarest word; the words kept stay in
+// query order. It returns the words kept and how many were dropped.
 func (t *TunedSearcher) pruneTerms(ctx context.Context, terms []string) ([]string, int, error) {
-	if t.opts.MaxPostings < 0 || len(terms) < 2 {
+	if (t.opts.MaxPostings < 0 && t.opts.MaxQueryPostings < 0) || len(terms) < 2 {
 		return terms, 0, nil
 	}
 	forms := make([]any, len(terms))
@@ -175,21 +189,51 @@ func (t *TunedSearcher) pruneTerms(ctx context.Context, terms []string) ([]strin
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
 	}
+	kept, dropped := selectTerms(terms, func(i int) int { return df[forms[i].(string)] },
+		t.opts.MaxPostings, t.opts.MaxQueryPostings)
+	return kept, dropped, nil
+}
+
+// selectTerms is pruneTerms' rule over words with document frequencies df(i):
+// a word over maxPostings is dropped, then words are admitted rarest first (ties
+// in query order) while the admitted frequencies sum to at most maxQuery; the
+// rarest word is always kept. A negative limit is no limit. The words kept are
+// returned in query order with the number dropped.
+func selectTerms(terms []string, df func(i int) int, maxPostings, maxQuery int) ([]string, int) {
+	order := make([]int, 0, len(terms))
+	rarest := 0
+	for i := range terms {
+		if df(i) < df(rarest) {
+			rarest = i
+		}
+		if maxPostings < 0 || df(i) <= maxPostings {
+			order = append(order, i)
+		}
+	}
+	keep := make([]bool, len(terms))
+	if maxQuery < 0 {
+		for _, i := range order {
+			keep[i] = true
+		}
+	} else {
+		sort.SliceStable(order, func(a, b int) bool { return df(order[a]) < df(order[b]) })
+		sum := 0
+		for _, i := range order {
+			if sum+df(i) > maxQuery {
+				break
+			}
+			sum += df(i)
+			keep[i] = true
+		}
+	}
+	keep[rarest] = keep[rarest] || !slices.Contains(keep, true)
 	kept := make([]string, 0, len(terms))
-	rarest, rarestDF := "", -1
 	for i, w := range terms {
-		d := df[forms[i].(string)]
-		if d <= t.opts.MaxPostings {
+		if keep[i] {
 			kept = append(kept, w)
 		}
-		if rarestDF < 0 || d < rarestDF {
-			rarest, rarestDF = w, d
-		}
 	}
-	if len(kept) == 0 {
-		kept = []string{rarest}
-	}
-	return kept, len(terms) - len(kept), nil
+	return kept, len(terms) - len(kept)
 }
 
 // Search returns the k best passages for query under FTS5 bm25() over the words

@@ -191,3 +191,109 @@ func TestPassageFingerprintAndScans(t *testing.T) {
 	assert.Equal(t, []string{"p3", "p1"}, passageIDs(ps))
 	assert.Equal(t, "Rome", ps[0].Title)
 }
+
+// TestTunedSearchBoundsQueryPostings: words are admitted rarest first while
+// their document frequencies sum to at most MaxQueryPostings; the result is
+// exactly Store.Search over the words kept, and the rarest word is searched
+// even when it alone is over the bound.
+func TestTunedSearchBoundsQueryPostings(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	add := func(id, text string) {
+		lines = append(lines, fmt.Sprintf(`{"id":%q,"title":"T %s","text":%q}`, id, id, text))
+	}
+	add("a1", "alpha beta gamma")
+	add("a2", "alpha quiet")
+	for i := 0; i < 3; i++ {
+		add(fmt.Sprintf("b%d", i), "beta gamma river")
+	}
+	for i := 0; i < 4; i++ {
+		add(fmt.Sprintf("g%d", i), "gamma stone")
+	}
+	s := newStore(t)
+	ctx := ctxT(t)
+	_, err := s.ImportCorpusJSONL(ctx, writeFile(t, dir, "corpus.jsonl", lines...))
+	require.NoError(t, err)
+	// Document frequencies: alpha 2, beta 4, gamma 8.
+	for _, c := range []struct {
+		budget int
+		same   string
+		pruned int
+	}{
+		{6, "beta alpha", 1},        // 2 + 4 fit, + 8 does not
+		{5, "alpha", 2},             // only alpha fits
+		{1, "alpha", 2},             // nothing fits: the rarest is kept
+		{14, "gamma beta alpha", 0}, // all fit
+		{-1, "gamma beta alpha", 0}, // no bound
+	} {
+		ts, err := s.TunedSearcher(TunedOptions{MaxPostings: -1, MaxQueryPostings: c.budget})
+		require.NoError(t, err)
+		got, err := ts.Search(ctx, "gamma beta alpha", 10)
+		require.NoError(t, err)
+		want, err := s.Search(ctx, c.same, 10)
+		require.NoError(t, err)
+		require.Equal(t, passageIDs(want), passageIDs(got), "budget %d", c.budget)
+		for j := range want {
+			assert.InDelta(t, want[j].Score, got[j].Score, 1e-9)
+		}
+		assert.Equal(t, c.pruned, ts.Stats().PrunedTerms, "budget %d", c.budget)
+		require.NoError(t, ts.Close())
+	}
+}
+
+func TestSelectTerms(t *testing.T) {
+	terms := []string{"w0", "w1", "w2", "w3", "w4"}
+	dfs := []int{30, 5, 5, 100, 0}
+	df := func(i int) int { return dfs[i] }
+	for _, c := range []struct {
+		cap, budget int
+		want        []string
+	}{
+		{-1, -1, terms},
+		{50, -1, []string{"w0", "w1", "w2", "w4"}},
+		{50, 10, []string{"w1", "w2", "w4"}}, // 0 + 5 + 5; ties keep query order
+		{50, 9, []string{"w1", "w4"}},        // 0 + 5, the second 5 would pass 9
+		{-1, 140, terms},                     // 0+5+5+30+100 = 140
+		{-1, 139, []string{"w0", "w1", "w2", "w4"}},
+		{1, 0, []string{"w4"}}, // w4 (df 0) fits any bound
+	} {
+		got, dropped := selectTerms(terms, df, c.cap, c.budget)
+		assert.Equal(t, c.want, got, "cap %d budget %d", c.cap, c.budget)
+		assert.Equal(t, len(terms)-len(c.want), dropped)
+	}
+	// Every word over both limits: the rarest alone.
+	got, dropped := selectTerms([]string{"x", "y"}, func(i int) int { return []int{9, 7}[i] }, 1, 1)
+	assert.Equal(t, []string{"y"}, got)
+	assert.Equal(t, 1, dropped)
+}
+
+// TestTunedSearchPrunesNothingOnBundle: for every one of the bundle's questions
+// (all datasets) the tuned searcher's default limits keep every query word, so
+// on the bundle bm25-tuned searches exactly what bm25 searches and the oracle
+// agent's EM cannot change with the retriever choice.
+func TestTunedSearchPrunesNothingOnBundle(t *testing.T) {
+	s := sharedBundleStore(t)
+	ctx := ctxT(t)
+	ts, err := s.TunedSearcher(TunedOptions{})
+	require.NoError(t, err)
+	defer ts.Close()
+	n, err := s.CountQuestions(ctx, "")
+	require.NoError(t, err)
+	infos, err := s.Datasets(ctx)
+	require.NoError(t, err)
+	asked := 0
+	for _, d := range infos {
+		qs, err := s.Questions(ctx, d.Name, 0, 0)
+		require.NoError(t, err)
+		for _, q := range qs {
+			terms := queryTerms(q.Question)
+			kept, pruned, err := ts.pruneTerms(ctx, terms)
+			require.NoError(t, err)
+			require.Zero(t, pruned, q.Question)
+			require.Equal(t, terms, kept)
+			asked++
+		}
+	}
+	assert.Equal(t, n, asked)
+	assert.Greater(t, asked, 4000)
+}
