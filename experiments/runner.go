@@ -112,7 +112,9 @@ type activeRun struct {
 //
 // progress (may be nil) is called after each stored turn and each finished
 // rollout (and when a pause starts or ends). Calls are serialised: never two at
-// once, never after Run returns.
+// once, never after Run returns. Changes made while a call is under way are
+// merged into one next call with the latest figures (workers do not wait for
+// the callback), so a slow callback sees fewer calls, never stale ones.
 //
 // The experiment ends "done", or "failed" when every rollout failed, or
 // "cancelled".
