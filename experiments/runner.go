@@ -571,9 +571,6 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 
 	tr := newTracker(expID, rows, eps, act.gate, progress)
 	tr.cache = respCache
-	if ps, ok := r.Store.(paperSetter); ok {
-		tr.paper = newPaperLane(ps, tr)
-	}
 	rp := cfg.retryPolicy()
 	mem, err := r.memoryEndpoints(cfg, eps)
 	if err != nil {
@@ -587,6 +584,9 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 		defer tw.close() // when execute returns, after wg.Wait below has seen every worker stop
 		wr = groupWrites(tw)
 		tr.writer = tw
+	}
+	if ps, ok := r.Store.(paperSetter); ok {
+		tr.paper = newPaperLane(ps, tr.writer, tr) // closed after the workers, before tw
 	}
 
 	// Heartbeat: lease, rollouts' heartbeats, control requests from the store.

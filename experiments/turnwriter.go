@@ -46,8 +46,9 @@ type turnWriter struct {
 }
 
 type writeReq struct {
-	w   storage.Write
-	out chan storage.WriteOutcome
+	w    storage.Write
+	out  chan storage.WriteOutcome  // do: the outcome goes here
+	done func(storage.WriteOutcome) // submit: called with the outcome instead
 }
 
 func newTurnWriter(st batchWriteStore) *turnWriter {
@@ -97,6 +98,10 @@ func (tw *turnWriter) loop() {
 		}
 		outs := tw.store.ApplyWrites(context.Background(), ws)
 		for i, r := range batch {
+			if r.done != nil {
+				r.done(outs[i])
+				continue
+			}
 			r.out <- outs[i]
 		}
 	}
@@ -116,6 +121,15 @@ func (tw *turnWriter) do(w storage.Write) storage.WriteOutcome {
 	tw.waiting.Add(-1)
 	tw.waitNS.Add(int64(time.Since(began)))
 	return o
+}
+
+// submit hands w to the group commit without waiting for it (blocking only
+// while the queue is full): done is called with its outcome, on the
+// writer's goroutine, once the batch holding it is committed, so done must
+// be quick and must not write through tw. Its time is not a worker's wait
+// (storeWait).
+func (tw *turnWriter) submit(w storage.Write, done func(storage.WriteOutcome)) {
+	tw.reqs <- writeReq{w: w, done: done}
 }
 
 // append stores one turn and returns once it is committed.
