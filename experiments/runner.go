@@ -796,18 +796,46 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		}
 		agent.Sub = sc
 	}
-	onTurn := func(t core.Turn) error {
-		model.markReplied(false)
-		// The turn is stored even when ctx was cancelled during its call.
-		if err := wr.appendTurn(bg, j.ID, red.turn(t)); err != nil {
+	// A turn is handed to the store and the rollout goes on to its next
+	// model call while it commits (the group commit's wait is off the
+	// rollout's path); before the next turn is handed in, and before the
+	// result, the rollout waits for that commit. So at most one turn per
+	// rollout is unstored at a time, a turn counts in the progress only once
+	// stored, and a crash loses at most the turns in flight. A turn that
+	// cannot be stored stops the rollout.
+	var (
+		unsettled func() error // the last turn's commit, nil once waited for
+		lastTurn  core.Turn
+	)
+	settle := func() error {
+		if unsettled == nil {
+			return nil
+		}
+		err := unsettled()
+		unsettled = nil
+		if err != nil {
 			return err
 		}
-		tr.turn(t)
+		tr.turn(lastTurn)
+		return nil
+	}
+	onTurn := func(t core.Turn) error {
+		model.markReplied(false)
+		if err := settle(); err != nil {
+			return fmt.Errorf("turn %d not stored: %w", lastTurn.Index, err)
+		}
+		// The turn is stored even when ctx was cancelled during its call.
+		unsettled, lastTurn = wr.appendTurn(bg, j.ID, red.turn(t)), t
 		return nil
 	}
 	began := time.Now()
 	out, err := agent.Run(ctx, j.Task, prior, onTurn)
 	model.markReplied(false) // a reply whose turn was never stored
+	if serr := settle(); serr != nil && err == nil {
+		err = &core.TurnError{Turn: lastTurn.Index, Op: "store", Err: serr}
+	} else if serr != nil {
+		err = errors.Join(err, fmt.Errorf("turn %d not stored: %w", lastTurn.Index, serr))
+	}
 	secs := time.Since(began).Seconds()
 	for _, t := range prior {
 		secs += t.Latency.Seconds()

@@ -137,6 +137,22 @@ func (tw *turnWriter) append(rolloutID int64, t core.Turn) error {
 	return tw.do(storage.Write{RolloutID: rolloutID, Turn: &t}).Err
 }
 
+// appendLater hands one turn to the group commit and returns at once; the
+// returned func waits until it is committed and returns its error (call it
+// once). The time spent waiting in it counts as store wait (storeWait).
+func (tw *turnWriter) appendLater(rolloutID int64, t core.Turn) func() error {
+	tw.waiting.Add(1)
+	ch := make(chan storage.WriteOutcome, 1)
+	tw.reqs <- writeReq{w: storage.Write{RolloutID: rolloutID, Turn: &t}, out: ch}
+	return func() error {
+		began := time.Now()
+		o := <-ch
+		tw.waiting.Add(-1)
+		tw.waitNS.Add(int64(time.Since(began)))
+		return o.Err
+	}
+}
+
 // claim is ClaimRollout plus SetRolloutPrompt, in the group commit.
 func (tw *turnWriter) claim(rolloutID int64, endpoint, prompt string) (bool, error) {
 	o := tw.do(storage.Write{RolloutID: rolloutID, Claim: &storage.Claim{Endpoint: endpoint, Prompt: prompt}})
@@ -160,8 +176,12 @@ func (tw *turnWriter) close() {
 // rolloutWrites are the writes a rollout makes while it plays: through the
 // run's group commit when the store has one, else one by one.
 type rolloutWrites struct {
-	claimFn    func(ctx context.Context, id int64, endpoint, prompt string) (bool, []error)
-	appendTurn func(ctx context.Context, id int64, t core.Turn) error
+	claimFn func(ctx context.Context, id int64, endpoint, prompt string) (bool, []error)
+	// appendTurn starts storing a turn and returns a func that waits until
+	// it is stored and returns its error: through the group commit the
+	// rollout goes on (its next model call) while the turn commits; one by
+	// one it is stored before appendTurn returns.
+	appendTurn func(ctx context.Context, id int64, t core.Turn) (wait func() error)
 	finishFn   func(ctx context.Context, id int64, res storage.RolloutResult) error
 	begin, end func() // a rollout enters and leaves play
 }
@@ -203,10 +223,13 @@ func (r *Runner) directWrites() rolloutWrites {
 			}
 			return true, nil
 		},
-		appendTurn: r.Store.AppendTurn,
-		finishFn:   r.Store.FinishRollout,
-		begin:      func() {},
-		end:        func() {},
+		appendTurn: func(ctx context.Context, id int64, t core.Turn) func() error {
+			err := r.Store.AppendTurn(ctx, id, t)
+			return func() error { return err }
+		},
+		finishFn: r.Store.FinishRollout,
+		begin:    func() {},
+		end:      func() {},
 	}
 }
 
@@ -220,7 +243,7 @@ func groupWrites(tw *turnWriter) rolloutWrites {
 			}
 			return ok, nil
 		},
-		appendTurn: func(_ context.Context, id int64, t core.Turn) error { return tw.append(id, t) },
+		appendTurn: func(_ context.Context, id int64, t core.Turn) func() error { return tw.appendLater(id, t) },
 		finishFn:   func(_ context.Context, id int64, res storage.RolloutResult) error { return tw.finish(id, res) },
 		begin:      func() { tw.playing.Add(1) },
 		end:        func() { tw.playing.Add(-1) },
