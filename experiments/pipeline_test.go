@@ -171,3 +171,74 @@ func TestLastTurnCommitFailureFailsRollout(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, d.Turns, 2)
 }
+
+// batchLog is the store, recording the writes of each group commit.
+type batchLog struct {
+	*storage.Store
+	mu      sync.Mutex
+	batches [][]storage.Write
+}
+
+func (b *batchLog) ApplyWrites(ctx context.Context, ws []storage.Write) []storage.WriteOutcome {
+	b.mu.Lock()
+	b.batches = append(b.batches, append([]storage.Write(nil), ws...))
+	b.mu.Unlock()
+	return b.Store.ApplyWrites(ctx, ws)
+}
+
+// A worker hands in a rollout's result and claims its next rollout without
+// waiting in between, so the two share a commit; every result is stored and
+// counted by the end of the run.
+func TestFinishSharesCommitWithNextClaim(t *testing.T) {
+	st := bundleStore(t)
+	srv := countingStub(t, make(chan int))
+	bl := &batchLog{Store: st}
+	cfg := DefaultRunConfig()
+	cfg.Name = "finish with claim"
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 3, 1, 1
+	var last Progress
+	// A wide window: the claim joins its predecessor's result however slow
+	// the machine (the window closes as soon as the claim is in).
+	sum, err := (&Runner{Store: bl, Env: fixedEnv{}, groupWait: time.Minute}).Run(context.Background(), cfg, func(p Progress) { last = p })
+	require.NoError(t, err)
+	assert.Equal(t, 3, last.Done)
+	assert.Equal(t, 0, last.Running)
+	rows, err := st.Rollouts(context.Background(), sum.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 3)
+	for _, r := range rows {
+		assert.Equal(t, storage.StatusDone, r.Status)
+	}
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
+	shared := 0
+	for _, b := range bl.batches {
+		var fin, claim int64
+		for _, w := range b {
+			if w.Finish != nil {
+				fin = w.RolloutID
+			}
+			if w.Claim != nil {
+				claim = w.RolloutID
+			}
+		}
+		if fin != 0 && claim != 0 {
+			assert.Less(t, fin, claim, "the result of the earlier rollout with the claim of the next")
+			shared++
+		}
+	}
+	assert.Equal(t, 2, shared, "each of the two later claims carries its predecessor's result")
+}
+
+// waitIdle calls idle only when the gate is paused, before it blocks.
+func TestGateWaitIdle(t *testing.T) {
+	g := newGate()
+	calls := 0
+	require.NoError(t, g.waitIdle(context.Background(), func() { calls++ }))
+	assert.Zero(t, calls, "an open gate does not wait")
+	g.set(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, g.waitIdle(ctx, func() { calls++ }), context.Canceled)
+	assert.Equal(t, 1, calls)
+}

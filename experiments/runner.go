@@ -87,6 +87,11 @@ type Runner struct {
 	// from its last stored turn; done rollouts are never run again.
 	RetryFailed bool
 
+	// groupWait is the group commit's window (0 = groupCommitWait); tests
+	// widen it so that what shares a commit does not depend on the machine's
+	// speed.
+	groupWait time.Duration
+
 	mu     sync.Mutex
 	active map[int64]*activeRun
 }
@@ -580,7 +585,11 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	rs := newRetrieverState(env, rp)
 	wr := r.directWrites()
 	if bs, ok := r.Store.(batchWriteStore); ok {
-		tw := newTurnWriter(bs)
+		wait := groupCommitWait
+		if r.groupWait > 0 {
+			wait = r.groupWait
+		}
+		tw := newTurnWriterWait(bs, wait)
 		defer tw.close() // when execute returns, after wg.Wait below has seen every worker stop
 		wr = groupWrites(tw)
 		tr.writer = tw
@@ -651,8 +660,20 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// The bookkeeping of the worker's last rollout, whose result
+				// is committed with the claim of its next one (play).
+				var after *pendingResult
+				flush := func() {
+					if after != nil {
+						after.release()
+						after.settle()
+						after = nil
+					}
+				}
+				defer flush()
 				for {
-					if act.gate.wait(runCtx) != nil || ep.downErr() != nil {
+					// A paused run first settles the last rollout's result.
+					if act.gate.waitIdle(runCtx, flush) != nil || ep.downErr() != nil {
 						return
 					}
 					var job storage.PendingRollout
@@ -668,7 +689,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 					if runCtx.Err() != nil {
 						return // left queued for a later resume
 					}
-					r.play(runCtx, job, ep, rs, mem, acfgs[job.Policy], rp, act.gate, tr, red, wr)
+					after = r.play(runCtx, job, ep, rs, mem, acfgs[job.Policy], rp, act.gate, tr, red, wr, after)
 				}
 			}()
 		}
@@ -757,9 +778,13 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	return sum, errors.Join(errs...)
 }
 
-// play runs one rollout on ep (from its last stored turn) and records its result.
+// play runs one rollout on ep (from its last stored turn) and records its
+// result. prev (may be nil) is the worker's previous rollout's result, not
+// yet waited for: play hands its claim in right behind it, so both share a
+// commit, then settles it. play returns its own result the same way (nil
+// when it stored it already), which the worker must release and settle.
 func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, rs *retrieverState, mem *memoryEndpoints, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
-	red *redactor, wr rolloutWrites) {
+	red *redactor, wr rolloutWrites, prev *pendingResult) (after *pendingResult) {
 	bg := context.WithoutCancel(ctx)
 	wr.begin()
 	defer wr.end()
@@ -770,7 +795,13 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	if perr != nil {
 		prompt = ""
 	}
+	if prev != nil {
+		prev.release()
+	}
 	ok, err := wr.claim(ctx, j.ID, ep.profile.Name, prompt, tr)
+	if prev != nil {
+		prev.settle()
+	}
 	if err != nil || !ok {
 		if err != nil {
 			tr.storeError(err)
@@ -872,12 +903,15 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	if res.TokenSource == "" {
 		res.TokenSource = core.TokenSourceEstimate
 	}
-	err = wr.finish(bg, j.ID, res)
-	tr.finish(j, res.Status, out, nil, err)
-	if err == nil {
-		tr.paper.add(paperJob{j: j, status: res.Status, turns: out.Turns, tags: acfg.Tags,
-			requestPeak: res.RequestPeakTokens, source: res.TokenSource})
-	}
+	wait, release := wr.finishAsync(bg, j.ID, res)
+	return &pendingResult{release: release, settle: func() {
+		err := wait()
+		tr.finish(j, res.Status, out, nil, err)
+		if err == nil {
+			tr.paper.add(paperJob{j: j, status: res.Status, turns: out.Turns, tags: acfg.Tags,
+				requestPeak: res.RequestPeakTokens, source: res.TokenSource})
+		}
+	}}
 }
 
 // callModel is the model one rollout talks to: it waits for the pause gate, the

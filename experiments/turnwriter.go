@@ -40,7 +40,7 @@ type turnWriter struct {
 	wait  time.Duration
 
 	playing atomic.Int64 // rollouts in play (each may hand in one write at a time)
-	soon    atomic.Int64 // rollouts that got a model reply and have not handed in its turn yet
+	soon    atomic.Int64 // rollouts that got a model reply and have not handed in its turn yet, and workers about to claim after a result
 	waiting atomic.Int64 // writes handed in and not yet acknowledged
 	waitNS  atomic.Int64 // total time writers waited for their commit
 }
@@ -51,8 +51,11 @@ type writeReq struct {
 	done func(storage.WriteOutcome) // submit: called with the outcome instead
 }
 
-func newTurnWriter(st batchWriteStore) *turnWriter {
-	tw := &turnWriter{store: st, reqs: make(chan writeReq, maxWriteBatch), done: make(chan struct{}), wait: groupCommitWait}
+func newTurnWriter(st batchWriteStore) *turnWriter { return newTurnWriterWait(st, groupCommitWait) }
+
+// newTurnWriterWait is newTurnWriter gathering for up to wait.
+func newTurnWriterWait(st batchWriteStore, wait time.Duration) *turnWriter {
+	tw := &turnWriter{store: st, reqs: make(chan writeReq, maxWriteBatch), done: make(chan struct{}), wait: wait}
 	go tw.loop()
 	return tw
 }
@@ -108,7 +111,8 @@ func (tw *turnWriter) loop() {
 }
 
 // more reports whether a batch should wait for more writes: some rollout
-// has a model reply whose turn is on its way to the store.
+// has a model reply whose turn is on its way to the store, or some worker
+// handed in a result and is about to claim its next rollout.
 func (tw *turnWriter) more() bool { return tw.soon.Load() > 0 }
 
 // do hands w to the group commit and returns its outcome once committed.
@@ -141,9 +145,16 @@ func (tw *turnWriter) append(rolloutID int64, t core.Turn) error {
 // returned func waits until it is committed and returns its error (call it
 // once). The time spent waiting in it counts as store wait (storeWait).
 func (tw *turnWriter) appendLater(rolloutID int64, t core.Turn) func() error {
+	return tw.later(storage.Write{RolloutID: rolloutID, Turn: &t})
+}
+
+// later hands w to the group commit and returns at once; the returned func
+// waits until it is committed and returns its error (call it once), the
+// time spent waiting counted as store wait.
+func (tw *turnWriter) later(w storage.Write) func() error {
 	tw.waiting.Add(1)
 	ch := make(chan storage.WriteOutcome, 1)
-	tw.reqs <- writeReq{w: storage.Write{RolloutID: rolloutID, Turn: &t}, out: ch}
+	tw.reqs <- writeReq{w: w, out: ch}
 	return func() error {
 		began := time.Now()
 		o := <-ch
@@ -183,7 +194,13 @@ type rolloutWrites struct {
 	// one it is stored before appendTurn returns.
 	appendTurn func(ctx context.Context, id int64, t core.Turn) (wait func() error)
 	finishFn   func(ctx context.Context, id int64, res storage.RolloutResult) error
-	begin, end func() // a rollout enters and leaves play
+	// finishLater is finishFn handed in without waiting (the worker claims
+	// its next rollout meanwhile, so both share a commit): wait waits for
+	// the result's commit and returns its error; release tells the group
+	// commit that the worker's next claim is being handed in, or that none
+	// will be (until then a batch holding the result waits for it).
+	finishLater func(ctx context.Context, id int64, res storage.RolloutResult) (wait func() error, release func())
+	begin, end  func() // a rollout enters and leaves play
 }
 
 // claim claims rollout id for endpoint and stores its prompt; errors that do
@@ -208,6 +225,32 @@ func (w rolloutWrites) finish(ctx context.Context, id int64, res storage.Rollout
 	return nil
 }
 
+// pendingResult is a rollout's result handed to the store and not yet
+// waited for: release (any number of times) when the worker's next claim is
+// about to be handed in or none will be, then settle once.
+type pendingResult struct {
+	release func()
+	settle  func() // waits for the result's commit and counts it
+}
+
+// finishAsync starts storing a result; wait waits until it is stored and
+// returns finish's error; release is finishLater's, callable more than once.
+func (w rolloutWrites) finishAsync(ctx context.Context, id int64, res storage.RolloutResult) (wait func() error, release func()) {
+	waitFn, rel := w.finishLater(ctx, id, res)
+	released := false
+	return func() error {
+			if err := waitFn(); err != nil {
+				return fmt.Errorf("runner: rollout %d: %w", id, err)
+			}
+			return nil
+		}, func() {
+			if !released {
+				released = true
+				rel()
+			}
+		}
+}
+
 // directWrites writes through the RunStore's own methods, one call each.
 func (r *Runner) directWrites() rolloutWrites {
 	return rolloutWrites{
@@ -228,8 +271,12 @@ func (r *Runner) directWrites() rolloutWrites {
 			return func() error { return err }
 		},
 		finishFn: r.Store.FinishRollout,
-		begin:    func() {},
-		end:      func() {},
+		finishLater: func(ctx context.Context, id int64, res storage.RolloutResult) (func() error, func()) {
+			err := r.Store.FinishRollout(ctx, id, res)
+			return func() error { return err }, func() {}
+		},
+		begin: func() {},
+		end:   func() {},
 	}
 }
 
@@ -245,7 +292,11 @@ func groupWrites(tw *turnWriter) rolloutWrites {
 		},
 		appendTurn: func(_ context.Context, id int64, t core.Turn) func() error { return tw.appendLater(id, t) },
 		finishFn:   func(_ context.Context, id int64, res storage.RolloutResult) error { return tw.finish(id, res) },
-		begin:      func() { tw.playing.Add(1) },
-		end:        func() { tw.playing.Add(-1) },
+		finishLater: func(_ context.Context, id int64, res storage.RolloutResult) (func() error, func()) {
+			tw.soon.Add(1) // the worker's next claim is on its way
+			return tw.later(storage.Write{RolloutID: id, Finish: &res}), func() { tw.soon.Add(-1) }
+		},
+		begin: func() { tw.playing.Add(1) },
+		end:   func() { tw.playing.Add(-1) },
 	}
 }
