@@ -857,6 +857,9 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		}
 		// The turn is stored even when ctx was cancelled during its call.
 		unsettled, lastTurn = wr.appendTurn(bg, j.ID, red.turn(t)), t
+		if !wr.pipelined {
+			return settle() // stored already: its error stops the rollout now
+		}
 		return nil
 	}
 	began := time.Now()

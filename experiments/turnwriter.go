@@ -201,6 +201,7 @@ type rolloutWrites struct {
 	// will be (until then a batch holding the result waits for it).
 	finishLater func(ctx context.Context, id int64, res storage.RolloutResult) (wait func() error, release func())
 	begin, end  func() // a rollout enters and leaves play
+	pipelined   bool   // appendTurn returns before the turn is stored
 }
 
 // claim claims rollout id for endpoint and stores its prompt; errors that do
@@ -296,7 +297,8 @@ func groupWrites(tw *turnWriter) rolloutWrites {
 			tw.soon.Add(1) // the worker's next claim is on its way
 			return tw.later(storage.Write{RolloutID: id, Finish: &res}), func() { tw.soon.Add(-1) }
 		},
-		begin: func() { tw.playing.Add(1) },
-		end:   func() { tw.playing.Add(-1) },
+		begin:     func() { tw.playing.Add(1) },
+		end:       func() { tw.playing.Add(-1) },
+		pipelined: true,
 	}
 }
