@@ -164,7 +164,11 @@ func TestRetrieverConfig(t *testing.T) {
 	assert.Equal(t, &RetrieverConfig{Kind: RetrieverHTTP, URL: "http://10.0.0.2:8013/retrieve", TopK: 3, Timeout: 12.5}, cfg.Retriever)
 	env, err := NewRetriever(cfg, nil)
 	require.NoError(t, err)
-	assert.Equal(t, &HTTPRetriever{URL: "http://10.0.0.2:8013/retrieve", Timeout: 12500 * time.Millisecond}, env)
+	hr, ok := env.(*HTTPRetriever)
+	require.True(t, ok, "%T", env)
+	assert.Equal(t, "http://10.0.0.2:8013/retrieve", hr.URL)
+	assert.Equal(t, 12500*time.Millisecond, hr.Timeout)
+	assert.NotNil(t, hr.Client, "its own connection pool (retrieverClient)")
 
 	_, err = LoadRunConfig(writeFile(t, `retriever = {kind = "http", uri = "http://x"}`+"\n"))
 	require.Error(t, err)

@@ -188,6 +188,23 @@ func (g *gate) wait(ctx context.Context) error {
 	}
 }
 
+// waitIdle is wait, calling idle (may be nil) first when the gate is
+// paused, before it blocks.
+func (g *gate) waitIdle(ctx context.Context, idle func()) error {
+	g.mu.Lock()
+	ch := g.open
+	g.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	default:
+	}
+	if idle != nil {
+		idle()
+	}
+	return g.wait(ctx)
+}
+
 // DefaultSessionHeader is the header that carries a rollout's session key
 // when an endpoint names none.
 const DefaultSessionHeader = "X-Session-ID"

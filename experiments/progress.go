@@ -14,7 +14,8 @@ import (
 	"github.com/mem1lab/mem1lab/storage"
 )
 
-// tracker counts a run's progress and serialises the progress callback.
+// tracker counts a run's progress and serialises the progress callback
+// (emit: one call at a time, never under the tracker's lock).
 type tracker struct {
 	mu       sync.Mutex
 	p        Progress
@@ -31,6 +32,8 @@ type tracker struct {
 	workers  int         // the run's workers over all endpoints
 	cache    ResponseCache
 	paper    *paperLane // computes paper figures beside the workers; nil = on the worker
+	emitting bool       // a goroutine is calling fn (emit)
+	dirty    bool       // progress changed while fn was being called
 }
 
 // experiment is the run's experiment id.
@@ -113,11 +116,37 @@ func (t *tracker) setting(k settingKey) *settingAcc {
 	return s
 }
 
-// emit sends a snapshot; t.mu must be held.
+// emit sends a snapshot to the progress callback; t.mu must be held, and
+// is held again when emit returns. The callback runs without t.mu, on one
+// goroutine at a time: when another goroutine is inside it, emit only marks
+// the progress changed and returns at once, and that goroutine calls it
+// again with the latest snapshot when it is back. So a slow callback (a
+// terminal write, a UI update) never holds up a worker's next turn, and the
+// last change is always delivered: snapshots in between may be merged.
 func (t *tracker) emit() {
 	if t.fn == nil {
 		return
 	}
+	if t.emitting {
+		t.dirty = true
+		return
+	}
+	t.emitting = true
+	for {
+		p := t.snapshot()
+		t.mu.Unlock()
+		t.fn(p)
+		t.mu.Lock()
+		if !t.dirty {
+			break
+		}
+		t.dirty = false
+	}
+	t.emitting = false
+}
+
+// snapshot is the progress now; t.mu must be held.
+func (t *tracker) snapshot() Progress {
 	p := t.p
 	p.Paused = t.gate != nil && t.gate.isPaused()
 	p.Elapsed = time.Since(t.began)
@@ -140,7 +169,7 @@ func (t *tracker) emit() {
 	if t.writer != nil && t.workers > 0 && p.Elapsed > 0 {
 		p.StoreWaitShare = float64(t.writer.storeWait()) / (float64(p.Elapsed) * float64(t.workers))
 	}
-	t.fn(p)
+	return p
 }
 
 func (t *tracker) start(j storage.PendingRollout) {

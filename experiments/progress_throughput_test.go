@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/core"
 )
 
 // Progress carries the calls in flight per endpoint and in all, and the
@@ -32,5 +34,50 @@ func TestProgressInFlightAndStoreWait(t *testing.T) {
 		assert.Equal(t, 2, p.Endpoints[0].InFlight)
 		assert.Equal(t, 1, p.Endpoints[1].InFlight)
 		assert.InDelta(t, 0.2, p.StoreWaitShare, 1e-9)
+	})
+}
+
+// A slow progress callback holds up no worker: while one goroutine is in
+// the callback, other turns are counted and return at once, and the
+// callback is then called again, once, with the latest figures. Calls never
+// overlap.
+func TestProgressSlowCallbackDoesNotBlockTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var got []int
+		inside := 0
+		tr := newTracker(1, nil, nil, nil, func(p Progress) {
+			inside++
+			assert.Equal(t, 1, inside, "progress called concurrently")
+			if len(got) == 0 {
+				<-release // the first call is slow
+			}
+			got = append(got, p.Turns)
+			inside--
+		})
+		first := make(chan struct{})
+		go func() {
+			defer close(first)
+			tr.turn(core.Turn{})
+		}()
+		synctest.Wait() // the first turn's goroutine is inside the callback
+		for range 5 {
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				tr.turn(core.Turn{})
+			}()
+			synctest.Wait()
+			select {
+			case <-done:
+			default:
+				t.Fatal("a turn waited for the progress callback")
+			}
+		}
+		close(release)
+		<-first
+		assert.Equal(t, []int{1, 6}, got, "the turns counted during the slow call are delivered in one call")
+		tr.turn(core.Turn{})
+		assert.Equal(t, []int{1, 6, 7}, got)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"sync"
 	"time"
 
@@ -22,7 +23,10 @@ const RetrieverAttemptEndpoint = "retriever"
 // an engine over the store's corpus for "bm25-tuned" and "bleve" (store must
 // be the *storage.Store; opened on the first search, an io.Closer), a
 // SerperRetriever for kind "serper" (its key resolved now; see
-// newSerperRetriever), else store (the store's BM25 index). Errors: an invalid
+// newSerperRetriever), else store (the store's BM25 index). The HTTP and
+// Serper retrievers keep one idle connection per rollout that can search at
+// once (retrieverWorkers), so a search does not dial a new connection.
+// Errors: an invalid
 // retriever table, a serper retriever without a key, or kind "bm25" with a nil
 // store.
 func NewRetriever(cfg RunConfig, store core.Environment) (core.Environment, error) {
@@ -36,12 +40,15 @@ func NewRetriever(cfg RunConfig, store core.Environment) (core.Environment, erro
 		if rc.Timeout > 0 {
 			timeout = time.Duration(rc.Timeout * float64(time.Second))
 		}
-		return &HTTPRetriever{URL: u, Timeout: timeout}, nil
+		return &HTTPRetriever{URL: u, Timeout: timeout, Client: retrieverClient(cfg)}, nil
 	}
 	if rc != nil && rc.Kind == RetrieverSerper {
 		s, err := newSerperRetriever(rc)
 		if err != nil {
 			return nil, err // not a typed nil in the interface
+		}
+		if s.Client == nil {
+			s.Client = retrieverClient(cfg)
 		}
 		return s, nil
 	}
@@ -56,6 +63,23 @@ func NewRetriever(cfg RunConfig, store core.Environment) (core.Environment, erro
 		return &localEngine{kind: rc.Kind, st: st}, nil
 	}
 	return store, nil
+}
+
+// retrieverWorkers is how many of cfg's rollouts can search at once: the
+// sum of its endpoints' concurrency, at least 1.
+func retrieverWorkers(cfg RunConfig) int {
+	n := 0
+	for _, p := range cfg.EndpointList() {
+		n += max(p.Concurrency, 1)
+	}
+	return max(n, 1)
+}
+
+// retrieverClient is an HTTP client whose pool keeps an idle connection for
+// each rollout of cfg that can search at once (http.DefaultClient keeps 2
+// per host, so with more rollouts most searches would dial anew).
+func retrieverClient(cfg RunConfig) *http.Client {
+	return &http.Client{Transport: newPoolTransport(retrieverWorkers(cfg))}
 }
 
 // localEngine opens a retriever over the store's corpus (retrieval.Open) on

@@ -87,6 +87,11 @@ type Runner struct {
 	// from its last stored turn; done rollouts are never run again.
 	RetryFailed bool
 
+	// groupWait is the group commit's window (0 = groupCommitWait); tests
+	// widen it so that what shares a commit does not depend on the machine's
+	// speed.
+	groupWait time.Duration
+
 	mu     sync.Mutex
 	active map[int64]*activeRun
 }
@@ -112,7 +117,9 @@ type activeRun struct {
 //
 // progress (may be nil) is called after each stored turn and each finished
 // rollout (and when a pause starts or ends). Calls are serialised: never two at
-// once, never after Run returns.
+// once, never after Run returns. Changes made while a call is under way are
+// merged into one next call with the latest figures (workers do not wait for
+// the callback), so a slow callback sees fewer calls, never stale ones.
 //
 // The experiment ends "done", or "failed" when every rollout failed, or
 // "cancelled".
@@ -569,9 +576,6 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 
 	tr := newTracker(expID, rows, eps, act.gate, progress)
 	tr.cache = respCache
-	if ps, ok := r.Store.(paperSetter); ok {
-		tr.paper = newPaperLane(ps, tr)
-	}
 	rp := cfg.retryPolicy()
 	mem, err := r.memoryEndpoints(cfg, eps)
 	if err != nil {
@@ -581,10 +585,17 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	rs := newRetrieverState(env, rp)
 	wr := r.directWrites()
 	if bs, ok := r.Store.(batchWriteStore); ok {
-		tw := newTurnWriter(bs)
+		wait := groupCommitWait
+		if r.groupWait > 0 {
+			wait = r.groupWait
+		}
+		tw := newTurnWriterWait(bs, wait)
 		defer tw.close() // when execute returns, after wg.Wait below has seen every worker stop
 		wr = groupWrites(tw)
 		tr.writer = tw
+	}
+	if ps, ok := r.Store.(paperSetter); ok {
+		tr.paper = newPaperLane(ps, tr.writer, tr) // closed after the workers, before tw
 	}
 
 	// Heartbeat: lease, rollouts' heartbeats, control requests from the store.
@@ -649,8 +660,20 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// The bookkeeping of the worker's last rollout, whose result
+				// is committed with the claim of its next one (play).
+				var after *pendingResult
+				flush := func() {
+					if after != nil {
+						after.release()
+						after.settle()
+						after = nil
+					}
+				}
+				defer flush()
 				for {
-					if act.gate.wait(runCtx) != nil || ep.downErr() != nil {
+					// A paused run first settles the last rollout's result.
+					if act.gate.waitIdle(runCtx, flush) != nil || ep.downErr() != nil {
 						return
 					}
 					var job storage.PendingRollout
@@ -666,7 +689,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 					if runCtx.Err() != nil {
 						return // left queued for a later resume
 					}
-					r.play(runCtx, job, ep, rs, mem, acfgs[job.Policy], rp, act.gate, tr, red, wr)
+					after = r.play(runCtx, job, ep, rs, mem, acfgs[job.Policy], rp, act.gate, tr, red, wr, after)
 				}
 			}()
 		}
@@ -755,9 +778,13 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	return sum, errors.Join(errs...)
 }
 
-// play runs one rollout on ep (from its last stored turn) and records its result.
+// play runs one rollout on ep (from its last stored turn) and records its
+// result. prev (may be nil) is the worker's previous rollout's result, not
+// yet waited for: play hands its claim in right behind it, so both share a
+// commit, then settles it. play returns its own result the same way (nil
+// when it stored it already), which the worker must release and settle.
 func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpointState, rs *retrieverState, mem *memoryEndpoints, acfg core.AgentConfig, rp retryPolicy, g *gate, tr *tracker,
-	red *redactor, wr rolloutWrites) {
+	red *redactor, wr rolloutWrites, prev *pendingResult) (after *pendingResult) {
 	bg := context.WithoutCancel(ctx)
 	wr.begin()
 	defer wr.end()
@@ -768,7 +795,13 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	if perr != nil {
 		prompt = ""
 	}
+	if prev != nil {
+		prev.release()
+	}
 	ok, err := wr.claim(ctx, j.ID, ep.profile.Name, prompt, tr)
+	if prev != nil {
+		prev.settle()
+	}
 	if err != nil || !ok {
 		if err != nil {
 			tr.storeError(err)
@@ -794,18 +827,49 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		}
 		agent.Sub = sc
 	}
-	onTurn := func(t core.Turn) error {
-		model.markReplied(false)
-		// The turn is stored even when ctx was cancelled during its call.
-		if err := wr.appendTurn(bg, j.ID, red.turn(t)); err != nil {
+	// A turn is handed to the store and the rollout goes on to its next
+	// model call while it commits (the group commit's wait is off the
+	// rollout's path); before the next turn is handed in, and before the
+	// result, the rollout waits for that commit. So at most one turn per
+	// rollout is unstored at a time, a turn counts in the progress only once
+	// stored, and a crash loses at most the turns in flight. A turn that
+	// cannot be stored stops the rollout.
+	var (
+		unsettled func() error // the last turn's commit, nil once waited for
+		lastTurn  core.Turn
+	)
+	settle := func() error {
+		if unsettled == nil {
+			return nil
+		}
+		err := unsettled()
+		unsettled = nil
+		if err != nil {
 			return err
 		}
-		tr.turn(t)
+		tr.turn(lastTurn)
+		return nil
+	}
+	onTurn := func(t core.Turn) error {
+		model.markReplied(false)
+		if err := settle(); err != nil {
+			return fmt.Errorf("turn %d not stored: %w", lastTurn.Index, err)
+		}
+		// The turn is stored even when ctx was cancelled during its call.
+		unsettled, lastTurn = wr.appendTurn(bg, j.ID, red.turn(t)), t
+		if !wr.pipelined {
+			return settle() // stored already: its error stops the rollout now
+		}
 		return nil
 	}
 	began := time.Now()
 	out, err := agent.Run(ctx, j.Task, prior, onTurn)
 	model.markReplied(false) // a reply whose turn was never stored
+	if serr := settle(); serr != nil && err == nil {
+		err = &core.TurnError{Turn: lastTurn.Index, Op: "store", Err: serr}
+	} else if serr != nil {
+		err = errors.Join(err, fmt.Errorf("turn %d not stored: %w", lastTurn.Index, serr))
+	}
 	secs := time.Since(began).Seconds()
 	for _, t := range prior {
 		secs += t.Latency.Seconds()
@@ -842,12 +906,15 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	if res.TokenSource == "" {
 		res.TokenSource = core.TokenSourceEstimate
 	}
-	err = wr.finish(bg, j.ID, res)
-	tr.finish(j, res.Status, out, nil, err)
-	if err == nil {
-		tr.paper.add(paperJob{j: j, status: res.Status, turns: out.Turns, tags: acfg.Tags,
-			requestPeak: res.RequestPeakTokens, source: res.TokenSource})
-	}
+	wait, release := wr.finishAsync(bg, j.ID, res)
+	return &pendingResult{release: release, settle: func() {
+		err := wait()
+		tr.finish(j, res.Status, out, nil, err)
+		if err == nil {
+			tr.paper.add(paperJob{j: j, status: res.Status, turns: out.Turns, tags: acfg.Tags,
+				requestPeak: res.RequestPeakTokens, source: res.TokenSource})
+		}
+	}}
 }
 
 // callModel is the model one rollout talks to: it waits for the pause gate, the

@@ -77,36 +77,63 @@ func throughputConfig(url string, concurrency int) RunConfig {
 	return cfg
 }
 
-// runOnce plays cfg on st and returns its turns and the time from its first
-// model call to its last stored result (creating the experiment, composing
-// and queueing its tasks are left out: a sweep pays them once).
-func runOnce(b *testing.B, st RunStore, cfg RunConfig) (int, time.Duration) {
+// runStats are one runOnce: its turns, the time from its first model call
+// to its last stored result, the process CPU over the whole run, and the
+// mean time a model call took as the runner saw it (client side).
+type runStats struct {
+	turns int
+	wall  time.Duration
+	cpu   time.Duration
+	call  time.Duration
+}
+
+// runOnce plays cfg on st (creating the experiment, composing and queueing
+// its tasks are left out of the wall time: a sweep pays them once).
+func runOnce(b *testing.B, st RunStore, cfg RunConfig) runStats {
 	var last Progress
 	var began time.Time
 	var once sync.Once
+	var callNS, calls atomic.Int64
 	r := &Runner{Store: st, Env: fixedEnv{}, NewModel: func(c RunConfig) (core.Model, error) {
 		m, err := benchModel(c)
-		return &firstCall{Model: m, once: &once, at: &began}, err
+		return &firstCall{Model: m, once: &once, at: &began, ns: &callNS, n: &calls}, err
 	}}
+	cpu0 := processCPU()
 	if _, err := r.Run(context.Background(), cfg, func(p Progress) { last = p }); err != nil {
 		b.Fatal(err)
+	}
+	rs := runStats{turns: last.Turns, wall: time.Since(began), cpu: processCPU() - cpu0}
+	if n := calls.Load(); n > 0 {
+		rs.call = time.Duration(callNS.Load() / n)
 	}
 	if last.StoreWaitShare > 0 {
 		b.ReportMetric(last.StoreWaitShare, "store-wait-share")
 	}
-	return last.Turns, time.Since(began)
+	return rs
 }
 
-// firstCall notes when the first model call starts.
+// firstCall notes when the first model call starts, and sums the calls'
+// times.
 type firstCall struct {
 	core.Model
 	once *sync.Once
 	at   *time.Time
+	ns   *atomic.Int64
+	n    *atomic.Int64
 }
 
 func (f *firstCall) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
-	f.once.Do(func() { *f.at = time.Now() })
-	return f.Model.Complete(ctx, c, stops)
+	began := time.Now()
+	f.once.Do(func() { *f.at = began })
+	out, err := f.Model.Complete(ctx, c, stops)
+	f.ns.Add(int64(time.Since(began)))
+	f.n.Add(1)
+	return out, err
+}
+
+// perTurnMicros is d per turn in µs.
+func perTurnMicros(d time.Duration, turns int) float64 {
+	return float64(d) / float64(time.Microsecond) / float64(max(turns, 1))
 }
 
 // bareLoop sends n completions from concurrency goroutines through go-openai
@@ -161,7 +188,10 @@ func benchModel(cfg RunConfig) (*OpenAIModel, error) {
 // and concurrency 64 and 256, the runner's mean requests in flight (as a
 // share of the concurrency: target ≥ 0.95) and its turns/s as a share of a
 // bare go-openai loop with the same connection settings sending the same
-// number of requests (target ≥ 0.9). Reported, not asserted.
+// number of requests (target ≥ 0.9), and both sides' process CPU per turn
+// (the in-process stub's included on both) and the runner's mean
+// client-side call time (the server takes the latency). Reported, not
+// asserted.
 func BenchmarkThroughputLatency(b *testing.B) {
 	for _, lat := range []time.Duration{20 * time.Millisecond, 50 * time.Millisecond} {
 		for _, conc := range []int{64, 256} {
@@ -171,19 +201,29 @@ func BenchmarkThroughputLatency(b *testing.B) {
 				stub := newBusyStub(lat)
 				defer stub.Close()
 				cfg := throughputConfig(stub.srv.URL, conc)
-				var rt, bt, rInFlight, bInFlight float64
+				var rt, bt, rInFlight, bInFlight, rCPU, bCPU, callMS float64
 				for i := 0; i < b.N; i++ {
 					cfg.Name = fmt.Sprintf("bench %d", i)
 					busy0 := stub.busyNS.Load()
-					turns, wall := runOnce(b, st, cfg)
+					rs := runOnce(b, st, cfg)
+					turns, wall := rs.turns, rs.wall
 					rt += float64(turns) / wall.Seconds()
 					rInFlight += float64(stub.busyNS.Load()-busy0) / float64(wall)
+					rCPU += perTurnMicros(rs.cpu, turns)
+					callMS += float64(rs.call) / float64(time.Millisecond)
 					busy0 = stub.busyNS.Load()
+					cpu0 := processCPU()
 					bw := bareLoop(b, cfg, turns)
+					bCPU += perTurnMicros(processCPU()-cpu0, turns)
 					bt += float64(turns) / bw.Seconds()
 					bInFlight += float64(stub.busyNS.Load()-busy0) / float64(bw)
 				}
 				n := float64(b.N)
+				if rCPU > 0 {
+					b.ReportMetric(rCPU/n, "runner-cpu-µs/turn")
+					b.ReportMetric(bCPU/n, "bare-cpu-µs/turn")
+				}
+				b.ReportMetric(callMS/n, "runner-call-ms")
 				b.ReportMetric(rt/n, "runner-turns/s")
 				b.ReportMetric(bt/n, "bare-turns/s")
 				b.ReportMetric(rt/bt, "turns-ratio")
@@ -206,17 +246,24 @@ func BenchmarkThroughputDurable(b *testing.B) {
 	stub := newBusyStub(0)
 	defer stub.Close()
 	cfg := throughputConfig(stub.srv.URL, 64)
-	var gt, ut, bt float64
+	var gt, ut, bt, gCPU, bCPU float64
 	for i := 0; i < b.N; i++ {
 		cfg.Name = fmt.Sprintf("group %d", i)
-		turns, wall := runOnce(b, st, cfg)
-		gt += float64(turns) / wall.Seconds()
+		rs := runOnce(b, st, cfg)
+		gt += float64(rs.turns) / rs.wall.Seconds()
+		gCPU += perTurnMicros(rs.cpu, rs.turns)
 		cfg.Name = fmt.Sprintf("unbatched %d", i)
-		turns, wall = runOnce(b, unbatched{st}, cfg)
-		ut += float64(turns) / wall.Seconds()
-		bt += float64(turns) / bareLoop(b, cfg, turns).Seconds()
+		rs = runOnce(b, unbatched{st}, cfg)
+		ut += float64(rs.turns) / rs.wall.Seconds()
+		cpu0 := processCPU()
+		bt += float64(rs.turns) / bareLoop(b, cfg, rs.turns).Seconds()
+		bCPU += perTurnMicros(processCPU()-cpu0, rs.turns)
 	}
 	n := float64(b.N)
+	if gCPU > 0 {
+		b.ReportMetric(gCPU/n, "durable-cpu-µs/turn")
+		b.ReportMetric(bCPU/n, "bare-cpu-µs/turn")
+	}
 	b.ReportMetric(gt/n, "durable-turns/s")
 	b.ReportMetric(ut/n, "unbatched-turns/s")
 	b.ReportMetric(bt/n, "bare-turns/s")

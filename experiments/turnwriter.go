@@ -40,18 +40,22 @@ type turnWriter struct {
 	wait  time.Duration
 
 	playing atomic.Int64 // rollouts in play (each may hand in one write at a time)
-	soon    atomic.Int64 // rollouts that got a model reply and have not handed in its turn yet
+	soon    atomic.Int64 // rollouts that got a model reply and have not handed in its turn yet, and workers about to claim after a result
 	waiting atomic.Int64 // writes handed in and not yet acknowledged
 	waitNS  atomic.Int64 // total time writers waited for their commit
 }
 
 type writeReq struct {
-	w   storage.Write
-	out chan storage.WriteOutcome
+	w    storage.Write
+	out  chan storage.WriteOutcome  // do: the outcome goes here
+	done func(storage.WriteOutcome) // submit: called with the outcome instead
 }
 
-func newTurnWriter(st batchWriteStore) *turnWriter {
-	tw := &turnWriter{store: st, reqs: make(chan writeReq, maxWriteBatch), done: make(chan struct{}), wait: groupCommitWait}
+func newTurnWriter(st batchWriteStore) *turnWriter { return newTurnWriterWait(st, groupCommitWait) }
+
+// newTurnWriterWait is newTurnWriter gathering for up to wait.
+func newTurnWriterWait(st batchWriteStore, wait time.Duration) *turnWriter {
+	tw := &turnWriter{store: st, reqs: make(chan writeReq, maxWriteBatch), done: make(chan struct{}), wait: wait}
 	go tw.loop()
 	return tw
 }
@@ -97,13 +101,18 @@ func (tw *turnWriter) loop() {
 		}
 		outs := tw.store.ApplyWrites(context.Background(), ws)
 		for i, r := range batch {
+			if r.done != nil {
+				r.done(outs[i])
+				continue
+			}
 			r.out <- outs[i]
 		}
 	}
 }
 
 // more reports whether a batch should wait for more writes: some rollout
-// has a model reply whose turn is on its way to the store.
+// has a model reply whose turn is on its way to the store, or some worker
+// handed in a result and is about to claim its next rollout.
 func (tw *turnWriter) more() bool { return tw.soon.Load() > 0 }
 
 // do hands w to the group commit and returns its outcome once committed.
@@ -118,9 +127,41 @@ func (tw *turnWriter) do(w storage.Write) storage.WriteOutcome {
 	return o
 }
 
+// submit hands w to the group commit without waiting for it (blocking only
+// while the queue is full): done is called with its outcome, on the
+// writer's goroutine, once the batch holding it is committed, so done must
+// be quick and must not write through tw. Its time is not a worker's wait
+// (storeWait).
+func (tw *turnWriter) submit(w storage.Write, done func(storage.WriteOutcome)) {
+	tw.reqs <- writeReq{w: w, done: done}
+}
+
 // append stores one turn and returns once it is committed.
 func (tw *turnWriter) append(rolloutID int64, t core.Turn) error {
 	return tw.do(storage.Write{RolloutID: rolloutID, Turn: &t}).Err
+}
+
+// appendLater hands one turn to the group commit and returns at once; the
+// returned func waits until it is committed and returns its error (call it
+// once). The time spent waiting in it counts as store wait (storeWait).
+func (tw *turnWriter) appendLater(rolloutID int64, t core.Turn) func() error {
+	return tw.later(storage.Write{RolloutID: rolloutID, Turn: &t})
+}
+
+// later hands w to the group commit and returns at once; the returned func
+// waits until it is committed and returns its error (call it once), the
+// time spent waiting counted as store wait.
+func (tw *turnWriter) later(w storage.Write) func() error {
+	tw.waiting.Add(1)
+	ch := make(chan storage.WriteOutcome, 1)
+	tw.reqs <- writeReq{w: w, out: ch}
+	return func() error {
+		began := time.Now()
+		o := <-ch
+		tw.waiting.Add(-1)
+		tw.waitNS.Add(int64(time.Since(began)))
+		return o.Err
+	}
 }
 
 // claim is ClaimRollout plus SetRolloutPrompt, in the group commit.
@@ -146,10 +187,21 @@ func (tw *turnWriter) close() {
 // rolloutWrites are the writes a rollout makes while it plays: through the
 // run's group commit when the store has one, else one by one.
 type rolloutWrites struct {
-	claimFn    func(ctx context.Context, id int64, endpoint, prompt string) (bool, []error)
-	appendTurn func(ctx context.Context, id int64, t core.Turn) error
+	claimFn func(ctx context.Context, id int64, endpoint, prompt string) (bool, []error)
+	// appendTurn starts storing a turn and returns a func that waits until
+	// it is stored and returns its error: through the group commit the
+	// rollout goes on (its next model call) while the turn commits; one by
+	// one it is stored before appendTurn returns.
+	appendTurn func(ctx context.Context, id int64, t core.Turn) (wait func() error)
 	finishFn   func(ctx context.Context, id int64, res storage.RolloutResult) error
-	begin, end func() // a rollout enters and leaves play
+	// finishLater is finishFn handed in without waiting (the worker claims
+	// its next rollout meanwhile, so both share a commit): wait waits for
+	// the result's commit and returns its error; release tells the group
+	// commit that the worker's next claim is being handed in, or that none
+	// will be (until then a batch holding the result waits for it).
+	finishLater func(ctx context.Context, id int64, res storage.RolloutResult) (wait func() error, release func())
+	begin, end  func() // a rollout enters and leaves play
+	pipelined   bool   // appendTurn returns before the turn is stored
 }
 
 // claim claims rollout id for endpoint and stores its prompt; errors that do
@@ -174,6 +226,32 @@ func (w rolloutWrites) finish(ctx context.Context, id int64, res storage.Rollout
 	return nil
 }
 
+// pendingResult is a rollout's result handed to the store and not yet
+// waited for: release (any number of times) when the worker's next claim is
+// about to be handed in or none will be, then settle once.
+type pendingResult struct {
+	release func()
+	settle  func() // waits for the result's commit and counts it
+}
+
+// finishAsync starts storing a result; wait waits until it is stored and
+// returns finish's error; release is finishLater's, callable more than once.
+func (w rolloutWrites) finishAsync(ctx context.Context, id int64, res storage.RolloutResult) (wait func() error, release func()) {
+	waitFn, rel := w.finishLater(ctx, id, res)
+	released := false
+	return func() error {
+			if err := waitFn(); err != nil {
+				return fmt.Errorf("runner: rollout %d: %w", id, err)
+			}
+			return nil
+		}, func() {
+			if !released {
+				released = true
+				rel()
+			}
+		}
+}
+
 // directWrites writes through the RunStore's own methods, one call each.
 func (r *Runner) directWrites() rolloutWrites {
 	return rolloutWrites{
@@ -189,10 +267,17 @@ func (r *Runner) directWrites() rolloutWrites {
 			}
 			return true, nil
 		},
-		appendTurn: r.Store.AppendTurn,
-		finishFn:   r.Store.FinishRollout,
-		begin:      func() {},
-		end:        func() {},
+		appendTurn: func(ctx context.Context, id int64, t core.Turn) func() error {
+			err := r.Store.AppendTurn(ctx, id, t)
+			return func() error { return err }
+		},
+		finishFn: r.Store.FinishRollout,
+		finishLater: func(ctx context.Context, id int64, res storage.RolloutResult) (func() error, func()) {
+			err := r.Store.FinishRollout(ctx, id, res)
+			return func() error { return err }, func() {}
+		},
+		begin: func() {},
+		end:   func() {},
 	}
 }
 
@@ -206,9 +291,14 @@ func groupWrites(tw *turnWriter) rolloutWrites {
 			}
 			return ok, nil
 		},
-		appendTurn: func(_ context.Context, id int64, t core.Turn) error { return tw.append(id, t) },
+		appendTurn: func(_ context.Context, id int64, t core.Turn) func() error { return tw.appendLater(id, t) },
 		finishFn:   func(_ context.Context, id int64, res storage.RolloutResult) error { return tw.finish(id, res) },
-		begin:      func() { tw.playing.Add(1) },
-		end:        func() { tw.playing.Add(-1) },
+		finishLater: func(_ context.Context, id int64, res storage.RolloutResult) (func() error, func()) {
+			tw.soon.Add(1) // the worker's next claim is on its way
+			return tw.later(storage.Write{RolloutID: id, Finish: &res}), func() { tw.soon.Add(-1) }
+		},
+		begin:     func() { tw.playing.Add(1) },
+		end:       func() { tw.playing.Add(-1) },
+		pipelined: true,
 	}
 }

@@ -101,3 +101,62 @@ func TestGroupCommitWaitsAtMostTheWindow(t *testing.T) {
 		assert.Equal(t, groupCommitWait, rec.at[0].Sub(began))
 	})
 }
+
+// submit hands a write to the group commit without waiting: its callback
+// gets the outcome once the batch is committed, and the time is not counted
+// as a worker's wait for the store.
+func TestGroupCommitSubmitCallsBackAfterCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &batchRecorder{}
+		tw := newTurnWriter(rec)
+		got := make(chan storage.WriteOutcome, 1)
+		tw.submit(storage.Write{RolloutID: 3, Claim: &storage.Claim{Endpoint: "e"}}, func(o storage.WriteOutcome) { got <- o })
+		o := <-got
+		assert.True(t, o.Claimed, "the outcome of the committed write")
+		tw.close()
+		assert.Equal(t, []int{1}, rec.sizes())
+		assert.Zero(t, tw.storeWait())
+	})
+}
+
+// With a group commit, the paper lane stores each finished rollout's figures
+// as a Paper write in the run's batches (no transaction of its own), and
+// counts the paper peak into its setting only once that batch is committed.
+func TestPaperLaneWritesThroughGroupCommit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &batchRecorder{}
+		tw := newTurnWriter(rec)
+		tr := newTracker(1, nil, nil, nil, nil)
+		lane := newPaperLane(nil, tw, tr) // no paperSetter: every figure must go through tw
+		task := core.Task{Key: "k", Objectives: []core.Objective{{Question: "q?", Gold: []string{"Paris"}}}}
+		turns := []core.Turn{{Index: 0, Response: "<think>\nit is Paris\n</think>\n<answer>Paris</answer>", InternalState: "it is Paris",
+			Action: core.ActionAnswer, Answer: "Paris"}}
+		for id := int64(1); id <= 3; id++ {
+			lane.add(paperJob{j: storage.PendingRollout{ID: id, Task: task, Policy: "mem1", Model: "m"}, status: storage.StatusDone,
+				turns: turns, tags: core.DefaultTags(), requestPeak: 100 + int(id), source: core.TokenSourceEstimate})
+		}
+		lane.close()
+		tw.close()
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		seen := map[int64]*storage.PaperFigures{}
+		for _, b := range rec.batches {
+			for _, w := range b {
+				require.NotNil(t, w.Paper, "only paper writes were handed in")
+				seen[w.RolloutID] = w.Paper
+			}
+		}
+		require.Len(t, seen, 3)
+		for id, p := range seen {
+			assert.Equal(t, 100+int(id), p.RequestPeak)
+			assert.Equal(t, core.TokenSourceEstimate, p.Source)
+			want := core.RolloutPaperMetrics(task, turns, core.DefaultTags(), "mem1")
+			assert.Equal(t, want, p.Metrics)
+		}
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		s := tr.settings[settingKey{"m", "mem1", 1}]
+		require.NotNil(t, s)
+		assert.Equal(t, 3, s.PaperPeakN, "each committed figure counted once")
+	})
+}

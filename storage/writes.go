@@ -13,7 +13,7 @@ import (
 // writeStmts are the statements of the runner's commit path, prepared once on
 // the writer connection (each transaction reuses them through Tx.StmtContext).
 type writeStmts struct {
-	heartbeat, insertTurn, prevTurn, claim, claimPrompt, finish *sql.Stmt
+	heartbeat, insertTurn, prevTurn, claim, claimPrompt, finish, paper *sql.Stmt
 }
 
 const (
@@ -32,6 +32,9 @@ const (
 		error = ?, finished_at = ?, heartbeat_at = ?,
 		paper_peak_tokens = ?, dependency = ?, compression_ratio = ?, exact_match_lenient = ?, paper_token_source = ?,
 		request_peak_tokens = ?, token_source = ? WHERE id = ?`
+	sqlPaper = `UPDATE rollouts SET paper_peak_tokens = ?, dependency = ?,
+		compression_ratio = ?, exact_match_lenient = ?, paper_token_source = ?, request_peak_tokens = ?, token_source = ?
+		WHERE id = ?`
 )
 
 func prepareWriteStmts(w *sql.DB) (*writeStmts, error) {
@@ -40,7 +43,7 @@ func prepareWriteStmts(w *sql.DB) (*writeStmts, error) {
 		dst **sql.Stmt
 		q   string
 	}{{&st.heartbeat, sqlHeartbeat}, {&st.insertTurn, sqlInsertTurn}, {&st.prevTurn, sqlPrevTurn},
-		{&st.claim, sqlClaim}, {&st.claimPrompt, sqlClaimPrompt}, {&st.finish, sqlFinish}} {
+		{&st.claim, sqlClaim}, {&st.claimPrompt, sqlClaimPrompt}, {&st.finish, sqlFinish}, {&st.paper, sqlPaper}} {
 		stmt, err := w.Prepare(p.q)
 		if err != nil {
 			_ = st.close()
@@ -53,7 +56,7 @@ func prepareWriteStmts(w *sql.DB) (*writeStmts, error) {
 
 func (st *writeStmts) close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{st.heartbeat, st.insertTurn, st.prevTurn, st.claim, st.claimPrompt, st.finish} {
+	for _, s := range []*sql.Stmt{st.heartbeat, st.insertTurn, st.prevTurn, st.claim, st.claimPrompt, st.finish, st.paper} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}
@@ -62,13 +65,24 @@ func (st *writeStmts) close() error {
 }
 
 // Write is one write of the runner's group commit (ApplyWrites): a turn
-// (Turn set), a claim (Claim set) or a rollout's result (Finish set) of the
-// rollout RolloutID. Exactly one of Turn, Claim and Finish is set.
+// (Turn set), a claim (Claim set), a rollout's result (Finish set) or a
+// finished rollout's paper figures (Paper set) of the rollout RolloutID.
+// Exactly one of Turn, Claim, Finish and Paper is set.
 type Write struct {
 	RolloutID int64
 	Turn      *core.Turn
 	Claim     *Claim
 	Finish    *RolloutResult
+	Paper     *PaperFigures
+}
+
+// PaperFigures is a SetPaperMetrics carried in a group commit: the paper's
+// token figures of a finished rollout, its served request peak (tokens) and
+// that peak's token source.
+type PaperFigures struct {
+	Metrics     core.PaperMetrics
+	RequestPeak int
+	Source      string
 }
 
 // Claim is a ClaimRollout carried in a group commit: the endpoint that plays
@@ -91,7 +105,7 @@ type WriteOutcome struct {
 // returns one outcome per write. When a write fails, the transaction is
 // rolled back and each write is applied on its own, so every write gets its
 // own outcome and the failing one changes nothing. Errors are those of
-// AppendTurn, ClaimRollout and FinishRollout.
+// AppendTurn, ClaimRollout, FinishRollout and SetPaperMetrics.
 func (s *Store) ApplyWrites(ctx context.Context, ws []Write) []WriteOutcome {
 	out := make([]WriteOutcome, len(ws))
 	queued := 0
@@ -149,6 +163,8 @@ func (s *Store) applyWriteTx(ctx context.Context, tx *sql.Tx, w Write) (WriteOut
 		return WriteOutcome{Claimed: ok}, err
 	case w.Finish != nil:
 		return WriteOutcome{}, s.finishTx(ctx, tx, w.RolloutID, *w.Finish)
+	case w.Paper != nil:
+		return WriteOutcome{}, s.paperTx(ctx, tx, w.RolloutID, *w.Paper)
 	}
 	return WriteOutcome{}, errors.New("storage: empty write")
 }
@@ -190,6 +206,19 @@ func (s *Store) finishTx(ctx context.Context, tx *sql.Tx, id int64, r RolloutRes
 	res, err := tx.StmtContext(ctx, s.stmts.finish).ExecContext(ctx,
 		append(append([]any{r.Status, r.Score.EM, r.Score.F1, string(sj), r.Answer, r.PeakTokens, r.TotalTokens, r.Turns, r.Seconds,
 			r.HitMaxTurns, clipErrorText(r.Error), t, t}, pa...), r.RequestPeakTokens, nullString(r.TokenSource), id)...)
+	if err != nil {
+		return fmt.Errorf("storage: update rollout %d: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("storage: rollout %d: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// paperTx is SetPaperMetrics inside tx.
+func (s *Store) paperTx(ctx context.Context, tx *sql.Tx, id int64, p PaperFigures) error {
+	res, err := tx.StmtContext(ctx, s.stmts.paper).ExecContext(ctx,
+		append(paperArgs(&p.Metrics), p.RequestPeak, nullString(p.Source), id)...)
 	if err != nil {
 		return fmt.Errorf("storage: update rollout %d: %w", id, err)
 	}

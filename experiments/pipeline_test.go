@@ -1,0 +1,244 @@
+package experiments
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// gatedTurns is the store with its group commit held on the first turn of
+// each rollout until release is closed, and failing the turns fail names.
+type gatedTurns struct {
+	*storage.Store
+	release chan struct{}
+	fail    map[int]bool // turn indices whose write fails
+	mu      sync.Mutex
+	held    bool
+}
+
+func (g *gatedTurns) ApplyWrites(ctx context.Context, ws []storage.Write) []storage.WriteOutcome {
+	for _, w := range ws {
+		if w.Turn != nil && w.Turn.Index == 0 && g.release != nil {
+			g.mu.Lock()
+			first := !g.held
+			g.held = true
+			g.mu.Unlock()
+			if first {
+				<-g.release
+			}
+		}
+	}
+	out := make([]storage.WriteOutcome, len(ws))
+	var keep []storage.Write
+	var at []int
+	for i, w := range ws {
+		if w.Turn != nil && g.fail[w.Turn.Index] {
+			out[i].Err = errors.New("disk full (injected)")
+			continue
+		}
+		keep = append(keep, w)
+		at = append(at, i)
+	}
+	for k, o := range g.Store.ApplyWrites(ctx, keep) {
+		out[at[k]] = o
+	}
+	return out
+}
+
+// countingStub is stubServer that reports each request on calls.
+func countingStub(t *testing.T, calls chan<- int) *httptest.Server {
+	inner := stubServer(0)
+	t.Cleanup(inner.Close)
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
+		select {
+		case calls <- k:
+		default:
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// A rollout's next model call goes out while its last turn is still being
+// committed (the commit is off the rollout's path), the turn counts in the
+// progress only once stored, and every turn is stored in the end.
+func TestTurnCommitOverlapsNextCall(t *testing.T) {
+	st := bundleStore(t)
+	calls := make(chan int, 16)
+	srv := countingStub(t, calls)
+	gs := &gatedTurns{Store: st, release: make(chan struct{})}
+	cfg := DefaultRunConfig()
+	cfg.Name = "overlap"
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, 3
+	var mu sync.Mutex
+	var seen []int
+	done := make(chan error, 1)
+	var sum Summary
+	go func() {
+		var err error
+		sum, err = (&Runner{Store: gs, Env: fixedEnv{}}).Run(context.Background(), cfg, func(p Progress) {
+			mu.Lock()
+			seen = append(seen, p.Turns)
+			mu.Unlock()
+		})
+		done <- err
+	}()
+	for want := 1; want <= 2; want++ {
+		select {
+		case k := <-calls:
+			require.Equal(t, want, k)
+		case err := <-done:
+			t.Fatalf("run ended before its second call: %v", err)
+		case <-time.After(time.Minute): // a hang guard, not a timing assertion
+			t.Fatal("the second model call waited for the first turn's commit")
+		}
+	}
+	mu.Lock()
+	for _, n := range seen {
+		assert.Zero(t, n, "no turn counted before it is stored")
+	}
+	mu.Unlock()
+	close(gs.release)
+	require.NoError(t, <-done)
+	rows, err := st.Rollouts(context.Background(), sum.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.Equal(t, storage.StatusDone, rows[0].Status)
+	d, err := st.Rollout(context.Background(), rows[0].ID)
+	require.NoError(t, err)
+	require.Len(t, d.Turns, 3)
+	mu.Lock()
+	assert.Equal(t, 3, seen[len(seen)-1])
+	mu.Unlock()
+}
+
+// A turn the store cannot commit stops its rollout as failed, naming the
+// turn, with the turns before it stored and none after it.
+func TestTurnCommitFailureStopsRollout(t *testing.T) {
+	st := bundleStore(t)
+	srv := countingStub(t, make(chan int))
+	gs := &gatedTurns{Store: st, fail: map[int]bool{1: true}}
+	cfg := DefaultRunConfig()
+	cfg.Name = "commit failure"
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, 4
+	sum, err := (&Runner{Store: gs, Env: fixedEnv{}}).Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	rows, err := st.Rollouts(context.Background(), sum.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.Equal(t, storage.StatusFailed, rows[0].Status)
+	assert.Contains(t, rows[0].Error, "turn 1 not stored")
+	assert.Contains(t, rows[0].Error, "disk full (injected)")
+	d, err := st.Rollout(context.Background(), rows[0].ID)
+	require.NoError(t, err)
+	require.Len(t, d.Turns, 1, "turn 0 stored, turn 1 failed, nothing after it")
+	assert.Equal(t, 0, d.Turns[0].Index)
+}
+
+// The last turn's failed commit fails the rollout too.
+func TestLastTurnCommitFailureFailsRollout(t *testing.T) {
+	st := bundleStore(t)
+	srv := countingStub(t, make(chan int))
+	gs := &gatedTurns{Store: st, fail: map[int]bool{2: true}}
+	cfg := DefaultRunConfig()
+	cfg.Name = "last commit failure"
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, 3
+	sum, err := (&Runner{Store: gs, Env: fixedEnv{}}).Run(context.Background(), cfg, nil)
+	require.NoError(t, err)
+	rows, err := st.Rollouts(context.Background(), sum.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.Equal(t, storage.StatusFailed, rows[0].Status)
+	assert.Contains(t, rows[0].Error, "turn 2")
+	assert.Contains(t, rows[0].Error, "disk full (injected)")
+	d, err := st.Rollout(context.Background(), rows[0].ID)
+	require.NoError(t, err)
+	assert.Len(t, d.Turns, 2)
+}
+
+// batchLog is the store, recording the writes of each group commit.
+type batchLog struct {
+	*storage.Store
+	mu      sync.Mutex
+	batches [][]storage.Write
+}
+
+func (b *batchLog) ApplyWrites(ctx context.Context, ws []storage.Write) []storage.WriteOutcome {
+	b.mu.Lock()
+	b.batches = append(b.batches, append([]storage.Write(nil), ws...))
+	b.mu.Unlock()
+	return b.Store.ApplyWrites(ctx, ws)
+}
+
+// A worker hands in a rollout's result and claims its next rollout without
+// waiting in between, so the two share a commit; every result is stored and
+// counted by the end of the run.
+func TestFinishSharesCommitWithNextClaim(t *testing.T) {
+	st := bundleStore(t)
+	srv := countingStub(t, make(chan int))
+	bl := &batchLog{Store: st}
+	cfg := DefaultRunConfig()
+	cfg.Name = "finish with claim"
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 3, 1, 1
+	var last Progress
+	// A wide window: the claim joins its predecessor's result however slow
+	// the machine (the window closes as soon as the claim is in).
+	sum, err := (&Runner{Store: bl, Env: fixedEnv{}, groupWait: time.Minute}).Run(context.Background(), cfg, func(p Progress) { last = p })
+	require.NoError(t, err)
+	assert.Equal(t, 3, last.Done)
+	assert.Equal(t, 0, last.Running)
+	rows, err := st.Rollouts(context.Background(), sum.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 3)
+	for _, r := range rows {
+		assert.Equal(t, storage.StatusDone, r.Status)
+	}
+	bl.mu.Lock()
+	defer bl.mu.Unlock()
+	shared := 0
+	for _, b := range bl.batches {
+		var fin, claim int64
+		for _, w := range b {
+			if w.Finish != nil {
+				fin = w.RolloutID
+			}
+			if w.Claim != nil {
+				claim = w.RolloutID
+			}
+		}
+		if fin != 0 && claim != 0 {
+			assert.Less(t, fin, claim, "the result of the earlier rollout with the claim of the next")
+			shared++
+		}
+	}
+	assert.Equal(t, 2, shared, "each of the two later claims carries its predecessor's result")
+}
+
+// waitIdle calls idle only when the gate is paused, before it blocks.
+func TestGateWaitIdle(t *testing.T) {
+	g := newGate()
+	calls := 0
+	require.NoError(t, g.waitIdle(context.Background(), func() { calls++ }))
+	assert.Zero(t, calls, "an open gate does not wait")
+	g.set(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	assert.ErrorIs(t, g.waitIdle(ctx, func() { calls++ }), context.Canceled)
+	assert.Equal(t, 1, calls)
+}

@@ -1,0 +1,65 @@
+package storage
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/core"
+)
+
+// A rollout's paper figures ride in a group commit (Write.Paper) and are
+// stored as SetPaperMetrics stores them; a figure for a rollout that does not
+// exist fails alone (ErrNotFound) and the rest of its batch is still stored.
+func TestApplyWritesPaperFigures(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := ctxT(t)
+	exp, err := s.CreateExperiment(ctx, "e", "{}", "h")
+	require.NoError(t, err)
+	tids, err := s.AddTasks(ctx, exp, []core.Task{browseTask("k", "q?", "r?")})
+	require.NoError(t, err)
+	a, err := s.CreateRollout(ctx, exp, tids["k"], "mem1", "m")
+	require.NoError(t, err)
+	b, err := s.CreateRollout(ctx, exp, tids["k"], "full", "m")
+	require.NoError(t, err)
+	for _, id := range []int64{a, b} {
+		require.NoError(t, s.FinishRollout(ctx, id, RolloutResult{Status: StatusDone, Turns: 1}))
+	}
+	peak, dep, ratio := 321, 9000, 0.5
+	outs := s.ApplyWrites(ctx, []Write{
+		{RolloutID: a, Paper: &PaperFigures{Metrics: core.PaperMetrics{PeakTokens: &peak, Dependency: &dep, CompressionRatio: &ratio, ExactMatchLenient: 1},
+			RequestPeak: 400, Source: core.TokenSourceServerUsage}},
+		{RolloutID: a + b + 100, Paper: &PaperFigures{Metrics: core.PaperMetrics{PeakTokens: &peak}}},
+		{RolloutID: b, Paper: &PaperFigures{Metrics: core.PaperMetrics{}, RequestPeak: 7, Source: core.TokenSourceEstimate}},
+	})
+	require.Len(t, outs, 3)
+	assert.NoError(t, outs[0].Err)
+	assert.ErrorIs(t, outs[1].Err, ErrNotFound)
+	assert.NoError(t, outs[2].Err)
+
+	rows, err := s.Rollouts(ctx, exp)
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	ra, rb := rows[0], rows[1]
+	require.NotNil(t, ra.Paper)
+	require.NotNil(t, ra.Paper.PeakTokens)
+	assert.Equal(t, 321, *ra.Paper.PeakTokens)
+	require.NotNil(t, ra.Paper.Dependency)
+	assert.Equal(t, 9000, *ra.Paper.Dependency)
+	require.NotNil(t, ra.Paper.CompressionRatio)
+	assert.InDelta(t, 0.5, *ra.Paper.CompressionRatio, 1e-12)
+	assert.Equal(t, 1, ra.Paper.ExactMatchLenient)
+	assert.Equal(t, 400, ra.RequestPeakTokens)
+	assert.Equal(t, core.TokenSourceServerUsage, ra.TokenSource)
+	require.NotNil(t, rb.Paper, "figures stored, each of them eval.py's None")
+	assert.Nil(t, rb.Paper.PeakTokens)
+	assert.Equal(t, 7, rb.RequestPeakTokens)
+
+	backfills, err := s.PaperBackfills(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, backfills, "no rollout is left for the backfill")
+}
