@@ -135,6 +135,14 @@ func (r *labRunner) shopConfig(cfg experiments.RunConfig) (webshop.Config, error
 	if err != nil {
 		return webshop.Config{}, err
 	}
+	if cfg.TemplateName != "" {
+		if cfg.Template != "" {
+			return webshop.Config{}, fmt.Errorf("webshop: set template (a file) or template_name (a stored template), not both")
+		}
+		if tmpl, err = r.storedWebShopTemplate(cfg.TemplateName); err != nil {
+			return webshop.Config{}, err
+		}
+	}
 	wc := webshop.Config{EnvURL: w.Env, Goals: goals, Policy: cfg.Policy, MaxTurns: cfg.MaxTurns, Model: cfg.Model,
 		Template: tmpl, Retries: w.Retries, Timeout: w.TimeoutSeconds}
 	if cfg.Endpoint == experiments.WebShopScripted {
@@ -357,6 +365,23 @@ func (r *labRunner) Orphaned(ctx context.Context, expID int64) (bool, error) {
 		return false, nil
 	}
 	return r.QA.Orphaned(ctx, expID)
+}
+
+// storedWebShopTemplate is the text of the template kept in the store under
+// name (`mem1lab template import FILE --family webshop`). Errors: no store, no
+// such template, or one without an {instruction} slot (a QA template).
+func (r *labRunner) storedWebShopTemplate(name string) (string, error) {
+	if r.Store == nil {
+		return "", fmt.Errorf("webshop: template_name %q: no store to read it from", name)
+	}
+	t, err := r.Store.Template(context.Background(), name)
+	if err != nil {
+		return "", fmt.Errorf("webshop: template_name %q: %w (import it with `mem1lab template import FILE --family webshop`)", name, err)
+	}
+	if !strings.Contains(t.Text, core.InstructionSlot) {
+		return "", fmt.Errorf("webshop: template %q has no %s slot (is it a QA template?)", name, core.InstructionSlot)
+	}
+	return t.Text, nil
 }
 
 // readTemplate reads a WebShop prompt template file ("" = the built-in
