@@ -85,3 +85,68 @@ func TestTraceShowsRetrievalLatency(t *testing.T) {
 	act(u, func() { u.trace.slider.SetValue(3) })
 	assert.NotContains(t, u.trace.turnInfo.Text, "retrieval", "an answer turn did not search")
 }
+
+// Issue 14: open-domain web QA from the GUI. The picker offers every retriever
+// kind; "serper" takes a Serper-compatible address and the name of the env
+// var holding its key (never the key), and Test searches through it.
+func TestNewExperimentWebSearchRetriever(t *testing.T) {
+	rs := experiments.NewRetrieveServer([]core.Passage{
+		{ID: "1", Title: "Nineteen Eighty-Four", Text: "Nineteen Eighty-Four is a novel by George Orwell."},
+	})
+	serper := httptest.NewServer(&experiments.SerperServer{Env: rs, Key: "sk-serper-test"})
+	defer serper.Close()
+	t.Setenv("MEM1LAB_SERPER_TEST_KEY", "sk-serper-test")
+
+	u, _ := newTestUI(t, newCtlStore(), newCtlRunner(nil))
+	act(u, func() { require.NoError(t, u.Show(ScreenNewRun)) })
+	u.wait()
+	p := u.run
+	act(u, func() {
+		for _, k := range []string{experiments.RetrieverBM25, experiments.RetrieverBM25Tuned, experiments.RetrieverBleve,
+			experiments.RetrieverHTTP, experiments.RetrieverSerper} {
+			assert.Contains(t, p.retrKind.Options, k)
+		}
+		assert.False(t, p.retrKeyEnv.Visible(), "the key field is for web search only")
+		p.retrKind.SetSelected(experiments.RetrieverBleve)
+	})
+	cfg, err := p.config()
+	require.NoError(t, err)
+	assert.Equal(t, &experiments.RetrieverConfig{Kind: experiments.RetrieverBleve}, cfg.Retriever)
+
+	act(u, func() {
+		p.retrKind.SetSelected(experiments.RetrieverSerper)
+		assert.True(t, p.retrKeyEnv.Visible())
+		p.retrURL.SetText(serper.URL)
+		p.retrKeyEnv.SetText("not a name")
+		test.Tap(p.runBt)
+		assert.Contains(t, p.errors.Text, "is not an environment variable name")
+		p.retrKeyEnv.SetText("MEM1LAB_SERPER_TEST_KEY")
+		test.Tap(p.retrTestBt)
+	})
+	u.wait()
+	act(u, func() {
+		assert.Contains(t, p.retrResult.Text, `OK: 1 passages in`)
+		assert.Contains(t, p.retrResult.Text, `first "Nineteen Eighty-Four"`)
+	})
+	cfg, err = p.config()
+	require.NoError(t, err)
+	require.NotNil(t, cfg.Retriever)
+	assert.Equal(t, experiments.RetrieverSerper, cfg.Retriever.Kind)
+	assert.Equal(t, serper.URL+"/search", cfg.Retriever.URL)
+	assert.Equal(t, "MEM1LAB_SERPER_TEST_KEY", cfg.Retriever.APIKeyEnv)
+	b, err := cfg.CanonicalTOML()
+	require.NoError(t, err)
+	assert.NotContains(t, string(b), "sk-serper-test", "the key never enters the config")
+
+	// A wrong key fails the test search with the server's reason.
+	t.Setenv("MEM1LAB_SERPER_TEST_KEY", "sk-wrong")
+	act(u, func() { test.Tap(p.retrTestBt) })
+	u.wait()
+	act(u, func() { assert.Contains(t, p.retrResult.Text, "Retriever failed:") })
+
+	// A loaded web-search config comes back as it was.
+	act(u, func() { p.setConfig(cfg) })
+	back, err := p.config()
+	require.NoError(t, err)
+	assert.Equal(t, cfg.Retriever, back.Retriever)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,8 +79,9 @@ type runPanel struct {
 	summary                                        *dataTable
 	groups                                         []experiments.Group
 	profiles                                       map[string]experiments.EndpointProfile
-	retrKind                                       *widget.Select // bm25 | http
+	retrKind                                       *widget.Select // bm25 | bm25-tuned | bleve | http | serper
 	retrURL                                        *widget.Entry
+	retrKeyEnv                                     *widget.Entry // serper: the env var holding the key
 	retrTestBt                                     *widget.Button
 	retrResult                                     *widget.Label
 	family                                         *widget.Select // familyQA | familyWebShop
@@ -192,13 +194,28 @@ func newRunPanel(u *UI) *runPanel {
 	p.maxTokens = entry(itoa(def.MaxTokens))
 	p.retrURL = widget.NewEntry()
 	p.retrURL.SetPlaceHolder("http://127.0.0.1:8013/retrieve")
-	p.retrKind = widget.NewSelect([]string{experiments.RetrieverBM25, experiments.RetrieverHTTP}, func(k string) {
-		if k == experiments.RetrieverHTTP {
-			p.retrURL.Enable()
-			p.retrTestBt.Enable()
+	p.retrKeyEnv = widget.NewEntry()
+	p.retrKeyEnv.SetPlaceHolder(experiments.DefaultSerperKeyEnv + " (the env var holding the key; never stored)")
+	p.retrKind = widget.NewSelect([]string{experiments.RetrieverBM25, experiments.RetrieverBM25Tuned, experiments.RetrieverBleve,
+		experiments.RetrieverHTTP, experiments.RetrieverSerper}, func(k string) {
+		switch k {
+		case experiments.RetrieverHTTP:
+			p.retrURL.SetPlaceHolder("http://127.0.0.1:8013/retrieve")
+		case experiments.RetrieverSerper:
+			p.retrURL.SetPlaceHolder(experiments.DefaultSerperURL + " (or any service of the same shape)")
+		}
+		remote := k == experiments.RetrieverHTTP || k == experiments.RetrieverSerper
+		for _, w := range []fyne.Disableable{p.retrURL, p.retrTestBt} {
+			if remote {
+				w.Enable()
+			} else {
+				w.Disable()
+			}
+		}
+		if k == experiments.RetrieverSerper {
+			p.retrKeyEnv.Show()
 		} else {
-			p.retrURL.Disable()
-			p.retrTestBt.Disable()
+			p.retrKeyEnv.Hide()
 		}
 	})
 	p.retrTestBt = widget.NewButton("Test", p.testRetriever)
@@ -224,7 +241,7 @@ func newRunPanel(u *UI) *runPanel {
 		widget.NewFormItem("Concurrency", p.concurrency),
 		widget.NewFormItem("Max turns (0 = auto)", p.maxTurns),
 		widget.NewFormItem("Top-k passages", p.topK),
-		widget.NewFormItem("Retriever", container.NewVBox(container.NewBorder(nil, nil, p.retrKind, p.retrTestBt, p.retrURL), p.retrResult)),
+		widget.NewFormItem("Retriever", container.NewVBox(container.NewBorder(nil, nil, p.retrKind, p.retrTestBt, p.retrURL), p.retrKeyEnv, p.retrResult)),
 		widget.NewFormItem("Temperature", p.temperature),
 		widget.NewFormItem("Top-p", p.topP),
 		widget.NewFormItem("Max tokens per turn", p.maxTokens),
@@ -1183,28 +1200,58 @@ func (p *runPanel) askExport() {
 
 // setRetriever shows rc in the retriever picker (nil = bm25).
 func (p *runPanel) setRetriever(rc *experiments.RetrieverConfig) {
-	if rc != nil && rc.Kind == experiments.RetrieverHTTP {
-		p.retrURL.SetText(rc.URL)
-		p.retrKind.SetSelected(experiments.RetrieverHTTP)
-	} else {
-		p.retrKind.SetSelected(experiments.RetrieverBM25)
+	kind := experiments.RetrieverBM25
+	p.retrURL.SetText("")
+	p.retrKeyEnv.SetText("")
+	if rc != nil {
+		kind = rc.Kind
+		switch rc.Kind {
+		case experiments.RetrieverHTTP:
+			p.retrURL.SetText(rc.URL)
+		case experiments.RetrieverSerper:
+			if u, _ := experiments.NormalizeSerperURL(rc.URL); u != experiments.DefaultSerperURL {
+				p.retrURL.SetText(rc.URL)
+			}
+			p.retrKeyEnv.SetText(rc.APIKeyEnv)
+		}
 	}
+	p.retrKind.SetSelected(kind)
 }
 
 // retriever reads the picker; the topk and timeout of the loaded config (not
-// shown) are kept.
+// shown), and a web search's keyring entry, are kept.
 func (p *runPanel) retriever() (*experiments.RetrieverConfig, error) {
-	target := experiments.RetrieverBM25
-	if p.retrKind.Selected == experiments.RetrieverHTTP {
-		target = strings.TrimSpace(p.retrURL.Text)
-		if target == "" {
+	target := p.retrKind.Selected
+	url := strings.TrimSpace(p.retrURL.Text)
+	switch target {
+	case "":
+		target = experiments.RetrieverBM25
+	case experiments.RetrieverHTTP:
+		if url == "" {
 			return nil, errors.New("give the /retrieve server's URL, e.g. http://127.0.0.1:8013/retrieve")
 		}
+		target = url
+	case experiments.RetrieverSerper:
+		if url != "" {
+			target += ":" + url
+		}
 	}
-	return experiments.ReplaceRetriever(p.u.deps.DefaultRun.Retriever, target)
+	rc, err := experiments.ReplaceRetriever(p.u.deps.DefaultRun.Retriever, target)
+	if err != nil || rc == nil || rc.Kind != experiments.RetrieverSerper {
+		return rc, err
+	}
+	env := strings.TrimSpace(p.retrKeyEnv.Text)
+	if env != "" && !envVarRE.MatchString(env) {
+		return nil, fmt.Errorf("web search key: %q is not an environment variable name (the name, never the key)", env)
+	}
+	rc.APIKeyEnv = env
+	return rc, nil
 }
 
-// testRetriever sends one probe search to the picked /retrieve server.
+// envVarRE is an environment variable name.
+var envVarRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// testRetriever sends one probe search to the picked /retrieve server or web search.
 func (p *runPanel) testRetriever() {
 	rc, err := p.retriever()
 	if err != nil {
