@@ -51,6 +51,13 @@ echo "\$ mem1lab run ${args[*]}" | sed "s#$url#http://127.0.0.1:PORT#" >"$OUT/cl
 "$BIN" run --db "$db" --endpoint "$url/v1" --model stories260K --mode chat --policy full --objectives 2 \
   --tasks 6 --max-tokens 48 --concurrency 2 --name "tiny model, full, chat" --quiet >/dev/null
 
+# WebShop: the scripted shopper on the in-process fake WebShop (after the runs above).
+"$BIN" run --db "$db" --family webshop --env demo --endpoint scripted --goals 0-9 --name "webshop scripted shopper" \
+  --quiet >/dev/null
+shopExp=$("$BIN" ls --db "$db" | awk '/webshop scripted shopper/ {print $1; exit}')
+shopRollout=$("$BIN" export --db "$db" --experiment "$shopExp" --what rollouts --out - 2>/dev/null | awk -F, 'NR == 2 {print $3}')
+[ -n "$shopExp" ] && [ -n "$shopRollout" ] || { echo "screenshot: the WebShop run is not in the store" >&2; exit 1; }
+
 # Xvfb picks a free display itself (-displayfd), so runs beside other X
 # servers never share one; -noreset keeps it from resetting whenever its last
 # client leaves (an app started during a reset finds no display).
@@ -98,3 +105,7 @@ shot charts-peak-ci --chart peak --experiments 1,2,3
 # turn, and what each turn's context is made of.
 shot charts-retention --chart retention --experiments 1,2,3
 shot charts-composition --chart composition --experiments 1,2,3
+# WebShop in Trace (memory, observation, available actions) and in Charts
+# (reward against turns used).
+KEYS="Right Right" shot webshop-trace --rollout "$shopRollout"
+shot webshop-charts --chart accuracy --overlay --experiments "$shopExp"

@@ -894,6 +894,7 @@ func (f *Figure) SetFontSize(size vg.Length) {
 		a.Tick.Label.Font.Size = size * 0.9
 	}
 	f.Legend.TextStyle.Font.Size = size * 0.9
+	f.Legend.Padding = size * 0.25 // between entries: two-line names never touch
 	for _, lb := range f.pointLabels {
 		for i := range lb.TextStyle {
 			lb.TextStyle[i].Font.Size = size * 0.8
