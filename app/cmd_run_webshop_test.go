@@ -3,14 +3,18 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/zalando/go-keyring"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mem1lab/mem1lab/core"
@@ -347,4 +351,108 @@ func TestResumeCommandArgs(t *testing.T) {
 	code, _, errs = run(t, "resume", "42", "--db", db)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, "42")
+}
+
+// A resume that loses the race for the lease (another process claimed the
+// experiment after this one checked it was free) stops with ErrBusy before
+// playing anything, instead of playing the same rollouts a second time.
+func TestWebShopResumeLosingTheLeaseDoesNotPlay(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	code, _, errs := run(t, "run", "--db", db, "--family", "webshop", "--env", "demo", "--endpoint", "scripted",
+		"--goals", "0-1", "--quiet")
+	require.Equal(t, 0, code, errs)
+	st, err := storage.Open(db)
+	require.NoError(t, err)
+	defer st.Close()
+	ctx := t.Context()
+	require.NoError(t, st.SetExperimentStatus(ctx, 1, storage.StatusCancelled))
+
+	r := newLabRunner(st, nil)
+	defer r.Close()
+	rival := leaseOwner()
+	played := false // the model was built, so the play reached its claim
+	r.ShopModel = func(webshop.Config) (core.Model, error) {
+		// The rival takes the experiment between the busy check and the claim.
+		l, err := st.ExperimentLease(ctx, 1)
+		require.NoError(t, err)
+		ok, err := st.ClaimExperiment(ctx, 1, rival, l.Owner)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, st.SetExperimentStatus(ctx, 1, storage.StatusRunning))
+		played = true
+		return webshop.Scripted{}, nil
+	}
+	_, err = r.Resume(ctx, 1, nil)
+	require.True(t, played, "the model was built: the race window was reached")
+	require.ErrorIs(t, err, experiments.ErrBusy)
+	l, err := st.ExperimentLease(ctx, 1)
+	require.NoError(t, err)
+	assert.Equal(t, rival, l.Owner, "the rival keeps its lease")
+	e, err := st.Experiment(ctx, 1)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusRunning, e.Status, "the loser records nothing about the rival's run")
+}
+
+// A WebShop run's model calls use the endpoint's keyring entry and carry the
+// rollout's session key, as QA runs do (the config keeps names, never the key).
+func TestWebShopRunKeyringAndSessionKey(t *testing.T) {
+	keyring.MockInit()
+	require.NoError(t, keyring.Set(experiments.KeyringService, "shop-key", "sk-shop-secret"))
+	var mu sync.Mutex
+	var auth, session []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/completions") {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		auth, session = append(auth, r.Header.Get("Authorization")), append(session, r.Header.Get("X-Session-ID"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"c","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":"<think>buy</think><summary>s</summary><answer>click[buy now]","finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}}`))
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "lab.db")
+	cfg := filepath.Join(dir, "shop.toml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`family = "webshop"
+endpoint = "`+srv.URL+`/v1"
+model = "m"
+api_key_keyring = "shop-key"
+max_turns = 2
+
+[webshop]
+env = "demo"
+goals = "0"
+`), 0o644))
+	code, _, errs := run(t, "run", "--db", db, "--config", cfg, "--quiet", "--no-preflight")
+	require.Contains(t, []int{0, 1}, code, errs)
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, auth)
+	for i := range auth {
+		assert.Equal(t, "Bearer sk-shop-secret", auth[i], "the keyring entry's key is sent")
+		assert.Equal(t, "mem1lab-e1-r1", session[i], "the rollout's session key rides on every call")
+	}
+	raw, err := os.ReadFile(db)
+	require.NoError(t, err)
+	wal, _ := os.ReadFile(db + "-wal")
+	assert.NotContains(t, string(raw)+string(wal), "sk-shop-secret", "the key never reaches the store")
+}
+
+// `resume --env` takes a WebShop server's URL or demo, and a fake-WebShop
+// experiment is not continued on another server (the rewards would mix).
+func TestResumeWebShopEnvChecked(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	code, _, errs := run(t, "run", "--db", db, "--family", "webshop", "--env", "demo", "--endpoint", "scripted",
+		"--goals", "0", "--quiet")
+	require.Equal(t, 0, code, errs)
+	code, _, errs = run(t, "resume", "1", "--db", db, "--env", "foo", "--quiet")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, errs, `--env "foo": want a WebShop server's http(s) URL`)
+	code, _, errs = run(t, "resume", "1", "--db", db, "--env", "http://127.0.0.1:9/", "--quiet")
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, errs, "fake WebShop")
+	code, _, errs = run(t, "resume", "1", "--db", db, "--env", "demo", "--quiet")
+	assert.Equal(t, 0, code, errs)
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -148,7 +149,8 @@ func (r *labRunner) shopConfig(cfg experiments.RunConfig) (webshop.Config, error
 	if cfg.Endpoint == experiments.WebShopScripted {
 		wc.Model = webshop.ScriptedModelName
 	} else {
-		wc.Endpoint, wc.Mode, wc.APIKeyEnv = cfg.Endpoint, cfg.Mode, cfg.APIKeyEnv
+		wc.Endpoint, wc.Mode, wc.APIKeyEnv, wc.APIKeyKeyring = cfg.Endpoint, cfg.Mode, cfg.APIKeyEnv, cfg.APIKeyKeyring
+		wc.SessionHeader, wc.SessionUser = cfg.SessionHeader, cfg.SessionUser
 		wc.Temperature, wc.TopP, wc.MaxTokens, wc.RequestTimeout = cfg.Temperature, cfg.TopP, cfg.MaxTokens, cfg.TimeoutSeconds
 	}
 	if w.Env == experiments.WebShopDemo {
@@ -170,13 +172,17 @@ func shopModel(cfg webshop.Config) (core.Model, error) {
 		}
 		return webshop.Scripted{}, nil
 	}
-	key, _ := experiments.ResolveKey(cfg.APIKeyEnv, "")
+	key, err := experiments.ResolveKey(cfg.APIKeyEnv, cfg.APIKeyKeyring)
+	if err != nil {
+		return nil, fmt.Errorf("webshop: %w", err)
+	}
 	timeout := time.Duration(cfg.RequestTimeout * float64(time.Second))
 	if timeout == 0 {
 		timeout = 10 * time.Minute
 	}
 	return experiments.NewModel(experiments.Endpoint{BaseURL: cfg.Endpoint, Model: cfg.Model, Mode: cfg.Mode, APIKey: key,
-		Temperature: cfg.Temperature, TopP: cfg.TopP, MaxTokens: cfg.MaxTokens, Timeout: timeout})
+		Temperature: cfg.Temperature, TopP: cfg.TopP, MaxTokens: cfg.MaxTokens, Timeout: timeout,
+		SessionHeader: cfg.SessionHeader, SessionUser: cfg.SessionUser})
 }
 
 // playShop runs one WebShop play (a Run, or a Resume of expID) with a
@@ -204,25 +210,46 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 	registered := int64(0)
 	var beats sync.WaitGroup
 	stopBeats := make(chan struct{})
-	register := func(id int64) {
+	// register claims experiment id for this play: the lease tells other
+	// processes (and Runs) that it is played here and carries their cancel
+	// requests. A play that loses the claim (another resume of the same
+	// experiment, in this process or another, got there first) must not go
+	// on: it would play the same rollouts twice.
+	register := func(id int64) error {
 		if id == 0 || registered == id {
-			return
+			return nil
 		}
 		r.mu.Lock()
+		if _, mine := r.active[id]; mine {
+			r.mu.Unlock()
+			return fmt.Errorf("experiment %d: %w (played here already)", id, experiments.ErrBusy)
+		}
 		if r.active == nil {
 			r.active = map[int64]context.CancelFunc{}
 		}
 		r.active[id] = cancel
 		r.mu.Unlock()
-		registered = id
-		// The lease tells other processes (and Runs) that the experiment
-		// is played here, and carries their cancel requests.
 		bg := context.WithoutCancel(ctx)
-		if l, err := r.Store.ExperimentLease(bg, id); err == nil {
-			if ok, _ := r.Store.ClaimExperiment(bg, id, owner, l.Owner); !ok {
-				return
+		l, err := r.Store.ExperimentLease(bg, id)
+		if err == nil && l.Owner != "" && l.Owner != owner {
+			// Held by a process that is still alive: its play, not ours.
+			if orphaned, oerr := r.QA.Orphaned(bg, id); oerr != nil || !orphaned {
+				err = fmt.Errorf("experiment %d: %w (%s)", id, experiments.ErrBusy, l.Owner)
 			}
 		}
+		if err == nil {
+			var ok bool
+			if ok, err = r.Store.ClaimExperiment(bg, id, owner, l.Owner); err == nil && !ok {
+				err = fmt.Errorf("experiment %d: %w (claimed meanwhile)", id, experiments.ErrBusy)
+			}
+		}
+		if err != nil {
+			r.mu.Lock()
+			delete(r.active, id)
+			r.mu.Unlock()
+			return err
+		}
+		registered = id
 		every := r.Heartbeat
 		if every <= 0 {
 			every = time.Second
@@ -243,6 +270,7 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 				}
 			}
 		}()
+		return nil
 	}
 	defer func() {
 		close(stopBeats)
@@ -254,15 +282,24 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 			r.mu.Unlock()
 		}
 	}()
-	register(expID)
+	if err := register(expID); err != nil {
+		return experiments.Summary{Experiment: expID}, err
+	}
+	var claimErr error // a new experiment's claim, made on its first progress report
 	wr := &webshop.Runner{Store: r.Store, Model: m, Backoff: backoff, EnvURL: envURL, Progress: r.OnTurn,
 		Report: func(pr experiments.Progress) {
-			register(pr.Experiment)
+			if err := register(pr.Experiment); err != nil && claimErr == nil {
+				claimErr = err
+				cancel()
+			}
 			if progress != nil {
 				progress(pr)
 			}
 		}}
 	ws, err := play(wr, ctx)
+	if claimErr != nil {
+		return experiments.Summary{Experiment: ws.Experiment}, claimErr
+	}
 	sum := experiments.Summary{Experiment: ws.Experiment}
 	if ws.Rollouts > 0 {
 		g := experiments.Group{Policy: cfg.Policy, Objectives: 1, Rollouts: ws.Rollouts, Failed: ws.Failed,
@@ -320,6 +357,14 @@ func (r *labRunner) resumeAt(ctx context.Context, expID int64, env string, progr
 	}
 	if busy {
 		return experiments.Summary{Experiment: expID}, fmt.Errorf("experiment %d: %w", expID, experiments.ErrBusy)
+	}
+	if env != "" && env != experiments.WebShopDemo {
+		if u, perr := url.Parse(env); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return experiments.Summary{Experiment: expID}, fmt.Errorf("experiment %d: --env %q: want a WebShop server's http(s) URL or %q", expID, env, experiments.WebShopDemo)
+		}
+		if cfg.FakeReward {
+			return experiments.Summary{Experiment: expID}, fmt.Errorf("experiment %d ran on mem1lab's fake WebShop, whose reward lacks the product-type term: resume it there (--env %s) and start a new experiment for %s", expID, experiments.WebShopDemo, env)
+		}
 	}
 	if env == experiments.WebShopDemo || env == "" && cfg.FakeReward {
 		if env, err = r.demoURL(); err != nil {

@@ -115,12 +115,13 @@ func (l *rolloutList) openSelected() {
 // errorCell is a rollout's Error column: the first line of its error, except
 // that a rollout cancelled in the middle of a model call (its stored error is
 // that call's "context canceled") reads as what it is, a stop that Resume
-// picks up from that turn, e.g. "stopped in turn 2 (resumable)".
+// picks up from that turn, e.g. "stopped in turn 3 (resumable)" for an error
+// "turn 2: …" (errors count turns from 0, Trace from 1).
 func errorCell(status, err string) string {
 	if status == storage.StatusCancelled && strings.Contains(err, context.Canceled.Error()) {
-		var n int
-		if _, serr := fmt.Sscanf(err, "turn %d:", &n); serr == nil && n > 0 {
-			return fmt.Sprintf("stopped in turn %d (resumable)", n)
+		var n int // the stored error counts turns from 0, Trace from 1
+		if _, serr := fmt.Sscanf(err, "turn %d:", &n); serr == nil && n >= 0 {
+			return fmt.Sprintf("stopped in turn %d (resumable)", n+1)
 		}
 		return "stopped (resumable)"
 	}

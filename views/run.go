@@ -82,6 +82,11 @@ type runPanel struct {
 	retrKind                                       *widget.Select // bm25 | bm25-tuned | bleve | http | serper
 	retrURL                                        *widget.Entry
 	retrKeyEnv                                     *widget.Entry // serper: the env var holding the key
+	// retrURLs is the address typed for each remote retriever kind, so that
+	// switching kinds never hands a /retrieve address (and a web-search key)
+	// to the other; retrShown is the kind whose address the field shows.
+	retrURLs  map[string]string
+	retrShown string
 	retrTestBt                                     *widget.Button
 	retrResult                                     *widget.Label
 	family                                         *widget.Select // familyQA | familyWebShop
@@ -198,6 +203,14 @@ func newRunPanel(u *UI) *runPanel {
 	p.retrKeyEnv.SetPlaceHolder(experiments.DefaultSerperKeyEnv + " (the env var holding the key; never stored)")
 	p.retrKind = widget.NewSelect([]string{experiments.RetrieverBM25, experiments.RetrieverBM25Tuned, experiments.RetrieverBleve,
 		experiments.RetrieverHTTP, experiments.RetrieverSerper}, func(k string) {
+		if p.retrURLs == nil {
+			p.retrURLs = map[string]string{}
+		}
+		if p.retrShown != "" {
+			p.retrURLs[p.retrShown] = p.retrURL.Text
+		}
+		p.retrURL.SetText(p.retrURLs[k])
+		p.retrShown = k
 		switch k {
 		case experiments.RetrieverHTTP:
 			p.retrURL.SetPlaceHolder("http://127.0.0.1:8013/retrieve")
@@ -704,6 +717,7 @@ func (p *runPanel) resumeOffered() {
 		return
 	}
 	id := p.offerID
+	p.webshop = p.pending.IsWebShop() // the summary names what the offered experiment scores
 	p.begin(func(ctx context.Context, progress func(experiments.Progress)) (experiments.Summary, error) {
 		return rc.Resume(ctx, id, progress)
 	})
@@ -1201,19 +1215,22 @@ func (p *runPanel) askExport() {
 // setRetriever shows rc in the retriever picker (nil = bm25).
 func (p *runPanel) setRetriever(rc *experiments.RetrieverConfig) {
 	kind := experiments.RetrieverBM25
-	p.retrURL.SetText("")
+	p.retrURLs, p.retrShown = map[string]string{}, ""
 	p.retrKeyEnv.SetText("")
 	if rc != nil {
 		kind = rc.Kind
 		switch rc.Kind {
 		case experiments.RetrieverHTTP:
-			p.retrURL.SetText(rc.URL)
+			p.retrURLs[kind] = rc.URL
 		case experiments.RetrieverSerper:
 			if u, _ := experiments.NormalizeSerperURL(rc.URL); u != experiments.DefaultSerperURL {
-				p.retrURL.SetText(rc.URL)
+				p.retrURLs[kind] = rc.URL
 			}
 			p.retrKeyEnv.SetText(rc.APIKeyEnv)
 		}
+	}
+	if p.retrKind.Selected == kind {
+		p.retrKind.SetSelected("") // so OnChanged runs and shows the address
 	}
 	p.retrKind.SetSelected(kind)
 }

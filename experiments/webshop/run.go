@@ -33,16 +33,21 @@ type Config struct {
 	Template string  `json:"template,omitempty"`
 	Retries  int     `json:"retries"`
 	Timeout  float64 `json:"timeout_seconds,omitempty"`
-	// Endpoint, Mode and APIKeyEnv (the variable's name, never the key) are
-	// where Model is served, so that a resume can rebuild the model without
-	// being told ("" = the scripted shopper, or the caller's model); the
-	// sampling settings are sent with every request.
-	Endpoint    string  `json:"endpoint,omitempty"`
-	Mode        string  `json:"mode,omitempty"`
-	APIKeyEnv   string  `json:"api_key_env,omitempty"`
-	Temperature float64 `json:"temperature,omitempty"`
-	TopP        float64 `json:"top_p,omitempty"`
-	MaxTokens   int     `json:"max_tokens,omitempty"`
+	// Endpoint, Mode, APIKeyEnv and APIKeyKeyring (the variable's and the
+	// keyring entry's names, never the key) and the session-key settings
+	// (experiments.EndpointProfile's) are where Model is served, so that a
+	// resume can rebuild the model without being told ("" = the scripted
+	// shopper, or the caller's model); the sampling settings are sent with
+	// every request.
+	Endpoint      string  `json:"endpoint,omitempty"`
+	Mode          string  `json:"mode,omitempty"`
+	APIKeyEnv     string  `json:"api_key_env,omitempty"`
+	APIKeyKeyring string  `json:"api_key_keyring,omitempty"`
+	SessionHeader string  `json:"session_header,omitempty"`
+	SessionUser   bool    `json:"session_user,omitempty"`
+	Temperature   float64 `json:"temperature,omitempty"`
+	TopP          float64 `json:"top_p,omitempty"`
+	MaxTokens     int     `json:"max_tokens,omitempty"`
 	// RequestTimeout is the model request timeout in seconds (0 = the caller's).
 	RequestTimeout float64 `json:"request_timeout_seconds,omitempty"`
 	// FakeReward notes that the environment is mem1lab's fake WebShop, whose
@@ -234,7 +239,10 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 		}
 		cnt.pr.Running = 1
 		cnt.send()
-		status, err := r.play(ctx, client, cfg, row.ID, goal, cnt)
+		// The rollout's session key rides on every model call, as in QA runs,
+		// so a sticky router keeps the episode on one replica.
+		sctx := experiments.WithSessionKey(ctx, experiments.RolloutSessionKey(expID, row.ID))
+		status, err := r.play(sctx, client, cfg, row.ID, goal, cnt)
 		if err != nil {
 			return sum, err
 		}
