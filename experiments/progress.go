@@ -132,17 +132,34 @@ func (t *tracker) emit() {
 		return
 	}
 	t.emitting = true
-	for {
+	// A few passes at most: a callback slower than the changes arriving would
+	// otherwise keep this goroutine (a worker, or the heartbeat that reads
+	// cancel requests) in here for good. What is left marked changed goes out
+	// with the next emit, and the run's end emits once more (flush).
+	for pass := 0; ; pass++ {
+		t.dirty = false
 		p := t.snapshot()
 		t.mu.Unlock()
 		t.fn(p)
 		t.mu.Lock()
-		if !t.dirty {
+		if !t.dirty || pass == maxEmitPasses-1 {
 			break
 		}
-		t.dirty = false
 	}
 	t.emitting = false
+}
+
+// maxEmitPasses bounds how many snapshots one emit delivers.
+const maxEmitPasses = 4
+
+// flush delivers a change still marked when the run's goroutines have all
+// stopped (nothing else would emit it).
+func (t *tracker) flush() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dirty && !t.emitting {
+		t.emit()
+	}
 }
 
 // snapshot is the progress now; t.mu must be held.

@@ -81,3 +81,26 @@ func TestProgressSlowCallbackDoesNotBlockTurns(t *testing.T) {
 		assert.Equal(t, []int{1, 6, 7}, got)
 	})
 }
+
+// A callback slower than the changes arriving does not keep its caller for
+// good: after maxEmitPasses deliveries the caller returns (the change left
+// over goes out with the next emit or with flush at the run's end).
+func TestProgressEmitIsBounded(t *testing.T) {
+	var tr *tracker
+	calls := 0
+	tr = newTracker(1, nil, nil, nil, func(p Progress) {
+		calls++
+		// Another change lands while every call is under way.
+		tr.mu.Lock()
+		tr.p.Turns++
+		tr.emit() // sees emitting: only marks the change
+		tr.mu.Unlock()
+	})
+	tr.changed()
+	assert.Equal(t, maxEmitPasses, calls, "the caller left after a bounded number of calls")
+	tr.mu.Lock()
+	assert.True(t, tr.dirty, "the last change is still to be delivered")
+	tr.mu.Unlock()
+	tr.flush()
+	assert.Greater(t, calls, maxEmitPasses, "flush delivers it")
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -214,6 +215,15 @@ type HTTPRetriever struct {
 }
 
 var _ core.Environment = (*HTTPRetriever)(nil)
+
+// Close lets go of the client's idle connections (the run's pool is its own);
+// the retriever can still search afterwards, dialling anew. Never fails.
+func (r *HTTPRetriever) Close() error {
+	if r.Client != nil {
+		r.Client.CloseIdleConnections()
+	}
+	return nil
+}
 
 // Search returns the top k passages for query, best first, with 1-based ranks.
 // Errors: transport failures, a non-2xx status (with the start of the body), or
@@ -426,6 +436,9 @@ func ProbeRetriever(ctx context.Context, rc *RetrieverConfig, k int) (RetrieverP
 	env, err := NewRetriever(RunConfig{Retriever: rc}, nil)
 	if err != nil {
 		return RetrieverProbe{}, err
+	}
+	if c, ok := env.(io.Closer); ok {
+		defer c.Close() // each Test click builds its own pool
 	}
 	start := time.Now()
 	ps, err := env.Search(ctx, RetrieverProbeQuery, max(k, 1))

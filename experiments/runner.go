@@ -700,6 +700,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	}
 	close(hbStop)
 	<-hbDone
+	tr.flush() // a change a capped emit left marked (every emitter has stopped)
 
 	// A model whose every endpoint is down: its rollouts never started fail
 	// with the reason (`run --resume ID --retry-failed` plays them later).

@@ -81,6 +81,14 @@ type SerperRetriever struct {
 
 var _ core.Environment = (*SerperRetriever)(nil)
 
+// Close lets go of the client's idle connections, as HTTPRetriever.Close.
+func (r *SerperRetriever) Close() error {
+	if r.Client != nil {
+		r.Client.CloseIdleConnections()
+	}
+	return nil
+}
+
 // Calls is the number of HTTP requests sent so far (cache hits send none).
 func (r *SerperRetriever) Calls() int64 { return r.calls.Load() }
 

@@ -30,7 +30,8 @@ type TunedOptions struct {
 	// passages than this is left out of the MATCH expression while at least one
 	// word under the cap remains (the rarest word is always searched). FTS5 scores
 	// every passage holding any searched word, so the cap bounds a query's work to
-	// about (words × MaxPostings) rows. Default 50,000; negative disables pruning.
+	// about (words × MaxPostings) rows. Default 50,000; negative turns this
+	// per-word cap off (MaxQueryPostings still applies unless it is off too).
 	MaxPostings int
 	// MaxQueryPostings bounds the words of one query together: after the
 	// MaxPostings cap, words are taken rarest first while the sum of their
