@@ -224,6 +224,26 @@ func ParseGoalList(s string) ([]int, error) {
 	return out, nil
 }
 
+// validateRequest reports, through bad, the request settings both families
+// share: the key's variable name, temperature, top_p, max_tokens, timeout.
+func (c RunConfig) validateRequest(bad func(key, format string, args ...any)) {
+	if c.APIKeyEnv != "" && !envNameRE.MatchString(c.APIKeyEnv) {
+		bad("api_key_env", "%q is not an environment variable name (the name, never the key)", c.APIKeyEnv)
+	}
+	if math.IsNaN(c.Temperature) || c.Temperature < 0 || c.Temperature > 2 {
+		bad("temperature", "%g: want 0..2", c.Temperature)
+	}
+	if math.IsNaN(c.TopP) || c.TopP < 0 || c.TopP > 1 {
+		bad("top_p", "%g: want a value in (0, 1], or 0 to send none (the server's default)", c.TopP)
+	}
+	if c.MaxTokens < 0 {
+		bad("max_tokens", "%d: want ≥ 1, or 0 to send none (the server's default)", c.MaxTokens)
+	}
+	if math.IsNaN(c.TimeoutSeconds) || c.TimeoutSeconds <= 0 {
+		bad("timeout_seconds", "%g: want > 0", c.TimeoutSeconds)
+	}
+}
+
 // validateWebShop is Validate for family = "webshop": the endpoint keys as
 // for qa (endpoint may be "scripted"), policy mem1 or full, max_turns
 // 0..100, and the [webshop] table's env and goals.
@@ -244,21 +264,7 @@ func (c RunConfig) validateWebShop() error {
 			bad("mode", "%q: want %q or %q", c.Mode, ModeCompletions, ModeChat)
 		}
 	}
-	if c.APIKeyEnv != "" && !envNameRE.MatchString(c.APIKeyEnv) {
-		bad("api_key_env", "%q is not an environment variable name (the name, never the key)", c.APIKeyEnv)
-	}
-	if math.IsNaN(c.Temperature) || c.Temperature < 0 || c.Temperature > 2 {
-		bad("temperature", "%g: want 0..2", c.Temperature)
-	}
-	if math.IsNaN(c.TopP) || c.TopP < 0 || c.TopP > 1 {
-		bad("top_p", "%g: want a value in (0, 1], or 0 to send none (the server's default)", c.TopP)
-	}
-	if c.MaxTokens < 0 {
-		bad("max_tokens", "%d: want ≥ 1, or 0 to send none (the server's default)", c.MaxTokens)
-	}
-	if math.IsNaN(c.TimeoutSeconds) || c.TimeoutSeconds <= 0 {
-		bad("timeout_seconds", "%g: want > 0", c.TimeoutSeconds)
-	}
+	c.validateRequest(bad)
 	if c.Policy != core.PolicyMEM1 && c.Policy != core.PolicyFull || len(c.Policies) > 0 {
 		bad("policy", "%q: WebShop runs take one policy, mem1 or full", strings.Join(c.PolicyList(), ","))
 	}
@@ -621,21 +627,7 @@ func (c RunConfig) Validate() error {
 	if c.Mode != ModeCompletions && c.Mode != ModeChat {
 		bad("mode", "%q: want %q or %q", c.Mode, ModeCompletions, ModeChat)
 	}
-	if c.APIKeyEnv != "" && !envNameRE.MatchString(c.APIKeyEnv) {
-		bad("api_key_env", "%q is not an environment variable name (the name, never the key)", c.APIKeyEnv)
-	}
-	if math.IsNaN(c.Temperature) || c.Temperature < 0 || c.Temperature > 2 {
-		bad("temperature", "%g: want 0..2", c.Temperature)
-	}
-	if math.IsNaN(c.TopP) || c.TopP < 0 || c.TopP > 1 {
-		bad("top_p", "%g: want a value in (0, 1], or 0 to send none (the server's default)", c.TopP)
-	}
-	if c.MaxTokens < 0 {
-		bad("max_tokens", "%d: want ≥ 1, or 0 to send none (the server's default)", c.MaxTokens)
-	}
-	if math.IsNaN(c.TimeoutSeconds) || c.TimeoutSeconds <= 0 {
-		bad("timeout_seconds", "%g: want > 0", c.TimeoutSeconds)
-	}
+	c.validateRequest(bad)
 	if strings.TrimSpace(c.Dataset) == "" {
 		bad("dataset", "empty (want hotpotqa, nq, musique or another imported dataset)")
 	}

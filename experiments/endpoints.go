@@ -176,17 +176,7 @@ func (g *gate) isPaused() bool {
 }
 
 // wait blocks while the gate is paused.
-func (g *gate) wait(ctx context.Context) error {
-	g.mu.Lock()
-	ch := g.open
-	g.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (g *gate) wait(ctx context.Context) error { return g.waitIdle(ctx, nil) }
 
 // waitIdle is wait, calling idle (may be nil) first when the gate is
 // paused, before it blocks.
@@ -202,7 +192,15 @@ func (g *gate) waitIdle(ctx context.Context, idle func()) error {
 	if idle != nil {
 		idle()
 	}
-	return g.wait(ctx)
+	g.mu.Lock()
+	ch = g.open
+	g.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // DefaultSessionHeader is the header that carries a rollout's session key
