@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
@@ -96,6 +97,12 @@ func (c *CLI) runGUI(args []string) int {
 // written before they existed are computed in the background too
 // (experiments.BackfillPaperMetrics); screens show them once loaded again.
 func RunGUI(opts GUIOptions) error {
+	var watchdog *time.Timer // set once the window has closed; stopped when every clean-up below is done
+	defer func() {
+		if watchdog != nil {
+			watchdog.Stop()
+		}
+	}()
 	st, readOnly, err := openGUIStore(opts.DB, opts.ReadOnly)
 	if err != nil {
 		return err
@@ -176,9 +183,20 @@ func RunGUI(opts GUIOptions) error {
 		})
 	}()
 	win.ShowAndRun()
+	// The window is gone and the runs were stopped before it closed; what is
+	// left (stopping a local server, the store's last checkpoint) must not keep
+	// the process alive for good. SQLite replays its log on the next open, so
+	// leaving early loses nothing committed.
+	watchdog = time.AfterFunc(shutdownPatience, func() {
+		log.Printf("mem1lab: shutting down took over %s; exiting now (the store is intact: its log is replayed on the next open)", shutdownPatience)
+		os.Exit(0)
+	})
 	ui.Shutdown() // stops a local inference server the Endpoints screen started
 	return nil
 }
+
+// shutdownPatience bounds the desktop app's clean-up after its window closed.
+const shutdownPatience = 30 * time.Second
 
 // openGUIStore opens the desktop app's store: read-write, unless readOnly is
 // set or the store exists but cannot be opened for writing (a file or folder

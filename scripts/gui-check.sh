@@ -160,7 +160,7 @@ if ! gone 100; then
   import -window "$wid" "$OUT/09b-after-return.png" 2>/dev/null || true
   echo "gui-check: warning: the app was still running 10 s after Return; pressing Return again" >&2
   lastkey Return
-  gone 300 || { diagnose; fail "the app did not quit after the confirmation"; }
+  gone 600 || { diagnose; fail "the app did not quit after the confirmation"; }
 fi
 echo "quit took $(( ($(date +%s%N) - t0) / 1000000 )) ms after Return"
 st=$(status_of 3)

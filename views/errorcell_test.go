@@ -1,10 +1,14 @@
 package views
 
 import (
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"fyne.io/fyne/v2/test"
 	"github.com/stretchr/testify/assert"
 
+	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -30,5 +34,24 @@ func TestRunsSettingsHeaderFollowsFamily(t *testing.T) {
 		u.runs.showSelected(storage.ExperimentRow{ID: 1, ConfigJSON: `{"objectives":2}`})
 		assert.Equal(t, "Mean EM", u.runs.settings.headers[7])
 	})
+	u.wait()
+}
+
+// Quitting never hangs on a run that does not stop: after stopPatience the
+// quit goes ahead (the run keeps what it stored).
+func TestStopRunsGivesUpOnARunThatDoesNotStop(t *testing.T) {
+	old := stopPatience
+	stopPatience = 20 * time.Millisecond
+	defer func() { stopPatience = old }()
+	r := newCtlRunner([]experiments.Progress{{Experiment: 1, Total: 1, Running: 1}})
+	u, _ := newTestUI(t, newCtlStore(), r)
+	act(u, func() { test.Tap(u.run.runBt) })
+	<-r.started
+	<-r.stepped // the run now waits on proceed, whatever its context says
+	var quits atomic.Int32
+	act(u, func() { u.StopRuns(func() { quits.Add(1) }) })
+	eventually(t, u, func() bool { return quits.Load() == 1 })
+	assert.Equal(t, 1, u.RunsInFlight(), "the run had not returned when the quit went ahead")
+	r.proceed <- struct{}{} // let it end, so the test leaves nothing running
 	u.wait()
 }

@@ -2,6 +2,8 @@ package views
 
 import (
 	"fmt"
+	"log"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/dialog"
@@ -82,13 +84,31 @@ func (u *UI) quitKey(ev *fyne.KeyEvent) bool {
 	return true
 }
 
+// stopPatience is how long StopRuns waits for the runs to return.
+var stopPatience = 20 * time.Second
+
 // StopRuns cancels every run this UI plays. Each stops at its next turn
 // boundary, keeps what it stored and records itself as cancelled (resumable);
-// done is called on the UI thread once all of them have returned.
+// done is called on the UI thread once all of them have returned, or after
+// stopPatience if one has not (it is logged; what it stored is kept, and the
+// next start offers Resume for it, its owner being gone), so quitting never
+// hangs on a run that does not stop.
 func (u *UI) StopRuns(done func()) {
 	u.stop()
 	go func() {
-		u.runWG.Wait()
+		stopped := make(chan struct{})
+		go func() {
+			u.runWG.Wait()
+			close(stopped)
+		}()
+		t := time.NewTimer(stopPatience)
+		defer t.Stop()
+		select {
+		case <-stopped:
+		case <-t.C:
+			log.Printf("mem1lab: %d run(s) did not stop within %s; quitting anyway (stored turns are kept; Runs offers Resume next time)",
+				u.RunsInFlight(), stopPatience)
+		}
 		u.do(done)
 	}()
 }
