@@ -60,8 +60,30 @@ func disagreements(pairs []storage.RolloutPair) []disagreement {
 	return out
 }
 
-// turnCell is what Compare shows of one side's turn: its action and text.
-func turnCell(t core.Turn) string {
+// webShopRow reports whether a rollout is a WebShop episode (its score is
+// the final reward, its turns' queries are shop actions).
+func webShopRow(r storage.RolloutRow) bool { return r.Dataset == core.FamilyWebShop }
+
+// scoreLabel is a rollout's score as Compare names it: "EM 1.00", or for a
+// WebShop episode "reward 1.00".
+func scoreLabel(r storage.RolloutRow) string {
+	if webShopRow(r) {
+		return fmt.Sprintf("reward %.2f", r.EM)
+	}
+	return fmt.Sprintf("EM %.2f", r.EM)
+}
+
+// turnCell is what Compare shows of one side's turn: its action and text (a
+// WebShop turn's action as the shop reads it, e.g. "action: click[buy now]").
+func turnCell(t core.Turn, webshop bool) string {
+	if webshop {
+		switch {
+		case t.Action == core.ActionAnswer:
+			return "action: " + t.Answer + " (ended the episode)"
+		case t.Query != "":
+			return "action: " + t.Query
+		}
+	}
 	switch t.Action {
 	case core.ActionSearch:
 		return "search: " + t.Query
@@ -215,7 +237,7 @@ func newComparePanel(u *UI) *comparePanel {
 }
 
 func sameTaskLabel(r storage.RolloutRow) string {
-	return fmt.Sprintf("#%d · exp %d · %s · %s · EM %.2f", r.ID, r.ExperimentID, r.Policy, r.Model, r.EM)
+	return fmt.Sprintf("#%d · exp %d · %s · %s · %s", r.ID, r.ExperimentID, r.Policy, r.Model, scoreLabel(r))
 }
 
 // open loads rollouts a and b (b = 0: another rollout on a's task, preferring
@@ -309,7 +331,7 @@ func (p *comparePanel) show() {
 		if a.Model != b.Model {
 			s += " " + d.Model
 		}
-		return s + fmt.Sprintf(" · EM %.2f · peak %d tokens", d.EM, d.PeakTokens)
+		return s + fmt.Sprintf(" · %s · peak %d tokens", scoreLabel(d.RolloutRow), d.PeakTokens)
 	}
 	p.header.SetText(fmt.Sprintf("Task %s   %s   %s", a.TaskKey, side("A", a), side("B", b)))
 	n := max(len(a.Turns), len(b.Turns))
@@ -324,10 +346,10 @@ func (p *comparePanel) show() {
 	for i := range rows {
 		r := []string{strconv.Itoa(i + 1), "", "—", "", "—"}
 		if i < len(a.Turns) {
-			r[1], r[2] = strconv.Itoa(a.Turns[i].Tokens()), turnCell(a.Turns[i])
+			r[1], r[2] = strconv.Itoa(a.Turns[i].Tokens()), turnCell(a.Turns[i], webShopRow(a.RolloutRow))
 		}
 		if i < len(b.Turns) {
-			r[3], r[4] = strconv.Itoa(b.Turns[i].Tokens()), turnCell(b.Turns[i])
+			r[3], r[4] = strconv.Itoa(b.Turns[i].Tokens()), turnCell(b.Turns[i], webShopRow(b.RolloutRow))
 		}
 		rows[i] = r
 	}
@@ -349,8 +371,12 @@ func (p *comparePanel) show() {
 		if k < len(mb) {
 			bm = mb[k]
 		}
+		outcome := outcomeText(ma[k], bm)
+		if webShopRow(a.RolloutRow) && webShopRow(b.RolloutRow) {
+			outcome = fmt.Sprintf("final reward A %.2f · B %.2f", a.EM, b.EM) // a purchase has no gold answer
+		}
 		out[k] = []string{fmt.Sprintf("%d. %s", k+1, ma[k].Question), strings.Join(ma[k].Gold, " | "),
-			orDash(ma[k].Answer, "(none)"), orDash(bm.Answer, "(none)"), outcomeText(ma[k], bm)}
+			orDash(ma[k].Answer, "(none)"), orDash(bm.Answer, "(none)"), outcome}
 	}
 	p.outcome.setRows(out)
 	p.loadSummary(a, b)

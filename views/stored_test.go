@@ -82,7 +82,7 @@ func TestCompareAndTraceOnStoredOracleRollouts(t *testing.T) {
 	for i := range a.Turns {
 		row := cp.turns.rows[i]
 		assert.Equal(t, row[2], row[4], "turn %d: same action under both policies", i+1)
-		assert.Equal(t, turnCell(a.Turns[i]), row[2])
+		assert.Equal(t, turnCell(a.Turns[i], false), row[2])
 	}
 	// Consolidation: from turn 3 on, mem1's context is smaller than full's.
 	last := len(a.Turns) - 1

@@ -193,3 +193,39 @@ func TestChartsQAOverlayIsTable1(t *testing.T) {
 	}
 	act(u, func() { assert.False(t, p.metric.Disabled(), "EM/F1 apply to QA frontier charts") })
 }
+
+// Compare names a WebShop episode's score as its reward and its turns as
+// shop actions, and the outcome as the two final rewards (a purchase has no
+// gold answer to be right or wrong about).
+func TestCompareWebShopInItsTerms(t *testing.T) {
+	st, exp := webShopStore(t)
+	ctx := context.Background()
+	srv := httptest.NewServer(webshop.NewFakeServer())
+	defer srv.Close()
+	r := &webshop.Runner{Store: st, Model: webshop.Scripted{}}
+	other, err := r.Run(ctx, "ws again", webshop.Config{EnvURL: srv.URL, Goals: []int{0}, Policy: core.PolicyFull,
+		Model: webshop.ScriptedModelName, FakeReward: true})
+	require.NoError(t, err)
+	a, err := st.Rollouts(ctx, exp)
+	require.NoError(t, err)
+	b, err := st.Rollouts(ctx, other.Experiment)
+	require.NoError(t, err)
+	require.Equal(t, a[0].TaskKey, b[0].TaskKey)
+	da, err := st.Rollout(ctx, a[0].ID)
+	require.NoError(t, err)
+
+	u, _ := newTestUI(t, st, nil)
+	act(u, func() { u.OpenCompare(a[0].ID, b[0].ID) })
+	u.wait()
+	act(u, func() {
+		p := u.compare
+		assert.Contains(t, p.header.Text, "reward 1.00")
+		assert.NotContains(t, p.header.Text, "EM ")
+		require.NotEmpty(t, p.turns.rows)
+		assert.Equal(t, "action: "+da.Turns[0].Query, p.turns.rows[0][2])
+		last := p.turns.rows[len(da.Turns)-1][2]
+		assert.Equal(t, "action: click[buy now] (ended the episode)", last)
+		require.Len(t, p.outcome.rows, 1)
+		assert.Equal(t, "final reward A 1.00 · B 1.00", p.outcome.rows[0][4])
+	})
+}
