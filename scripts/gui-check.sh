@@ -47,6 +47,15 @@ status_of() {
   v=$("$BIN" ls --db "$db" 2>/dev/null | sed -nE "s/^$1 .* [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2} +([a-z]+) .*/\1/p")
   echo "${v:-missing}"
 }
+# run_key ID: Ctrl+R, then waits until experiment ID exists; pressed once more
+# (with a warning) when nothing started within 10 s (see "logged" below on
+# key events that are not taken).
+run_key() {
+  key ctrl+r
+  for _ in $(seq 1 20); do [ "$(status_of "$1")" != missing ] && return 0; sleep 0.5; done
+  echo "gui-check: warning: Ctrl+R started no experiment $1; pressing it again" >&2
+  key ctrl+r
+}
 # wait_status ID STATUS: waits (up to 60 s) for experiment ID to reach STATUS.
 wait_status() {
   for _ in $(seq 1 120); do [ "$(status_of "$1")" = "$2" ] && return 0; sleep 0.5; done
@@ -112,7 +121,7 @@ diagnose() {
 # 1. New experiment with the remembered oracle endpoint; Ctrl+R runs it.
 launch --screen "New experiment"
 shot 01-new-experiment
-key ctrl+r
+run_key 1
 wait_status 1 done
 shot 02-new-experiment-ran
 key ctrl+4; shot 03-runs
@@ -143,15 +152,39 @@ shot 08-charts
 #    stopped cleanly (cancelled, resumable), not "running".
 lastkey ctrl+q
 for _ in $(seq 1 100); do kill -0 "$app" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$app" 2>/dev/null; then
+  echo "gui-check: warning: Ctrl+Q with no run in flight did not quit within 10 s; pressing it again" >&2
+  lastkey ctrl+q
+  for _ in $(seq 1 100); do kill -0 "$app" 2>/dev/null || break; sleep 0.1; done
+fi
 kill -0 "$app" 2>/dev/null && fail "Ctrl+Q with no run in flight did not quit"
 grep -q "$ourl" "$prefs/preferences.json" || fail "the endpoint was not remembered: $(cat "$prefs/preferences.json")"
 sed -i "s#$ourl#$slow#g" "$prefs/preferences.json"
 launch --screen "New experiment"
-key ctrl+r
+run_key 3
 wait_status 3 running
+# logged N TEXT: the app's log has N or more lines containing TEXT (within 5 s).
+logged() {
+  for _ in $(seq 1 50); do [ "$(grep -c "$2" "$work/app.log" || true)" -ge "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+# An X key event sent to the window is now and then not taken (seen about one
+# run in twenty here, never reproduced by hand): the app logs the quit dialog
+# and the confirmation, so a key that had no effect is seen, said and sent once more.
+asked=$(( $(grep -c "asking first" "$work/app.log" || true) + 1 ))
 key ctrl+q
+if ! logged "$asked" "asking first"; then
+  echo "gui-check: warning: Ctrl+Q did not open the quit dialog; pressing it again" >&2
+  key ctrl+q
+  logged "$asked" "asking first" || { diagnose; fail "Ctrl+Q during a run opened no quit dialog"; }
+fi
 shot 09-quit-confirm
+stopping=$(( $(grep -c "before quitting" "$work/app.log" || true) + 1 ))
 lastkey Return
+if ! logged "$stopping" "before quitting" && kill -0 "$app" 2>/dev/null; then
+  echo "gui-check: warning: Return did not confirm the quit dialog; pressing it again" >&2
+  lastkey Return
+fi
 t0=$(date +%s%N)
 gone() { for _ in $(seq 1 "$1"); do kill -0 "$app" 2>/dev/null || return 0; sleep 0.1; done; ! kill -0 "$app" 2>/dev/null; }
 if ! gone 100; then

@@ -50,12 +50,14 @@ func (u *UI) ConfirmQuit(quit func()) {
 	if n > 1 {
 		what = fmt.Sprintf("%d runs are", n)
 	}
+	log.Printf("mem1lab: quit asked with %d run(s) in flight; asking first", n)
 	d := dialog.NewConfirm("Quit while running?",
 		what+" in progress. Quitting stops it cleanly: every finished turn is kept, and Runs offers "+
 			"Resume run the next time you start mem1lab (or run `mem1lab resume`).",
 		func(ok bool) {
 			u.quitDialog = nil
 			if ok {
+				log.Printf("mem1lab: stopping %d run(s) before quitting", u.RunsInFlight())
 				u.StopRuns(quit)
 			}
 		}, w)
