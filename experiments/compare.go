@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"gonum.org/v1/gonum/stat"
+
 	"github.com/mem1lab/mem1lab/experiments/stats"
 	"github.com/mem1lab/mem1lab/storage"
 )
@@ -502,16 +504,8 @@ func sideValues(m map[string]*side, metric string) []float64 {
 	return out
 }
 
-func mean(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	t := 0.0
-	for _, x := range xs {
-		t += x
-	}
-	return t / float64(len(xs))
-}
+// mean is gonum's stat.Mean, NaN for no values (0/0).
+func mean(xs []float64) float64 { return stat.Mean(xs, nil) }
 
 // tieTolerance is how close two values of a pair must be to count as a tie.
 const tieTolerance = 1e-9

@@ -7,9 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
 	"time"
+
+	"gonum.org/v1/gonum/stat"
 
 	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"
@@ -374,13 +375,5 @@ func (r *Runner) summarize(ctx context.Context, expID int64) (Summary, error) {
 	return sum, nil
 }
 
-func mean(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := 0.0
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(len(xs))
-}
+// mean is gonum's stat.Mean, NaN for no values (0/0).
+func mean(xs []float64) float64 { return stat.Mean(xs, nil) }

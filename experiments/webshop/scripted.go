@@ -100,20 +100,13 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-func between(s, a, b string) string {
-	i := strings.Index(s, a)
-	if i < 0 {
-		return ""
-	}
-	s = s[i+len(a):]
-	if j := strings.Index(s, b); j >= 0 {
-		s = s[:j]
-	}
-	return strings.TrimSpace(s)
-}
+// between is the trimmed text after the first a in s, up to the next b (or
+// the end); "" when s has no a. lastBetween starts at the last a instead.
+func between(s, a, b string) string { return textAfter(s, a, b, strings.Index(s, a)) }
 
-func lastBetween(s, a, b string) string {
-	i := strings.LastIndex(s, a)
+func lastBetween(s, a, b string) string { return textAfter(s, a, b, strings.LastIndex(s, a)) }
+
+func textAfter(s, a, b string, i int) string {
 	if i < 0 {
 		return ""
 	}
