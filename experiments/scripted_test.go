@@ -106,7 +106,11 @@ func TestScriptedAgentEndToEnd(t *testing.T) {
 					turnsSeen += len(d.Turns)
 				}
 				assert.Equal(t, turnsSeen, last.Turns)
-				assert.Equal(t, turnsSeen+tasks, calls, "one call per turn and per rollout")
+				// At most one call per turn and per rollout's end: progress that lands
+				// while the callback runs is merged into its next call (tracker.emit),
+				// and the last call carries the final figures (checked above).
+				assert.LessOrEqual(t, calls, turnsSeen+tasks, "no more than one call per turn and per rollout")
+				assert.Positive(t, calls)
 				sort.Slice(rows, func(i, j int) bool { return rows[i].TaskKey < rows[j].TaskKey })
 				for _, row := range rows {
 					d, _ := st.Rollout(ctx, row.ID)
