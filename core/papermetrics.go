@@ -2,9 +2,6 @@ package core
 
 import (
 	"strings"
-	"sync"
-
-	"github.com/tiktoken-go/tokenizer"
 )
 
 // This file holds the token metrics of the MEM1 paper (arXiv 2506.15841,
@@ -66,36 +63,6 @@ const ReferenceEvalTurns = 10
 
 // TokenCounter returns the number of tokens of a text.
 type TokenCounter func(string) int
-
-var (
-	o200kOnce  sync.Once
-	o200kCodec tokenizer.Codec
-)
-
-// O200kTokens counts the tokens of s with tiktoken's o200k_base encoding (the
-// encoding of gpt-4o-mini, which MEM1's eval.py counts with). It uses
-// github.com/tiktoken-go/tokenizer, a pure-Go library that embeds the
-// vocabulary, so counting touches no network or file and core may use it.
-// Special-token text such as "<|endoftext|>" is counted as ordinary text
-// (Python's tiktoken would refuse it). Safe for concurrent use; "" gives 0.
-func O200kTokens(s string) int {
-	if s == "" {
-		return 0
-	}
-	o200kOnce.Do(func() {
-		c, err := tokenizer.Get(tokenizer.O200kBase)
-		if err != nil {
-			panic("core: o200k_base tokenizer: " + err.Error()) // embedded; cannot happen
-		}
-		o200kCodec = c
-	})
-	n, err := o200kCodec.Count(s)
-	if err != nil {
-		// Only invalid UTF-8 in strict mode errs; the default mode replaces it.
-		return EstimateTokens(s)
-	}
-	return n
-}
 
 // MemoCounter wraps count so that a text counted again is not re-encoded
 // (eval.py's functions count the same contexts several times). The result is
