@@ -68,12 +68,16 @@ func throughputStore(b *testing.B) *storage.Store {
 	return st
 }
 
-// throughputConfig plays 2×max(concurrency, 250) rollouts (that many tasks
-// under mem1 and full) of 4 turns each against url: at least 2,000 turns.
+// throughputConfig plays all 500 raw test questions under mem1, full,
+// window:1 and window:2 against url: 2,000 rollouts of 4 turns each (8,000
+// turns), about 31 rollouts per worker at concurrency 64 and 8 at 256, so
+// that the start (every worker's first claim) and the end (the last rollouts
+// finishing while other workers have nothing left, which a bare loop of
+// single requests never has) are a small part of the run, as in a sweep.
 func throughputConfig(url string, concurrency int) RunConfig {
 	cfg := DefaultRunConfig()
-	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = url+"/v1", "stub", 1, max(concurrency, 250), concurrency, 4
-	cfg.Policies = []string{"mem1", "full"}
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = url+"/v1", "stub", 1, 500, concurrency, 4
+	cfg.Policies = []string{"mem1", "full", "window:1", "window:2"}
 	return cfg
 }
 
