@@ -242,3 +242,133 @@ func TestGateWaitIdle(t *testing.T) {
 	assert.ErrorIs(t, g.waitIdle(ctx, func() { calls++ }), context.Canceled)
 	assert.Equal(t, 1, calls)
 }
+
+// claimGate is the store recording each group commit's writes, with the
+// commit of the first claim held until release is closed (when release is
+// not nil), and the rollout steal taken by another owner just before its
+// claim is applied (so that claim does not hold).
+type claimGate struct {
+	*storage.Store
+	release chan struct{}
+	steal   int64
+	mu      sync.Mutex
+	held    bool
+	batches [][]storage.Write
+}
+
+func (g *claimGate) ApplyWrites(ctx context.Context, ws []storage.Write) []storage.WriteOutcome {
+	for _, w := range ws {
+		if w.Claim == nil {
+			continue
+		}
+		if w.RolloutID == g.steal {
+			_, _ = g.Store.ClaimRollout(ctx, w.RolloutID, "another owner")
+		}
+		g.mu.Lock()
+		first := !g.held && g.release != nil
+		g.held = true
+		g.mu.Unlock()
+		if first {
+			<-g.release
+		}
+	}
+	g.mu.Lock()
+	g.batches = append(g.batches, append([]storage.Write(nil), ws...))
+	g.mu.Unlock()
+	return g.Store.ApplyWrites(ctx, ws)
+}
+
+// A rollout's first model call goes out while its claim is being committed;
+// its first turn is handed in only after the claim's commit, and its last
+// turn rides in the write of its result.
+func TestFirstCallOverlapsClaim(t *testing.T) {
+	st := bundleStore(t)
+	calls := make(chan int, 16)
+	srv := countingStub(t, calls)
+	g := &claimGate{Store: st, release: make(chan struct{})}
+	cfg := DefaultRunConfig()
+	cfg.Name = "claim overlap"
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, 2
+	done := make(chan error, 1)
+	var sum Summary
+	go func() {
+		var err error
+		sum, err = (&Runner{Store: g, Env: fixedEnv{}}).Run(context.Background(), cfg, nil)
+		done <- err
+	}()
+	select {
+	case k := <-calls:
+		require.Equal(t, 1, k)
+	case err := <-done:
+		t.Fatalf("run ended before its first call: %v", err)
+	case <-time.After(time.Minute): // a hang guard, not a timing assertion
+		t.Fatal("the first model call waited for the claim's commit")
+	}
+	close(g.release)
+	require.NoError(t, <-done)
+	rows, err := st.Rollouts(context.Background(), sum.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.Equal(t, storage.StatusDone, rows[0].Status)
+	d, err := st.Rollout(context.Background(), rows[0].ID)
+	require.NoError(t, err)
+	require.Len(t, d.Turns, 2)
+
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	claimAt, firstTurnAt, lastWith := -1, -1, false
+	for i, b := range g.batches {
+		for _, w := range b {
+			switch {
+			case w.Claim != nil:
+				claimAt = i
+			case w.Turn != nil && w.Turn.Index == 0:
+				firstTurnAt = i
+			case w.Turn != nil && w.Turn.Index == 1:
+				lastWith = w.Finish != nil && w.Finish.Status == storage.StatusDone
+			}
+		}
+	}
+	require.GreaterOrEqual(t, claimAt, 0)
+	assert.Greater(t, firstTurnAt, claimAt, "the first turn is handed in after the claim's commit")
+	assert.True(t, lastWith, "the last turn rides in its result's write")
+}
+
+// A rollout whose claim does not hold (another owner took it meanwhile) is
+// left to that owner: none of its turns and no result are stored, though its
+// first model call went out; the other rollouts play as usual.
+func TestClaimThatDoesNotHoldStoresNothing(t *testing.T) {
+	st := bundleStore(t)
+	srv := countingStub(t, make(chan int))
+	cfg := DefaultRunConfig()
+	cfg.Name = "stolen claim"
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 3, 1, 2
+	r := &Runner{Env: fixedEnv{}}
+	g := &claimGate{Store: st}
+	r.Store = g
+	expID, err := r.Create(context.Background(), cfg)
+	require.NoError(t, err)
+	queued, err := st.QueuedRollouts(context.Background(), expID)
+	require.NoError(t, err)
+	require.Len(t, queued, 3)
+	g.steal = queued[1].ID
+	var last Progress
+	_, err = r.Resume(context.Background(), expID, func(p Progress) { last = p })
+	require.NoError(t, err)
+	rows, err := st.Rollouts(context.Background(), expID)
+	require.NoError(t, err)
+	require.Len(t, rows, 3)
+	for _, row := range rows {
+		d, err := st.Rollout(context.Background(), row.ID)
+		require.NoError(t, err)
+		if row.ID == g.steal {
+			assert.Equal(t, storage.StatusRunning, row.Status, "still the other owner's")
+			assert.Empty(t, d.Turns)
+			continue
+		}
+		assert.Equal(t, storage.StatusDone, row.Status)
+		assert.Len(t, d.Turns, 2)
+	}
+	assert.Equal(t, 2, last.Done)
+	assert.Equal(t, 0, last.Running)
+}

@@ -796,30 +796,52 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	if perr != nil {
 		prompt = ""
 	}
+	// The claim is handed in right behind the previous rollout's result, so
+	// both share a commit. Through the group commit the rollout does not wait
+	// for it: its first model call goes out while the claim commits, and the
+	// claim (then the previous result) is waited for before the first turn is
+	// handed in, so nothing of the rollout is stored unless the claim held.
+	// A memory policy's sub-calls may store records before the first turn,
+	// so such a rollout waits for its claim first.
 	if prev != nil {
 		prev.release()
 	}
-	ok, err := wr.claim(ctx, j.ID, ep.profile.Name, prompt, tr)
-	if prev != nil {
-		prev.settle()
-	}
-	if err != nil || !ok {
-		if err != nil {
-			tr.storeError(err)
+	claimWait := wr.claimLater(ctx, j.ID, ep.profile.Name, prompt, tr)
+	claimed, claimChecked := false, false
+	var claimErr error
+	confirm := func() bool {
+		if !claimChecked {
+			claimChecked = true
+			claimed, claimErr = claimWait()
+			if prev != nil {
+				prev.settle()
+			}
+			if claimErr != nil {
+				tr.storeError(claimErr)
+			}
+			if claimed {
+				tr.start(j)
+			}
 		}
+		return claimed
+	}
+	_, isMemory := acfg.Policy.(core.MemoryPolicy)
+	if (!wr.pipelined || isMemory) && !confirm() {
 		return // left queued (store failure) or taken by another worker
 	}
 	prior, err := r.Store.Turns(bg, j.ID)
 	if err != nil {
+		if !confirm() {
+			return
+		}
 		res := storage.RolloutResult{Status: storage.StatusFailed, Error: KindOther + ": " + err.Error()}
 		tr.finish(j, res.Status, core.Outcome{}, nil, wr.finish(bg, j.ID, res))
 		return
 	}
-	tr.start(j)
 	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr, red: red,
 		session: RolloutSessionKey(tr.experiment(), j.ID), cache: tr.cache}
 	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
-	if _, ok := acfg.Policy.(core.MemoryPolicy); ok {
+	if isMemory {
 		sc, err := r.newSubCaller(bg, j.ID, len(prior), ep, mem, g, rp, tr, red)
 		if err != nil {
 			res := storage.RolloutResult{Status: storage.StatusFailed, Error: KindOther + ": " + err.Error()}
@@ -834,10 +856,17 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	// result, the rollout waits for that commit. So at most one turn per
 	// rollout is unstored at a time, a turn counts in the progress only once
 	// stored, and a crash loses at most the turns in flight. A turn that
-	// cannot be stored stops the rollout.
+	// cannot be stored stops the rollout. A turn that ends the rollout (an
+	// answer, or the last of the turn budget) is held and handed in with the
+	// result, in the same write: both are stored or neither.
+	lastIndex := -1 // the index of a turn that ends the rollout
+	if n, err := acfg.Normalized(len(j.Task.Objectives)); err == nil {
+		lastIndex = n.MaxTurns - 1
+	}
 	var (
 		unsettled func() error // the last turn's commit, nil once waited for
 		lastTurn  core.Turn
+		held      *core.Turn // a last turn kept for the result's write
 	)
 	settle := func() error {
 		if unsettled == nil {
@@ -851,21 +880,45 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		tr.turn(lastTurn)
 		return nil
 	}
-	onTurn := func(t core.Turn) error {
-		model.markReplied(false)
+	hand := func(t core.Turn) error {
 		if err := settle(); err != nil {
 			return fmt.Errorf("turn %d not stored: %w", lastTurn.Index, err)
 		}
 		// The turn is stored even when ctx was cancelled during its call.
-		unsettled, lastTurn = wr.appendTurn(bg, j.ID, red.turn(t)), t
+		unsettled, lastTurn = wr.appendTurn(bg, j.ID, t), t
 		if !wr.pipelined {
 			return settle() // stored already: its error stops the rollout now
 		}
 		return nil
 	}
+	onTurn := func(t core.Turn) error {
+		model.markReplied(false)
+		if !confirm() {
+			return errNotClaimed
+		}
+		if held != nil { // the rollout went on after all
+			h := *held
+			held = nil
+			if err := hand(h); err != nil {
+				return err
+			}
+		}
+		t = red.turn(t)
+		if wr.pipelined && (t.Action == core.ActionAnswer || t.Index == lastIndex) {
+			if err := settle(); err != nil {
+				return fmt.Errorf("turn %d not stored: %w", lastTurn.Index, err)
+			}
+			held, lastTurn = &t, t
+			return nil
+		}
+		return hand(t)
+	}
 	began := time.Now()
 	out, err := agent.Run(ctx, j.Task, prior, onTurn)
 	model.markReplied(false) // a reply whose turn was never stored
+	if !confirm() {
+		return // taken elsewhere or not claimable: nothing of it was stored
+	}
 	if serr := settle(); serr != nil && err == nil {
 		err = &core.TurnError{Turn: lastTurn.Index, Op: "store", Err: serr}
 	} else if serr != nil {
@@ -896,9 +949,29 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		}
 		res.Error = boundText(red.text(res.Error), 2*maxSummary)
 	}
+	// settled follows the result's write (with the held last turn): when
+	// that write failed, neither is stored, and the rollout is stored as
+	// failed on that turn, as when any other turn cannot be stored.
+	settled := func(err error) (storage.RolloutResult, error) {
+		if held == nil {
+			return res, err
+		}
+		if err == nil {
+			tr.turn(*held)
+			return res, nil
+		}
+		terr := &core.TurnError{Turn: held.Index, Op: "store", Err: err}
+		failed := res
+		failed.Status = storage.StatusFailed
+		failed.Error = boundText(red.text(ErrorKind(terr)+": "+terr.Error()), 2*maxSummary)
+		return failed, wr.finish(bg, j.ID, failed)
+	}
 	if tr.paper == nil {
 		res = withPaperFigures(res, j.Task, out.Turns, acfg.Tags, j.Policy)
-		tr.finish(j, res.Status, out, res.Paper, wr.finish(bg, j.ID, res))
+		wait, release := wr.finishAsync(bg, j.ID, held, res)
+		release()
+		final, err := settled(wait())
+		tr.finish(j, final.Status, out, final.Paper, err)
 		return
 	}
 	// The paper figures follow from the lane (paperlane.go); the served
@@ -907,12 +980,12 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	if res.TokenSource == "" {
 		res.TokenSource = core.TokenSourceEstimate
 	}
-	wait, release := wr.finishAsync(bg, j.ID, res)
+	wait, release := wr.finishAsync(bg, j.ID, held, res)
 	return &pendingResult{release: release, settle: func() {
-		err := wait()
-		tr.finish(j, res.Status, out, nil, err)
+		final, err := settled(wait())
+		tr.finish(j, final.Status, out, nil, err)
 		if err == nil {
-			tr.paper.add(paperJob{j: j, status: res.Status, turns: out.Turns, tags: acfg.Tags,
+			tr.paper.add(paperJob{j: j, status: final.Status, turns: out.Turns, tags: acfg.Tags,
 				requestPeak: res.RequestPeakTokens, source: res.TokenSource})
 		}
 	}}

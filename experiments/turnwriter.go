@@ -2,6 +2,7 @@ package experiments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -152,22 +153,38 @@ func (tw *turnWriter) appendLater(rolloutID int64, t core.Turn) func() error {
 // waits until it is committed and returns its error (call it once), the
 // time spent waiting counted as store wait.
 func (tw *turnWriter) later(w storage.Write) func() error {
+	wait := tw.laterOutcome(w)
+	return func() error { return wait().Err }
+}
+
+// laterOutcome is later returning the whole outcome.
+func (tw *turnWriter) laterOutcome(w storage.Write) func() storage.WriteOutcome {
 	tw.waiting.Add(1)
 	ch := make(chan storage.WriteOutcome, 1)
 	tw.reqs <- writeReq{w: w, out: ch}
-	return func() error {
+	return func() storage.WriteOutcome {
 		began := time.Now()
 		o := <-ch
 		tw.waiting.Add(-1)
 		tw.waitNS.Add(int64(time.Since(began)))
-		return o.Err
+		return o
 	}
 }
 
 // claim is ClaimRollout plus SetRolloutPrompt, in the group commit.
 func (tw *turnWriter) claim(rolloutID int64, endpoint, prompt string) (bool, error) {
-	o := tw.do(storage.Write{RolloutID: rolloutID, Claim: &storage.Claim{Endpoint: endpoint, Prompt: prompt}})
-	return o.Claimed, o.Err
+	return tw.claimLater(rolloutID, endpoint, prompt)()
+}
+
+// claimLater is claim handed in without waiting: the returned func waits
+// for its commit (call it once), the time spent waiting counted as store
+// wait.
+func (tw *turnWriter) claimLater(rolloutID int64, endpoint, prompt string) func() (bool, error) {
+	wait := tw.laterOutcome(storage.Write{RolloutID: rolloutID, Claim: &storage.Claim{Endpoint: endpoint, Prompt: prompt}})
+	return func() (bool, error) {
+		o := wait()
+		return o.Claimed, o.Err
+	}
 }
 
 // finish is FinishRollout in the group commit.
@@ -187,7 +204,10 @@ func (tw *turnWriter) close() {
 // rolloutWrites are the writes a rollout makes while it plays: through the
 // run's group commit when the store has one, else one by one.
 type rolloutWrites struct {
-	claimFn func(ctx context.Context, id int64, endpoint, prompt string) (bool, []error)
+	// claimFn hands in a claim (with the rollout's prompt) and returns a func
+	// that waits for it: whether it holds, and its errors (the claim's
+	// first, then any that do not undo it).
+	claimFn func(ctx context.Context, id int64, endpoint, prompt string) (wait func() (bool, []error))
 	// appendTurn starts storing a turn and returns a func that waits until
 	// it is stored and returns its error: through the group commit the
 	// rollout goes on (its next model call) while the turn commits; one by
@@ -195,28 +215,39 @@ type rolloutWrites struct {
 	appendTurn func(ctx context.Context, id int64, t core.Turn) (wait func() error)
 	finishFn   func(ctx context.Context, id int64, res storage.RolloutResult) error
 	// finishLater is finishFn handed in without waiting (the worker claims
-	// its next rollout meanwhile, so both share a commit): wait waits for
-	// the result's commit and returns its error; release tells the group
-	// commit that the worker's next claim is being handed in, or that none
-	// will be (until then a batch holding the result waits for it).
-	finishLater func(ctx context.Context, id int64, res storage.RolloutResult) (wait func() error, release func())
+	// its next rollout meanwhile, so both share a commit), with the
+	// rollout's last turn when last is not nil (through the group commit
+	// both in one write: stored together or not at all): wait waits for the
+	// commit and returns its error; release tells the group commit that the
+	// worker's next claim is being handed in, or that none will be (until
+	// then a batch holding the result waits for it).
+	finishLater func(ctx context.Context, id int64, last *core.Turn, res storage.RolloutResult) (wait func() error, release func())
 	begin, end  func() // a rollout enters and leaves play
 	pipelined   bool   // appendTurn returns before the turn is stored
 }
 
-// claim claims rollout id for endpoint and stores its prompt; errors that do
-// not undo the claim (the prompt's) go to tr.
-func (w rolloutWrites) claim(ctx context.Context, id int64, endpoint, prompt string, tr *tracker) (bool, error) {
-	ok, errs := w.claimFn(ctx, id, endpoint, prompt)
-	if len(errs) > 1 {
-		for _, e := range errs[1:] {
-			tr.storeError(e)
+// errNotClaimed stops a rollout whose claim did not hold (store failure, or
+// no longer queued): nothing of it is stored.
+var errNotClaimed = errors.New("runner: the rollout could not be claimed")
+
+// claimLater hands in the claim of rollout id for endpoint, with its prompt,
+// and returns a func that waits for it and reports whether it holds (call it
+// once); errors that do not undo the claim (the prompt's) go to tr. Through
+// the group commit it returns at once; one by one the claim is made first.
+func (w rolloutWrites) claimLater(ctx context.Context, id int64, endpoint, prompt string, tr *tracker) func() (bool, error) {
+	wait := w.claimFn(ctx, id, endpoint, prompt)
+	return func() (bool, error) {
+		ok, errs := wait()
+		if len(errs) > 1 {
+			for _, e := range errs[1:] {
+				tr.storeError(e)
+			}
 		}
+		if len(errs) > 0 {
+			return ok, errs[0]
+		}
+		return ok, nil
 	}
-	if len(errs) > 0 {
-		return ok, errs[0]
-	}
-	return ok, nil
 }
 
 func (w rolloutWrites) finish(ctx context.Context, id int64, res storage.RolloutResult) error {
@@ -234,10 +265,11 @@ type pendingResult struct {
 	settle  func() // waits for the result's commit and counts it
 }
 
-// finishAsync starts storing a result; wait waits until it is stored and
+// finishAsync starts storing a result (with the rollout's last turn when
+// last is not nil); wait waits until it is stored and
 // returns finish's error; release is finishLater's, callable more than once.
-func (w rolloutWrites) finishAsync(ctx context.Context, id int64, res storage.RolloutResult) (wait func() error, release func()) {
-	waitFn, rel := w.finishLater(ctx, id, res)
+func (w rolloutWrites) finishAsync(ctx context.Context, id int64, last *core.Turn, res storage.RolloutResult) (wait func() error, release func()) {
+	waitFn, rel := w.finishLater(ctx, id, last, res)
 	released := false
 	return func() error {
 			if err := waitFn(); err != nil {
@@ -255,25 +287,34 @@ func (w rolloutWrites) finishAsync(ctx context.Context, id int64, res storage.Ro
 // directWrites writes through the RunStore's own methods, one call each.
 func (r *Runner) directWrites() rolloutWrites {
 	return rolloutWrites{
-		claimFn: func(ctx context.Context, id int64, endpoint, prompt string) (bool, []error) {
-			ok, err := r.Store.ClaimRollout(ctx, id, endpoint)
-			if err != nil || !ok {
-				return ok, []error{err}
-			}
-			if prompt != "" {
-				if err := r.Store.SetRolloutPrompt(context.WithoutCancel(ctx), id, prompt); err != nil {
-					return true, []error{nil, err}
+		claimFn: func(ctx context.Context, id int64, endpoint, prompt string) func() (bool, []error) {
+			ok, errs := func() (bool, []error) {
+				ok, err := r.Store.ClaimRollout(ctx, id, endpoint)
+				if err != nil || !ok {
+					return ok, []error{err}
 				}
-			}
-			return true, nil
+				if prompt != "" {
+					if err := r.Store.SetRolloutPrompt(context.WithoutCancel(ctx), id, prompt); err != nil {
+						return true, []error{nil, err}
+					}
+				}
+				return true, nil
+			}()
+			return func() (bool, []error) { return ok, errs }
 		},
 		appendTurn: func(ctx context.Context, id int64, t core.Turn) func() error {
 			err := r.Store.AppendTurn(ctx, id, t)
 			return func() error { return err }
 		},
 		finishFn: r.Store.FinishRollout,
-		finishLater: func(ctx context.Context, id int64, res storage.RolloutResult) (func() error, func()) {
-			err := r.Store.FinishRollout(ctx, id, res)
+		finishLater: func(ctx context.Context, id int64, last *core.Turn, res storage.RolloutResult) (func() error, func()) {
+			var err error
+			if last != nil {
+				err = r.Store.AppendTurn(ctx, id, *last)
+			}
+			if err == nil {
+				err = r.Store.FinishRollout(ctx, id, res)
+			}
 			return func() error { return err }, func() {}
 		},
 		begin: func() {},
@@ -284,18 +325,21 @@ func (r *Runner) directWrites() rolloutWrites {
 // groupWrites writes through tw.
 func groupWrites(tw *turnWriter) rolloutWrites {
 	return rolloutWrites{
-		claimFn: func(_ context.Context, id int64, endpoint, prompt string) (bool, []error) {
-			ok, err := tw.claim(id, endpoint, prompt)
-			if err != nil {
-				return ok, []error{err}
+		claimFn: func(_ context.Context, id int64, endpoint, prompt string) func() (bool, []error) {
+			wait := tw.claimLater(id, endpoint, prompt)
+			return func() (bool, []error) {
+				ok, err := wait()
+				if err != nil {
+					return ok, []error{err}
+				}
+				return ok, nil
 			}
-			return ok, nil
 		},
 		appendTurn: func(_ context.Context, id int64, t core.Turn) func() error { return tw.appendLater(id, t) },
 		finishFn:   func(_ context.Context, id int64, res storage.RolloutResult) error { return tw.finish(id, res) },
-		finishLater: func(_ context.Context, id int64, res storage.RolloutResult) (func() error, func()) {
+		finishLater: func(_ context.Context, id int64, last *core.Turn, res storage.RolloutResult) (func() error, func()) {
 			tw.soon.Add(1) // the worker's next claim is on its way
-			return tw.later(storage.Write{RolloutID: id, Finish: &res}), func() { tw.soon.Add(-1) }
+			return tw.later(storage.Write{RolloutID: id, Turn: last, Finish: &res}), func() { tw.soon.Add(-1) }
 		},
 		begin:     func() { tw.playing.Add(1) },
 		end:       func() { tw.playing.Add(-1) },

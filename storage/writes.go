@@ -67,7 +67,9 @@ func (st *writeStmts) close() error {
 // Write is one write of the runner's group commit (ApplyWrites): a turn
 // (Turn set), a claim (Claim set), a rollout's result (Finish set) or a
 // finished rollout's paper figures (Paper set) of the rollout RolloutID.
-// Exactly one of Turn, Claim, Finish and Paper is set.
+// Exactly one of Turn, Claim, Finish and Paper is set, except that a
+// rollout's last turn may carry its result (Turn and Finish set): both are
+// stored, the turn first, or neither.
 type Write struct {
 	RolloutID int64
 	Turn      *core.Turn
@@ -157,7 +159,13 @@ func (s *Store) applyWriteTx(ctx context.Context, tx *sql.Tx, w Write) (WriteOut
 		if w.Turn.Index < 0 {
 			return WriteOutcome{}, fmt.Errorf("storage: append turn: negative index %d", w.Turn.Index)
 		}
-		return WriteOutcome{}, s.appendTurnTx(ctx, tx, w.RolloutID, *w.Turn)
+		if w.Claim != nil || w.Paper != nil {
+			return WriteOutcome{}, errors.New("storage: a turn write carries a claim or paper figures")
+		}
+		if err := s.appendTurnTx(ctx, tx, w.RolloutID, *w.Turn); err != nil || w.Finish == nil {
+			return WriteOutcome{}, err
+		}
+		return WriteOutcome{}, s.finishTx(ctx, tx, w.RolloutID, *w.Finish)
 	case w.Claim != nil:
 		ok, err := s.claimTx(ctx, tx, w.RolloutID, *w.Claim)
 		return WriteOutcome{Claimed: ok}, err

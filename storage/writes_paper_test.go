@@ -63,3 +63,55 @@ func TestApplyWritesPaperFigures(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, backfills, "no rollout is left for the backfill")
 }
+
+// A rollout's last turn may carry its result (Turn and Finish in one Write):
+// both are stored, in one batch with other writes; when the turn cannot be
+// stored (a duplicate index here) neither is, the rollout stays as it was and
+// the rest of the batch is still stored.
+func TestApplyWritesLastTurnWithResult(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"))
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := ctxT(t)
+	exp, err := s.CreateExperiment(ctx, "e", "{}", "h")
+	require.NoError(t, err)
+	tids, err := s.AddTasks(ctx, exp, []core.Task{browseTask("k", "q?", "r?")})
+	require.NoError(t, err)
+	a, err := s.CreateRollout(ctx, exp, tids["k"], "mem1", "m")
+	require.NoError(t, err)
+	b, err := s.CreateRollout(ctx, exp, tids["k"], "full", "m")
+	require.NoError(t, err)
+	for _, id := range []int64{a, b} {
+		ok, err := s.ClaimRollout(ctx, id, "ep")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, s.AppendTurn(ctx, id, core.Turn{Index: 0, Context: "c0", Response: "r0", Action: core.ActionSearch}))
+	}
+	last := core.Turn{Index: 1, Context: "c1", Response: "<answer>x</answer>", Action: core.ActionAnswer, Answer: "x"}
+	dup := core.Turn{Index: 0, Context: "c0", Response: "again", Action: core.ActionAnswer}
+	outs := s.ApplyWrites(ctx, []Write{
+		{RolloutID: a, Turn: &last, Finish: &RolloutResult{Status: StatusDone, Answer: "x", Turns: 2}},
+		{RolloutID: b, Turn: &dup, Finish: &RolloutResult{Status: StatusDone, Answer: "again", Turns: 1}},
+	})
+	require.Len(t, outs, 2)
+	assert.NoError(t, outs[0].Err)
+	assert.ErrorIs(t, outs[1].Err, ErrDuplicate)
+
+	ta, err := s.Turns(ctx, a)
+	require.NoError(t, err)
+	require.Len(t, ta, 2)
+	assert.Equal(t, "<answer>x</answer>", ta[1].Response)
+	tb, err := s.Turns(ctx, b)
+	require.NoError(t, err)
+	require.Len(t, tb, 1)
+	assert.Equal(t, "r0", tb[0].Response, "the failed write changed nothing")
+	rows, err := s.Rollouts(ctx, exp)
+	require.NoError(t, err)
+	require.Len(t, rows, 2)
+	assert.Equal(t, StatusDone, rows[0].Status)
+	assert.Equal(t, 2, rows[0].Turns)
+	assert.Equal(t, StatusRunning, rows[1].Status, "no result without its turn")
+
+	bad := s.ApplyWrites(ctx, []Write{{RolloutID: b, Turn: &last, Claim: &Claim{Endpoint: "ep"}}})
+	assert.Error(t, bad[0].Err)
+}
