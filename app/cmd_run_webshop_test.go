@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/zalando/go-keyring"
 	"github.com/stretchr/testify/require"
+	"github.com/zalando/go-keyring"
 
 	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/experiments"

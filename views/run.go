@@ -85,12 +85,12 @@ type runPanel struct {
 	// retrURLs is the address typed for each remote retriever kind, so that
 	// switching kinds never hands a /retrieve address (and a web-search key)
 	// to the other; retrShown is the kind whose address the field shows.
-	retrURLs  map[string]string
-	retrShown string
-	retrTestBt                                     *widget.Button
-	retrResult                                     *widget.Label
-	family                                         *widget.Select // familyQA | familyWebShop
-	shop                                           *shopForm      // the webshop family's form
+	retrURLs   map[string]string
+	retrShown  string
+	retrTestBt *widget.Button
+	retrResult *widget.Label
+	family     *widget.Select // familyQA | familyWebShop
+	shop       *shopForm      // the webshop family's form
 
 	running bool
 	cancel  context.CancelFunc
