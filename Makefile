@@ -31,6 +31,7 @@ test: deps-screenshot lint
 
 ## lint: staticcheck at the pinned version (installed with go install when missing or another version)
 lint: staticcheck
+	@unformatted="$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go'))"; if [ -n "$$unformatted" ]; then echo "gofmt -w these: $$unformatted"; exit 1; fi
 	$(STATICCHECK) -tags $(TESTTAGS) $(PKGS)
 	$(STATICCHECK) -tags smoke,$(TAGS) ./app
 
