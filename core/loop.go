@@ -75,7 +75,12 @@ func InformationText(turnsLeft int, passages []Passage) string {
 // followed by its information block, concatenated without separators. Raw
 // completion adapters put it after the open assistant turn.
 func (c Context) Carried() string {
+	n := 0
+	for _, e := range c.History {
+		n += len(e.Response) + len(e.Information)
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for _, e := range c.History {
 		b.WriteString(e.Response)
 		b.WriteString(e.Information)

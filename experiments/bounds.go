@@ -216,7 +216,7 @@ func (t *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		_ = resp.Body.Close()
 		return nil, fmt.Errorf("%w: %s announced, max_response_bytes is %s", ErrResponseTooLarge, byteSize(resp.ContentLength), byteSize(limit))
 	}
-	body, rerr := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	body, rerr := readSized(io.LimitReader(resp.Body, limit+1), resp.ContentLength)
 	_ = resp.Body.Close()
 	if rerr != nil {
 		return nil, fmt.Errorf("reading reply: %w", rerr)

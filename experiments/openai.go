@@ -457,18 +457,21 @@ func RenderQwenPrefix(system string, c core.Context) string {
 	if system == "" {
 		system = QwenDefaultSystem
 	}
+	carried := c.Carried()
+	const frame = "<|im_start|>system\n" + "<|im_end|>\n<|im_start|>user\n" + "<|im_end|>\n<|im_start|>assistant\n"
 	var b strings.Builder
+	b.Grow(len(frame) + len(system) + len(c.Prompt) + len(carried))
 	b.WriteString("<|im_start|>system\n")
 	b.WriteString(system)
 	b.WriteString("<|im_end|>\n<|im_start|>user\n")
 	b.WriteString(c.Prompt)
 	if c.OneMessage {
-		b.WriteString(c.Carried())
+		b.WriteString(carried)
 		b.WriteString("<|im_end|>\n<|im_start|>assistant\n")
 		return b.String()
 	}
 	b.WriteString("<|im_end|>\n<|im_start|>assistant\n")
-	b.WriteString(c.Carried())
+	b.WriteString(carried)
 	return b.String()
 }
 
@@ -547,14 +550,14 @@ func dropStreamFalse(req *http.Request) error {
 	if req.Body == nil || req.Method != http.MethodPost {
 		return nil
 	}
-	body, err := io.ReadAll(req.Body)
+	body, err := readSized(req.Body, req.ContentLength)
 	_ = req.Body.Close()
 	if err != nil {
 		return fmt.Errorf("reading request: %w", err)
 	}
 	for _, member := range []string{`,"stream":false`, `"stream":false,`} {
 		if i := bytes.Index(body, []byte(member)); i >= 0 {
-			body = append(body[:i:i], body[i+len(member):]...)
+			body = body[:i+copy(body[i:], body[i+len(member):])]
 			break
 		}
 	}
@@ -562,6 +565,25 @@ func dropStreamFalse(req *http.Request) error {
 	req.ContentLength = int64(len(body))
 	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	return nil
+}
+
+// readSized reads r to its end into a buffer sized for n bytes (a body's
+// ContentLength; n ≤ 0 when unknown), so a body of known size is read with
+// one allocation.
+func readSized(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 || n > 1<<30 {
+		return io.ReadAll(r)
+	}
+	buf := make([]byte, n+1) // one byte more, to see the end
+	k, err := io.ReadFull(r, buf)
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return buf[:k], nil
+	case err != nil:
+		return buf[:k], err
+	}
+	rest, err := io.ReadAll(r) // longer than announced
+	return append(buf, rest...), err
 }
 
 type vllmExtras struct {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -191,4 +192,17 @@ func TestDecodeVLLMExtras(t *testing.T) {
 	assert.Equal(t, "</answer>", decodeVLLMExtras([]byte(`{"choices":[{"stop_reason":"</answer>"}]}`)).stopReason)
 	assert.Nil(t, decodeVLLMExtras([]byte(`{"choices":[],"usage":null}`)).usage)
 	assert.Equal(t, vllmExtras{}, decodeVLLMExtras([]byte(`not json`)))
+}
+
+// readSized reads whole bodies whether their announced size is right, too
+// small, too large or unknown, and passes read errors on.
+func TestReadSized(t *testing.T) {
+	body := strings.Repeat("x", 1000)
+	for _, n := range []int64{-1, 0, 1, 999, 1000, 1001, 5000} {
+		got, err := readSized(strings.NewReader(body), n)
+		require.NoError(t, err, "announced %d", n)
+		assert.Equal(t, body, string(got), "announced %d", n)
+	}
+	_, err := readSized(io.MultiReader(strings.NewReader("ab"), iotest.ErrReader(errors.New("reset"))), 10)
+	assert.ErrorContains(t, err, "reset")
 }
