@@ -101,14 +101,43 @@ func (t Template) RenderWith(task Task, tags Tags) string {
 	for i, o := range task.Objectives {
 		questions[i] = o.Question
 	}
-	r := strings.NewReplacer(
-		QuestionsSlot, JoinQuestions(questions),
-		ThinkSlot, tags.Think,
-		SearchSlot, tags.Search,
-		InformationSlot, tags.Information,
-		AnswerSlot, tags.Answer,
-	)
-	return r.Replace(t.Text)
+	return fillSlots(t.Text, [][2]string{
+		{QuestionsSlot, JoinQuestions(questions)},
+		{ThinkSlot, tags.Think},
+		{SearchSlot, tags.Search},
+		{InformationSlot, tags.Information},
+		{AnswerSlot, tags.Answer},
+	})
+}
+
+// fillSlots replaces every occurrence of each slot[0] in text by its slot[1],
+// left to right, without re-reading replaced text: what strings.NewReplacer
+// does for slots of which none is a prefix of another (each starts with "{"
+// and ends at its only "}"), without building a replacer for every rollout.
+func fillSlots(text string, slots [][2]string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(text, '{')
+		if i < 0 {
+			break
+		}
+		b.WriteString(text[:i])
+		text = text[i:]
+		n := 1
+		for _, sl := range slots {
+			if strings.HasPrefix(text, sl[0]) {
+				b.WriteString(sl[1])
+				n = len(sl[0])
+				break
+			}
+		}
+		if n == 1 {
+			b.WriteByte('{')
+		}
+		text = text[n:]
+	}
+	b.WriteString(text)
+	return b.String()
 }
 
 // JoinQuestions joins the questions of a task byte for byte as MEM1 builds its

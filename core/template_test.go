@@ -1,6 +1,7 @@
 package core
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -95,4 +96,27 @@ func TestDefaultTemplate(t *testing.T) {
 		assert.NotContains(t, got, gone)
 	}
 	assert.True(t, strings.HasSuffix(got, "Questions: q?\n"))
+}
+
+// fillSlots renders exactly as strings.NewReplacer with the same slots, for
+// texts made of slot names, their fragments, braces and ordinary text.
+func TestFillSlotsIsTheReplacer(t *testing.T) {
+	slots := [][2]string{{QuestionsSlot, "Q1?; Q2?"}, {ThinkSlot, "think"}, {SearchSlot, "{search}"},
+		{InformationSlot, "info{"}, {AnswerSlot, ""}}
+	var pairs []string
+	for _, sl := range slots {
+		pairs = append(pairs, sl[0], sl[1])
+	}
+	want := strings.NewReplacer(pairs...)
+	bits := []string{QuestionsSlot, ThinkSlot, SearchSlot, InformationSlot, AnswerSlot, "{", "}", "{quest", "ions}",
+		"{{", "think}", "a", " ", "\n", "é", "{answer", "}{"}
+	r := rand.New(rand.NewPCG(3, 4))
+	for k := 0; k < 20000; k++ {
+		var b strings.Builder
+		for range r.IntN(12) {
+			b.WriteString(bits[r.IntN(len(bits))])
+		}
+		text := b.String()
+		require.Equal(t, want.Replace(text), fillSlots(text, slots), "text %q", text)
+	}
 }

@@ -829,7 +829,11 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	if (!wr.pipelined || isMemory) && !confirm() {
 		return // left queued (store failure) or taken by another worker
 	}
-	prior, err := r.Store.Turns(bg, j.ID)
+	var prior []core.Turn
+	var err error
+	if j.HasTurns { // a rollout that starts from turn 0 has nothing to read
+		prior, err = r.Store.Turns(bg, j.ID)
+	}
 	if err != nil {
 		if !confirm() {
 			return

@@ -180,9 +180,11 @@ func turnContext(ctx context.Context, q queryer, rolloutID int64, idx int) (stri
 }
 
 // lastContexts remembers, per rollout, the full context of the last turn this
-// process appended, so that appending the next turn need not rebuild it. An
-// entry is used only when the stored previous turn has the same index and
-// SHA-256, so a rolled-back batch or another process's reset cannot mislead it.
+// process appended, so that appending the next turn need not rebuild it (nor,
+// for the next index, read the store: see previousContext). A claim, a result
+// and a reset forget the rollout's entry; an entry for another index is used
+// only when the stored previous turn has its index and SHA-256, so a
+// rolled-back batch cannot mislead it.
 type lastContexts struct {
 	mu sync.Mutex
 	m  map[int64]cachedContext
@@ -221,7 +223,17 @@ func (c *lastContexts) drop(rolloutID int64) {
 
 // previousContext returns the index and full context of the rollout's stored
 // turn just before idx (-1 and "" when there is none).
+//
+// The context this process stored last for the rollout is used without
+// reading the store when it is turn idx−1: from a claim (which forgets the
+// rollout's entry) to its result, only the claim's holder writes the
+// rollout's turns (the experiment's lease), and a turn that fails to store
+// stops its rollout. Otherwise the stored previous turn's index and SHA-256
+// are read and must match the entry.
 func (s *Store) previousContext(ctx context.Context, tx *sql.Tx, rolloutID int64, idx int) (int, string, error) {
+	if e, ok := s.contexts.get(rolloutID); ok && e.idx == idx-1 && e.idx >= 0 {
+		return e.idx, e.full, nil
+	}
 	var prevIdx int
 	var prevHash string
 	err := tx.StmtContext(ctx, s.stmts.prevTurn).QueryRowContext(ctx, rolloutID, idx).Scan(&prevIdx, &prevHash)

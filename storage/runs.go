@@ -674,11 +674,16 @@ type PendingRollout struct {
 	Task   core.Task
 	Policy string
 	Model  string
+	// HasTurns: the rollout had stored turns when it was listed (it was
+	// interrupted and continues from them); false: it starts from turn 0.
+	HasTurns bool
 }
 
-// QueuedRollouts lists experiment expID's queued rollouts by id with their tasks.
+// QueuedRollouts lists experiment expID's queued rollouts by id with their
+// tasks and whether each has stored turns.
 func (s *Store) QueuedRollouts(ctx context.Context, expID int64) ([]PendingRollout, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT r.id, r.policy, r.model, t.task_json FROM rollouts r
+	rows, err := s.r.QueryContext(ctx, `SELECT r.id, r.policy, r.model, t.task_json,
+		EXISTS (SELECT 1 FROM turns WHERE rollout_id = r.id) FROM rollouts r
 		JOIN tasks t ON t.id = r.task_id WHERE r.experiment_id = ? AND r.status = ? ORDER BY r.id`, expID, StatusQueued)
 	if err != nil {
 		return nil, fmt.Errorf("storage: queued rollouts: %w", err)
@@ -688,7 +693,7 @@ func (s *Store) QueuedRollouts(ctx context.Context, expID int64) ([]PendingRollo
 	for rows.Next() {
 		var p PendingRollout
 		var tj string
-		if err := rows.Scan(&p.ID, &p.Policy, &p.Model, &tj); err != nil {
+		if err := rows.Scan(&p.ID, &p.Policy, &p.Model, &tj, &p.HasTurns); err != nil {
 			return nil, fmt.Errorf("storage: queued rollouts: %w", err)
 		}
 		if err := json.Unmarshal([]byte(tj), &p.Task); err != nil {

@@ -179,6 +179,7 @@ func (s *Store) applyWriteTx(ctx context.Context, tx *sql.Tx, w Write) (WriteOut
 
 // claimTx is ClaimRollout (plus the prompt) inside tx.
 func (s *Store) claimTx(ctx context.Context, tx *sql.Tx, id int64, c Claim) (bool, error) {
+	s.contexts.drop(id) // another process may have played it since (previousContext)
 	t := now()
 	res, err := tx.StmtContext(ctx, s.stmts.claim).
 		ExecContext(ctx, StatusRunning, c.Endpoint, t, t, id, StatusQueued)

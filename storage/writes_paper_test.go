@@ -2,6 +2,7 @@ package storage
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -114,4 +115,54 @@ func TestApplyWritesLastTurnWithResult(t *testing.T) {
 
 	bad := s.ApplyWrites(ctx, []Write{{RolloutID: b, Turn: &last, Claim: &Claim{Endpoint: "ep"}}})
 	assert.Error(t, bad[0].Err)
+}
+
+// The context a store appended last for a rollout is the base of the next
+// turn's stored context without reading it back, until the rollout is claimed
+// again: another process may have replayed it meanwhile (here: reset, then
+// two different turns), and the next turn this store appends must still
+// decode to its own context.
+func TestAppendAfterAnotherProcessReplayedTheRollout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	a, err := Open(path)
+	require.NoError(t, err)
+	defer a.Close()
+	ctx := ctxT(t)
+	exp, err := a.CreateExperiment(ctx, "e", "{}", "h")
+	require.NoError(t, err)
+	tids, err := a.AddTasks(ctx, exp, []core.Task{browseTask("k", "q?", "r?")})
+	require.NoError(t, err)
+	r, err := a.CreateRollout(ctx, exp, tids["k"], "full", "m")
+	require.NoError(t, err)
+	prompt := strings.Repeat("the task prompt. ", 20)
+	claim := func(s *Store) {
+		ok, err := s.ClaimRollout(ctx, r, "ep")
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	claim(a)
+	require.NoError(t, a.AppendTurn(ctx, r, core.Turn{Index: 0, Context: prompt + "a0", Response: "a0"}))
+	// What a stale base would get wrong: it shares all of turn 2's context.
+	require.NoError(t, a.AppendTurn(ctx, r, core.Turn{Index: 1, Context: prompt + "b0b1a2 and more", Response: "a1"}))
+
+	b, err := Open(path)
+	require.NoError(t, err)
+	require.NoError(t, b.ResetRollout(ctx, r))
+	claim(b)
+	require.NoError(t, b.AppendTurn(ctx, r, core.Turn{Index: 0, Context: prompt + "b0", Response: "b0"}))
+	require.NoError(t, b.AppendTurn(ctx, r, core.Turn{Index: 1, Context: prompt + "b0b1", Response: "b1"}))
+	_, err = b.RequeueInterrupted(ctx, exp)
+	require.NoError(t, err)
+	require.NoError(t, b.Close())
+
+	claim(a)
+	require.NoError(t, a.AppendTurn(ctx, r, core.Turn{Index: 2, Context: prompt + "b0b1a2", Response: "a2"}))
+	c, err := Open(path)
+	require.NoError(t, err)
+	defer c.Close()
+	turns, err := c.Turns(ctx, r)
+	require.NoError(t, err)
+	require.Len(t, turns, 3)
+	assert.Equal(t, prompt+"b0b1", turns[1].Context)
+	assert.Equal(t, prompt+"b0b1a2", turns[2].Context)
 }
