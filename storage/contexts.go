@@ -231,6 +231,9 @@ func (c *lastContexts) drop(rolloutID int64) {
 // stops its rollout. Otherwise the stored previous turn's index and SHA-256
 // are read and must match the entry.
 func (s *Store) previousContext(ctx context.Context, tx *sql.Tx, rolloutID int64, idx int) (int, string, error) {
+	if idx == 0 {
+		return -1, "", nil // indices start at 0: nothing can be before it
+	}
 	if e, ok := s.contexts.get(rolloutID); ok && e.idx == idx-1 && e.idx >= 0 {
 		return e.idx, e.full, nil
 	}
