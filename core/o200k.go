@@ -90,8 +90,10 @@ var (
 	o200kPieceN atomic.Int64
 )
 
-// o200kMaxPieces bounds the piece memory: about 64 MiB at 100-byte pieces.
-const o200kMaxPieces = 1 << 19
+// o200kMaxPieces bounds the piece memory (a piece is mostly one word with
+// what precedes it: about 20 MiB when full). The bundle's corpus has fewer
+// distinct pieces than that.
+const o200kMaxPieces = 1 << 17
 
 // o200kPieceCount is the library's count of one piece, remembered.
 func o200kPieceCount(p string) int {
