@@ -372,3 +372,50 @@ func TestClaimThatDoesNotHoldStoresNothing(t *testing.T) {
 	assert.Equal(t, 2, last.Done)
 	assert.Equal(t, 0, last.Running)
 }
+
+// A finished rollout counts as done once its result commits, even while the
+// worker's next rollout waits on a slow first model call.
+func TestResultCountsWhileNextCallIsSlow(t *testing.T) {
+	st := bundleStore(t)
+	inner := stubServer(0)
+	t.Cleanup(inner.Close)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
+		if k == 2 {
+			<-release // the second rollout's first call
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := DefaultRunConfig()
+	cfg.Name = "slow next call"
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 2, 1, 1
+	doneOne := make(chan struct{})
+	var once sync.Once
+	finished := make(chan error, 1)
+	go func() {
+		_, err := (&Runner{Store: st, Env: fixedEnv{}}).Run(context.Background(), cfg, func(p Progress) {
+			if p.Done == 1 {
+				once.Do(func() { close(doneOne) })
+			}
+		})
+		finished <- err
+	}()
+	select {
+	case <-doneOne:
+	case err := <-finished:
+		t.Fatalf("run ended first: %v", err)
+	case <-time.After(time.Minute): // a hang guard, not a timing assertion
+		close(release)
+		<-finished
+		t.Fatal("the first rollout was not counted done while the next one's call was held")
+	}
+	close(release)
+	require.NoError(t, <-finished)
+}

@@ -806,23 +806,27 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	if prev != nil {
 		prev.release()
 	}
+	// Both are counted in the progress as soon as they commit (not when the
+	// first turn is in, which may be a long model call away).
 	claimWait := wr.claimLater(ctx, j.ID, ep.profile.Name, prompt, tr)
-	claimed, claimChecked := false, false
-	var claimErr error
-	confirm := func() bool {
-		if !claimChecked {
-			claimChecked = true
-			claimed, claimErr = claimWait()
-			if prev != nil {
-				prev.settle()
-			}
-			if claimErr != nil {
-				tr.storeError(claimErr)
-			}
-			if claimed {
-				tr.start(j)
-			}
+	var claimed bool
+	claimDone := make(chan struct{})
+	go func() {
+		defer close(claimDone)
+		ok, err := claimWait()
+		if prev != nil {
+			prev.settle()
 		}
+		if err != nil {
+			tr.storeError(err)
+		}
+		if ok {
+			tr.start(j)
+		}
+		claimed = ok
+	}()
+	confirm := func() bool {
+		<-claimDone
 		return claimed
 	}
 	_, isMemory := acfg.Policy.(core.MemoryPolicy)
