@@ -91,12 +91,23 @@ var (
 )
 
 // o200kMaxPieces bounds the piece memory (a piece is mostly one word with
-// what precedes it: about 20 MiB when full). The bundle's corpus has fewer
+// what precedes it, at most o200kMaxPiece bytes: about 20 MiB when full of
+// word-sized pieces, under 50 MiB at worst). The bundle's corpus has fewer
 // distinct pieces than that.
 const o200kMaxPieces = 1 << 17
 
-// o200kPieceCount is the library's count of one piece, remembered.
+// o200kMaxPiece is the longest piece remembered: a piece is cut only after
+// an ASCII letter before a space or newline, so text without that (CJK,
+// tables of numbers, JSON, URLs) makes long pieces that seldom come back;
+// they are counted each time instead.
+const o200kMaxPiece = 256
+
+// o200kPieceCount is the library's count of one piece, remembered when it is
+// short.
 func o200kPieceCount(p string) int {
+	if len(p) > o200kMaxPiece {
+		return o200kLibraryCount(p)
+	}
 	if n, ok := o200kPieces.Load(p); ok {
 		return n.(int)
 	}

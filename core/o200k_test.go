@@ -91,3 +91,15 @@ func FuzzO200kTokens(f *testing.F) {
 		}
 	})
 }
+
+// A piece longer than o200kMaxPiece (text with no letter-then-space cut, such
+// as CJK) is counted exactly and not remembered.
+func TestO200kLongPiecesAreNotKept(t *testing.T) {
+	lib := libCount(t)
+	long := strings.Repeat("中文的句子，没有空格。", 40)
+	require.Greater(t, len(long), o200kMaxPiece)
+	before := o200kPieceN.Load()
+	assert.Equal(t, lib(long), O200kTokens(long))
+	assert.Equal(t, lib("see "+long), O200kTokens("see "+long))
+	assert.LessOrEqual(t, o200kPieceN.Load()-before, int64(1), "only the short piece \"see\" is kept")
+}

@@ -3,9 +3,12 @@ package experiments
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ type gatedTurns struct {
 	*storage.Store
 	release chan struct{}
 	fail    map[int]bool // turn indices whose write fails
+	onFail  func()       // called when a write is failed (may be nil)
 	mu      sync.Mutex
 	held    bool
 }
@@ -42,6 +46,9 @@ func (g *gatedTurns) ApplyWrites(ctx context.Context, ws []storage.Write) []stor
 	var at []int
 	for i, w := range ws {
 		if w.Turn != nil && g.fail[w.Turn.Index] {
+			if g.onFail != nil {
+				g.onFail()
+			}
 			out[i].Err = errors.New("disk full (injected)")
 			continue
 		}
@@ -167,6 +174,33 @@ func TestLastTurnCommitFailureFailsRollout(t *testing.T) {
 	assert.Equal(t, storage.StatusFailed, rows[0].Status)
 	assert.Contains(t, rows[0].Error, "turn 2")
 	assert.Contains(t, rows[0].Error, "disk full (injected)")
+	d, err := st.Rollout(context.Background(), rows[0].ID)
+	require.NoError(t, err)
+	assert.Len(t, d.Turns, 2)
+}
+
+// When the run is cancelled while its last turn and result fail to store, the
+// rollout is stored cancelled (resumable: the last turn is played again), not
+// failed.
+func TestLastTurnCommitFailureWhileCancelled(t *testing.T) {
+	st := bundleStore(t)
+	srv := countingStub(t, make(chan int))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gs := &gatedTurns{Store: st, fail: map[int]bool{2: true}, onFail: cancel}
+	cfg := DefaultRunConfig()
+	cfg.Name = "last commit failure, cancelled"
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, 3
+	r := &Runner{Store: gs, Env: fixedEnv{}}
+	expID, err := r.Create(context.Background(), cfg)
+	require.NoError(t, err)
+	_, err = r.Resume(ctx, expID, nil)
+	require.ErrorIs(t, err, context.Canceled)
+	rows, err := st.Rollouts(context.Background(), expID)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	assert.Equal(t, storage.StatusCancelled, rows[0].Status)
+	assert.Contains(t, rows[0].Error, "turn 2")
 	d, err := st.Rollout(context.Background(), rows[0].ID)
 	require.NoError(t, err)
 	assert.Len(t, d.Turns, 2)
@@ -339,7 +373,19 @@ func TestFirstCallOverlapsClaim(t *testing.T) {
 // first model call went out; the other rollouts play as usual.
 func TestClaimThatDoesNotHoldStoresNothing(t *testing.T) {
 	st := bundleStore(t)
-	srv := countingStub(t, make(chan int))
+	inner := stubServer(0)
+	t.Cleanup(inner.Close)
+	var stolen atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The stolen rollout's calls fail as retryable, so a failed attempt
+		// would be recorded for it if the runner did not check its claim.
+		if strings.HasSuffix(r.Header.Get("X-Session-ID"), fmt.Sprintf("-r%d", stolen.Load())) {
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return
+		}
+		inner.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
 	cfg := DefaultRunConfig()
 	cfg.Name = "stolen claim"
 	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 3, 1, 2
@@ -352,6 +398,7 @@ func TestClaimThatDoesNotHoldStoresNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, queued, 3)
 	g.steal = queued[1].ID
+	stolen.Store(g.steal)
 	var last Progress
 	_, err = r.Resume(context.Background(), expID, func(p Progress) { last = p })
 	require.NoError(t, err)
@@ -364,6 +411,9 @@ func TestClaimThatDoesNotHoldStoresNothing(t *testing.T) {
 		if row.ID == g.steal {
 			assert.Equal(t, storage.StatusRunning, row.Status, "still the other owner's")
 			assert.Empty(t, d.Turns)
+			as, err := st.Attempts(context.Background(), row.ID)
+			require.NoError(t, err)
+			assert.Empty(t, as, "no failed attempt is recorded for a rollout this run does not own")
 			continue
 		}
 		assert.Equal(t, storage.StatusDone, row.Status)

@@ -803,12 +803,12 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	// handed in, so nothing of the rollout is stored unless the claim held.
 	// A memory policy's sub-calls may store records before the first turn,
 	// so such a rollout waits for its claim first.
-	if prev != nil {
-		prev.release()
-	}
 	// Both are counted in the progress as soon as they commit (not when the
 	// first turn is in, which may be a long model call away).
 	claimWait := wr.claimLater(ctx, j.ID, ep.profile.Name, prompt, tr)
+	if prev != nil {
+		prev.release() // after the claim is in, so the result's batch waits for it
+	}
 	var claimed bool
 	claimDone := make(chan struct{})
 	go func() {
@@ -847,7 +847,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		return
 	}
 	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr, red: red,
-		session: RolloutSessionKey(tr.experiment(), j.ID), cache: tr.cache}
+		session: RolloutSessionKey(tr.experiment(), j.ID), cache: tr.cache, claimed: confirm}
 	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
 	if isMemory {
 		sc, err := r.newSubCaller(bg, j.ID, len(prior), ep, mem, g, rp, tr, red)
@@ -971,7 +971,11 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		terr := &core.TurnError{Turn: held.Index, Op: "store", Err: err}
 		failed := res
 		failed.Status = storage.StatusFailed
-		failed.Error = boundText(red.text(ErrorKind(terr)+": "+terr.Error()), 2*maxSummary)
+		failed.Error = ErrorKind(terr) + ": " + terr.Error()
+		if ctx.Err() != nil { // a cancelled run: resumable, as any cancelled rollout
+			failed.Status, failed.Error = storage.StatusCancelled, terr.Error()
+		}
+		failed.Error = boundText(red.text(failed.Error), 2*maxSummary)
 		return failed, wr.finish(bg, j.ID, failed)
 	}
 	if tr.paper == nil {
@@ -1015,6 +1019,10 @@ type callModel struct {
 	session   string        // the rollout's session key, sent with every call (RolloutSessionKey)
 	cache     ResponseCache // nil = the run has no response cache
 	replied   bool          // a reply was received and its turn not yet handed to the store
+	// claimed waits for the rollout's claim and reports whether it holds
+	// (nil: it holds): a failed attempt is recorded, and retried, only for a
+	// rollout this run owns.
+	claimed func() bool
 }
 
 // markReplied tells the group commit that this rollout's turn is on its way
@@ -1062,6 +1070,9 @@ func (m *callModel) Complete(ctx context.Context, c core.Context, stops []string
 			return comp, err // the run was cancelled: not the endpoint's fault
 		}
 		m.ep.report(err)
+		if m.claimed != nil && !m.claimed() {
+			return comp, errNotClaimed
+		}
 		var ce *CallError
 		status, retryAfter := 0, time.Duration(0)
 		if errors.As(err, &ce) {

@@ -134,6 +134,7 @@ func (s *Store) CreateRollout(ctx context.Context, expID, taskID int64, policy, 
 
 // StartRollout marks a rollout running and sets its start and heartbeat times.
 func (s *Store) StartRollout(ctx context.Context, id int64) error {
+	s.contexts.drop(id) // as a claim does (previousContext)
 	t := now()
 	return s.updateOne(ctx, fmt.Sprintf("rollout %d", id),
 		`UPDATE rollouts SET status = ?, started_at = ?, heartbeat_at = ?, finished_at = NULL WHERE id = ?`,
@@ -243,7 +244,7 @@ func (s *Store) appendTurnTx(ctx context.Context, tx *sql.Tx, rolloutID int64, t
 	if err := appendTurnMemoryTx(ctx, tx, rolloutID, t); err != nil {
 		return err
 	}
-	// Safe even if tx rolls back: previousContext checks index and hash first.
+	// Before the commit: a batch that rolls back forgets it again (ApplyWrites).
 	s.contexts.put(rolloutID, cachedContext{idx: t.Index, hash: cd.hash, full: t.Context})
 	return nil
 }

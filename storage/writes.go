@@ -128,6 +128,13 @@ func (s *Store) ApplyWrites(ctx context.Context, ws []Write) []WriteOutcome {
 		s.turnsQueued(queued)
 		return out
 	}
+	// The batch rolled back: the contexts its turns remembered were never
+	// stored (previousContext trusts them).
+	for _, w := range ws {
+		if w.Turn != nil {
+			s.contexts.drop(w.RolloutID)
+		}
+	}
 	if len(ws) == 1 {
 		return []WriteOutcome{{Err: err}}
 	}
@@ -145,6 +152,9 @@ func (s *Store) applyOne(ctx context.Context, w Write) WriteOutcome {
 		return err
 	})
 	if err != nil {
+		if w.Turn != nil {
+			s.contexts.drop(w.RolloutID) // rolled back: not stored
+		}
 		return WriteOutcome{Err: err}
 	}
 	if w.Turn != nil {
