@@ -174,9 +174,16 @@ logged() {
 asked=$(( $(grep -c "asking first" "$work/app.log" || true) + 1 ))
 key ctrl+q
 if ! logged "$asked" "asking first"; then
-  echo "gui-check: warning: Ctrl+Q did not open the quit dialog; pressing it again" >&2
+  echo "gui-check: warning: Ctrl+Q did not open the quit dialog within 5 s; pressing it again" >&2
   key ctrl+q
   logged "$asked" "asking first" || { diagnose; fail "Ctrl+Q during a run opened no quit dialog"; }
+  # Two dialogs logged: the first key was taken late (a busy window), not lost.
+  sleep 1
+  if [ "$(grep -c "asking first" "$work/app.log" || true)" -gt "$asked" ]; then
+    echo "gui-check: note: both Ctrl+Q were taken: the first one late" >&2
+  else
+    echo "gui-check: note: only the second Ctrl+Q was taken: the first one was lost" >&2
+  fi
 fi
 shot 09-quit-confirm
 stopping=$(( $(grep -c "before quitting" "$work/app.log" || true) + 1 ))
