@@ -70,9 +70,10 @@ soak: deps
 bench-retrieval: deps
 	$(GO) test -run '^$$' -bench 'Retrieval1M' -benchtime 1x -timeout 60m -tags $(TESTTAGS) ./app/
 
-## fuzz: a longer run of the response-parser fuzz test
+## fuzz: longer runs of the response-parser and o200k piece-count fuzz tests
 fuzz: deps
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 60s ./core
+	$(GO) test -run '^$$' -fuzz FuzzO200kTokens -fuzztime 60s ./core
 
 ## gui-check: the Xvfb walkthrough (keyboard-driven, oracle agent, CLI run beside
 ## the window, quit during a run and restart); fails when the window outgrows the screen
