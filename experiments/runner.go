@@ -799,12 +799,12 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	// The claim is handed in right behind the previous rollout's result, so
 	// both share a commit. Through the group commit the rollout does not wait
 	// for it: its first model call goes out while the claim commits, and the
-	// claim (then the previous result) is waited for before the first turn is
-	// handed in, so nothing of the rollout is stored unless the claim held.
-	// A memory policy's sub-calls may store records before the first turn,
-	// so such a rollout waits for its claim first.
-	// Both are counted in the progress as soon as they commit (not when the
-	// first turn is in, which may be a long model call away).
+	// claim is waited for (confirm) before the first turn is handed in or a
+	// failed call recorded, so nothing of the rollout is stored unless the
+	// claim held. A memory policy's sub-calls may store records before the
+	// first turn, so such a rollout waits for its claim first. The previous
+	// result and this claim are counted in the progress as soon as they
+	// commit, not when the first turn is in (a model call away).
 	claimWait := wr.claimLater(ctx, j.ID, ep.profile.Name, prompt, tr)
 	if prev != nil {
 		prev.release() // after the claim is in, so the result's batch waits for it
