@@ -826,7 +826,13 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		claimed = ok
 	}()
 	confirm := func() bool {
-		<-claimDone
+		select {
+		case <-claimDone:
+		default: // held up by the store
+			began := time.Now()
+			<-claimDone
+			wr.waited(time.Since(began))
+		}
 		return claimed
 	}
 	_, isMemory := acfg.Policy.(core.MemoryPolicy)

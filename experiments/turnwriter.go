@@ -153,12 +153,13 @@ func (tw *turnWriter) appendLater(rolloutID int64, t core.Turn) func() error {
 // waits until it is committed and returns its error (call it once), the
 // time spent waiting counted as store wait.
 func (tw *turnWriter) later(w storage.Write) func() error {
-	wait := tw.laterOutcome(w)
+	wait := tw.laterOutcome(w, true)
 	return func() error { return wait().Err }
 }
 
-// laterOutcome is later returning the whole outcome.
-func (tw *turnWriter) laterOutcome(w storage.Write) func() storage.WriteOutcome {
+// laterOutcome is later returning the whole outcome; counted says whether
+// the wait is a worker's (store wait) or a helper's, off any worker's path.
+func (tw *turnWriter) laterOutcome(w storage.Write, counted bool) func() storage.WriteOutcome {
 	tw.waiting.Add(1)
 	ch := make(chan storage.WriteOutcome, 1)
 	tw.reqs <- writeReq{w: w, out: ch}
@@ -166,21 +167,25 @@ func (tw *turnWriter) laterOutcome(w storage.Write) func() storage.WriteOutcome 
 		began := time.Now()
 		o := <-ch
 		tw.waiting.Add(-1)
-		tw.waitNS.Add(int64(time.Since(began)))
+		if counted {
+			tw.waitNS.Add(int64(time.Since(began)))
+		}
 		return o
 	}
 }
 
 // claim is ClaimRollout plus SetRolloutPrompt, in the group commit.
 func (tw *turnWriter) claim(rolloutID int64, endpoint, prompt string) (bool, error) {
-	return tw.claimLater(rolloutID, endpoint, prompt)()
+	o := tw.laterOutcome(storage.Write{RolloutID: rolloutID, Claim: &storage.Claim{Endpoint: endpoint, Prompt: prompt}}, true)()
+	return o.Claimed, o.Err
 }
 
 // claimLater is claim handed in without waiting: the returned func waits
-// for its commit (call it once), the time spent waiting counted as store
-// wait.
+// for its commit (call it once). That wait is not store wait: the runner
+// waits for a claim off the worker's path and counts only the time a worker
+// is held up by it (rolloutWrites.waited).
 func (tw *turnWriter) claimLater(rolloutID int64, endpoint, prompt string) func() (bool, error) {
-	wait := tw.laterOutcome(storage.Write{RolloutID: rolloutID, Claim: &storage.Claim{Endpoint: endpoint, Prompt: prompt}})
+	wait := tw.laterOutcome(storage.Write{RolloutID: rolloutID, Claim: &storage.Claim{Endpoint: endpoint, Prompt: prompt}}, false)
 	return func() (bool, error) {
 		o := wait()
 		return o.Claimed, o.Err
@@ -224,6 +229,9 @@ type rolloutWrites struct {
 	finishLater func(ctx context.Context, id int64, last *core.Turn, res storage.RolloutResult) (wait func() error, release func())
 	begin, end  func() // a rollout enters and leaves play
 	pipelined   bool   // appendTurn returns before the turn is stored
+	// waited counts time a worker was held up by a write it did not wait
+	// for itself (a claim waited for off its path) as store wait.
+	waited func(time.Duration)
 }
 
 // errNotClaimed stops a rollout whose claim did not hold (store failure, or
@@ -317,8 +325,9 @@ func (r *Runner) directWrites() rolloutWrites {
 			}
 			return func() error { return err }, func() {}
 		},
-		begin: func() {},
-		end:   func() {},
+		begin:  func() {},
+		end:    func() {},
+		waited: func(time.Duration) {},
 	}
 }
 
@@ -339,10 +348,14 @@ func groupWrites(tw *turnWriter) rolloutWrites {
 		finishFn:   func(_ context.Context, id int64, res storage.RolloutResult) error { return tw.finish(id, res) },
 		finishLater: func(_ context.Context, id int64, last *core.Turn, res storage.RolloutResult) (func() error, func()) {
 			tw.soon.Add(1) // the worker's next claim is on its way
-			return tw.later(storage.Write{RolloutID: id, Turn: last, Finish: &res}), func() { tw.soon.Add(-1) }
+			// Waited for off the worker's path (with the next claim), so not
+			// store wait.
+			wait := tw.laterOutcome(storage.Write{RolloutID: id, Turn: last, Finish: &res}, false)
+			return func() error { return wait().Err }, func() { tw.soon.Add(-1) }
 		},
 		begin:     func() { tw.playing.Add(1) },
 		end:       func() { tw.playing.Add(-1) },
 		pipelined: true,
+		waited:    func(d time.Duration) { tw.waitNS.Add(int64(d)) },
 	}
 }
