@@ -18,12 +18,13 @@ import (
 // The result is always the library's own count of s. To make counting the
 // same passages and prompts again cheap (eval.py's formulas count overlapping
 // concatenations of every turn, and a sweep retrieves the same passages for
-// many rollouts), s is cut into pieces where o200kCut allows, each piece is counted by
-// the library once and remembered, and the pieces' counts are summed. The sum
-// is exact because of how o200k_base works: its split pattern cuts the text
-// into pre-tokens and BPE merges happen only inside a pre-token, so a text's
-// count is the sum over its pre-tokens, and the cuts are only made where the
-// pattern always cuts whatever surrounds them (see o200kCut).
+// many rollouts), s is cut into pieces where o200kCut allows, the library
+// counts each piece once and it is remembered, and the pieces' counts are
+// summed. The sum is exact because of how o200k_base works: its split
+// pattern cuts the text into pre-tokens and BPE merges happen only inside a
+// pre-token, so a text's count is the sum over its pre-tokens, and the cuts
+// are only made where the pattern always cuts whatever surrounds them (see
+// o200kCut).
 func O200kTokens(s string) int {
 	if s == "" {
 		return 0
