@@ -31,7 +31,7 @@ func fullPolicyContexts(n, add int) []string {
 	return out
 }
 
-func newRollout(t *testing.T, s *Store, policy string) int64 {
+func newRollout(t testing.TB, s *Store, policy string) int64 {
 	t.Helper()
 	ctx := ctxT(t)
 	e, err := s.CreateExperiment(ctx, "ctx", `{}`, "h-ctx")

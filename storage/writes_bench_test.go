@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,26 +14,12 @@ import (
 // context, a 300-byte response, three 500-byte passages and their
 // information block, the raw reply), spread over 256 rollouts in play.
 func BenchmarkApplyWritesTurns(b *testing.B) {
-	s, err := Open(filepath.Join(b.TempDir(), "w.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
+	s := newStore(b)
 	ctx := context.Background()
-	exp, err := s.CreateExperiment(ctx, "bench", "{}", "h")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tids, err := s.AddTasks(ctx, exp, []core.Task{browseTask("k", "q?", "r?")})
-	if err != nil {
-		b.Fatal(err)
-	}
 	const rollouts, batch = 256, 16
 	ids := make([]int64, rollouts)
 	for i := range ids {
-		if ids[i], err = s.CreateRollout(ctx, exp, tids["k"], "mem1", "m"); err != nil {
-			b.Fatal(err)
-		}
+		ids[i] = newRollout(b, s, "mem1")
 		if _, err := s.ClaimRollout(ctx, ids[i], "ep"); err != nil {
 			b.Fatal(err)
 		}
