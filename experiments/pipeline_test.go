@@ -135,47 +135,48 @@ func TestTurnCommitOverlapsNextCall(t *testing.T) {
 	mu.Unlock()
 }
 
+// runFailingTurn plays one task of maxTurns turns against the stub with the
+// write of turn fail failing (onFail, when not nil, called as it fails), and
+// returns the rollout as stored and the run's error.
+func runFailingTurn(t *testing.T, ctx context.Context, name string, fail, maxTurns int, onFail func()) (storage.RolloutDetail, error) {
+	t.Helper()
+	st := bundleStore(t)
+	srv := countingStub(t, make(chan int))
+	gs := &gatedTurns{Store: st, fail: map[int]bool{fail: true}, onFail: onFail}
+	cfg := DefaultRunConfig()
+	cfg.Name = name
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, maxTurns
+	r := &Runner{Store: gs, Env: fixedEnv{}}
+	expID, err := r.Create(context.Background(), cfg)
+	require.NoError(t, err)
+	_, runErr := r.Resume(ctx, expID, nil)
+	rows, err := st.Rollouts(context.Background(), expID)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	d, err := st.Rollout(context.Background(), rows[0].ID)
+	require.NoError(t, err)
+	return d, runErr
+}
+
 // A turn the store cannot commit stops its rollout as failed, naming the
 // turn, with the turns before it stored and none after it.
 func TestTurnCommitFailureStopsRollout(t *testing.T) {
-	st := bundleStore(t)
-	srv := countingStub(t, make(chan int))
-	gs := &gatedTurns{Store: st, fail: map[int]bool{1: true}}
-	cfg := DefaultRunConfig()
-	cfg.Name = "commit failure"
-	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, 4
-	sum, err := (&Runner{Store: gs, Env: fixedEnv{}}).Run(context.Background(), cfg, nil)
+	d, err := runFailingTurn(t, context.Background(), "commit failure", 1, 4, nil)
 	require.NoError(t, err)
-	rows, err := st.Rollouts(context.Background(), sum.Experiment)
-	require.NoError(t, err)
-	require.Len(t, rows, 1)
-	assert.Equal(t, storage.StatusFailed, rows[0].Status)
-	assert.Contains(t, rows[0].Error, "turn 1 not stored")
-	assert.Contains(t, rows[0].Error, "disk full (injected)")
-	d, err := st.Rollout(context.Background(), rows[0].ID)
-	require.NoError(t, err)
+	assert.Equal(t, storage.StatusFailed, d.Status)
+	assert.Contains(t, d.Error, "turn 1 not stored")
+	assert.Contains(t, d.Error, "disk full (injected)")
 	require.Len(t, d.Turns, 1, "turn 0 stored, turn 1 failed, nothing after it")
 	assert.Equal(t, 0, d.Turns[0].Index)
 }
 
 // The last turn's failed commit fails the rollout too.
 func TestLastTurnCommitFailureFailsRollout(t *testing.T) {
-	st := bundleStore(t)
-	srv := countingStub(t, make(chan int))
-	gs := &gatedTurns{Store: st, fail: map[int]bool{2: true}}
-	cfg := DefaultRunConfig()
-	cfg.Name = "last commit failure"
-	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, 3
-	sum, err := (&Runner{Store: gs, Env: fixedEnv{}}).Run(context.Background(), cfg, nil)
+	d, err := runFailingTurn(t, context.Background(), "last commit failure", 2, 3, nil)
 	require.NoError(t, err)
-	rows, err := st.Rollouts(context.Background(), sum.Experiment)
-	require.NoError(t, err)
-	require.Len(t, rows, 1)
-	assert.Equal(t, storage.StatusFailed, rows[0].Status)
-	assert.Contains(t, rows[0].Error, "turn 2")
-	assert.Contains(t, rows[0].Error, "disk full (injected)")
-	d, err := st.Rollout(context.Background(), rows[0].ID)
-	require.NoError(t, err)
+	assert.Equal(t, storage.StatusFailed, d.Status)
+	assert.Contains(t, d.Error, "turn 2")
+	assert.Contains(t, d.Error, "disk full (injected)")
 	assert.Len(t, d.Turns, 2)
 }
 
@@ -183,26 +184,12 @@ func TestLastTurnCommitFailureFailsRollout(t *testing.T) {
 // rollout is stored cancelled (resumable: the last turn is played again), not
 // failed.
 func TestLastTurnCommitFailureWhileCancelled(t *testing.T) {
-	st := bundleStore(t)
-	srv := countingStub(t, make(chan int))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gs := &gatedTurns{Store: st, fail: map[int]bool{2: true}, onFail: cancel}
-	cfg := DefaultRunConfig()
-	cfg.Name = "last commit failure, cancelled"
-	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, 3
-	r := &Runner{Store: gs, Env: fixedEnv{}}
-	expID, err := r.Create(context.Background(), cfg)
-	require.NoError(t, err)
-	_, err = r.Resume(ctx, expID, nil)
+	d, err := runFailingTurn(t, ctx, "last commit failure, cancelled", 2, 3, cancel)
 	require.ErrorIs(t, err, context.Canceled)
-	rows, err := st.Rollouts(context.Background(), expID)
-	require.NoError(t, err)
-	require.Len(t, rows, 1)
-	assert.Equal(t, storage.StatusCancelled, rows[0].Status)
-	assert.Contains(t, rows[0].Error, "turn 2")
-	d, err := st.Rollout(context.Background(), rows[0].ID)
-	require.NoError(t, err)
+	assert.Equal(t, storage.StatusCancelled, d.Status)
+	assert.Contains(t, d.Error, "turn 2")
 	assert.Len(t, d.Turns, 2)
 }
 
