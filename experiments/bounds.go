@@ -146,7 +146,7 @@ func newJSONPost(ctx context.Context, timeout time.Duration, rawURL string, body
 // timedOut reports the per-request limit fired), or a body over the bound
 // (Transient, KindTooLarge, wrapping ErrResponseTooLarge).
 func readReply(resp *http.Response, label string, timedOut func() bool) ([]byte, error) {
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1))
+	raw, err := readSized(io.LimitReader(resp.Body, DefaultMaxResponseBytes+1), resp.ContentLength)
 	if err != nil {
 		return nil, &CallError{Timeout: timedOut(), Err: fmt.Errorf("%s: reading reply: %w", label, err)}
 	}
@@ -155,6 +155,30 @@ func readReply(resp *http.Response, label string, timedOut func() bool) ([]byte,
 			Err: fmt.Errorf("%s: %w: more than %s", label, ErrResponseTooLarge, byteSize(DefaultMaxResponseBytes))}
 	}
 	return raw, nil
+}
+
+// readSized is io.ReadAll of r (the same bytes and the same errors: a body
+// cut short keeps its io.ErrUnexpectedEOF) into a buffer sized for n bytes,
+// a body's ContentLength (n ≤ 0 when unknown), so a body of known size is
+// read with one allocation.
+func readSized(r io.Reader, n int64) ([]byte, error) {
+	if n <= 0 || n > 1<<30 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, n+1) // one byte more: the read that finds the end needs no growth
+	for {
+		k, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+k]
+		if err != nil {
+			if err == io.EOF { // the end, as io.ReadAll: a wrapped EOF is an error
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced: let append grow it
+		}
+	}
 }
 
 // captureTransport bounds and captures reply bodies. A non-2xx body is cut to

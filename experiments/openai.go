@@ -567,25 +567,6 @@ func dropStreamFalse(req *http.Request) error {
 	return nil
 }
 
-// readSized reads r to its end into a buffer sized for n bytes (a body's
-// ContentLength; n ≤ 0 when unknown), so a body of known size is read with
-// one allocation.
-func readSized(r io.Reader, n int64) ([]byte, error) {
-	if n <= 0 || n > 1<<30 {
-		return io.ReadAll(r)
-	}
-	buf := make([]byte, n+1) // one byte more, to see the end
-	k, err := io.ReadFull(r, buf)
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return buf[:k], nil
-	case err != nil:
-		return buf[:k], err
-	}
-	rest, err := io.ReadAll(r) // longer than announced
-	return append(buf, rest...), err
-}
-
 type vllmExtras struct {
 	stopReason string
 	usage      *wireUsage

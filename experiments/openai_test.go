@@ -195,7 +195,8 @@ func TestDecodeVLLMExtras(t *testing.T) {
 }
 
 // readSized reads whole bodies whether their announced size is right, too
-// small, too large or unknown, and passes read errors on.
+// small, too large or unknown, and passes read errors on as io.ReadAll does,
+// a body cut short included.
 func TestReadSized(t *testing.T) {
 	body := strings.Repeat("x", 1000)
 	for _, n := range []int64{-1, 0, 1, 999, 1000, 1001, 5000} {
@@ -205,4 +206,16 @@ func TestReadSized(t *testing.T) {
 	}
 	_, err := readSized(io.MultiReader(strings.NewReader("ab"), iotest.ErrReader(errors.New("reset"))), 10)
 	assert.ErrorContains(t, err, "reset")
+	// A body cut short of its announced size fails as io.ReadAll fails on it.
+	cut := func() io.Reader {
+		return io.MultiReader(strings.NewReader("ab"), iotest.ErrReader(io.ErrUnexpectedEOF))
+	}
+	got, err := readSized(cut(), 500)
+	assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
+	want, werr := io.ReadAll(cut())
+	assert.ErrorIs(t, werr, io.ErrUnexpectedEOF)
+	assert.Equal(t, want, got)
+	got, err = readSized(iotest.OneByteReader(strings.NewReader(body)), 1000)
+	require.NoError(t, err)
+	assert.Equal(t, body, string(got), "read a byte at a time")
 }
