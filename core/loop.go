@@ -400,14 +400,20 @@ type rollout struct {
 }
 
 // ended reports whether t, the latest turn, finishes the rollout.
-func (r *rollout) ended(t Turn) bool {
+func (r *rollout) ended(t Turn) bool { return r.cfg.EndsRollout(t) }
+
+// EndsRollout reports whether turn t, the latest of a rollout, is its last
+// under c, a Normalized config (so MaxTurns is set): the last turn of the
+// budget, an answer, or a turn with no action when c has no InvalidNote (the
+// reference stops there).
+func (c AgentConfig) EndsRollout(t Turn) bool {
 	switch {
-	case t.Index >= r.cfg.MaxTurns-1:
+	case t.Index >= c.MaxTurns-1:
 		return true
 	case t.Action == ActionAnswer:
 		return true
 	case t.Action == ActionNone:
-		return r.cfg.InvalidNote == ""
+		return c.InvalidNote == ""
 	}
 	return false
 }

@@ -541,3 +541,16 @@ func TestContextCarried(t *testing.T) {
 	assert.Equal(t, "r1i1r2", c.Carried())
 	assert.Equal(t, "", Context{Prompt: "p"}.Carried())
 }
+
+// EndsRollout is the turn loop's own stop rule: the last turn of the budget,
+// an answer, or no action when there is no invalid-action note.
+func TestEndsRollout(t *testing.T) {
+	c, err := AgentConfig{MaxTurns: 3}.Normalized(1)
+	require.NoError(t, err)
+	assert.False(t, c.EndsRollout(Turn{Index: 0, Action: ActionSearch}))
+	assert.True(t, c.EndsRollout(Turn{Index: 1, Action: ActionAnswer}))
+	assert.True(t, c.EndsRollout(Turn{Index: 2, Action: ActionSearch}), "the last of the budget")
+	assert.True(t, c.EndsRollout(Turn{Index: 0, Action: ActionNone}))
+	c.InvalidNote = "invalid action, try again"
+	assert.False(t, c.EndsRollout(Turn{Index: 0, Action: ActionNone}), "the note lets the rollout go on")
+}

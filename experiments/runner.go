@@ -870,12 +870,13 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	// result, the rollout waits for that commit. So at most one turn per
 	// rollout is unstored at a time, a turn counts in the progress only once
 	// stored, and a crash loses at most the turns in flight. A turn that
-	// cannot be stored stops the rollout. A turn that ends the rollout (an
-	// answer, or the last of the turn budget) is held and handed in with the
-	// result, in the same write: both are stored or neither.
-	lastIndex := -1 // the index of a turn that ends the rollout
+	// cannot be stored stops the rollout. A turn that ends the rollout
+	// (core.AgentConfig.EndsRollout: an answer, the last of the turn budget)
+	// is held and handed in with the result, in the same write: both are
+	// stored or neither.
+	ends := func(core.Turn) bool { return false } // an invalid config: agent.Run fails it
 	if n, err := acfg.Normalized(len(j.Task.Objectives)); err == nil {
-		lastIndex = n.MaxTurns - 1
+		ends = n.EndsRollout
 	}
 	var (
 		unsettled func() error // the last turn's commit, nil once waited for
@@ -918,7 +919,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 			}
 		}
 		t = red.turn(t)
-		if wr.pipelined && (t.Action == core.ActionAnswer || t.Index == lastIndex) {
+		if wr.pipelined && ends(t) {
 			if err := settle(); err != nil {
 				return fmt.Errorf("turn %d not stored: %w", lastTurn.Index, err)
 			}
