@@ -174,16 +174,11 @@ func (tw *turnWriter) laterOutcome(w storage.Write, counted bool) func() storage
 	}
 }
 
-// claim is ClaimRollout plus SetRolloutPrompt, in the group commit.
-func (tw *turnWriter) claim(rolloutID int64, endpoint, prompt string) (bool, error) {
-	o := tw.laterOutcome(storage.Write{RolloutID: rolloutID, Claim: &storage.Claim{Endpoint: endpoint, Prompt: prompt}}, true)()
-	return o.Claimed, o.Err
-}
-
-// claimLater is claim handed in without waiting: the returned func waits
-// for its commit (call it once). That wait is not store wait: the runner
-// waits for a claim off the worker's path and counts only the time a worker
-// is held up by it (rolloutWrites.waited).
+// claimLater is ClaimRollout plus SetRolloutPrompt, handed to the group
+// commit without waiting: the returned func waits for its commit (call it
+// once). That wait is not store wait: the runner waits for a claim off the
+// worker's path and counts only the time a worker is held up by it
+// (rolloutWrites.waited).
 func (tw *turnWriter) claimLater(rolloutID int64, endpoint, prompt string) func() (bool, error) {
 	wait := tw.laterOutcome(storage.Write{RolloutID: rolloutID, Claim: &storage.Claim{Endpoint: endpoint, Prompt: prompt}}, false)
 	return func() (bool, error) {

@@ -75,7 +75,7 @@ func TestGroupCommitGathersTurnsOnTheirWay(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				tw.soon.Add(-1) // handed in
-				ok, err := tw.claim(id, "ep", "")
+				ok, err := tw.claimLater(id, "ep", "")()
 				assert.NoError(t, err)
 				assert.True(t, ok)
 			}()
