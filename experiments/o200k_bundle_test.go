@@ -36,18 +36,8 @@ func TestO200kTokensOverTheBundle(t *testing.T) {
 		require.Equal(t, want, core.O200kTokens(s), "%s (remembered): %.80q", what, s)
 	}
 
-	f, err := os.Open(requireBundleFile(t, filepath.Join("unified", "corpus.jsonl")))
+	passages, err := LoadCorpusJSONL(requireBundleFile(t, filepath.Join("unified", "corpus.jsonl")))
 	require.NoError(t, err)
-	defer f.Close()
-	var passages []core.Passage
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var p struct{ ID, Title, Text string }
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &p))
-		passages = append(passages, core.Passage{ID: p.ID, Title: p.Title, Text: p.Text})
-	}
-	require.NoError(t, sc.Err())
 	require.Greater(t, len(passages), 10000)
 	step := 1
 	if testing.Short() {
@@ -71,7 +61,7 @@ func TestO200kTokensOverTheBundle(t *testing.T) {
 	qf, err := os.Open(requireBundleFile(t, filepath.Join("unified", "questions.jsonl")))
 	require.NoError(t, err)
 	defer qf.Close()
-	sc = bufio.NewScanner(qf)
+	sc := bufio.NewScanner(qf)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	n := 0
 	for sc.Scan() {
