@@ -82,12 +82,23 @@ app=""
 wid=""
 launch() {
   kill -0 "$xvfb" 2>/dev/null || fail "Xvfb exited: $(cat "$work/xvfb.log")"
+  # The window of an app that has just quit can still be listed for a moment
+  # (window ids are reused, so it cannot be told apart by id): wait until it
+  # is gone, so the window found below is the new app's.
+  for _ in $(seq 1 100); do xdotool search --name '^mem1lab' >/dev/null 2>&1 || break; sleep 0.1; done
   "$BIN" --db "$db" --width 1280 --height 800 "$@" >>"$work/app.log" 2>&1 &
   app=$!
   wid=""
   for _ in $(seq 1 200); do wid=$(xdotool search --name '^mem1lab' 2>/dev/null | head -1 || true); [ -n "$wid" ] && break; sleep 0.1; done
   [ -n "$wid" ] || fail "no window: $(cat "$work/app.log")"
   sleep "${SETTLE:-3}"
+  # Still the window? (A key sent to a window that is gone fails the check
+  # with BadWindow.)
+  if ! xdotool getwindowname "$wid" >/dev/null 2>&1; then
+    echo "gui-check: warning: window $wid went away during start-up; looking again" >&2
+    wid=$(xdotool search --name '^mem1lab' 2>/dev/null | head -1 || true)
+    [ -n "$wid" ] || fail "no window after start-up: $(cat "$work/app.log")"
+  fi
 }
 # fits STEP: the window is inside the screen.
 fits() {
