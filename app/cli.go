@@ -64,7 +64,7 @@ func commands() []command {
 		{"oracle", "[--addr HOST:PORT]", "serve a retrieval-oracle MEM1 agent (OpenAI-compatible, no GPU) for pipeline checks", (*CLI).cmdOracle},
 		{"websearch-demo", "[--addr HOST:PORT]", "serve Serper's search API shape over the store's BM25 index, for --retriever serper:URL without the internet", (*CLI).cmdWebSearchDemo},
 		{"webshop-demo", "[--addr HOST:PORT]", "serve a small fake WebShop in AgentGym's protocol (synthetic products; reward without the type term)", (*CLI).cmdWebShopDemo},
-		{"webshop-run", "[--env URL|demo] [--goals 0-9] [--endpoint URL --model M] [--policy mem1|full] | --resume ID --env URL", "play WebShop episodes (scripted shopper or a model) into the store: reward ×100, peak tokens, dependency, time", (*CLI).cmdWebShopRun},
+		{"webshop-run", "[--env URL|demo] [--goals 0-9] [--endpoint URL --model M] [--policy mem1|full|window:K|summary:K|resum|memagent|mem0|amem] | --resume ID --env URL", "play WebShop episodes (scripted shopper or a model) into the store: reward ×100, peak tokens, dependency, time", (*CLI).cmdWebShopRun},
 		{"help", "", "this list", nil},
 	}
 }

@@ -127,6 +127,61 @@ goals = "3,5"
 	assert.Contains(t, rows, "webshop/goal/0007", "--goals overrides the file's")
 }
 
+// TestRunWebShopMemoryBaselineTOML: a WebShop config with a memory
+// baseline and [memory] knobs plays it on the demo with the scripted
+// shopper: the knobs reach the stored config, the sub-calls are stored, and
+// a [memory] url is refused before anything is stored.
+func TestRunWebShopMemoryBaselineTOML(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "lab.db")
+	cfg := filepath.Join(dir, "shop.toml")
+	require.NoError(t, os.WriteFile(cfg, []byte(`family = "webshop"
+endpoint = "scripted"
+policy = "summary:0"
+
+[memory]
+summary_every = 2
+
+[webshop]
+env = "demo"
+goals = "1"
+`), 0o644))
+	code, out, errs := run(t, "run", "--db", db, "--config", cfg, "--json", "--quiet")
+	require.Equal(t, 0, code, errs)
+	var got shopRun
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	require.Len(t, got.Groups, 1)
+	assert.Equal(t, "summary:0", got.Groups[0].Policy)
+	assert.InDelta(t, 1.0, got.Groups[0].MeanEM, 1e-9)
+	st, err := storage.OpenReadOnly(db)
+	require.NoError(t, err)
+	defer st.Close()
+	e, err := st.Experiment(t.Context(), got.Experiment)
+	require.NoError(t, err)
+	var wc webshop.Config
+	require.NoError(t, json.Unmarshal([]byte(e.ConfigJSON), &wc))
+	require.NotNil(t, wc.Memory)
+	assert.Equal(t, 2, wc.Memory.SummaryEvery)
+	rows, err := st.Rollouts(t.Context(), got.Experiment)
+	require.NoError(t, err)
+	calls, err := st.SubCalls(t.Context(), rows[0].ID)
+	require.NoError(t, err)
+	require.NotEmpty(t, calls)
+	for _, c := range calls {
+		assert.Equal(t, core.RoleSummariser, c.Role)
+		assert.Zero(t, c.Turn%2, "summary_every = 2 folds on even turns only")
+	}
+
+	bad := filepath.Join(dir, "bad.toml")
+	db2 := filepath.Join(dir, "other.db")
+	require.NoError(t, os.WriteFile(bad, []byte("family = \"webshop\"\nendpoint = \"scripted\"\npolicy = \"mem0\"\n[memory]\nurl = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n"), 0o644))
+	code, _, errs = run(t, "run", "--db", db2, "--config", bad, "--quiet")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errs, "url and embeddings_url are for QA runs")
+	_, err = os.Stat(db2)
+	assert.True(t, os.IsNotExist(err), "a refused config creates no store")
+}
+
 // TestRunBadFamily: an unknown family, WebShop keys without family webshop
 // and bad goals are clear errors, and nothing is stored.
 func TestRunBadFamily(t *testing.T) {
@@ -137,9 +192,9 @@ func TestRunBadFamily(t *testing.T) {
 	code, _, errs = run(t, "run", "--db", db, "--env", "demo", "--no-preflight")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errs, `webshop: set only with family = "webshop"`)
-	code, _, errs = run(t, "run", "--db", db, "--family", "webshop", "--endpoint", "scripted", "--policy", "window:2")
+	code, _, errs = run(t, "run", "--db", db, "--family", "webshop", "--endpoint", "scripted", "--policy", "closed-book")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errs, "policy")
+	assert.Contains(t, errs, `policy: policy "closed-book": WebShop has no retrieval to turn off`)
 	code, _, errs = run(t, "run", "--db", db, "--family", "webshop", "--goals", "9-3")
 	assert.NotEqual(t, 0, code)
 	assert.Contains(t, errs, "bad range")

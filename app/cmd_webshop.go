@@ -47,7 +47,7 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
 	env := fs.String("env", "demo", "WebShop server root URL (AgentGym agentenv-webshop), or demo: the fake WebShop in-process")
 	goals := fs.String("goals", "0-9", "goal indices, e.g. 0-99 or 3,7 (indices < 500 are the test split)")
-	policy := fs.String("policy", core.PolicyMEM1, "mem1 (summary carried, think pruned) or full (every turn)")
+	policy := fs.String("policy", core.PolicyMEM1, "mem1 (summary carried, think pruned), full (every turn), full:messages, window:K, or a memory baseline: summary:K, resum, memagent, mem0, mem0:add-only, amem (sub-calls to the same endpoint; not closed-book)")
 	maxTurns := fs.Int("max-turns", core.DefaultWebShopMaxTurns, "turns per episode")
 	endpoint := fs.String("endpoint", "", "OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1); empty: the scripted shopper")
 	model := fs.String("model", "", "model name at --endpoint")

@@ -145,7 +145,7 @@ func (r *labRunner) shopConfig(cfg experiments.RunConfig) (webshop.Config, error
 		}
 	}
 	wc := webshop.Config{EnvURL: w.Env, Goals: goals, Policy: cfg.Policy, MaxTurns: cfg.MaxTurns, Model: cfg.Model,
-		Template: tmpl, Retries: w.Retries, Timeout: w.TimeoutSeconds}
+		Template: tmpl, Retries: w.Retries, Timeout: w.TimeoutSeconds, Memory: cfg.Memory}
 	if cfg.Endpoint == experiments.WebShopScripted {
 		wc.Model = webshop.ScriptedModelName
 	} else {

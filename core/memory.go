@@ -134,6 +134,10 @@ type MemoryStep struct {
 	Exchanges []Exchange
 	// MaxTurns is the rollout's turn budget.
 	MaxTurns int
+	// Instruction is a WebShop episode's instruction: when set, the sub-call
+	// prompts speak of a shopper following it on a web store; "" = retrieval
+	// QA, whose prompts list Task's questions.
+	Instruction string
 }
 
 // Memory is the per-rollout state of a MemoryPolicy.

@@ -217,7 +217,7 @@ func (m *summaryMemory) Prepare(ctx context.Context, calls *SubCalls, s MemorySt
 		fold = len(open) - m.p.window
 	}
 	if fold > 0 {
-		reply, err := calls.Generate(ctx, RoleSummariser, summariserPrompt(s.Task, m.st.Summary, open[:fold]))
+		reply, err := calls.Generate(ctx, RoleSummariser, summariserPrompt(s, m.st.Summary, open[:fold]))
 		if err != nil {
 			return Context{}, "", err
 		}
@@ -234,22 +234,23 @@ func (m *summaryMemory) Prepare(ctx context.Context, calls *SubCalls, s MemorySt
 	return Context{Prompt: withMemory(s.Prompt, summaryLabel, m.st.Summary), History: slices.Clone(open)}, m.st.Summary, nil
 }
 
-func summariserPrompt(t Task, summary string, exs []Exchange) string {
+func summariserPrompt(s MemoryStep, summary string, exs []Exchange) string {
+	w := s.words()
 	var b strings.Builder
-	b.WriteString("You keep the working notes of a research agent that answers these questions by searching a corpus:\n")
-	b.WriteString(questionsText(t))
+	b.WriteString(w.summariserIntro)
+	b.WriteString(w.goal)
 	b.WriteString("\nNotes so far:\n")
 	if summary == "" {
 		b.WriteString("(none yet)\n")
 	} else {
 		b.WriteString(summary + "\n")
 	}
-	b.WriteString("\nNew steps of the agent (its reasoning, searches and the documents it got back):\n")
+	b.WriteString(w.summariserSteps)
 	for _, e := range exs {
 		b.WriteString(exchangeText(e))
 		b.WriteString("\n")
 	}
-	b.WriteString("\nWrite the updated notes: keep every fact that helps answer a question, what was searched and what is still unknown. Reply with the notes only.")
+	b.WriteString(w.summariserAsk)
 	return b.String()
 }
 
@@ -292,7 +293,7 @@ func (m *memAgentMemory) Prepare(ctx context.Context, calls *SubCalls, s MemoryS
 		if e.Information == "" {
 			continue
 		}
-		reply, err := calls.Generate(ctx, RoleUpdater, memAgentPrompt(s.Task, m.st.Memory, e, limit))
+		reply, err := calls.Generate(ctx, RoleUpdater, memAgentPrompt(s, m.st.Memory, e, limit))
 		if err != nil {
 			return Context{}, "", err
 		}
@@ -307,19 +308,20 @@ func (m *memAgentMemory) Prepare(ctx context.Context, calls *SubCalls, s MemoryS
 	return Context{Prompt: withMemory(s.Prompt, memAgentLabel, m.st.Memory)}, m.st.Memory, nil
 }
 
-func memAgentPrompt(t Task, memory string, e Exchange, limit int) string {
+func memAgentPrompt(s MemoryStep, memory string, e Exchange, limit int) string {
+	w := s.words()
 	var b strings.Builder
-	b.WriteString("You read documents piece by piece for someone who must answer these questions:\n")
-	b.WriteString(questionsText(t))
+	b.WriteString(w.memAgentIntro)
+	b.WriteString(w.goal)
 	b.WriteString("\nYour memory so far:\n")
 	if memory == "" {
 		b.WriteString("(empty)\n")
 	} else {
 		b.WriteString(memory + "\n")
 	}
-	b.WriteString("\nThe next piece (the reader's last step and what its search returned):\n")
+	b.WriteString(w.memAgentPiece)
 	b.WriteString(exchangeText(e))
-	fmt.Fprintf(&b, "\n\nRewrite the memory so that it holds everything useful for the questions, old and new, in at most %d tokens. Reply with the new memory only.", limit)
+	fmt.Fprintf(&b, w.memAgentAsk, limit)
 	return b.String()
 }
 
@@ -356,12 +358,10 @@ type mem0Memory struct {
 func (m *mem0Memory) Restore(s string) error { return restoreJSON(s, &m.st) }
 func (m *mem0Memory) State() (string, error) { return stateJSON(m.st) }
 
-const mem0System = "You are a research agent. Facts you noted in earlier turns, most relevant first:"
-
 func (m *mem0Memory) Prepare(ctx context.Context, calls *SubCalls, s MemoryStep) (Context, string, error) {
 	for _, e := range s.Exchanges[min(m.st.Seen, len(s.Exchanges)):] {
 		m.st.Seen++
-		if err := m.fold(ctx, calls, s.Task, e); err != nil {
+		if err := m.fold(ctx, calls, s, e); err != nil {
 			return Context{}, "", err
 		}
 	}
@@ -386,13 +386,13 @@ func (m *mem0Memory) Prepare(ctx context.Context, calls *SubCalls, s MemoryStep)
 		b.WriteString("- " + m.st.Facts[r.Index].Text + "\n")
 	}
 	payload := b.String()
-	c.System = mem0System + "\n" + payload
+	c.System = s.words().mem0System + "\n" + payload
 	return c, payload, nil
 }
 
 // fold extracts facts from one exchange and merges them into the store.
-func (m *mem0Memory) fold(ctx context.Context, calls *SubCalls, t Task, e Exchange) error {
-	reply, err := calls.Generate(ctx, RoleExtractor, mem0ExtractPrompt(t, e))
+func (m *mem0Memory) fold(ctx context.Context, calls *SubCalls, s MemoryStep, e Exchange) error {
+	reply, err := calls.Generate(ctx, RoleExtractor, mem0ExtractPrompt(s, e))
 	if err != nil {
 		return err
 	}
@@ -544,13 +544,14 @@ func (m *mem0Memory) index(id int) int {
 	return slices.IndexFunc(m.st.Facts, func(f Fact) bool { return f.ID == id })
 }
 
-func mem0ExtractPrompt(t Task, e Exchange) string {
+func mem0ExtractPrompt(s MemoryStep, e Exchange) string {
+	w := s.words()
 	var b strings.Builder
-	b.WriteString("An agent is answering these questions by searching a corpus:\n")
-	b.WriteString(questionsText(t))
-	b.WriteString("\nIts latest step and the documents that came back:\n")
+	b.WriteString(w.extractIntro)
+	b.WriteString(w.goal)
+	b.WriteString(w.extractStep)
 	b.WriteString(exchangeText(e))
-	b.WriteString("\n\nList the standalone facts in this step that could help answer the questions (names, dates, numbers, relations), each one short sentence. ")
+	b.WriteString(w.extractAsk)
 	b.WriteString(`Reply with JSON only, in the form {"facts": ["...", "..."]}; use an empty list when there is nothing useful.`)
 	return b.String()
 }
@@ -608,8 +609,6 @@ type amemMemory struct {
 func (m *amemMemory) Restore(s string) error { return restoreJSON(s, &m.st) }
 func (m *amemMemory) State() (string, error) { return stateJSON(m.st) }
 
-const amemSystem = "You are a research agent. Answer from the task, your latest step and these memories of earlier steps:"
-
 func (m *amemMemory) Prepare(ctx context.Context, calls *SubCalls, s MemoryStep) (Context, string, error) {
 	c := Context{Prompt: s.Prompt, History: m.p.Keep(s.Exchanges)}
 	payload := ""
@@ -637,7 +636,7 @@ func (m *amemMemory) Prepare(ctx context.Context, calls *SubCalls, s MemoryStep)
 		}
 	}
 	if payload != "" {
-		c.System = amemSystem + "\n" + payload
+		c.System = s.words().amemSystem + "\n" + payload
 	}
 	return c, payload, nil
 }

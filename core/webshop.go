@@ -149,9 +149,30 @@ type WebShopConfig struct {
 	Tags     WebShopTags
 	MaxTurns int
 	// Policy is "mem1" (the context is the prompt, the last response with its
-	// think blocks pruned, and the last information) or "full" (every
-	// exchange, unpruned, as one growing context).
+	// think blocks pruned, and the last information), "full" (every
+	// exchange, unpruned, as one growing context), or any other policy of
+	// PolicyWith but closed-book (WebShop has no retrieval to turn off):
+	// "full:messages", "window:K", and the memory policies, whose sub-calls
+	// go through WebShopAgent.Sub and whose prompts speak of the instruction.
 	Policy string
+	// Memory is the memory policies' knobs.
+	Memory MemoryOptions
+}
+
+// WebShopPolicy is the policy a WebShop run plays under that name (see
+// WebShopConfig.Policy). Errors: an unknown name, and closed-book.
+func WebShopPolicy(name string, o MemoryOptions) (Policy, error) {
+	if name == "" {
+		name = PolicyMEM1
+	}
+	p, err := PolicyWith(name, o)
+	if err != nil {
+		return nil, fmt.Errorf("webshop: %w", err)
+	}
+	if !retrieves(p) {
+		return nil, fmt.Errorf("webshop: policy %q: WebShop has no retrieval to turn off", name)
+	}
+	return p, nil
 }
 
 func (c WebShopConfig) normalized() (WebShopConfig, error) {
@@ -171,8 +192,8 @@ func (c WebShopConfig) normalized() (WebShopConfig, error) {
 	if c.MaxTurns < 0 {
 		errs = append(errs, fmt.Errorf("webshop: MaxTurns %d is negative", c.MaxTurns))
 	}
-	if c.Policy != PolicyMEM1 && c.Policy != PolicyFull {
-		errs = append(errs, fmt.Errorf("webshop: policy %q: want mem1 or full", c.Policy))
+	if _, err := WebShopPolicy(c.Policy, c.Memory); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Template != "" && !strings.Contains(c.Template, InstructionSlot) {
 		errs = append(errs, fmt.Errorf("webshop: template has no %s slot", InstructionSlot))
@@ -202,6 +223,9 @@ type WebShopAgent struct {
 	Env    StepEnvironment
 	Config WebShopConfig
 	Clock  func() time.Time
+	// Sub makes a memory policy's sub-calls (nil: a memory policy fails its
+	// first memory step with ErrNoSubCaller).
+	Sub SubCaller
 }
 
 // Run plays one episode and returns its outcome.
@@ -214,7 +238,10 @@ type WebShopAgent struct {
 // that ends the episode, or a prior that already did, only reports it.
 //
 // Each turn i: the context is the prompt plus the exchanges the policy keeps
-// (mem1: the last, its think blocks pruned; full: all), stops
+// (mem1: the last, its think blocks pruned; full: all, as one message;
+// window:K: the last K), or what a memory policy's memory step gives (its
+// sub-calls, memory and memory state are stored on the turn, and a resumed
+// episode restores the memory from the last prior turn's state), stops
 // Tags.Stops(); the response is stripped and its closing tag restored as in
 // Agent.Run, then parsed. A well-formed action is sent to Env.Step; the
 // stored turn has Query = the action, Action ActionSearch (ActionAnswer on
@@ -224,8 +251,8 @@ type WebShopAgent struct {
 // ends a rollout on an invalid action). The episode ends when Env says done
 // or after MaxTurns turns.
 //
-// Errors: invalid config; a *TurnError with Op "reset", "model", "step" or
-// "store" (the outcome holds the finished turns).
+// Errors: invalid config; a *TurnError with Op "reset", "memory", "model",
+// "step" or "store" (the outcome holds the finished turns).
 func (a *WebShopAgent) Run(ctx context.Context, prior []Turn, onTurn func(Turn) error) (WebShopOutcome, error) {
 	cfg, err := a.Config.normalized()
 	if err != nil {
@@ -233,6 +260,10 @@ func (a *WebShopAgent) Run(ctx context.Context, prior []Turn, onTurn func(Turn) 
 	}
 	if a.Model == nil || a.Env == nil {
 		return WebShopOutcome{}, errors.New("webshop: no model or no environment")
+	}
+	policy, err := WebShopPolicy(cfg.Policy, cfg.Memory)
+	if err != nil {
+		return WebShopOutcome{}, err
 	}
 	clock := a.Clock
 	if clock == nil {
@@ -279,25 +310,32 @@ func (a *WebShopAgent) Run(ctx context.Context, prior []Turn, onTurn func(Turn) 
 	for _, t := range prior {
 		exchanges = append(exchanges, a.exchange(cfg, t, info))
 	}
+	mem, err := newMemoryRun(policy, a.Sub, prior)
+	if err != nil {
+		return finish(), err
+	}
 	for i := len(prior); i < cfg.MaxTurns; i++ {
 		if err := ctx.Err(); err != nil {
 			return finish(), &TurnError{Turn: i, Op: "model", Err: err}
 		}
-		c := Context{Prompt: out.Prompt}
-		if cfg.Policy == PolicyFull {
-			c.History, c.OneMessage = exchanges, true
-		} else if len(exchanges) > 0 {
-			c.History = exchanges[len(exchanges)-1:]
+		start := clock() // sub-calls count in the turn's latency
+		c := Context{Prompt: out.Prompt, History: policy.Keep(exchanges), OneMessage: OneMessage(policy)}
+		var mt Turn
+		if mem != nil {
+			c, mt, err = mem.prepare(ctx, MemoryStep{Turn: i, Prompt: out.Prompt, Exchanges: exchanges, MaxTurns: cfg.MaxTurns, Instruction: out.Instruction})
+			if err != nil {
+				return finish(), &TurnError{Turn: i, Op: "memory", Err: err}
+			}
 		}
 		stops := cfg.Tags.Stops()
-		start := clock()
 		comp, err := a.Model.Complete(ctx, c, stops)
 		if err != nil {
 			return finish(), &TurnError{Turn: i, Op: "model", Err: err}
 		}
 		response := RestoreClosingTag(StripGeneration(comp.Text), comp.FinishReason, comp.StopReason, stops)
 		p := cfg.Tags.Parse(response)
-		t := Turn{Index: i, Context: comp.Sent, Response: response, RawResponse: comp.Text, InternalState: p.Memory, FinishReason: comp.FinishReason}
+		t := Turn{Index: i, Context: comp.Sent, Response: response, RawResponse: comp.Text, InternalState: p.Memory, FinishReason: comp.FinishReason,
+			SubCalls: mt.SubCalls, Memory: mt.Memory, MemoryState: mt.MemoryState, Cached: comp.Cached}
 		if t.Context == "" {
 			t.Context = c.Prompt + c.Carried()
 		}

@@ -130,7 +130,7 @@ type RunConfig struct {
 }
 
 // WebShopSettings are a WebShop run's environment and goals (family =
-// "webshop"). The endpoint keys, policy (mem1 or full) and max_turns (0 =
+// "webshop"). The endpoint keys, policy (any but closed-book) and max_turns (0 =
 // core.DefaultWebShopMaxTurns, MEM1's 10) are the run's top-level keys;
 // endpoint = "scripted" plays the built-in scripted shopper instead of a
 // model.
@@ -245,8 +245,10 @@ func (c RunConfig) validateRequest(bad func(key, format string, args ...any)) {
 }
 
 // validateWebShop is Validate for family = "webshop": the endpoint keys as
-// for qa (endpoint may be "scripted"), policy mem1 or full, max_turns
-// 0..100, and the [webshop] table's env and goals.
+// for qa (endpoint may be "scripted"), one policy that core.WebShopPolicy
+// takes (any but closed-book), the [memory] table's knobs only (sub-calls go
+// to the one endpoint), max_turns 0..100, and the [webshop] table's env and
+// goals.
 func (c RunConfig) validateWebShop() error {
 	var errs []error
 	bad := func(key string, format string, args ...any) {
@@ -265,8 +267,16 @@ func (c RunConfig) validateWebShop() error {
 		}
 	}
 	c.validateRequest(bad)
-	if c.Policy != core.PolicyMEM1 && c.Policy != core.PolicyFull || len(c.Policies) > 0 {
-		bad("policy", "%q: WebShop runs take one policy, mem1 or full", strings.Join(c.PolicyList(), ","))
+	if len(c.Policies) > 0 {
+		bad("policies", "%q: WebShop runs take one policy (policy = ...)", strings.Join(c.PolicyList(), ","))
+	} else if _, err := core.WebShopPolicy(c.Policy, c.Memory.Options()); err != nil {
+		bad("policy", "%v", strings.TrimPrefix(err.Error(), "webshop: "))
+	}
+	if m := c.Memory; m != nil {
+		if m.URL != "" || m.EmbeddingsURL != "" {
+			bad("memory", "url and embeddings_url are for QA runs: a WebShop run sends its sub-calls to its one endpoint")
+		}
+		errs = append(errs, m.validate()...)
 	}
 	if c.MaxTurns < 0 || c.MaxTurns > 100 {
 		bad("max_turns", "%d: want 0..100 for WebShop (0 = %d)", c.MaxTurns, core.DefaultWebShopMaxTurns)

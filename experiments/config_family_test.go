@@ -70,7 +70,7 @@ timeout_seconds = 5
 	assert.Equal(t, DefaultWebShopGoals, dw.Goals)
 
 	bad := d
-	bad.Endpoint, bad.Policy, bad.MaxTurns = "nowhere", "window:2", 101
+	bad.Endpoint, bad.Policy, bad.MaxTurns = "nowhere", "closed-book", 101
 	bad.WebShop = &WebShopSettings{Env: "ftp//x", Goals: "3-1"}
 	err = bad.Validate()
 	require.Error(t, err)
@@ -78,6 +78,23 @@ timeout_seconds = 5
 		assert.Contains(t, err.Error(), key)
 	}
 	assert.Contains(t, err.Error(), `"scripted"`, "the endpoint error says how to get the scripted shopper")
+
+	// Every policy but closed-book; one policy; the [memory] table's knobs only.
+	for _, p := range []string{"mem1", "full", "full:messages", "window:3", "summary:2", "resum", "memagent", "mem0", "mem0:add-only", "amem"} {
+		ok := d
+		ok.Policy = p
+		assert.NoError(t, ok.Validate(), p)
+	}
+	two := d
+	two.Policies = []string{"mem1", "full"}
+	assert.ErrorContains(t, two.Validate(), "policies: \"mem1,full\": WebShop runs take one policy")
+	mem := d
+	mem.Policy, mem.Memory = "summary:1", &MemoryConfig{SummaryTokens: 500}
+	assert.NoError(t, mem.Validate())
+	mem.Memory = &MemoryConfig{URL: "http://127.0.0.1:9/v1", Model: "m", K: -1}
+	err = mem.Validate()
+	assert.ErrorContains(t, err, "memory: url and embeddings_url are for QA runs")
+	assert.ErrorContains(t, err, "memory.k: -1")
 
 	qa := DefaultRunConfig()
 	qa.WebShop = &WebShopSettings{Env: "demo"}

@@ -27,7 +27,8 @@ const (
 type shopForm struct {
 	form                             *widget.Form
 	name, endpoint, model, apiKeyEnv *widget.Entry
-	mode, policy                     *widget.Select
+	mode                             *widget.Select
+	policy                           *widget.SelectEntry
 	env, goals, maxTurns             *widget.Entry
 	temperature, topP, maxTokens     *widget.Entry
 	box                              *fyne.Container
@@ -67,12 +68,12 @@ func newShopForm(def experiments.RunConfig, changed func()) *shopForm {
 	if f.mode.Selected == "" {
 		f.mode.SetSelected(experiments.ModeCompletions)
 	}
-	f.policy = widget.NewSelect([]string{core.PolicyMEM1, core.PolicyFull}, func(string) { changed() })
-	if def.Policy == core.PolicyFull {
-		f.policy.SetSelected(core.PolicyFull)
-	} else {
-		f.policy.SetSelected(core.PolicyMEM1)
+	f.policy = widget.NewSelectEntry(webShopPolicyChoices)
+	f.policy.SetText(core.PolicyMEM1)
+	if _, err := core.WebShopPolicy(def.Policy, core.MemoryOptions{}); err == nil && def.Policy != "" {
+		f.policy.SetText(def.Policy)
 	}
+	f.policy.OnChanged = func(string) { changed() }
 	f.form = widget.NewForm(
 		widget.NewFormItem("Name", f.name),
 		widget.NewFormItem("Endpoint URL", hint(f.endpoint, `"scripted" plays mem1lab's scripted shopper (no model); a URL runs the model at that OpenAI-compatible endpoint`)),
@@ -81,7 +82,7 @@ func newShopForm(def experiments.RunConfig, changed func()) *shopForm {
 		widget.NewFormItem("API key env var", f.apiKeyEnv),
 		widget.NewFormItem("WebShop server", hint(f.env, `the root URL of AgentGym's agentenv-webshop, or "demo": mem1lab's fake WebShop started in-process, whose reward has no product-type term (not comparable with the paper's Table 2)`)),
 		widget.NewFormItem("Goals", hint(f.goals, "goal indices such as 0-9 or 3,7,12; goals below 500 are WebShop's test split")),
-		widget.NewFormItem("Policy", f.policy),
+		widget.NewFormItem("Policy", hint(f.policy, "mem1, a full-history or window baseline, or a memory baseline (its summariser, extractor and updater calls go to this endpoint; mem0 and amem also need its /v1/embeddings); type window:K or summary:K for another K")),
 		widget.NewFormItem("Max turns", f.maxTurns),
 		widget.NewFormItem("Temperature", f.temperature),
 		widget.NewFormItem("Top-p", f.topP),
@@ -90,6 +91,11 @@ func newShopForm(def experiments.RunConfig, changed func()) *shopForm {
 	f.box = container.NewVBox(f.form)
 	return f
 }
+
+// webShopPolicyChoices are the policies the WebShop form offers (any other
+// that core.WebShopPolicy takes can be typed).
+var webShopPolicyChoices = []string{core.PolicyMEM1, core.PolicyFull, core.PolicyFullMessages, "window:1", "window:2", "window:4",
+	"summary:1", core.PolicyReSum, core.PolicyMemAgent, core.PolicyMem0, core.PolicyMem0Add, core.PolicyAMem}
 
 // shopKeys maps RunConfig.Validate's keys to the WebShop form's labels.
 var shopKeys = map[string]string{
@@ -133,7 +139,7 @@ func (f *shopForm) config(def experiments.RunConfig) (experiments.RunConfig, err
 	cfg.Model = strings.TrimSpace(f.model.Text)
 	cfg.Mode = f.mode.Selected
 	cfg.APIKeyEnv = strings.TrimSpace(f.apiKeyEnv.Text)
-	cfg.Policy, cfg.Policies = f.policy.Selected, nil
+	cfg.Policy, cfg.Policies = strings.TrimSpace(f.policy.Text), nil
 	cfg.Endpoints, cfg.Memory, cfg.Retriever, cfg.Tags = nil, nil, nil, nil
 	cfg.Template, cfg.TemplateName, cfg.TemplateSHA256, cfg.TemplateText = "", "", "", ""
 	cfg.ObjectivesGrid, cfg.Datasets = nil, nil
@@ -183,7 +189,7 @@ func (f *shopForm) set(cfg experiments.RunConfig) {
 	f.apiKeyEnv.SetText(cfg.APIKeyEnv)
 	f.env.SetText(w.Env)
 	f.goals.SetText(w.Goals)
-	f.policy.SetSelected(cfg.Policy)
+	f.policy.SetText(cfg.Policy)
 	turns := cfg.MaxTurns
 	if turns == 0 {
 		turns = core.DefaultWebShopMaxTurns

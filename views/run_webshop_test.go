@@ -95,6 +95,9 @@ func TestNewExperimentWebShopFamily(t *testing.T) {
 		p.shop.goals.SetText("0-2")
 		p.start()
 		assert.Contains(t, p.errors.Text, "WebShop server:")
+		p.shop.policy.SetText("closed-book")
+		p.start()
+		assert.Contains(t, p.errors.Text, `Policy: policy "closed-book": WebShop has no retrieval to turn off`)
 	})
 	u.wait()
 	r.mu.Lock()
@@ -103,7 +106,10 @@ func TestNewExperimentWebShopFamily(t *testing.T) {
 
 	act(u, func() {
 		p.shop.env.SetText(srv.URL)
-		p.shop.policy.SetSelected(core.PolicyFull)
+		p.shop.policy.SetText(core.PolicyMemAgent)
+		p.preview()
+		assert.Contains(t, p.plan.Text, "one WebShop episode per goal, policy memagent", "a memory baseline is a WebShop policy")
+		p.shop.policy.SetText(core.PolicyFull)
 		p.preview()
 		assert.Contains(t, p.plan.Text, "3 rollouts: one WebShop episode per goal, policy full")
 		desktopShortcut(menu, w.Canvas(), &desktop.CustomShortcut{KeyName: fyne.KeyR, Modifier: fyne.KeyModifierShortcutDefault})

@@ -229,3 +229,44 @@ func TestCompareWebShopInItsTerms(t *testing.T) {
 		assert.Equal(t, "final reward A 1.00 · B 1.00", p.outcome.rows[0][4])
 	})
 }
+
+// TestTraceShowsWebShopMemoryBaseline: a WebShop rollout played under a
+// memory baseline (mem0, scripted shopper and its hashed embeddings) shows,
+// besides the episode's own <summary>, the baseline's memory section: the
+// facts that entered the context and each turn's sub-calls.
+func TestTraceShowsWebShopMemoryBaseline(t *testing.T) {
+	st, err := storage.Open(filepath.Join(t.TempDir(), "lab.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	srv := httptest.NewServer(webshop.NewFakeServer())
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	sum, err := (&webshop.Runner{Store: st, Model: webshop.Scripted{}}).Run(ctx, "ws mem0",
+		webshop.Config{EnvURL: srv.URL, Goals: []int{2}, Policy: core.PolicyMem0, Model: webshop.ScriptedModelName, FakeReward: true})
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.Done)
+	rows, err := st.Rollouts(ctx, sum.Experiment)
+	require.NoError(t, err)
+	d, err := st.Rollout(ctx, rows[0].ID)
+	require.NoError(t, err)
+	require.Greater(t, len(d.Turns), 2)
+	second := d.Turns[1] // folds the first page: extractor, embeddings
+	require.NotEmpty(t, second.SubCalls)
+
+	u, _ := newTestUI(t, st, nil)
+	act(u, func() { u.OpenRollout(d.ID) })
+	u.wait()
+	act(u, func() {
+		tr := u.trace
+		require.True(t, tr.loaded, tr.status.Text)
+		assert.Contains(t, tr.header.Text, "policy mem0")
+		assert.Equal(t, "Memory (<summary>)", tr.stateTitle.Text, "the episode's own memory keeps its label")
+		tr.step(1)
+		m := tr.memory
+		require.True(t, m.box.Visible())
+		require.Len(t, m.subcalls.Items, len(second.SubCalls))
+		assert.Contains(t, m.subcalls.Items[0].Title, "extractor · "+webshop.SubCallEndpoint)
+		assert.Equal(t, orDash(second.Memory, "(no memory entered the context this turn)"), m.payload.String())
+		assert.Contains(t, m.changes.String(), "+ fact 0: ", "the first fact is listed as added")
+	})
+}

@@ -54,6 +54,11 @@ type Config struct {
 	// FakeReward notes that the environment is mem1lab's fake WebShop, whose
 	// reward has no product-type term.
 	FakeReward bool `json:"fake_reward,omitempty"`
+	// Memory holds the memory policies' knobs (k, evolve, similar,
+	// summary_tokens, summary_every, memory_tokens); their sub-calls go to
+	// the run's one endpoint, so its url and embeddings_url keys must be
+	// empty. nil = the defaults.
+	Memory *experiments.MemoryConfig `json:"memory,omitempty"`
 }
 
 func (c *Config) normalize() error {
@@ -76,8 +81,11 @@ func (c *Config) normalize() error {
 			errs = append(errs, fmt.Errorf("webshop: goal %d: want ≥ 0", g))
 		}
 	}
-	if c.Policy != core.PolicyMEM1 && c.Policy != core.PolicyFull {
-		errs = append(errs, fmt.Errorf("webshop: policy %q: want mem1 or full", c.Policy))
+	if _, err := core.WebShopPolicy(c.Policy, c.Memory.Options()); err != nil {
+		errs = append(errs, err)
+	}
+	if m := c.Memory; m != nil && (m.URL != "" || m.EmbeddingsURL != "") {
+		errs = append(errs, errors.New("webshop: memory.url and memory.embeddings_url: a WebShop run sends its sub-calls to its one endpoint"))
 	}
 	if c.MaxTurns < 1 || c.MaxTurns > 100 {
 		errs = append(errs, fmt.Errorf("webshop: max turns %d: want 1..100", c.MaxTurns))
@@ -121,6 +129,9 @@ type Runner struct {
 	// it: once at the start, when a rollout starts, after each stored turn
 	// and when a rollout ends (the shape New experiment and Runs show).
 	Report func(experiments.Progress)
+	// Embedder makes the embeddings sub-calls of mem0 and amem (nil: Model,
+	// when it can embed, e.g. an endpoint's *experiments.OpenAIModel).
+	Embedder experiments.Embedder
 }
 
 // counter keeps the experiments.Progress that Report is sent.
@@ -290,7 +301,20 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 	}
 	defer env.Close(bg)
 	agent := &core.WebShopAgent{Model: r.Model, Env: env, Clock: r.Clock,
-		Config: core.WebShopConfig{Template: cfg.Template, MaxTurns: cfg.MaxTurns, Policy: cfg.Policy}}
+		Config: core.WebShopConfig{Template: cfg.Template, MaxTurns: cfg.MaxTurns, Policy: cfg.Policy, Memory: cfg.Memory.Options()}}
+	if p, err := core.WebShopPolicy(cfg.Policy, agent.Config.Memory); err == nil {
+		if _, memory := p.(core.MemoryPolicy); memory {
+			emb := r.Embedder
+			if emb == nil {
+				emb, _ = r.Model.(experiments.Embedder)
+			}
+			sc, err := newSubCalls(ctx, r.Store, id, len(prior), r.Model, emb)
+			if err != nil {
+				return "", err
+			}
+			agent.Sub = sc
+		}
+	}
 	out, runErr := agent.Run(ctx, prior, func(t core.Turn) error {
 		if err := r.Store.AppendTurn(bg, id, t); err != nil {
 			return err
@@ -330,15 +354,17 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 
 // PaperMetrics are a WebShop episode's peak tokens and dependency under
 // eval.py's formulas (Mem1/inference/eval.py; core.PeakTokensConsolidating
-// and core.DependencyConsolidating, or the full-history forms for "full")
-// over core.WebShopRefTurns, o200k counts, with the exact-match gate off
-// (WebShop has no exact match).
+// and core.DependencyConsolidating for "mem1", the full-history forms for
+// every other policy, as for QA: core.PaperRuleFull) over
+// core.WebShopRefTurns, o200k counts, with a memory policy's longest memory
+// added to the peak as eval.py adds A-MEM's (core.Memories), and the
+// exact-match gate off (WebShop has no exact match).
 func PaperMetrics(turns []core.Turn, policy string) *core.PaperMetrics {
 	if len(turns) == 0 {
 		return nil
 	}
 	refs := core.WebShopRefTurns(turns, core.WebShopTags{})
-	m := core.ComputePaperMetrics(refs, 1, core.PaperRuleFull(policy), nil, core.O200kTokens)
+	m := core.ComputePaperMetrics(refs, 1, core.PaperRuleFull(policy), core.Memories(turns), core.O200kTokens)
 	m.ExactMatchLenient = 0
 	return &m
 }

@@ -2,7 +2,9 @@ package webshop
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"strings"
 
 	"github.com/mem1lab/mem1lab/core"
@@ -27,6 +29,9 @@ type Scripted struct{}
 func (Scripted) Complete(_ context.Context, c core.Context, stops []string) (core.Completion, error) {
 	text := c.Prompt + c.Carried()
 	request := between(c.Prompt, "Customer request: ", "\n")
+	if request == "" && stops == nil && len(c.History) == 0 {
+		return core.Completion{Text: scriptedMemory(c.Prompt), FinishReason: "stop"}, nil
+	}
 	if request == "" {
 		return core.Completion{}, fmt.Errorf("scripted shopper: no \"Customer request:\" line in the prompt")
 	}
@@ -81,6 +86,58 @@ func (Scripted) Complete(_ context.Context, c core.Context, stops []string) (cor
 	summary := "request: " + request + "; chosen: " + strings.Join(chosen, ", ")
 	out := "<think>" + think + "</think>\n<summary>" + summary + "</summary>\n<answer>" + action
 	return core.Completion{Text: out, FinishReason: "stop", StopReason: "</answer>"}, nil
+}
+
+// scriptedMemory answers a memory policy's sub-call (a prompt without the
+// shopper's "Customer request:" line, sent with no stops): the JSON the
+// extractor and updater prompts ask for, carrying the last <summary> block
+// the prompt shows as the one fact (mem0) or an empty decision (amem); and
+// for the summariser and memagent, notes made of that block and the last
+// "Available actions:" line, which is all the scripted shopper reads, so it
+// can go on from memory alone.
+func scriptedMemory(prompt string) string {
+	summary := lastBetween(prompt, "<summary>", "</summary>")
+	switch {
+	case strings.Contains(prompt, `{"facts": [`):
+		if summary == "" {
+			return `{"facts": []}`
+		}
+		b, _ := json.Marshal(map[string][]string{"facts": {summary}})
+		return string(b)
+	case strings.Contains(prompt, `{"memory": [`):
+		return `{"memory": []}`
+	case strings.Contains(prompt, `{"keywords": [`):
+		return `{"keywords": ["shopping"], "context": "a step of a WebShop episode", "tags": ["webshop"]}`
+	case strings.Contains(prompt, `{"should_evolve": `):
+		return `{"should_evolve": false, "actions": []}`
+	}
+	notes := "no step yet"
+	if summary != "" {
+		notes = "<summary>" + summary + "</summary>"
+	}
+	if actions := lastBetween(prompt, "Available actions: ", "\n"); actions != "" {
+		notes += "\nAvailable actions: " + actions
+	}
+	return notes
+}
+
+// Embed makes the scripted shopper an embedder for mem0 and amem: each text
+// is a 64-dimensional vector of hashed word counts (FNV-1a of each
+// lower-cased word, modulo 64), so texts sharing words are near.
+func (Scripted) Embed(_ context.Context, texts []string) ([][]float64, core.Usage, error) {
+	out := make([][]float64, len(texts))
+	n := 0
+	for i, t := range texts {
+		v := make([]float64, 64)
+		for _, w := range strings.Fields(strings.ToLower(t)) {
+			h := fnv.New32a()
+			_, _ = h.Write([]byte(w))
+			v[h.Sum32()%64]++
+			n++
+		}
+		out[i] = v
+	}
+	return out, core.Usage{PromptTokens: n}, nil
 }
 
 func isOption(cl string) bool {

@@ -1,0 +1,184 @@
+package webshop
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// TestMemoryBaselinesPlayWebShop: every policy but closed-book plays WebShop
+// episodes through the runner. The scripted shopper buys the right product
+// under each (it reads only the last page's actions and its own summary, which
+// every policy's context carries), memory policies store their sub-calls and
+// memory on the turns, and the sub-call prompts speak of the instruction, not
+// of questions and a corpus.
+func TestMemoryBaselinesPlayWebShop(t *testing.T) {
+	fake := NewFakeServer()
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	st := testStore(t)
+	ctx := context.Background()
+	r := &Runner{Store: st, Model: Scripted{}}
+	for _, policy := range []string{"window:2", "full:messages", "summary:1", "resum", "memagent", "mem0", "mem0:add-only", "amem"} {
+		t.Run(policy, func(t *testing.T) {
+			sum, err := r.Run(ctx, "ws "+policy, Config{EnvURL: srv.URL, Goals: []int{0, 3}, Policy: policy, Model: ScriptedModelName})
+			require.NoError(t, err)
+			assert.Equal(t, 2, sum.Done)
+			assert.Equal(t, 100.0, sum.Reward100)
+			rows, err := st.Rollouts(ctx, sum.Experiment)
+			require.NoError(t, err)
+			for _, row := range rows {
+				assert.Equal(t, policy, row.Policy)
+				turns, err := st.Turns(ctx, row.ID)
+				require.NoError(t, err)
+				require.GreaterOrEqual(t, len(turns), 4)
+				calls, err := st.SubCalls(ctx, row.ID)
+				require.NoError(t, err)
+				p, err := core.WebShopPolicy(policy, core.MemoryOptions{})
+				require.NoError(t, err)
+				if _, memory := p.(core.MemoryPolicy); !memory {
+					assert.Empty(t, calls)
+					continue
+				}
+				require.NotEmpty(t, calls, "a memory policy's sub-calls are stored")
+				instruction := fake.Goals[mustGoal(t, row.TaskKey)].Instruction
+				generations := 0
+				for _, c := range calls {
+					assert.Equal(t, SubCallEndpoint, c.Endpoint)
+					assert.Empty(t, c.Error, "the scripted replies are well-formed: %s", c.Request)
+					if c.Role == core.RoleEmbedder {
+						continue
+					}
+					generations++
+					if c.Role == core.RoleSummariser || c.Role == core.RoleUpdater && policy == "memagent" || c.Role == core.RoleExtractor && strings.HasPrefix(policy, "mem0") {
+						assert.Contains(t, c.Request, instruction, "the goal in the sub-call is the instruction")
+					}
+					assert.NotContains(t, c.Request, "questions")
+					assert.NotContains(t, c.Request, "corpus")
+				}
+				assert.Positive(t, generations)
+				assert.NotEmpty(t, turns[len(turns)-1].MemoryState, "the memory state is stored on the turn")
+			}
+		})
+	}
+
+	// window:2 carries the last two exchanges only.
+	sum, err := r.Run(ctx, "window", Config{EnvURL: srv.URL, Goals: []int{0}, Policy: "window:2", Model: ScriptedModelName})
+	require.NoError(t, err)
+	rows, _ := st.Rollouts(ctx, sum.Experiment)
+	turns, err := st.Turns(ctx, rows[0].ID)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(turns), 4)
+	assert.NotContains(t, turns[3].Context, turns[0].Response)
+	assert.Contains(t, turns[3].Context, turns[1].Response)
+	assert.Contains(t, turns[3].Context, turns[2].Response)
+
+	// memagent's actor sees the prompt and the memory, no exchange.
+	sum, err = r.Run(ctx, "memagent", Config{EnvURL: srv.URL, Goals: []int{0}, Policy: "memagent", Model: ScriptedModelName})
+	require.NoError(t, err)
+	rows, _ = st.Rollouts(ctx, sum.Experiment)
+	turns, err = st.Turns(ctx, rows[0].ID)
+	require.NoError(t, err)
+	assert.NotContains(t, turns[2].Context, turns[1].Response)
+	assert.Contains(t, turns[2].Context, "<summary>"+turns[1].InternalState+"</summary>", "the memory carries the last summary")
+	assert.NotEmpty(t, turns[2].Memory)
+
+	_, err = r.Run(ctx, "closed", Config{EnvURL: srv.URL, Goals: []int{0}, Policy: "closed-book", Model: ScriptedModelName})
+	assert.ErrorContains(t, err, `policy "closed-book": WebShop has no retrieval to turn off`)
+	_, err = r.Run(ctx, "unknown", Config{EnvURL: srv.URL, Goals: []int{0}, Policy: "amnesia", Model: ScriptedModelName})
+	assert.ErrorContains(t, err, `unknown policy "amnesia"`)
+}
+
+// noEmbed is the scripted shopper without its embedder.
+type noEmbed struct{ m Scripted }
+
+func (n noEmbed) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	return n.m.Complete(ctx, c, stops)
+}
+
+// TestMemoryPolicyNeedsEmbeddings: mem0 on a model that cannot embed fails
+// the rollout at its first memory step with a clear per-turn error.
+func TestMemoryPolicyNeedsEmbeddings(t *testing.T) {
+	srv := httptest.NewServer(NewFakeServer())
+	defer srv.Close()
+	st := testStore(t)
+	ctx := context.Background()
+	sum, err := (&Runner{Store: st, Model: noEmbed{}}).Run(ctx, "mem0", Config{EnvURL: srv.URL, Goals: []int{0}, Policy: "mem0", Model: ScriptedModelName})
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Failed)
+	rows, _ := st.Rollouts(ctx, sum.Experiment)
+	assert.Contains(t, rows[0].Error, "turn 1: memory: ")
+	assert.Contains(t, rows[0].Error, "cannot embed")
+}
+
+// TestMemoryPolicyResume: a summary:1 episode whose server fails mid-way is
+// resumed on a healthy server; its turns, memories and sub-calls equal an
+// uninterrupted episode's (the memory comes back from the stored state, the
+// sub-calls of stored turns are not sent again).
+func TestMemoryPolicyResume(t *testing.T) {
+	fake := NewFakeServer()
+	broken := true
+	var mu sync.Mutex
+	f := &faulty{next: fake}
+	f.fail = func(w http.ResponseWriter, r *http.Request, path string, n int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken && path == "/step" && n >= 3 {
+			http.Error(w, "Internal Server Error", 500)
+			return true
+		}
+		return false
+	}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	st := testStore(t)
+	ctx := context.Background()
+	cfg := Config{EnvURL: srv.URL, Goals: []int{11}, Policy: "summary:1", Model: ScriptedModelName}
+	r := &Runner{Store: st, Model: Scripted{}}
+	sum, err := r.Run(ctx, "flaky", cfg)
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.Failed)
+	rows, _ := st.Rollouts(ctx, sum.Experiment)
+	mu.Lock()
+	broken = false
+	mu.Unlock()
+	sum, err = r.Resume(ctx, sum.Experiment)
+	require.NoError(t, err)
+	require.Equal(t, 1, sum.Done)
+	resumed, err := st.Turns(ctx, rows[0].ID)
+	require.NoError(t, err)
+	resumedCalls, err := st.SubCalls(ctx, rows[0].ID)
+	require.NoError(t, err)
+
+	clean := httptest.NewServer(NewFakeServer())
+	defer clean.Close()
+	cfg.EnvURL = clean.URL
+	sum2, err := r.Run(ctx, "clean", cfg)
+	require.NoError(t, err)
+	rows2, _ := st.Rollouts(ctx, sum2.Experiment)
+	want, err := st.Turns(ctx, rows2[0].ID)
+	require.NoError(t, err)
+	wantCalls, err := st.SubCalls(ctx, rows2[0].ID)
+	require.NoError(t, err)
+	require.Len(t, resumed, len(want))
+	for i := range want {
+		assert.Equal(t, want[i].Context, resumed[i].Context, "turn %d", i)
+		assert.Equal(t, want[i].Memory, resumed[i].Memory, "turn %d", i)
+		assert.Equal(t, want[i].MemoryState, resumed[i].MemoryState, "turn %d", i)
+	}
+	require.Len(t, resumedCalls, len(wantCalls))
+	for i := range wantCalls {
+		assert.Equal(t, [2]int{wantCalls[i].Turn, wantCalls[i].Seq}, [2]int{resumedCalls[i].Turn, resumedCalls[i].Seq})
+		assert.Equal(t, wantCalls[i].Request, resumedCalls[i].Request)
+	}
+	assert.Equal(t, storage.StatusDone, rows2[0].Status)
+}

@@ -1,0 +1,132 @@
+package webshop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/storage"
+)
+
+// SubCallEndpoint is the endpoint name stored on a WebShop rollout's
+// sub-calls: they go to the run's one model endpoint.
+const SubCallEndpoint = "agent"
+
+// subCalls is the core.SubCaller of one WebShop rollout under a memory
+// policy: generation sub-calls go to the runner's model (the prompt as one
+// user message, no stops), embeddings to its embedder, and each finished
+// call is stored at once. Calls stored for a turn whose turn row was never
+// stored (a crash or cancel in the middle of the turn) are replayed from the
+// store, not sent again, when the resumed turn makes the same call (same
+// turn, seq, role and request); a call that differs drops the stored calls
+// of that turn from its seq on.
+type subCalls struct {
+	store     *storage.Store
+	rolloutID int64
+	model     core.Model
+	emb       experiments.Embedder // nil: embeddings fail
+	journal   map[[2]int]core.SubCall
+}
+
+// newSubCalls loads the rollout's stored calls of turns ≥ next for replay.
+func newSubCalls(ctx context.Context, st *storage.Store, rolloutID int64, next int, model core.Model, emb experiments.Embedder) (*subCalls, error) {
+	s := &subCalls{store: st, rolloutID: rolloutID, model: model, emb: emb, journal: map[[2]int]core.SubCall{}}
+	stored, err := st.SubCalls(ctx, rolloutID)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range stored {
+		if c.Turn >= next {
+			s.journal[[2]int{c.Turn, c.Seq}] = c
+		}
+	}
+	return s, nil
+}
+
+func (s *subCalls) replay(ctx context.Context, call core.SubCall, request string) (core.SubCall, bool, error) {
+	k := [2]int{call.Turn, call.Seq}
+	j, ok := s.journal[k]
+	if !ok {
+		return call, false, nil
+	}
+	delete(s.journal, k)
+	if j.Role == call.Role && j.Request == request {
+		j.Replayed = true
+		return j, true, nil
+	}
+	for key := range s.journal {
+		if key[0] == call.Turn && key[1] > call.Seq {
+			delete(s.journal, key)
+		}
+	}
+	return call, false, s.store.DropSubCalls(context.WithoutCancel(ctx), s.rolloutID, call.Turn, call.Seq)
+}
+
+func (s *subCalls) commit(ctx context.Context, call core.SubCall) error {
+	if err := s.store.AppendSubCall(context.WithoutCancel(ctx), s.rolloutID, call); err != nil {
+		return fmt.Errorf("storing sub-call: %w", err)
+	}
+	return nil
+}
+
+// Generate implements core.SubCaller.
+func (s *subCalls) Generate(ctx context.Context, call core.SubCall, prompt string) (core.SubCall, error) {
+	if j, ok, err := s.replay(ctx, call, prompt); err != nil || ok {
+		return j, err
+	}
+	call.Request, call.Endpoint = prompt, SubCallEndpoint
+	start := time.Now()
+	comp, err := s.model.Complete(ctx, core.Context{Prompt: prompt}, nil)
+	if err != nil {
+		return call, err
+	}
+	call.Response, call.Usage, call.Latency = comp.Text, comp.Usage, time.Since(start)
+	if !comp.Usage.Reported {
+		call.Usage = core.Usage{PromptTokens: core.EstimateTokens(prompt), CompletionTokens: core.EstimateTokens(comp.Text)}
+	}
+	return call, s.commit(ctx, call)
+}
+
+// Embed implements core.SubCaller.
+func (s *subCalls) Embed(ctx context.Context, call core.SubCall, texts []string) (core.SubCall, [][]float64, error) {
+	if s.emb == nil {
+		return call, nil, errors.New("the model endpoint cannot embed (mem0 and amem need POST /v1/embeddings)")
+	}
+	req, err := json.Marshal(texts)
+	if err != nil {
+		return call, nil, err
+	}
+	j, ok, err := s.replay(ctx, call, string(req))
+	if err != nil {
+		return call, nil, err
+	}
+	if ok {
+		var vecs [][]float64
+		if err := json.Unmarshal([]byte(j.Response), &vecs); err != nil {
+			return call, nil, fmt.Errorf("stored embeddings of sub-call %d/%d: %w", j.Turn, j.Seq, err)
+		}
+		return j, vecs, nil
+	}
+	call.Request, call.Endpoint = string(req), SubCallEndpoint
+	start := time.Now()
+	vecs, usage, err := s.emb.Embed(ctx, texts)
+	if err != nil {
+		return call, nil, err
+	}
+	call.Usage, call.Latency = usage, time.Since(start)
+	resp, err := json.Marshal(vecs)
+	if err != nil {
+		return call, nil, err
+	}
+	call.Response = string(resp)
+	return call, vecs, s.commit(ctx, call)
+}
+
+// Flag implements core.SubCaller.
+func (s *subCalls) Flag(ctx context.Context, call core.SubCall, msg string) error {
+	return s.store.FlagSubCall(context.WithoutCancel(ctx), s.rolloutID, call.Turn, call.Seq, msg)
+}
