@@ -47,7 +47,7 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	db := fs.String("db", DefaultDBPath(), "SQLite store")
 	env := fs.String("env", "demo", "WebShop server root URL (AgentGym agentenv-webshop), or demo: the fake WebShop in-process")
 	goals := fs.String("goals", "0-9", "goal indices, e.g. 0-99 or 3,7 (indices < 500 are the test split)")
-	policy := fs.String("policy", core.PolicyMEM1, "mem1 (summary carried, think pruned), full (every turn), full:messages, window:K, or a memory baseline: summary:K, resum, memagent, mem0, mem0:add-only, amem (sub-calls to the same endpoint; not closed-book)")
+	policy := fs.String("policy", core.PolicyMEM1, "mem1 (summary carried, think pruned), full (every turn), full:messages, window:K, or a memory baseline: summary:K, resum, memagent, mem0, mem0:add-only, amem (sub-calls to the same endpoint; not closed-book); a list such as mem1,full,amem plays every goal under each")
 	maxTurns := fs.Int("max-turns", core.DefaultWebShopMaxTurns, "turns per episode")
 	endpoint := fs.String("endpoint", "", "OpenAI-compatible endpoint (e.g. http://127.0.0.1:8000/v1); empty: the scripted shopper")
 	model := fs.String("model", "", "model name at --endpoint")
@@ -118,8 +118,16 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 				return fmt.Errorf("%s: no %s slot", *template, core.InstructionSlot)
 			}
 		}
-		sum, err = r.Run(ctx, *name, webshop.Config{EnvURL: envURL, Goals: gs, Policy: *policy, MaxTurns: *maxTurns,
-			Model: modelName, Retries: *retries, Timeout: *timeout, FakeReward: fake, Template: tmpl})
+		wc := webshop.Config{EnvURL: envURL, Goals: gs, Policy: *policy, MaxTurns: *maxTurns,
+			Model: modelName, Retries: *retries, Timeout: *timeout, FakeReward: fake, Template: tmpl}
+		if strings.Contains(*policy, ",") {
+			list, perr := nameList(*policy, "policy")
+			if perr != nil {
+				return perr
+			}
+			wc.Policy, wc.Policies = "", list
+		}
+		sum, err = r.Run(ctx, *name, wc)
 	}
 	if err != nil && sum.Experiment == 0 {
 		return err
@@ -140,16 +148,37 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	if *asJSON {
 		enc := json.NewEncoder(c.Stdout)
 		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(map[string]any{"experiment": sum.Experiment, "rollouts": sum.Rollouts, "done": sum.Done, "failed": sum.Failed,
-			"reward_x100": jsonNum(sum.Reward100), "peak_tokens": jsonNum(sum.PeakTokens), "dependency": jsonNum(sum.Dependency),
-			"seconds": jsonNum(sum.Seconds), "fake_reward": fake}); jerr != nil {
+		figs := func(f webshop.Figures) map[string]any {
+			return map[string]any{"rollouts": f.Rollouts, "done": f.Done, "failed": f.Failed,
+				"reward_x100": jsonNum(f.Reward100), "peak_tokens": jsonNum(f.PeakTokens), "dependency": jsonNum(f.Dependency),
+				"seconds": jsonNum(f.Seconds)}
+		}
+		out := figs(sum.Figures)
+		out["experiment"], out["fake_reward"] = sum.Experiment, fake
+		var by []map[string]any
+		for _, pf := range sum.ByPolicy {
+			m := figs(pf.Figures)
+			m["policy"] = pf.Policy
+			by = append(by, m)
+		}
+		out["policies"] = by
+		if jerr := enc.Encode(out); jerr != nil {
 			return jerr
 		}
 		return err
 	}
 	fmt.Fprintf(c.Stdout, "experiment %d: %d rollouts, %d done, %d failed\n", sum.Experiment, sum.Rollouts, sum.Done, sum.Failed)
-	fmt.Fprintf(c.Stdout, "final reward ×100: %s   peak tokens: %s   dependency: %s   seconds/trajectory: %s\n",
-		num(sum.Reward100, 1), num(sum.PeakTokens, 0), num(sum.Dependency, 0), num(sum.Seconds, 2))
+	line := func(prefix string, f webshop.Figures) {
+		fmt.Fprintf(c.Stdout, "%sfinal reward ×100: %s   peak tokens: %s   dependency: %s   seconds/trajectory: %s\n",
+			prefix, num(f.Reward100, 1), num(f.PeakTokens, 0), num(f.Dependency, 0), num(f.Seconds, 2))
+	}
+	if len(sum.ByPolicy) > 1 {
+		for _, pf := range sum.ByPolicy {
+			line(fmt.Sprintf("%-14s (%d done) ", pf.Policy, pf.Done), pf.Figures)
+		}
+	} else {
+		line("", sum.Figures)
+	}
 	if fake {
 		fmt.Fprintln(c.Stdout, "(fake WebShop: its reward has no product-type term; not comparable with the paper's Table 2)")
 	}

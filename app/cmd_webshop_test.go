@@ -79,3 +79,44 @@ func TestWebShopRunScriptedFromCLI(t *testing.T) {
 	assert.NotEqual(t, 0, code)
 	assert.True(t, strings.Contains(errs, "goals"), errs)
 }
+
+// TestWebShopRunSeveralPolicies: `webshop-run --policy mem1,window:2,mem0`
+// plays every goal under each and reports each policy's figures, in the JSON
+// and in the text summary; `run --family webshop` with the same list gives
+// one summary group per policy.
+func TestWebShopRunSeveralPolicies(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	code, out, errs := run(t, "webshop-run", "--db", db, "--goals", "0-1", "--policy", "mem1,window:2,mem0", "--json")
+	require.Equal(t, 0, code, errs)
+	var got struct {
+		Rollouts int `json:"rollouts"`
+		Policies []struct {
+			Policy string  `json:"policy"`
+			Done   int     `json:"done"`
+			Reward float64 `json:"reward_x100"`
+		} `json:"policies"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &got), out)
+	assert.Equal(t, 6, got.Rollouts)
+	require.Len(t, got.Policies, 3)
+	for i, p := range []string{"mem1", "window:2", "mem0"} {
+		assert.Equal(t, p, got.Policies[i].Policy)
+		assert.Equal(t, 2, got.Policies[i].Done)
+		assert.InDelta(t, 100, got.Policies[i].Reward, 1e-9)
+	}
+	code, out, errs = run(t, "webshop-run", "--db", db, "--goals", "3", "--policy", "mem1, amem")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "2 rollouts, 2 done")
+	assert.Contains(t, out, "mem1           (1 done) final reward ×100: 100.0")
+	assert.Contains(t, out, "amem           (1 done) final reward ×100: 100.0")
+
+	code, out, errs = run(t, "run", "--db", db, "--family", "webshop", "--endpoint", "scripted", "--goals", "2",
+		"--policy", "full,resum", "--json", "--quiet")
+	require.Equal(t, 0, code, errs)
+	var sum shopRun
+	require.NoError(t, json.Unmarshal([]byte(out), &sum), out)
+	require.Len(t, sum.Groups, 2)
+	assert.Equal(t, "full", sum.Groups[0].Policy)
+	assert.Equal(t, "resum", sum.Groups[1].Policy)
+	assert.Equal(t, 1, sum.Groups[1].Rollouts)
+}

@@ -114,7 +114,7 @@ func (r *labRunner) Run(ctx context.Context, cfg experiments.RunConfig, progress
 	}
 	name := cfg.Name
 	if name == "" {
-		name = fmt.Sprintf("webshop goals %s %s %s", cfg.WebShopResolved().Goals, wcfg.Policy, wcfg.Model)
+		name = fmt.Sprintf("webshop goals %s %s %s", cfg.WebShopResolved().Goals, strings.Join(wcfg.PolicyList(), ","), wcfg.Model)
 	}
 	return r.playShop(ctx, 0, progress, "", func(wr *webshop.Runner, ctx context.Context) (webshop.Summary, error) {
 		return wr.Run(ctx, name, wcfg)
@@ -144,7 +144,7 @@ func (r *labRunner) shopConfig(cfg experiments.RunConfig) (webshop.Config, error
 			return webshop.Config{}, err
 		}
 	}
-	wc := webshop.Config{EnvURL: w.Env, Goals: goals, Policy: cfg.Policy, MaxTurns: cfg.MaxTurns, Model: cfg.Model,
+	wc := webshop.Config{EnvURL: w.Env, Goals: goals, Policy: cfg.Policy, Policies: cfg.Policies, MaxTurns: cfg.MaxTurns, Model: cfg.Model,
 		Template: tmpl, Retries: w.Retries, Timeout: w.TimeoutSeconds, Memory: cfg.Memory}
 	if cfg.Endpoint == experiments.WebShopScripted {
 		wc.Model = webshop.ScriptedModelName
@@ -301,13 +301,16 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 		return experiments.Summary{Experiment: ws.Experiment}, claimErr
 	}
 	sum := experiments.Summary{Experiment: ws.Experiment}
-	if ws.Rollouts > 0 {
-		g := experiments.Group{Policy: cfg.Policy, Objectives: 1, Rollouts: ws.Rollouts, Failed: ws.Failed,
-			MeanEM: ws.Reward100 / 100, MeanF1: ws.Reward100 / 100, MeanPeakTokens: ws.PeakTokens, MeanSeconds: ws.Seconds}
-		if !math.IsNaN(ws.PeakTokens) {
-			g.MeanPaperPeakTokens, g.PaperPeakN = ws.PeakTokens, ws.Done
+	for _, pf := range ws.ByPolicy {
+		if pf.Rollouts == 0 {
+			continue
 		}
-		sum.Groups = []experiments.Group{g}
+		g := experiments.Group{Policy: pf.Policy, Objectives: 1, Rollouts: pf.Rollouts, Failed: pf.Failed,
+			MeanEM: pf.Reward100 / 100, MeanF1: pf.Reward100 / 100, MeanPeakTokens: pf.PeakTokens, MeanSeconds: pf.Seconds}
+		if !math.IsNaN(pf.PeakTokens) {
+			g.MeanPaperPeakTokens, g.PaperPeakN = pf.PeakTokens, pf.Done
+		}
+		sum.Groups = append(sum.Groups, g)
 	}
 	if err == nil && ctx.Err() != nil {
 		err = fmt.Errorf("webshop: experiment %d cancelled: %w", ws.Experiment, ctx.Err())

@@ -245,7 +245,7 @@ func (c RunConfig) validateRequest(bad func(key, format string, args ...any)) {
 }
 
 // validateWebShop is Validate for family = "webshop": the endpoint keys as
-// for qa (endpoint may be "scripted"), one policy that core.WebShopPolicy
+// for qa (endpoint may be "scripted"), policies that core.WebShopPolicy
 // takes (any but closed-book), the [memory] table's knobs only (sub-calls go
 // to the one endpoint), max_turns 0..100, and the [webshop] table's env and
 // goals.
@@ -267,10 +267,17 @@ func (c RunConfig) validateWebShop() error {
 		}
 	}
 	c.validateRequest(bad)
+	key := "policy"
 	if len(c.Policies) > 0 {
-		bad("policies", "%q: WebShop runs take one policy (policy = ...)", strings.Join(c.PolicyList(), ","))
-	} else if _, err := core.WebShopPolicy(c.Policy, c.Memory.Options()); err != nil {
-		bad("policy", "%v", strings.TrimPrefix(err.Error(), "webshop: "))
+		key = "policies"
+	}
+	for i, p := range c.PolicyList() {
+		if _, err := core.WebShopPolicy(p, c.Memory.Options()); err != nil {
+			bad(key, "%v", strings.TrimPrefix(err.Error(), "webshop: "))
+		}
+		if contains(c.PolicyList()[:i], p) {
+			bad(key, "%q is listed twice", p)
+		}
 	}
 	if m := c.Memory; m != nil {
 		if m.URL != "" || m.EmbeddingsURL != "" {

@@ -86,8 +86,12 @@ timeout_seconds = 5
 		assert.NoError(t, ok.Validate(), p)
 	}
 	two := d
-	two.Policies = []string{"mem1", "full"}
-	assert.ErrorContains(t, two.Validate(), "policies: \"mem1,full\": WebShop runs take one policy")
+	two.Policies = []string{"mem1", "full", "mem0"}
+	assert.NoError(t, two.Validate(), "one rollout per goal and policy")
+	two.Policies = []string{"mem1", "closed-book", "mem1"}
+	err = two.Validate()
+	assert.ErrorContains(t, err, `policies: policy "closed-book": WebShop has no retrieval to turn off`)
+	assert.ErrorContains(t, err, `policies: "mem1" is listed twice`)
 	mem := d
 	mem.Policy, mem.Memory = "summary:1", &MemoryConfig{SummaryTokens: 500}
 	assert.NoError(t, mem.Validate())

@@ -82,7 +82,7 @@ func newShopForm(def experiments.RunConfig, changed func()) *shopForm {
 		widget.NewFormItem("API key env var", f.apiKeyEnv),
 		widget.NewFormItem("WebShop server", hint(f.env, `the root URL of AgentGym's agentenv-webshop, or "demo": mem1lab's fake WebShop started in-process, whose reward has no product-type term (not comparable with the paper's Table 2)`)),
 		widget.NewFormItem("Goals", hint(f.goals, "goal indices such as 0-9 or 3,7,12; goals below 500 are WebShop's test split")),
-		widget.NewFormItem("Policy", hint(f.policy, "mem1, a full-history or window baseline, or a memory baseline (its summariser, extractor and updater calls go to this endpoint; mem0 and amem also need its /v1/embeddings); type window:K or summary:K for another K")),
+		widget.NewFormItem("Policy", hint(f.policy, "mem1, a full-history or window baseline, or a memory baseline (its summariser, extractor and updater calls go to this endpoint; mem0 and amem also need its /v1/embeddings); type window:K or summary:K for another K, or a list such as mem1, full, amem to play every goal under each")),
 		widget.NewFormItem("Max turns", f.maxTurns),
 		widget.NewFormItem("Temperature", f.temperature),
 		widget.NewFormItem("Top-p", f.topP),
@@ -140,6 +140,18 @@ func (f *shopForm) config(def experiments.RunConfig) (experiments.RunConfig, err
 	cfg.Mode = f.mode.Selected
 	cfg.APIKeyEnv = strings.TrimSpace(f.apiKeyEnv.Text)
 	cfg.Policy, cfg.Policies = strings.TrimSpace(f.policy.Text), nil
+	if strings.Contains(cfg.Policy, ",") { // a list: every goal under each
+		cfg.Policies = nil
+		for _, p := range strings.Split(cfg.Policy, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				cfg.Policies = append(cfg.Policies, p)
+			}
+		}
+		cfg.Policy = ""
+		if len(cfg.Policies) > 0 {
+			cfg.Policy = cfg.Policies[0]
+		}
+	}
 	cfg.Endpoints, cfg.Memory, cfg.Retriever, cfg.Tags = nil, nil, nil, nil
 	cfg.Template, cfg.TemplateName, cfg.TemplateSHA256, cfg.TemplateText = "", "", "", ""
 	cfg.ObjectivesGrid, cfg.Datasets = nil, nil
@@ -189,7 +201,7 @@ func (f *shopForm) set(cfg experiments.RunConfig) {
 	f.apiKeyEnv.SetText(cfg.APIKeyEnv)
 	f.env.SetText(w.Env)
 	f.goals.SetText(w.Goals)
-	f.policy.SetText(cfg.Policy)
+	f.policy.SetText(strings.Join(cfg.PolicyList(), ", "))
 	turns := cfg.MaxTurns
 	if turns == 0 {
 		turns = core.DefaultWebShopMaxTurns
@@ -207,8 +219,13 @@ func (f *shopForm) planText(cfg experiments.RunConfig) string {
 	if cfg.Endpoint != experiments.WebShopScripted {
 		who = cfg.Model
 	}
-	text := fmt.Sprintf("%s: one WebShop episode per goal, policy %s, %s, up to %d turns each",
-		plural(len(goals), "rollout", "rollouts"), cfg.Policy, who, maxInt(cfg.MaxTurns, core.DefaultWebShopMaxTurns))
+	pols := cfg.PolicyList()
+	each := fmt.Sprintf("one WebShop episode per goal, policy %s", pols[0])
+	if len(pols) > 1 {
+		each = fmt.Sprintf("one WebShop episode per goal and policy (%s)", strings.Join(pols, ", "))
+	}
+	text := fmt.Sprintf("%s: %s, %s, up to %d turns each",
+		plural(len(goals)*len(pols), "rollout", "rollouts"), each, who, maxInt(cfg.MaxTurns, core.DefaultWebShopMaxTurns))
 	if cfg.WebShopResolved().Env == experiments.WebShopDemo {
 		text += "; on the fake WebShop (reward without the product-type term)"
 	}

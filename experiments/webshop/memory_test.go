@@ -182,3 +182,46 @@ func TestMemoryPolicyResume(t *testing.T) {
 	}
 	assert.Equal(t, storage.StatusDone, rows2[0].Status)
 }
+
+// TestSeveralPoliciesOneExperiment: Policies plays every goal under each
+// policy in one experiment (goal-major order); the summary gives each
+// policy's figures, and a listed-twice or unknown policy stores nothing.
+func TestSeveralPoliciesOneExperiment(t *testing.T) {
+	srv := httptest.NewServer(NewFakeServer())
+	defer srv.Close()
+	st := testStore(t)
+	ctx := context.Background()
+	r := &Runner{Store: st, Model: Scripted{}}
+	pols := []string{"mem1", "full", "summary:1"}
+	sum, err := r.Run(ctx, "three", Config{EnvURL: srv.URL, Goals: []int{0, 4}, Policies: pols, Model: ScriptedModelName})
+	require.NoError(t, err)
+	assert.Equal(t, 6, sum.Rollouts)
+	assert.Equal(t, 6, sum.Done)
+	require.Len(t, sum.ByPolicy, 3)
+	for i, pf := range sum.ByPolicy {
+		assert.Equal(t, pols[i], pf.Policy)
+		assert.Equal(t, 2, pf.Done)
+		assert.Equal(t, 100.0, pf.Reward100)
+		assert.Positive(t, pf.PeakTokens)
+	}
+	assert.Greater(t, sum.ByPolicy[1].PeakTokens, sum.ByPolicy[0].PeakTokens, "full history peaks above mem1")
+	rows, err := st.Rollouts(ctx, sum.Experiment)
+	require.NoError(t, err)
+	var got []string
+	for _, row := range rows {
+		got = append(got, row.TaskKey+" "+row.Policy)
+	}
+	assert.Equal(t, []string{"webshop/goal/0000 mem1", "webshop/goal/0000 full", "webshop/goal/0000 summary:1",
+		"webshop/goal/0004 mem1", "webshop/goal/0004 full", "webshop/goal/0004 summary:1"}, got)
+	e, err := st.Experiment(ctx, sum.Experiment)
+	require.NoError(t, err)
+	assert.Contains(t, e.ConfigJSON, `"policy":"mem1","policies":["mem1","full","summary:1"]`)
+
+	before, err := st.Experiments(ctx)
+	require.NoError(t, err)
+	_, err = r.Run(ctx, "twice", Config{EnvURL: srv.URL, Goals: []int{0}, Policies: []string{"mem1", "amem", "mem1"}, Model: ScriptedModelName})
+	assert.ErrorContains(t, err, `policy "mem1" is listed twice`)
+	after, err := st.Experiments(ctx)
+	require.NoError(t, err)
+	assert.Len(t, after, len(before), "a refused config stores nothing")
+}

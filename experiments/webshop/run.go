@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ type Config struct {
 	EnvURL   string  `json:"env_url"`
 	Goals    []int   `json:"goals"`
 	Policy   string  `json:"policy"`
+	// Policies, when set, plays every goal under each of these policies (one
+	// rollout per goal and policy, in that order) and Policy is the first.
+	Policies []string `json:"policies,omitempty"`
 	MaxTurns int     `json:"max_turns"`
 	Model    string  `json:"model"`
 	Template string  `json:"template,omitempty"`
@@ -63,6 +67,9 @@ type Config struct {
 
 func (c *Config) normalize() error {
 	c.Family, c.Dataset = core.FamilyWebShop, core.FamilyWebShop
+	if len(c.Policies) > 0 {
+		c.Policy = c.Policies[0]
+	}
 	if c.Policy == "" {
 		c.Policy = core.PolicyMEM1
 	}
@@ -81,8 +88,13 @@ func (c *Config) normalize() error {
 			errs = append(errs, fmt.Errorf("webshop: goal %d: want ≥ 0", g))
 		}
 	}
-	if _, err := core.WebShopPolicy(c.Policy, c.Memory.Options()); err != nil {
-		errs = append(errs, err)
+	for i, p := range c.PolicyList() {
+		if _, err := core.WebShopPolicy(p, c.Memory.Options()); err != nil {
+			errs = append(errs, err)
+		}
+		if slices.Contains(c.PolicyList()[:i], p) {
+			errs = append(errs, fmt.Errorf("webshop: policy %q is listed twice", p))
+		}
 	}
 	if m := c.Memory; m != nil && (m.URL != "" || m.EmbeddingsURL != "") {
 		errs = append(errs, errors.New("webshop: memory.url and memory.embeddings_url: a WebShop run sends its sub-calls to its one endpoint"))
@@ -91,6 +103,14 @@ func (c *Config) normalize() error {
 		errs = append(errs, fmt.Errorf("webshop: max turns %d: want 1..100", c.MaxTurns))
 	}
 	return errors.Join(errs...)
+}
+
+// PolicyList is the experiment's policies: Policies, or [Policy].
+func (c Config) PolicyList() []string {
+	if len(c.Policies) > 0 {
+		return c.Policies
+	}
+	return []string{c.Policy}
 }
 
 // ParseGoals reads "0-9", "3,7,12" or a mix ("0-4,10")
@@ -103,6 +123,15 @@ func ParseGoals(s string) ([]int, error) { return experiments.ParseGoalList(s) }
 // observation, the exact-match gate off), mean seconds per trajectory.
 type Summary struct {
 	Experiment int64
+	Figures
+	// ByPolicy is the same figures per policy, in the experiment's order
+	// (one entry for a one-policy experiment, equal to the whole).
+	ByPolicy []PolicyFigures
+}
+
+// Figures are the counts and means of a set of rollouts; a mean over no
+// done rollout is NaN.
+type Figures struct {
 	Rollouts   int
 	Done       int
 	Failed     int
@@ -110,6 +139,12 @@ type Summary struct {
 	PeakTokens float64
 	Dependency float64
 	Seconds    float64
+}
+
+// PolicyFigures are one policy's Figures.
+type PolicyFigures struct {
+	Policy string
+	Figures
 }
 
 // Runner plays WebShop experiments into a store.
@@ -183,8 +218,10 @@ func (r *Runner) Run(ctx context.Context, name string, cfg Config) (Summary, err
 		return Summary{Experiment: expID}, err
 	}
 	for _, t := range tasks {
-		if _, err := r.Store.CreateRollout(ctx, expID, ids[t.Key], cfg.Policy, cfg.Model); err != nil {
-			return Summary{Experiment: expID}, err
+		for _, p := range cfg.PolicyList() {
+			if _, err := r.Store.CreateRollout(ctx, expID, ids[t.Key], p, cfg.Model); err != nil {
+				return Summary{Experiment: expID}, err
+			}
 		}
 	}
 	return r.Resume(ctx, expID)
@@ -254,7 +291,7 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 		// The rollout's session key rides on every model call, as in QA runs,
 		// so a sticky router keeps the episode on one replica.
 		sctx := experiments.WithSessionKey(ctx, experiments.RolloutSessionKey(expID, row.ID))
-		status, err := r.play(sctx, client, cfg, row.ID, goal, cnt)
+		status, err := r.play(sctx, client, cfg, row.ID, row.Policy, goal, cnt)
 		if err != nil {
 			return sum, err
 		}
@@ -279,7 +316,7 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 
 // play runs one rollout and gives the status it was stored with; it returns
 // only store errors. Each stored turn counts in cnt.
-func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64, goal int, cnt *counter) (string, error) {
+func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64, policy string, goal int, cnt *counter) (string, error) {
 	bg := context.WithoutCancel(ctx)
 	prior, err := r.Store.Turns(ctx, id)
 	if err != nil {
@@ -301,8 +338,8 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 	}
 	defer env.Close(bg)
 	agent := &core.WebShopAgent{Model: r.Model, Env: env, Clock: r.Clock,
-		Config: core.WebShopConfig{Template: cfg.Template, MaxTurns: cfg.MaxTurns, Policy: cfg.Policy, Memory: cfg.Memory.Options()}}
-	if p, err := core.WebShopPolicy(cfg.Policy, agent.Config.Memory); err == nil {
+		Config: core.WebShopConfig{Template: cfg.Template, MaxTurns: cfg.MaxTurns, Policy: policy, Memory: cfg.Memory.Options()}}
+	if p, err := core.WebShopPolicy(policy, agent.Config.Memory); err == nil {
 		if _, memory := p.(core.MemoryPolicy); memory {
 			emb := r.Embedder
 			if emb == nil {
@@ -337,7 +374,7 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 	if n := len(out.Turns); n > 0 && out.Turns[n-1].Action == core.ActionAnswer {
 		res.Answer = out.Turns[n-1].Answer
 	}
-	res.Paper = PaperMetrics(out.Turns, cfg.Policy)
+	res.Paper = PaperMetrics(out.Turns, policy)
 	res.RequestPeakTokens, res.TokenSource = core.RequestPeak(out.Turns)
 	if runErr != nil {
 		var te *core.TurnError
@@ -375,6 +412,25 @@ func (r *Runner) summarize(ctx context.Context, expID int64) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
+	sum.Figures = figures(rows)
+	byPolicy := map[string][]storage.RolloutRow{}
+	var order []string
+	for _, row := range rows {
+		if _, seen := byPolicy[row.Policy]; !seen {
+			order = append(order, row.Policy)
+		}
+		byPolicy[row.Policy] = append(byPolicy[row.Policy], row)
+	}
+	for _, p := range order {
+		sum.ByPolicy = append(sum.ByPolicy, PolicyFigures{Policy: p, Figures: figures(byPolicy[p])})
+	}
+	return sum, nil
+}
+
+// figures counts rows and averages the done ones' reward ×100, paper peak
+// tokens, dependency and seconds.
+func figures(rows []storage.RolloutRow) Figures {
+	var sum Figures
 	var peaks, deps []float64
 	var rewards, secs []float64
 	for _, row := range rows {
@@ -398,7 +454,7 @@ func (r *Runner) summarize(ctx context.Context, expID int64) (Summary, error) {
 		}
 	}
 	sum.Reward100, sum.PeakTokens, sum.Dependency, sum.Seconds = mean(rewards), mean(peaks), mean(deps), mean(secs)
-	return sum, nil
+	return sum
 }
 
 // mean is gonum's stat.Mean, NaN for no values (0/0).
