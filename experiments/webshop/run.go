@@ -25,19 +25,19 @@ const EnvAttemptEndpoint = "webshop"
 // Config is a WebShop experiment as stored (the experiment's config JSON,
 // with "family": "webshop").
 type Config struct {
-	Family   string  `json:"family"`
-	Dataset  string  `json:"dataset"`
-	EnvURL   string  `json:"env_url"`
-	Goals    []int   `json:"goals"`
-	Policy   string  `json:"policy"`
+	Family  string `json:"family"`
+	Dataset string `json:"dataset"`
+	EnvURL  string `json:"env_url"`
+	Goals   []int  `json:"goals"`
+	Policy  string `json:"policy"`
 	// Policies, when set, plays every goal under each of these policies (one
 	// rollout per goal and policy, in that order) and Policy is the first.
 	Policies []string `json:"policies,omitempty"`
-	MaxTurns int     `json:"max_turns"`
-	Model    string  `json:"model"`
-	Template string  `json:"template,omitempty"`
-	Retries  int     `json:"retries"`
-	Timeout  float64 `json:"timeout_seconds,omitempty"`
+	MaxTurns int      `json:"max_turns"`
+	Model    string   `json:"model"`
+	Template string   `json:"template,omitempty"`
+	Retries  int      `json:"retries"`
+	Timeout  float64  `json:"timeout_seconds,omitempty"`
 	// Endpoint, Mode, APIKeyEnv and APIKeyKeyring (the variable's and the
 	// keyring entry's names, never the key) and the session-key settings
 	// (experiments.EndpointProfile's) are where Model is served, so that a
