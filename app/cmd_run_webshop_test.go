@@ -299,7 +299,8 @@ func (m blockingShopper) Complete(ctx context.Context, _ core.Context, _ []strin
 }
 
 // TestLabRunnerControlsWebShop: Runs' controls reach a WebShop run playing in
-// this process: not orphaned, no pause, cancel stops it as cancelled.
+// this process: not orphaned; pause and go on set the experiment's status and
+// its stored control; cancel stops it as cancelled.
 func TestLabRunnerControlsWebShop(t *testing.T) {
 	st, err := storage.Open(filepath.Join(t.TempDir(), "lab.db"))
 	require.NoError(t, err)
@@ -331,15 +332,108 @@ func TestLabRunnerControlsWebShop(t *testing.T) {
 	orphaned, err := r.Orphaned(t.Context(), id)
 	require.NoError(t, err)
 	assert.False(t, orphaned, "playing here")
-	assert.ErrorContains(t, r.Control(t.Context(), id, "pause"), "cannot be paused")
+	require.NoError(t, r.Control(t.Context(), id, "pause"))
+	e, err := st.Experiment(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, experiments.StatusPaused, e.Status)
+	l, err := st.ExperimentLease(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, "pause", l.Control, "another process's heartbeat would read it")
+	require.NoError(t, r.Control(t.Context(), id, "resume"))
+	e, err = st.Experiment(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusRunning, e.Status)
+	assert.ErrorContains(t, r.Control(t.Context(), id, "rewind"), `unknown action "rewind"`)
 	require.NoError(t, r.Control(t.Context(), id, "cancel"))
 	res := <-done
 	require.ErrorIs(t, res.err, context.Canceled)
 	assert.Equal(t, id, res.sum.Experiment)
-	e, err := st.Experiment(t.Context(), id)
+	e, err = st.Experiment(t.Context(), id)
 	require.NoError(t, err)
 	assert.Equal(t, storage.StatusCancelled, e.Status)
 	assert.Zero(t, e.Done)
+}
+
+// heldShopper is the scripted shopper whose first call waits for release.
+type heldShopper struct {
+	started, release chan struct{}
+	mu               sync.Mutex
+	calls            int
+}
+
+func (m *heldShopper) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	m.mu.Lock()
+	m.calls++
+	first := m.calls == 1
+	m.mu.Unlock()
+	if first {
+		close(m.started)
+		<-m.release
+	}
+	return webshop.Scripted{}.Complete(ctx, c, stops)
+}
+
+// TestWebShopStoredPause: `mem1lab pause ID` from another process reaches a
+// WebShop run through its heartbeat: the turn in flight is stored, no model
+// call starts while paused (the run reports Paused), and `pause --resume`
+// lets the episode go on to its purchase.
+func TestWebShopStoredPause(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "lab.db")
+	st, err := storage.Open(db)
+	require.NoError(t, err)
+	defer st.Close()
+	r := newLabRunner(st, nil)
+	defer r.Close()
+	r.Heartbeat = 2 * time.Millisecond
+	m := &heldShopper{started: make(chan struct{}), release: make(chan struct{})}
+	r.ShopModel = func(webshop.Config) (core.Model, error) { return m, nil }
+	cfg := experiments.DefaultRunConfig()
+	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
+	cfg.WebShop = &experiments.WebShopSettings{Goals: "1"}
+	ids := make(chan int64, 1)
+	held := make(chan int, 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Run(context.Background(), cfg, func(p experiments.Progress) {
+			select {
+			case ids <- p.Experiment:
+			default:
+			}
+			if p.Paused && p.Turns == 1 {
+				m.mu.Lock()
+				n := m.calls
+				m.mu.Unlock()
+				select {
+				case held <- n:
+				default:
+				}
+			}
+		})
+		done <- err
+	}()
+	id := <-ids
+	<-m.started
+	code, _, errs := run(t, "pause", "--db", db, strconv.FormatInt(id, 10))
+	require.Equal(t, 0, code, errs)
+	for { // the heartbeat takes the request: the status says paused
+		e, err := st.Experiment(t.Context(), id)
+		require.NoError(t, err)
+		if e.Status == experiments.StatusPaused {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(m.release)
+	assert.Equal(t, 1, <-held, "held before the second turn: one model call made")
+	code, _, errs = run(t, "pause", "--db", db, "--resume", strconv.FormatInt(id, 10))
+	require.Equal(t, 0, code, errs)
+	require.NoError(t, <-done)
+	e, err := st.Experiment(t.Context(), id)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusDone, e.Status)
+	rows, err := st.Rollouts(t.Context(), id)
+	require.NoError(t, err)
+	assert.InDelta(t, 1.0, rows[0].EM, 1e-9, "the episode went on to its purchase")
 }
 
 // TestWebShopLeaseAndStoredCancel: a WebShop run holds the experiment's

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -43,9 +42,15 @@ type labRunner struct {
 	Heartbeat time.Duration
 
 	mu     sync.Mutex
-	active map[int64]context.CancelFunc // WebShop experiments playing here
+	active map[int64]shopPlay // WebShop experiments playing here
 	demo   *http.Server
 	demoAt string
+}
+
+// shopPlay is a WebShop experiment playing here: its cancel and pause gate.
+type shopPlay struct {
+	cancel context.CancelFunc
+	gate   *webshop.Gate
 }
 
 func newLabRunner(st *storage.Store, qa *experiments.Runner) *labRunner {
@@ -206,6 +211,7 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	gate := &webshop.Gate{}
 	owner := leaseOwner()
 	registered := int64(0)
 	var beats sync.WaitGroup
@@ -225,9 +231,9 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 			return fmt.Errorf("experiment %d: %w (played here already)", id, experiments.ErrBusy)
 		}
 		if r.active == nil {
-			r.active = map[int64]context.CancelFunc{}
+			r.active = map[int64]shopPlay{}
 		}
-		r.active[id] = cancel
+		r.active[id] = shopPlay{cancel: cancel, gate: gate}
 		r.mu.Unlock()
 		bg := context.WithoutCancel(ctx)
 		l, err := r.Store.ExperimentLease(bg, id)
@@ -264,8 +270,21 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 				case <-stopBeats:
 					return
 				case <-tick.C:
-					if control, err := r.Store.TouchExperiment(bg, id, owner); err == nil && control == "cancel" {
+					control, err := r.Store.TouchExperiment(bg, id, owner)
+					if err != nil {
+						continue
+					}
+					switch control {
+					case "cancel":
 						cancel()
+					case "pause":
+						if gate.Set(true) {
+							_ = r.Store.SetExperimentStatus(bg, id, experiments.StatusPaused)
+						}
+					default:
+						if gate.Set(false) {
+							_ = r.Store.SetExperimentStatus(bg, id, storage.StatusRunning)
+						}
 					}
 				}
 			}
@@ -286,7 +305,7 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 		return experiments.Summary{Experiment: expID}, err
 	}
 	var claimErr error // a new experiment's claim, made on its first progress report
-	wr := &webshop.Runner{Store: r.Store, Model: m, Backoff: backoff, EnvURL: envURL, Progress: r.OnTurn,
+	wr := &webshop.Runner{Store: r.Store, Model: m, Backoff: backoff, EnvURL: envURL, Progress: r.OnTurn, Gate: gate,
 		Report: func(pr experiments.Progress) {
 			if err := register(pr.Experiment); err != nil && claimErr == nil {
 				claimErr = err
@@ -380,24 +399,36 @@ func (r *labRunner) resumeAt(ctx context.Context, expID int64, env string, progr
 }
 
 // Control pauses, resumes or cancels a running experiment. A WebShop
-// experiment playing in this process can be cancelled (its finished turns are
-// kept; Resume continues it); it cannot be paused.
+// experiment playing in this process is cancelled at once (its finished turns
+// are kept; Resume continues it) or paused between turns: the turn in flight
+// is stored, no new one starts until it is resumed, and the time paused is
+// not counted in the episodes' seconds. The request is recorded in the store
+// too, so a WebShop play in another process (and the QA runner for its
+// experiments) picks it up within a heartbeat.
 func (r *labRunner) Control(ctx context.Context, expID int64, action string) error {
 	r.mu.Lock()
-	cancel, mine := r.active[expID]
+	play, mine := r.active[expID]
 	r.mu.Unlock()
 	if !mine {
-		if fam, err := r.Family(ctx, expID); err == nil && fam == core.FamilyWebShop && action != "cancel" {
-			return errors.New("WebShop experiments cannot be paused: cancel, then resume")
-		}
 		return r.QA.Control(ctx, expID, action)
 	}
 	switch action {
 	case "cancel":
-		cancel()
+		play.cancel()
 		return nil
 	case "pause", "resume":
-		return errors.New("WebShop experiments cannot be paused: cancel, then resume")
+		paused := action == "pause"
+		control, status := "", storage.StatusRunning
+		if paused {
+			control, status = "pause", experiments.StatusPaused
+		}
+		if err := r.Store.SetExperimentControl(ctx, expID, control); err != nil {
+			return err
+		}
+		if play.gate.Set(paused) {
+			return r.Store.SetExperimentStatus(ctx, expID, status)
+		}
+		return nil
 	default:
 		return fmt.Errorf("runner: unknown action %q (want pause, resume or cancel)", action)
 	}

@@ -226,6 +226,11 @@ type WebShopAgent struct {
 	// Sub makes a memory policy's sub-calls (nil: a memory policy fails its
 	// first memory step with ErrNoSubCaller).
 	Sub SubCaller
+	// Hold (may be nil) is called before each new turn starts, before its
+	// clock: it blocks while the run is paused and returns how long it held
+	// the episode, which is left out of the outcome's Elapsed; an error ends
+	// the episode like a cancelled model call.
+	Hold func(ctx context.Context) (time.Duration, error)
 }
 
 // Run plays one episode and returns its outcome.
@@ -271,14 +276,14 @@ func (a *WebShopAgent) Run(ctx context.Context, prior []Turn, onTurn func(Turn) 
 	}
 	began := clock()
 	out := WebShopOutcome{}
-	var priorTime time.Duration
+	var priorTime, held time.Duration
 	finish := func() WebShopOutcome {
 		for _, t := range out.Turns {
 			out.TotalTokens += t.Tokens()
 			out.PeakTokens = max(out.PeakTokens, t.Tokens())
 		}
 		out.HitMaxTurns = !out.Done && len(out.Turns) >= cfg.MaxTurns
-		out.Elapsed = priorTime + clock().Sub(began)
+		out.Elapsed = priorTime + clock().Sub(began) - held
 		return out
 	}
 	obs, err := a.Env.Reset(ctx)
@@ -315,6 +320,13 @@ func (a *WebShopAgent) Run(ctx context.Context, prior []Turn, onTurn func(Turn) 
 		return finish(), err
 	}
 	for i := len(prior); i < cfg.MaxTurns; i++ {
+		if a.Hold != nil {
+			d, err := a.Hold(ctx)
+			held += d
+			if err != nil {
+				return finish(), &TurnError{Turn: i, Op: "model", Err: err}
+			}
+		}
 		if err := ctx.Err(); err != nil {
 			return finish(), &TurnError{Turn: i, Op: "model", Err: err}
 		}

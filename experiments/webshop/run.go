@@ -167,6 +167,10 @@ type Runner struct {
 	// Embedder makes the embeddings sub-calls of mem0 and amem (nil: Model,
 	// when it can embed, e.g. an endpoint's *experiments.OpenAIModel).
 	Embedder experiments.Embedder
+	// Gate (may be nil) pauses the play between turns; reports carry
+	// Progress.Paused while it is paused, and the time held is left out of
+	// the episodes' seconds.
+	Gate *Gate
 }
 
 // counter keeps the experiments.Progress that Report is sent.
@@ -175,6 +179,7 @@ type counter struct {
 	report func(experiments.Progress)
 	start  time.Time
 	clock  func() time.Time
+	gate   *Gate
 }
 
 func (c *counter) send() {
@@ -182,6 +187,7 @@ func (c *counter) send() {
 		return
 	}
 	pr := c.pr
+	pr.Paused = c.gate.Paused()
 	pr.Queued = pr.Total - pr.Done - pr.Failed - pr.Cancelled - pr.Running
 	if pr.Queued < 0 {
 		pr.Queued = 0
@@ -260,7 +266,7 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 	if clock == nil {
 		clock = time.Now
 	}
-	cnt := &counter{pr: experiments.Progress{Experiment: expID, Total: len(rows)}, report: r.Report, start: clock(), clock: clock}
+	cnt := &counter{pr: experiments.Progress{Experiment: expID, Total: len(rows)}, report: r.Report, start: clock(), clock: clock, gate: r.Gate}
 	for _, row := range rows {
 		switch row.Status {
 		case storage.StatusDone:
@@ -317,12 +323,12 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 // play runs one rollout and gives the status it was stored with; it returns
 // only store errors. Each stored turn counts in cnt.
 func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64, policy string, goal int, cnt *counter) (string, error) {
-	bg := context.WithoutCancel(ctx)
-	prior, err := r.Store.Turns(ctx, id)
+	bg := context.WithoutCancel(ctx) // a cancel ends the episode, not the store's reads and writes
+	prior, err := r.Store.Turns(bg, id)
 	if err != nil {
 		return "", err
 	}
-	if err := r.Store.StartRollout(ctx, id); err != nil {
+	if err := r.Store.StartRollout(bg, id); err != nil {
 		return "", err
 	}
 	turn := len(prior)
@@ -337,7 +343,7 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 			Status: status, Error: op + ": " + err.Error()})
 	}
 	defer env.Close(bg)
-	agent := &core.WebShopAgent{Model: r.Model, Env: env, Clock: r.Clock,
+	agent := &core.WebShopAgent{Model: r.Model, Env: env, Clock: r.Clock, Hold: r.hold(cnt),
 		Config: core.WebShopConfig{Template: cfg.Template, MaxTurns: cfg.MaxTurns, Policy: policy, Memory: cfg.Memory.Options()}}
 	if p, err := core.WebShopPolicy(policy, agent.Config.Memory); err == nil {
 		if _, memory := p.(core.MemoryPolicy); memory {
@@ -345,7 +351,7 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 			if emb == nil {
 				emb, _ = r.Model.(experiments.Embedder)
 			}
-			sc, err := newSubCalls(ctx, r.Store, id, len(prior), r.Model, emb)
+			sc, err := newSubCalls(bg, r.Store, id, len(prior), r.Model, emb)
 			if err != nil {
 				return "", err
 			}
@@ -387,6 +393,26 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 		}
 	}
 	return res.Status, r.Store.FinishRollout(bg, id, res)
+}
+
+// hold is the agent's Hold: nil without a gate, else a wait on it that
+// reports the pause when it begins to hold and the go-on when it lets go,
+// and gives the time held on the runner's clock.
+func (r *Runner) hold(cnt *counter) func(context.Context) (time.Duration, error) {
+	if r.Gate == nil {
+		return nil
+	}
+	return func(ctx context.Context) (time.Duration, error) {
+		if !r.Gate.Paused() {
+			return 0, ctx.Err()
+		}
+		began := cnt.clock()
+		cnt.send()
+		err := r.Gate.Wait(ctx)
+		held := cnt.clock().Sub(began)
+		cnt.send()
+		return held, err
+	}
 }
 
 // PaperMetrics are a WebShop episode's peak tokens and dependency under
