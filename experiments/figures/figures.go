@@ -201,6 +201,10 @@ type Figure struct {
 	// Scatter holds, for RewardTurns, the points drawn per series label: one
 	// (turns, score) per rollout.
 	Scatter map[string]plotter.XYs
+	// Categories are, for WebShop's per-setting charts, the x axis's
+	// categories left to right (series, then the paper's systems); nil when
+	// x is a number.
+	Categories []string
 
 	pointLabels []*plotter.Labels
 }
@@ -295,7 +299,10 @@ func Build(d Data, o Options) (*Figure, error) {
 				return nil
 			}
 			return func(f *Figure) (float64, float64, error) {
-				return f.overlay2(func(r WebShopPaperRow) plotter.XY { return plotter.XY{X: 1, Y: t2(r)} })
+				// each system its own category, after the series (byCategory)
+				return f.overlay2(func(i int, r WebShopPaperRow) plotter.XY {
+					return plotter.XY{X: float64(len(f.Categories) + i + 1), Y: t2(r)}
+				})
 			}
 		}
 		if t1 == nil {
@@ -383,8 +390,8 @@ func Build(d Data, o Options) (*Figure, error) {
 	if f.Points == 0 {
 		p.Title.Text += " — no finished rollouts"
 	}
-	if o.reward && o.Kind != RewardTurns && o.Kind != Context && o.Kind != Frontier {
-		p.X.Label.Text = "objectives (WebShop: one goal per task)"
+	if f.Categories != nil {
+		p.Title.Text = strings.Replace(p.Title.Text, " vs number of objectives", " by setting", 1)
 	}
 	if o.FakeReward && d.WebShop {
 		f.Caption += " · " + FakeRewardNote
@@ -497,9 +504,14 @@ func DodgeShift(i, n int) float64 {
 }
 
 // vsObjectives draws one line with error bars per (model, policy) series and,
-// when o.Overlay and paper is set, the paper's systems dashed.
+// when o.Overlay and paper is set, the paper's systems dashed. WebShop
+// figures (o.reward) have one goal per task, so there the x axis is a
+// category per series instead (byCategory).
 func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiments.Aggregate) experiments.Stat,
 	paper func(*Figure) (float64, float64, error), o Options) error {
+	if o.reward {
+		return f.byCategory(aggs, stat, paper, o)
+	}
 	keys, by := groupSeries(aggs)
 	lo, hi := math.Inf(1), math.Inf(-1)
 	for i, k := range keys {
@@ -568,6 +580,72 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 		lo, hi = math.Min(lo, plo), math.Max(hi, phi)
 	}
 	log2Axis(&f.Plot.X, lo, hi)
+	return nil
+}
+
+// byCategory is vsObjectives for WebShop: one category on the x axis per
+// (model, policy) series, named on the axis, holding its mean with error
+// bars (its aggregate over the most rollouts, should a series have several
+// objective counts); then, when o.Overlay and paper is set, the Table 2
+// systems, each its own category (overlay2 draws them at x = 1, 2, 3, …,
+// shifted here past the series).
+func (f *Figure) byCategory(aggs []experiments.Aggregate, stat func(experiments.Aggregate) experiments.Stat,
+	paper func(*Figure) (float64, float64, error), o Options) error {
+	keys, by := groupSeries(aggs)
+	var ticks plot.ConstantTicks
+	for i, k := range keys {
+		var best experiments.Stat
+		for _, a := range by[k] {
+			if st := stat(a); st.N > best.N {
+				best = st
+			}
+		}
+		x := float64(len(ticks) + 1)
+		label := seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})
+		ticks = append(ticks, plot.Tick{Value: x, Label: label})
+		if best.N == 0 {
+			continue // no value (e.g. no paper peak)
+		}
+		pts := errXY{XYs: plotter.XYs{{X: x, Y: best.Mean}}, YErrors: plotter.YErrors{{Low: half(best, o), High: half(best, o)}}, XErrors: make(plotter.XErrors, 1)}
+		if err := f.addLine(pts.XYs, plotutil.Color(i), plotutil.Shape(i), nil, label); err != nil {
+			return err
+		}
+		eb, err := plotter.NewYErrorBars(pts)
+		if err != nil {
+			return err
+		}
+		eb.LineStyle.Color = plotutil.Color(i)
+		f.Plot.Add(eb)
+		f.Points++
+	}
+	f.Categories = []string{}
+	for _, t := range ticks {
+		f.Categories = append(f.Categories, t.Label)
+	}
+	if o.Overlay && paper != nil {
+		// paper draws Table 2's system j at x = len(f.Categories)+j+1 (ov in Build).
+		if _, _, err := paper(f); err != nil {
+			return err
+		}
+		rows, err := PaperTable2()
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			ticks = append(ticks, plot.Tick{Value: float64(len(ticks) + 1), Label: r.System + " (paper)"})
+		}
+		f.Categories = f.Categories[:0]
+		for _, t := range ticks {
+			f.Categories = append(f.Categories, t.Label)
+		}
+	}
+	f.Plot.X.Tick.Marker = ticks
+	f.Plot.X.Min, f.Plot.X.Max = 0.5, float64(max(len(ticks), 1))+0.5
+	// Setting names are long: slanted, ending at their tick, they do not run
+	// into each other.
+	f.Plot.X.Tick.Label.Rotation = math.Pi / 6
+	f.Plot.X.Tick.Label.XAlign, f.Plot.X.Tick.Label.YAlign = draw.XRight, draw.YTop
+	f.Plot.X.Label.Text = "setting (WebShop: one goal per task)"
 	return nil
 }
 
@@ -649,17 +727,17 @@ func (f *Figure) overlay(xy func(PaperRow) plotter.XY) (lo, hi float64, err erro
 	return lo, hi, nil
 }
 
-// overlay2 draws each Table 2 (WebShop) system as one point xy(row), a
+// overlay2 draws each Table 2 (WebShop) system as one point xy(i, row), a
 // hollow square in the paper palette labelled "<system> (paper, Table 2)",
 // and adds Citation2 to the caption. It returns the x range.
-func (f *Figure) overlay2(xy func(WebShopPaperRow) plotter.XY) (lo, hi float64, err error) {
+func (f *Figure) overlay2(xy func(int, WebShopPaperRow) plotter.XY) (lo, hi float64, err error) {
 	rows, err := PaperTable2()
 	if err != nil {
 		return 0, 0, err
 	}
 	lo, hi = math.Inf(1), math.Inf(-1)
 	for i, r := range rows {
-		pt := xy(r)
+		pt := xy(i, r)
 		lo, hi = math.Min(lo, pt.X), math.Max(hi, pt.X)
 		sc, err := plotter.NewScatter(plotter.XYs{pt})
 		if err != nil {
@@ -816,7 +894,7 @@ func (f *Figure) frontier(aggs []experiments.Aggregate, o Options) error {
 		f.Points += len(pts.XYs)
 	}
 	if o.Overlay && o.reward {
-		if _, _, err := f.overlay2(func(r WebShopPaperRow) plotter.XY { return plotter.XY{X: r.PeakTokens, Y: r.Reward} }); err != nil {
+		if _, _, err := f.overlay2(func(_ int, r WebShopPaperRow) plotter.XY { return plotter.XY{X: r.PeakTokens, Y: r.Reward} }); err != nil {
 			return err
 		}
 	} else if o.Overlay {

@@ -208,7 +208,7 @@ func PaperCaption(exps []storage.ExperimentRow, aggs []experiments.Aggregate, cm
 		ws, fake = ws && w, fake || f
 	}
 	if ws {
-		b.WriteString("WebShop (one goal per task). (a) final reward ×100 against the number of objectives; (b) peak tokens against the number of objectives; " +
+		b.WriteString("WebShop (one goal per task). (a) final reward ×100 per setting (policy and model); (b) peak tokens per setting; " +
 			"(c) final reward ×100 against peak tokens; (d) share of retrieved gold facts still in the internal state k turns after retrieval. ")
 		if fake {
 			b.WriteString("Rewards are from mem1lab's fake WebShop server, whose reward has no product-type term: not comparable with the paper's Table 2. ")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 
 	"github.com/mem1lab/mem1lab/core"
@@ -108,6 +109,42 @@ func TestWebShopChartsSayRewardAndOverlayTable2(t *testing.T) {
 	assert.Greater(t, f.Plot.Y.Max, 50.0, "scores ×100, not 0..1")
 }
 
+// TestWebShopChartsByCategory: WebShop has one goal per task, so its
+// per-objectives charts put one category per setting on x (named on the
+// axis), then Table 2's systems when overlaid, instead of every point at
+// x = 1; QA charts keep their objectives axis.
+func TestWebShopChartsByCategory(t *testing.T) {
+	for _, k := range []Kind{Accuracy, Peak, Time, Turns, Dependency} {
+		f, err := Build(webShopData(), Options{Kind: k})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"full · scripted", "mem1 · scripted"}, f.Categories, k)
+		assert.Equal(t, "setting (WebShop: one goal per task)", f.Plot.X.Label.Text, k)
+		assert.Contains(t, f.Plot.Title.Text, " by setting", k)
+		assert.NotContains(t, f.Plot.Title.Text, "objectives", k)
+		assert.Equal(t, 2, f.Points, k)
+		ticks := f.Plot.X.Tick.Marker.Ticks(f.Plot.X.Min, f.Plot.X.Max)
+		require.Len(t, ticks, 2, k)
+		assert.Equal(t, plot.Tick{Value: 1, Label: "full · scripted"}, ticks[0])
+		assert.Equal(t, plot.Tick{Value: 2, Label: "mem1 · scripted"}, ticks[1])
+		assert.InDelta(t, 0.5, f.Plot.X.Min, 1e-12)
+		assert.InDelta(t, 2.5, f.Plot.X.Max, 1e-12)
+	}
+	f, err := Build(webShopData(), Options{Kind: Accuracy, Overlay: true})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"full · scripted", "mem1 · scripted", "AgentLM-7B (paper)", "AgentLM-13B (paper)", "MEM1-WebShop (paper)"}, f.Categories)
+	assert.InDelta(t, 5.5, f.Plot.X.Max, 1e-12)
+	assert.Equal(t, "Final reward ×100 by setting", f.Plot.Title.Text)
+	f, err = Build(Data{WebShop: true}, Options{Kind: Accuracy})
+	require.NoError(t, err)
+	assert.Empty(t, f.Categories)
+	assert.Contains(t, f.Plot.Title.Text, "by setting — no finished rollouts")
+
+	qa, err := Build(fixedData(), Options{Kind: Accuracy})
+	require.NoError(t, err)
+	assert.Nil(t, qa.Categories)
+	assert.Equal(t, "objectives (log₂)", qa.Plot.X.Label.Text)
+}
+
 func TestQAChartsKeepTable1(t *testing.T) {
 	for _, k := range []Kind{Accuracy, Peak, Time, Frontier, Dependency} {
 		f, err := Build(fixedData(), Options{Kind: k, Overlay: true, FakeReward: true})
@@ -192,7 +229,7 @@ func TestWebShopConfig(t *testing.T) {
 func TestPaperCaptionWebShop(t *testing.T) {
 	exps := []storage.ExperimentRow{{ID: 1, Name: "ws", ConfigJSON: `{"family":"webshop","fake_reward":true}`}}
 	c := PaperCaption(exps, webShopData().Aggregates, nil, Options{})
-	assert.Contains(t, c, "(a) final reward ×100 against the number of objectives")
+	assert.Contains(t, c, "(a) final reward ×100 per setting (policy and model)")
 	assert.Contains(t, c, "no product-type term")
 	assert.NotContains(t, c, "(a) EM")
 	qa := PaperCaption([]storage.ExperimentRow{{ID: 2, ConfigJSON: `{"dataset":"hotpotqa"}`}}, fixedData().Aggregates, nil, Options{})
