@@ -100,6 +100,9 @@ func (c *CLI) cmdPlot(ctx context.Context, args []string) error {
 		if fig, err = figures.Build(data, opt); err != nil {
 			return err
 		}
+		if n := data.LeftOutWebShop; n > 0 {
+			fmt.Fprintf(c.Stderr, "%d WebShop rollouts left out: a chart shows one task family (--dataset webshop charts them)\n", n)
+		}
 	}
 	if err := writeAtomically(c.Stdout, *out, func(w io.Writer) error { return fig.Write(w, format, sz, *dpi, nil) }); err != nil {
 		return err

@@ -51,9 +51,10 @@ echo "\$ mem1lab run ${args[*]}" | sed "s#$url#http://127.0.0.1:PORT#" >"$OUT/cl
 "$BIN" run --db "$db" --endpoint "$url/v1" --model stories260K --mode chat --policy full --objectives 2 \
   --tasks 6 --max-tokens 48 --concurrency 2 --name "tiny model, full, chat" --quiet >/dev/null
 
-# WebShop: the scripted shopper on the in-process fake WebShop (after the runs above).
+# WebShop: the scripted shopper on the in-process fake WebShop (after the runs
+# above), under mem1 and two baselines, so Charts has settings side by side.
 "$BIN" run --db "$db" --family webshop --env demo --endpoint scripted --goals 0-9 --name "webshop scripted shopper" \
-  --quiet >/dev/null
+  --policy mem1,full,memagent --quiet >/dev/null
 shopExp=$("$BIN" ls --db "$db" | awk '/webshop scripted shopper/ {print $1; exit}')
 shopRollout=$("$BIN" export --db "$db" --experiment "$shopExp" --what rollouts --out - 2>/dev/null | awk -F, 'NR == 2 {print $3}')
 [ -n "$shopExp" ] && [ -n "$shopRollout" ] || { echo "screenshot: the WebShop run is not in the store" >&2; exit 1; }

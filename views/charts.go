@@ -543,6 +543,9 @@ func (p *chartsPanel) redraw() {
 		if s.dataset != "" {
 			msg += " · dataset " + s.dataset
 		}
+		if n := b.data.LeftOutWebShop; n > 0 {
+			msg += fmt.Sprintf(" · %s left out: a chart shows one task family (pick the webshop dataset to chart them)", plural(n, "WebShop rollout", "WebShop rollouts"))
+		}
 		msg += " · " + figures.BarsCaption(s.options(""))
 		if b.data.WebShop {
 			msg += " · WebShop: final reward ×100"

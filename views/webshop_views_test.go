@@ -270,3 +270,28 @@ func TestTraceShowsWebShopMemoryBaseline(t *testing.T) {
 		assert.Contains(t, m.changes.String(), "+ fact 0: ", "the first fact is listed as added")
 	})
 }
+
+// TestChartsMixedFamiliesChartQA: a selection of a QA and a WebShop
+// experiment is charted as QA: the WebShop rollouts are left out (a reward is
+// not an EM) and the status says how many and how to chart them.
+func TestChartsMixedFamiliesChartQA(t *testing.T) {
+	st, qa, _ := oracleStore(t)
+	srv := httptest.NewServer(webshop.NewFakeServer())
+	t.Cleanup(srv.Close)
+	sum, err := (&webshop.Runner{Store: st, Model: webshop.Scripted{}}).Run(context.Background(), "ws", webshop.Config{EnvURL: srv.URL, Goals: []int{0, 1, 2},
+		Model: webshop.ScriptedModelName, FakeReward: true})
+	require.NoError(t, err)
+	u, _ := newTestUI(t, st, nil)
+	act(u, func() {
+		require.NoError(t, u.Show(ScreenCharts))
+		u.charts.selectExperiments(qa, sum.Experiment)
+	})
+	u.wait()
+	p := u.charts
+	act(u, func() {
+		require.Len(t, p.figs, 1, p.status.Text)
+		assert.Equal(t, "EM (sum over objectives)", p.figs[0].Plot.Y.Label.Text, "charted as QA")
+		assert.Contains(t, p.status.Text, "3 WebShop rollouts left out: a chart shows one task family")
+		assert.False(t, p.metric.Disabled())
+	})
+}

@@ -176,6 +176,10 @@ type Data struct {
 	// core.FamilyWebShop): the charts then draw final reward ×100 where QA
 	// charts draw EM, and the overlay is the paper's Table 2.
 	WebShop bool
+	// LeftOutWebShop is how many WebShop rollouts Load left out of a
+	// selection that also holds QA ones: a chart draws one task family
+	// (rewards are not EM), the QA one; the webshop dataset filter charts them.
+	LeftOutWebShop int
 }
 
 // RunPoint is one finished rollout: its series (Model "" when models are

@@ -32,7 +32,10 @@ type LoadOptions struct {
 // (experiments.Aggregates), and with o.Curves the per-turn context curves. It
 // also returns the datasets those experiments hold, sorted (for a filter menu).
 // Data.Runs lists the finished rollouts; Data.WebShop is set when every
-// rollout read is a WebShop episode.
+// rollout read is a WebShop episode. A selection holding both families is
+// charted as QA: its WebShop rollouts are left out (Data.LeftOutWebShop
+// counts them), since a final reward is not an EM and must not pool with
+// one-objective QA groups.
 func Load(ctx context.Context, st Source, ids []int64, o LoadOptions) (Data, []string, error) {
 	var d Data
 	var rows []storage.RolloutRow
@@ -54,10 +57,24 @@ func Load(ctx context.Context, st Source, ids []int64, o LoadOptions) (Data, []s
 		datasets = append(datasets, k)
 	}
 	sort.Strings(datasets)
-	d.Aggregates = experiments.Aggregates(rows, o.ByModel)
-	d.WebShop = len(rows) > 0
+	shop := 0
 	for _, r := range rows {
-		d.WebShop = d.WebShop && r.Dataset == core.FamilyWebShop
+		if r.Dataset == core.FamilyWebShop {
+			shop++
+		}
+	}
+	if shop > 0 && shop < len(rows) {
+		qa := rows[:0:0]
+		for _, r := range rows {
+			if r.Dataset != core.FamilyWebShop {
+				qa = append(qa, r)
+			}
+		}
+		rows, d.LeftOutWebShop = qa, shop
+	}
+	d.Aggregates = experiments.Aggregates(rows, o.ByModel)
+	d.WebShop = len(rows) > 0 && shop == len(rows)
+	for _, r := range rows {
 		if r.Status != storage.StatusDone {
 			continue
 		}
@@ -70,7 +87,7 @@ func Load(ctx context.Context, st Source, ids []int64, o LoadOptions) (Data, []s
 	if o.Curves && len(ids) > 0 {
 		b := experiments.NewCurveBuilder(o.ByModel)
 		err := st.EachTurnTokens(ctx, ids, func(t storage.TurnTokens) error {
-			if o.Dataset != "" && t.Dataset != o.Dataset {
+			if o.Dataset != "" && t.Dataset != o.Dataset || d.LeftOutWebShop > 0 && t.Dataset == core.FamilyWebShop {
 				return nil
 			}
 			return b.Add(t)

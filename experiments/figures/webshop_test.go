@@ -211,6 +211,24 @@ func TestLoadWebShopRuns(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, d.WebShop, "%v: not every rollout is a WebShop one", ids)
 	}
+
+	// A mixed selection charts its QA rollouts only: a reward must not pool
+	// with a one-objective EM group; the webshop dataset filter charts the rest.
+	qa1 := storage.RolloutRow{Dataset: "hotpotqa", Policy: "mem1", Model: "m", Objectives: 1, Status: storage.StatusDone, EM: 0, Turns: 2}
+	src[3] = []storage.RolloutRow{qa1}
+	d, datasets, err := Load(context.Background(), src, []int64{1, 3}, LoadOptions{ByModel: true})
+	require.NoError(t, err)
+	assert.False(t, d.WebShop)
+	assert.Equal(t, 3, d.LeftOutWebShop)
+	require.Len(t, d.Aggregates, 1)
+	assert.Equal(t, 1, d.Aggregates[0].Rollouts, "the QA rollout alone")
+	assert.InDelta(t, 0, d.Aggregates[0].EM.Mean, 1e-12, "no reward pooled into the EM")
+	assert.Equal(t, []RunPoint{{Model: "m", Policy: "mem1", Turns: 2, Score: 0}}, d.Runs)
+	assert.Equal(t, []string{"hotpotqa", core.FamilyWebShop}, datasets, "the filter still offers webshop")
+	d, _, err = Load(context.Background(), src, []int64{1, 3}, LoadOptions{Dataset: core.FamilyWebShop})
+	require.NoError(t, err)
+	assert.True(t, d.WebShop)
+	assert.Zero(t, d.LeftOutWebShop)
 }
 
 func TestWebShopConfig(t *testing.T) {
