@@ -50,7 +50,7 @@ type labRunner struct {
 // shopPlay is a WebShop experiment playing here: its cancel and pause gate.
 type shopPlay struct {
 	cancel context.CancelFunc
-	gate   *webshop.Gate
+	gate   *experiments.PauseGate
 }
 
 func newLabRunner(st *storage.Store, qa *experiments.Runner) *labRunner {
@@ -211,7 +211,7 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	gate := &webshop.Gate{}
+	gate := experiments.NewPauseGate()
 	owner := leaseOwner()
 	registered := int64(0)
 	var beats sync.WaitGroup

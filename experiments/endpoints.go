@@ -203,6 +203,34 @@ func (g *gate) waitIdle(ctx context.Context, idle func()) error {
 	}
 }
 
+// PauseGate is the Runner's pause gate for plays that run outside it (the
+// WebShop runner holds its episodes on one between turns). Set pauses or
+// opens it, Paused tells, Wait blocks while it is paused. A nil *PauseGate
+// never pauses; NewPauseGate makes an open one.
+type PauseGate struct{ g *gate }
+
+// NewPauseGate is an open gate.
+func NewPauseGate() *PauseGate { return &PauseGate{g: newGate()} }
+
+// Set pauses (true) or opens (false) the gate and reports whether that
+// changed it.
+func (p *PauseGate) Set(paused bool) (changed bool) { return p != nil && p.g.set(paused) }
+
+// Paused reports whether the gate is paused.
+func (p *PauseGate) Paused() bool { return p != nil && p.g.isPaused() }
+
+// Wait blocks while the gate is paused; it returns ctx's error when ctx ends
+// first (or has ended).
+func (p *PauseGate) Wait(ctx context.Context) error {
+	if p == nil {
+		return ctx.Err()
+	}
+	if err := p.g.wait(ctx); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
 // DefaultSessionHeader is the header that carries a rollout's session key
 // when an endpoint names none.
 const DefaultSessionHeader = "X-Session-ID"

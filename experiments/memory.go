@@ -153,15 +153,15 @@ func (m *OpenAIModel) Embed(ctx context.Context, texts []string) ([][]float64, c
 	return out, u, nil
 }
 
-// subCallStore is what sub-calls need from the store (*storage.Store has it).
-type subCallStore interface {
+// SubCallStore is what sub-calls need from the store (*storage.Store has it).
+type SubCallStore interface {
 	AppendSubCall(ctx context.Context, rolloutID int64, c core.SubCall) error
 	FlagSubCall(ctx context.Context, rolloutID int64, turn, seq int, msg string) error
 	SubCalls(ctx context.Context, rolloutID int64) ([]core.SubCall, error)
 	DropSubCalls(ctx context.Context, rolloutID int64, turn, seq int) error
 }
 
-var _ subCallStore = (*storage.Store)(nil)
+var _ SubCallStore = (*storage.Store)(nil)
 
 // memoryEndpoints are a run's sub-call endpoints.
 type memoryEndpoints struct {
@@ -292,7 +292,7 @@ func (r *Runner) memoryEndpoints(cfg RunConfig, eps []*endpointState) (*memoryEn
 // the same call (same turn, seq, role and request).
 type subCaller struct {
 	store     RunStore
-	calls     subCallStore
+	calls     SubCallStore
 	rolloutID int64
 	gen       *endpointState
 	emb       *embedEndpoint
@@ -300,60 +300,103 @@ type subCaller struct {
 	rp        retryPolicy
 	tr        *tracker
 	red       *redactor // keeps the run's credentials out of what is stored
-	journal   map[[2]int]core.SubCall
+	journal   *SubCallJournal
+}
+
+// SubCallJournal is a rollout's committed sub-calls of the turns it has not
+// stored yet (a crash or cancel in the middle of a turn), for a resumed turn
+// to take back instead of sending them again. Every sub-caller of a memory
+// policy (the Runner's, the WebShop runner's) replays through one.
+type SubCallJournal struct {
+	calls     SubCallStore
+	rolloutID int64
+	byKey     map[[2]int]core.SubCall
+}
+
+// NewSubCallJournal loads rollout rolloutID's committed sub-calls of turns ≥
+// next (the index of the turn the rollout continues at). Errors: the
+// store's.
+func NewSubCallJournal(ctx context.Context, calls SubCallStore, rolloutID int64, next int) (*SubCallJournal, error) {
+	j := &SubCallJournal{calls: calls, rolloutID: rolloutID, byKey: map[[2]int]core.SubCall{}}
+	stored, err := calls.SubCalls(ctx, rolloutID)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range stored {
+		if c.Turn >= next {
+			j.byKey[[2]int{c.Turn, c.Seq}] = c
+		}
+	}
+	return j, nil
+}
+
+// Replay returns the committed call matching call's (turn, seq), its role
+// and request, marked Replayed, and true. When the committed call differs the
+// turn went another way: the committed calls of the turn from this seq on
+// are dropped, from the journal and the store, and call comes back with
+// false. Errors: the store's.
+func (j *SubCallJournal) Replay(ctx context.Context, call core.SubCall, request string) (core.SubCall, bool, error) {
+	k := [2]int{call.Turn, call.Seq}
+	c, ok := j.byKey[k]
+	if !ok {
+		return call, false, nil
+	}
+	delete(j.byKey, k)
+	if c.Role == call.Role && c.Request == request {
+		c.Replayed = true
+		return c, true, nil
+	}
+	for key := range j.byKey {
+		if key[0] == call.Turn && key[1] > call.Seq {
+			delete(j.byKey, key)
+		}
+	}
+	return call, false, j.calls.DropSubCalls(context.WithoutCancel(ctx), j.rolloutID, call.Turn, call.Seq)
+}
+
+// EmbedRequest is an embeddings sub-call's stored request: the texts as a
+// JSON array.
+func EmbedRequest(texts []string) (string, error) {
+	b, err := json.Marshal(texts)
+	return string(b), err
+}
+
+// ReplayEmbed is Replay for an embeddings call of texts: on a match it also
+// decodes the committed vectors (its Response). It returns the request
+// (EmbedRequest) to store when the call must be sent.
+func (j *SubCallJournal) ReplayEmbed(ctx context.Context, call core.SubCall, texts []string) (request string, got core.SubCall, vecs [][]float64, ok bool, err error) {
+	if request, err = EmbedRequest(texts); err != nil {
+		return "", call, nil, false, err
+	}
+	if got, ok, err = j.Replay(ctx, call, request); err != nil || !ok {
+		return request, got, nil, false, err
+	}
+	if err := json.Unmarshal([]byte(got.Response), &vecs); err != nil {
+		return request, call, nil, false, fmt.Errorf("stored embeddings of sub-call %d/%d: %w", got.Turn, got.Seq, err)
+	}
+	return request, got, vecs, true, nil
 }
 
 // newSubCaller builds rollout j's sub-caller on agent endpoint ep; next is the
 // index of the turn the rollout continues at: committed sub-calls of turns ≥
 // next are kept for replay.
 func (r *Runner) newSubCaller(ctx context.Context, rolloutID int64, next int, ep *endpointState, me *memoryEndpoints, g *gate, rp retryPolicy, tr *tracker, red *redactor) (*subCaller, error) {
-	cs, ok := r.Store.(subCallStore)
+	cs, ok := r.Store.(SubCallStore)
 	if !ok {
 		return nil, errors.New("runner: the store cannot keep sub-calls (memory policies need it)")
 	}
-	sc := &subCaller{store: r.Store, calls: cs, rolloutID: rolloutID, gen: me.gen, emb: me.emb, gate: g, rp: rp, tr: tr, red: red, journal: map[[2]int]core.SubCall{}}
+	j, err := NewSubCallJournal(ctx, cs, rolloutID, next)
+	if err != nil {
+		return nil, err
+	}
+	sc := &subCaller{store: r.Store, calls: cs, rolloutID: rolloutID, gen: me.gen, emb: me.emb, gate: g, rp: rp, tr: tr, red: red, journal: j}
 	if sc.gen == nil {
 		sc.gen = ep
 	}
 	if sc.emb == nil {
 		sc.emb = me.byAgent[ep.profile.Name]
 	}
-	stored, err := cs.SubCalls(ctx, rolloutID)
-	if err != nil {
-		return nil, err
-	}
-	for _, c := range stored {
-		if c.Turn >= next {
-			sc.journal[[2]int{c.Turn, c.Seq}] = c
-		}
-	}
 	return sc, nil
-}
-
-// replay returns the committed call matching (turn, seq, role, request).
-// When the call differs from the committed one the turn went another way:
-// the committed calls of the turn from this seq on are dropped, from the
-// journal and the store.
-func (s *subCaller) replay(ctx context.Context, call core.SubCall, request string) (core.SubCall, bool, error) {
-	k := [2]int{call.Turn, call.Seq}
-	j, ok := s.journal[k]
-	if !ok {
-		return call, false, nil
-	}
-	delete(s.journal, k)
-	if j.Role != call.Role || j.Request != request {
-		for key := range s.journal {
-			if key[0] == call.Turn && key[1] > call.Seq {
-				delete(s.journal, key)
-			}
-		}
-		if err := s.calls.DropSubCalls(context.WithoutCancel(ctx), s.rolloutID, call.Turn, call.Seq); err != nil {
-			return call, false, err
-		}
-		return call, false, nil
-	}
-	j.Replayed = true
-	return j, true, nil
 }
 
 // send runs fn on st with the gate, breaker, rate limit and retries
@@ -373,7 +416,7 @@ func (s *subCaller) commit(ctx context.Context, call core.SubCall) error {
 
 // Generate implements core.SubCaller.
 func (s *subCaller) Generate(ctx context.Context, call core.SubCall, prompt string) (core.SubCall, error) {
-	if j, ok, err := s.replay(ctx, call, prompt); err != nil || ok {
+	if j, ok, err := s.journal.Replay(ctx, call, prompt); err != nil || ok {
 		return j, err
 	}
 	call.Request, call.Endpoint = prompt, s.gen.profile.Name
@@ -401,22 +444,11 @@ func (s *subCaller) Embed(ctx context.Context, call core.SubCall, texts []string
 	if s.emb == nil {
 		return call, nil, errors.New("no embeddings endpoint")
 	}
-	req, err := json.Marshal(texts)
-	if err != nil {
-		return call, nil, err
+	req, j, stored, ok, err := s.journal.ReplayEmbed(ctx, call, texts)
+	if err != nil || ok {
+		return j, stored, err
 	}
-	j, ok, err := s.replay(ctx, call, string(req))
-	if err != nil {
-		return call, nil, err
-	}
-	if ok {
-		var vecs [][]float64
-		if err := json.Unmarshal([]byte(j.Response), &vecs); err != nil {
-			return call, nil, fmt.Errorf("stored embeddings of sub-call %d/%d: %w", j.Turn, j.Seq, err)
-		}
-		return j, vecs, nil
-	}
-	call.Request, call.Endpoint = string(req), s.emb.name
+	call.Request, call.Endpoint = req, s.emb.name
 	var vecs [][]float64
 	start := time.Now()
 	err = s.send(ctx, s.emb.state, call, func(ctx context.Context) error {

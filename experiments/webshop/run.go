@@ -170,7 +170,7 @@ type Runner struct {
 	// Gate (may be nil) pauses the play between turns; reports carry
 	// Progress.Paused while it is paused, and the time held is left out of
 	// the episodes' seconds.
-	Gate *Gate
+	Gate *experiments.PauseGate
 }
 
 // counter keeps the experiments.Progress that Report is sent.
@@ -179,7 +179,7 @@ type counter struct {
 	report func(experiments.Progress)
 	start  time.Time
 	clock  func() time.Time
-	gate   *Gate
+	gate   *experiments.PauseGate
 }
 
 func (c *counter) send() {

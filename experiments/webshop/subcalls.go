@@ -29,41 +29,16 @@ type subCalls struct {
 	rolloutID int64
 	model     core.Model
 	emb       experiments.Embedder // nil: embeddings fail
-	journal   map[[2]int]core.SubCall
+	journal   *experiments.SubCallJournal
 }
 
 // newSubCalls loads the rollout's stored calls of turns ≥ next for replay.
 func newSubCalls(ctx context.Context, st *storage.Store, rolloutID int64, next int, model core.Model, emb experiments.Embedder) (*subCalls, error) {
-	s := &subCalls{store: st, rolloutID: rolloutID, model: model, emb: emb, journal: map[[2]int]core.SubCall{}}
-	stored, err := st.SubCalls(ctx, rolloutID)
+	j, err := experiments.NewSubCallJournal(ctx, st, rolloutID, next)
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range stored {
-		if c.Turn >= next {
-			s.journal[[2]int{c.Turn, c.Seq}] = c
-		}
-	}
-	return s, nil
-}
-
-func (s *subCalls) replay(ctx context.Context, call core.SubCall, request string) (core.SubCall, bool, error) {
-	k := [2]int{call.Turn, call.Seq}
-	j, ok := s.journal[k]
-	if !ok {
-		return call, false, nil
-	}
-	delete(s.journal, k)
-	if j.Role == call.Role && j.Request == request {
-		j.Replayed = true
-		return j, true, nil
-	}
-	for key := range s.journal {
-		if key[0] == call.Turn && key[1] > call.Seq {
-			delete(s.journal, key)
-		}
-	}
-	return call, false, s.store.DropSubCalls(context.WithoutCancel(ctx), s.rolloutID, call.Turn, call.Seq)
+	return &subCalls{store: st, rolloutID: rolloutID, model: model, emb: emb, journal: j}, nil
 }
 
 func (s *subCalls) commit(ctx context.Context, call core.SubCall) error {
@@ -75,7 +50,7 @@ func (s *subCalls) commit(ctx context.Context, call core.SubCall) error {
 
 // Generate implements core.SubCaller.
 func (s *subCalls) Generate(ctx context.Context, call core.SubCall, prompt string) (core.SubCall, error) {
-	if j, ok, err := s.replay(ctx, call, prompt); err != nil || ok {
+	if j, ok, err := s.journal.Replay(ctx, call, prompt); err != nil || ok {
 		return j, err
 	}
 	call.Request, call.Endpoint = prompt, SubCallEndpoint
@@ -96,22 +71,11 @@ func (s *subCalls) Embed(ctx context.Context, call core.SubCall, texts []string)
 	if s.emb == nil {
 		return call, nil, errors.New("the model endpoint cannot embed (mem0 and amem need POST /v1/embeddings)")
 	}
-	req, err := json.Marshal(texts)
-	if err != nil {
-		return call, nil, err
+	req, j, stored, ok, err := s.journal.ReplayEmbed(ctx, call, texts)
+	if err != nil || ok {
+		return j, stored, err
 	}
-	j, ok, err := s.replay(ctx, call, string(req))
-	if err != nil {
-		return call, nil, err
-	}
-	if ok {
-		var vecs [][]float64
-		if err := json.Unmarshal([]byte(j.Response), &vecs); err != nil {
-			return call, nil, fmt.Errorf("stored embeddings of sub-call %d/%d: %w", j.Turn, j.Seq, err)
-		}
-		return j, vecs, nil
-	}
-	call.Request, call.Endpoint = string(req), SubCallEndpoint
+	call.Request, call.Endpoint = req, SubCallEndpoint
 	start := time.Now()
 	vecs, usage, err := s.emb.Embed(ctx, texts)
 	if err != nil {

@@ -62,7 +62,7 @@ func TestGatePausesBetweenTurns(t *testing.T) {
 	defer srv.Close()
 	st := testStore(t)
 	clock := &fakeClock{t: time.Unix(1_700_000_000, 0), step: time.Millisecond}
-	gate := &Gate{}
+	gate := experiments.NewPauseGate()
 	gate.Set(true)
 	m := &countingModel{}
 	var mu sync.Mutex
