@@ -605,3 +605,81 @@ func TestResumeWebShopEnvChecked(t *testing.T) {
 	code, _, errs = run(t, "resume", "1", "--db", db, "--env", "demo", "--quiet")
 	assert.Equal(t, 0, code, errs)
 }
+
+// TestWebShopSecretsNeverStored: a WebShop run on an endpoint whose URL
+// carries a user name and password, with a keyring key, under a memory
+// baseline, against a model that echoes both secrets in its turns and its
+// sub-call replies: neither reaches the store (config, turns, memory,
+// sub-calls, errors), nor the progress log.
+func TestWebShopSecretsNeverStored(t *testing.T) {
+	keyring.MockInit()
+	require.NoError(t, keyring.Set(experiments.KeyringService, "shop-key", "sk-shop-secret"))
+	const password = "pw-shop-9876"
+	var mu sync.Mutex
+	var auth []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasSuffix(r.URL.Path, "/completions") {
+			http.NotFound(w, r)
+			return
+		}
+		mu.Lock()
+		auth = append(auth, r.Header.Get("Authorization"))
+		mu.Unlock()
+		var req struct {
+			Stop []string `json:"stop"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		text := "<think>I hold sk-shop-secret and " + password + "</think><summary>sk-shop-secret</summary><answer>search[shoes " + password + "]"
+		if len(req.Stop) == 0 { // a sub-call: the summariser
+			text = "notes: sk-shop-secret " + password
+		}
+		b, _ := json.Marshal(map[string]any{"id": "c", "object": "text_completion", "created": 1, "model": "m",
+			"choices": []map[string]any{{"index": 0, "text": text, "finish_reason": "stop"}}})
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(b)
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	db := filepath.Join(dir, "lab.db")
+	cfg := filepath.Join(dir, "shop.toml")
+	endpoint := strings.Replace(srv.URL, "http://", "http://shopper:"+password+"@", 1) + "/v1"
+	require.NoError(t, os.WriteFile(cfg, []byte(`family = "webshop"
+endpoint = "`+endpoint+`"
+model = "m"
+api_key_keyring = "shop-key"
+policy = "summary:0"
+max_turns = 3
+
+[webshop]
+env = "demo"
+goals = "0"
+`), 0o644))
+	code, out, errs := run(t, "run", "--db", db, "--config", cfg, "--no-preflight")
+	require.Contains(t, []int{0, 1}, code, errs)
+	mu.Lock()
+	require.GreaterOrEqual(t, len(auth), 2, "turns and sub-calls were sent")
+	mu.Unlock()
+	st, err := storage.OpenReadOnly(db)
+	require.NoError(t, err)
+	exps, err := st.Experiments(t.Context())
+	require.NoError(t, err)
+	require.Len(t, exps, 1)
+	rows, err := st.Rollouts(t.Context(), exps[0].ID)
+	require.NoError(t, err)
+	calls, err := st.SubCalls(t.Context(), rows[0].ID)
+	require.NoError(t, err)
+	turns, err := st.Turns(t.Context(), rows[0].ID)
+	require.NoError(t, err)
+	st.Close()
+	require.NotEmpty(t, calls, "the memory baseline made sub-calls")
+	require.NotEmpty(t, turns)
+	assert.Contains(t, turns[0].Response, "[redacted]", "the echoed secret is marked where it was")
+	assert.Contains(t, exps[0].ConfigJSON, "http://127.0.0.1", "the endpoint is kept, without its userinfo")
+	raw, err := os.ReadFile(db)
+	require.NoError(t, err)
+	wal, _ := os.ReadFile(db + "-wal")
+	for _, secret := range []string{"sk-shop-secret", password} {
+		assert.False(t, strings.Contains(string(raw)+string(wal), secret), "the store never holds %s", secret)
+		assert.False(t, strings.Contains(out+errs, secret), "the output never shows %s", secret)
+	}
+}

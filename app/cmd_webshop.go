@@ -65,8 +65,8 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	}
 	var m core.Model = webshop.Scripted{}
 	modelName := webshop.ScriptedModelName
+	key := ""
 	if *endpoint != "" {
-		key := ""
 		if *keyEnv != "" {
 			key = os.Getenv(*keyEnv)
 		}
@@ -82,7 +82,8 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	r := &webshop.Runner{Store: st, Model: m, Backoff: func(a int) time.Duration { return time.Duration(a) * 500 * time.Millisecond }}
+	r := &webshop.Runner{Store: st, Model: m, Backoff: func(a int) time.Duration { return time.Duration(a) * 500 * time.Millisecond },
+		Redact: experiments.NewRedactor([]string{key}, *endpoint)}
 	r.Progress = func(id int64, t core.Turn) {
 		fmt.Fprintf(c.Stderr, "rollout %d turn %d: %s\n", id, t.Index, t.Query)
 	}

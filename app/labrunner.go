@@ -154,7 +154,10 @@ func (r *labRunner) shopConfig(cfg experiments.RunConfig) (webshop.Config, error
 	if cfg.Endpoint == experiments.WebShopScripted {
 		wc.Model = webshop.ScriptedModelName
 	} else {
-		wc.Endpoint, wc.Mode, wc.APIKeyEnv, wc.APIKeyKeyring = cfg.Endpoint, cfg.Mode, cfg.APIKeyEnv, cfg.APIKeyKeyring
+		wc.Endpoint, wc.Mode, wc.APIKeyEnv, wc.APIKeyKeyring = experiments.StripUserinfo(cfg.Endpoint), cfg.Mode, cfg.APIKeyEnv, cfg.APIKeyKeyring
+		if wc.Endpoint != cfg.Endpoint {
+			wc.EndpointWithCredentials = cfg.Endpoint // in memory only
+		}
 		wc.SessionHeader, wc.SessionUser = cfg.SessionHeader, cfg.SessionUser
 		wc.Temperature, wc.TopP, wc.MaxTokens, wc.RequestTimeout = cfg.Temperature, cfg.TopP, cfg.MaxTokens, cfg.TimeoutSeconds
 	}
@@ -185,7 +188,11 @@ func shopModel(cfg webshop.Config) (core.Model, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Minute
 	}
-	return experiments.NewModel(experiments.Endpoint{BaseURL: cfg.Endpoint, Model: cfg.Model, Mode: cfg.Mode, APIKey: key,
+	base := cfg.Endpoint
+	if cfg.EndpointWithCredentials != "" {
+		base = cfg.EndpointWithCredentials
+	}
+	return experiments.NewModel(experiments.Endpoint{BaseURL: base, Model: cfg.Model, Mode: cfg.Mode, APIKey: key,
 		Temperature: cfg.Temperature, TopP: cfg.TopP, MaxTokens: cfg.MaxTokens, Timeout: timeout,
 		SessionHeader: cfg.SessionHeader, SessionUser: cfg.SessionUser})
 }
@@ -304,8 +311,13 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 	if err := register(expID); err != nil {
 		return experiments.Summary{Experiment: expID}, err
 	}
-	var claimErr error // a new experiment's claim, made on its first progress report
+	var claimErr error   // a new experiment's claim, made on its first progress report
+	var secrets []string // the endpoint's key, kept out of what is stored
+	if key, kerr := experiments.ResolveKey(cfg.APIKeyEnv, cfg.APIKeyKeyring); kerr == nil && key != "" {
+		secrets = append(secrets, key)
+	}
 	wr := &webshop.Runner{Store: r.Store, Model: m, Backoff: backoff, EnvURL: envURL, Progress: r.OnTurn, Gate: gate,
+		Redact: experiments.NewRedactor(secrets, cfg.EndpointWithCredentials),
 		Report: func(pr experiments.Progress) {
 			if err := register(pr.Experiment); err != nil && claimErr == nil {
 				claimErr = err

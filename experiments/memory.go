@@ -310,14 +310,16 @@ type subCaller struct {
 type SubCallJournal struct {
 	calls     SubCallStore
 	rolloutID int64
+	red       *Redactor // the committed requests are redacted: compare like with like
 	byKey     map[[2]int]core.SubCall
 }
 
 // NewSubCallJournal loads rollout rolloutID's committed sub-calls of turns ≥
-// next (the index of the turn the rollout continues at). Errors: the
+// next (the index of the turn the rollout continues at); red is the
+// redactor their requests were stored through (nil: none). Errors: the
 // store's.
-func NewSubCallJournal(ctx context.Context, calls SubCallStore, rolloutID int64, next int) (*SubCallJournal, error) {
-	j := &SubCallJournal{calls: calls, rolloutID: rolloutID, byKey: map[[2]int]core.SubCall{}}
+func NewSubCallJournal(ctx context.Context, calls SubCallStore, rolloutID int64, next int, red *Redactor) (*SubCallJournal, error) {
+	j := &SubCallJournal{calls: calls, rolloutID: rolloutID, red: red, byKey: map[[2]int]core.SubCall{}}
 	stored, err := calls.SubCalls(ctx, rolloutID)
 	if err != nil {
 		return nil, err
@@ -342,7 +344,7 @@ func (j *SubCallJournal) Replay(ctx context.Context, call core.SubCall, request 
 		return call, false, nil
 	}
 	delete(j.byKey, k)
-	if c.Role == call.Role && c.Request == request {
+	if c.Role == call.Role && c.Request == j.red.Values(request) {
 		c.Replayed = true
 		return c, true, nil
 	}
@@ -385,7 +387,7 @@ func (r *Runner) newSubCaller(ctx context.Context, rolloutID int64, next int, ep
 	if !ok {
 		return nil, errors.New("runner: the store cannot keep sub-calls (memory policies need it)")
 	}
-	j, err := NewSubCallJournal(ctx, cs, rolloutID, next)
+	j, err := NewSubCallJournal(ctx, cs, rolloutID, next, &Redactor{r: red})
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +409,7 @@ func (s *subCaller) send(ctx context.Context, st *endpointState, call core.SubCa
 }
 
 func (s *subCaller) commit(ctx context.Context, call core.SubCall) error {
-	call.Response, call.Error = s.red.values(call.Response), s.red.text(call.Error)
+	call.Request, call.Response, call.Error = s.red.values(call.Request), s.red.values(call.Response), s.red.text(call.Error)
 	if err := s.calls.AppendSubCall(context.WithoutCancel(ctx), s.rolloutID, call); err != nil {
 		return fmt.Errorf("storing sub-call: %w", err)
 	}

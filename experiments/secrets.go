@@ -36,23 +36,25 @@ type redactor struct {
 // profile resolves it and each URL's user name and password.
 func newRedactor(cfg RunConfig, extra ...string) *redactor {
 	r := &redactor{}
-	add := func(s string) {
-		if len(s) >= minSecretLen && !contains(r.secrets, s) {
-			r.secrets = append(r.secrets, s)
-		}
-	}
 	for _, s := range extra {
-		add(s)
+		r.add(s)
 	}
 	for _, p := range cfg.EndpointList() {
 		if k, err := ResolveKey(p.APIKeyEnv, p.APIKeyKeyring); err == nil {
-			add(k)
+			r.add(k)
 		}
 		for _, s := range userinfoSecrets(p.URL) {
-			add(s)
+			r.add(s)
 		}
 	}
 	return r
+}
+
+// add makes s a secret unless it is too short to be one.
+func (r *redactor) add(s string) {
+	if len(s) >= minSecretLen && !contains(r.secrets, s) {
+		r.secrets = append(r.secrets, s)
+	}
 }
 
 // values is s with every secret value replaced by redactedMark.
@@ -100,7 +102,56 @@ func (r *redactor) turn(t core.Turn) core.Turn {
 	t.Query = r.values(t.Query)
 	t.Answer = r.values(t.Answer)
 	t.Information = r.values(t.Information)
+	t.RawResponse = r.values(t.RawResponse)
+	t.Memory = r.values(t.Memory)           // built from sub-call replies
+	t.MemoryState = r.values(t.MemoryState) // JSON: the mark has no quote to break it
 	return t
+}
+
+// Redactor is the runner's secret filter for plays outside Runner (the
+// WebShop runner), with its rules: a configured secret value is removed
+// from every stored text, and error texts also lose Authorization headers,
+// bearer tokens and URL userinfo. A nil *Redactor knows no secret values
+// but still applies the patterns to error texts.
+type Redactor struct{ r *redactor }
+
+// NewRedactor knows the secrets values (each of 4 bytes or more) and the
+// user name and password of each of urls.
+func NewRedactor(values []string, urls ...string) *Redactor {
+	r := &redactor{}
+	for _, v := range values {
+		r.add(v)
+	}
+	for _, u := range urls {
+		for _, s := range userinfoSecrets(u) {
+			r.add(s)
+		}
+	}
+	return &Redactor{r: r}
+}
+
+func (x *Redactor) inner() *redactor {
+	if x == nil {
+		return nil
+	}
+	return x.r
+}
+
+// Text is an error text with the secrets and the secret patterns removed.
+func (x *Redactor) Text(s string) string { return x.inner().text(s) }
+
+// Turn is t with the secret values removed from its text fields.
+func (x *Redactor) Turn(t core.Turn) core.Turn { return x.inner().turn(t) }
+
+// Values is s with the secret values replaced (model text: no patterns).
+func (x *Redactor) Values(s string) string { return x.inner().values(s) }
+
+// SubCall is c as it may be stored: the secret values out of its request
+// (built from earlier model text) and response, its error text redacted.
+func (x *Redactor) SubCall(c core.SubCall) core.SubCall {
+	r := x.inner()
+	c.Request, c.Response, c.Error = r.values(c.Request), r.values(c.Response), r.text(c.Error)
+	return c
 }
 
 // WithoutCredentials is c with the userinfo stripped from every endpoint URL:

@@ -1,11 +1,14 @@
 package experiments
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/storage"
 )
 
 func TestRedactorRemovesKeysHeadersAndUserinfo(t *testing.T) {
@@ -46,4 +49,44 @@ func TestURLErrorsNeverShowTheKey(t *testing.T) {
 	ok, err := normalizeBaseURL("http://u:sk-hidden-77@h:8000")
 	assert.NoError(t, err)
 	assert.Equal(t, "http://u:sk-hidden-77@h:8000/v1", ok, "the adapter still gets the key, to send it as a header")
+}
+
+// TestRedactorFacadeAndSubCalls: the exported Redactor (for runners outside
+// Runner) removes the secret values from every text a turn or a sub-call
+// stores — the request built from earlier model text included — and a
+// sub-call journal still replays a committed call whose request held a
+// secret (it compares the redacted forms).
+func TestRedactorFacadeAndSubCalls(t *testing.T) {
+	red := NewRedactor([]string{"sk-abc-123", "no"}, "http://ann:pw-4321@h/v1")
+	tu := red.Turn(core.Turn{RawResponse: "raw sk-abc-123", Memory: "mem pw-4321", MemoryState: `{"summary":"sk-abc-123"}`, Answer: "no"})
+	assert.Equal(t, "raw [redacted]", tu.RawResponse)
+	assert.Equal(t, "mem [redacted]", tu.Memory)
+	assert.Equal(t, `{"summary":"[redacted]"}`, tu.MemoryState, "still JSON")
+	assert.Equal(t, "no", tu.Answer, "values under 4 bytes are no secrets")
+	c := red.SubCall(core.SubCall{Request: "notes: sk-abc-123", Response: "pw-4321", Error: "401 Authorization: Bearer abcdefghijk"})
+	assert.Equal(t, "notes: [redacted]", c.Request)
+	assert.Equal(t, "[redacted]", c.Response)
+	assert.NotContains(t, c.Error, "abcdefghijk")
+	var none *Redactor
+	assert.Equal(t, "sk-abc-123", none.Values("sk-abc-123"))
+	assert.NotContains(t, none.Text("Authorization: Bearer abcdefghijk"), "abcdefghijk", "the patterns still apply")
+
+	st, err := storage.Open(filepath.Join(t.TempDir(), "lab.db"))
+	require.NoError(t, err)
+	defer st.Close()
+	e, err := st.CreateExperiment(t.Context(), "redact", `{}`, "h")
+	require.NoError(t, err)
+	ids, err := st.AddTasks(t.Context(), e, []core.Task{{Key: "k", Dataset: "hotpotqa", Objectives: []core.Objective{{QuestionID: "q", Question: "Q?", Gold: []string{"a"}}}}})
+	require.NoError(t, err)
+	id, err := st.CreateRollout(t.Context(), e, ids["k"], "summary:1", "m")
+	require.NoError(t, err)
+	committed := red.SubCall(core.SubCall{Turn: 2, Seq: 0, Role: core.RoleSummariser, Request: "fold sk-abc-123", Response: "ok"})
+	require.NoError(t, st.AppendSubCall(t.Context(), id, committed))
+	j, err := NewSubCallJournal(t.Context(), st, id, 2, red)
+	require.NoError(t, err)
+	got, ok, err := j.Replay(t.Context(), core.SubCall{Turn: 2, Seq: 0, Role: core.RoleSummariser}, "fold sk-abc-123")
+	require.NoError(t, err)
+	assert.True(t, ok, "the same call, its secret redacted in the store")
+	assert.True(t, got.Replayed)
+	assert.Equal(t, "ok", got.Response)
 }

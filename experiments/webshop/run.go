@@ -53,6 +53,10 @@ type Config struct {
 	Temperature   float64 `json:"temperature,omitempty"`
 	TopP          float64 `json:"top_p,omitempty"`
 	MaxTokens     int     `json:"max_tokens,omitempty"`
+	// EndpointWithCredentials is Endpoint as given, its user name and
+	// password included (the model is built from it when set); it is held in
+	// memory only, never stored: Endpoint is the URL without them.
+	EndpointWithCredentials string `json:"-"`
 	// RequestTimeout is the model request timeout in seconds (0 = the caller's).
 	RequestTimeout float64 `json:"request_timeout_seconds,omitempty"`
 	// FakeReward notes that the environment is mem1lab's fake WebShop, whose
@@ -171,6 +175,9 @@ type Runner struct {
 	// Progress.Paused while it is paused, and the time held is left out of
 	// the episodes' seconds.
 	Gate *experiments.PauseGate
+	// Redact keeps the run's credentials out of what is stored: turns,
+	// sub-calls, attempts and error texts (nil: the error patterns only).
+	Redact *experiments.Redactor
 }
 
 // counter keeps the experiments.Progress that Report is sent.
@@ -340,7 +347,7 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 			status = ce.Status
 		}
 		_ = r.Store.RecordAttempt(bg, storage.Attempt{RolloutID: id, Turn: turn, Attempt: attempt, Endpoint: EnvAttemptEndpoint,
-			Status: status, Error: op + ": " + err.Error()})
+			Status: status, Error: r.Redact.Text(op + ": " + err.Error())})
 	}
 	defer env.Close(bg)
 	agent := &core.WebShopAgent{Model: r.Model, Env: env, Clock: r.Clock, Hold: r.hold(cnt),
@@ -351,7 +358,7 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 			if emb == nil {
 				emb, _ = r.Model.(experiments.Embedder)
 			}
-			sc, err := newSubCalls(bg, r.Store, id, len(prior), r.Model, emb)
+			sc, err := newSubCalls(bg, r.Store, id, len(prior), r.Model, emb, r.Redact)
 			if err != nil {
 				return "", err
 			}
@@ -359,6 +366,7 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 		}
 	}
 	out, runErr := agent.Run(ctx, prior, func(t core.Turn) error {
+		t = r.Redact.Turn(t) // stored and reported without the run's credentials
 		if err := r.Store.AppendTurn(bg, id, t); err != nil {
 			return err
 		}
@@ -378,7 +386,7 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 	reward := out.Reward
 	res.Score = core.Score{Scheme: core.FamilyWebShop, EM: reward, F1: reward, Reward: &reward, NoAnswer: !out.Done}
 	if n := len(out.Turns); n > 0 && out.Turns[n-1].Action == core.ActionAnswer {
-		res.Answer = out.Turns[n-1].Answer
+		res.Answer = r.Redact.Turn(out.Turns[n-1]).Answer
 	}
 	res.Paper = PaperMetrics(out.Turns, policy)
 	res.RequestPeakTokens, res.TokenSource = core.RequestPeak(out.Turns)
@@ -387,7 +395,7 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 		if errors.As(runErr, &te) && te.Op == "store" {
 			return "", runErr
 		}
-		res.Status, res.Error = storage.StatusFailed, runErr.Error()
+		res.Status, res.Error = storage.StatusFailed, r.Redact.Text(runErr.Error())
 		if ctx.Err() != nil {
 			res.Status = storage.StatusCancelled
 		}

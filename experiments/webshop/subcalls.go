@@ -19,7 +19,7 @@ const SubCallEndpoint = "agent"
 // subCalls is the core.SubCaller of one WebShop rollout under a memory
 // policy: generation sub-calls go to the runner's model (the prompt as one
 // user message, no stops), embeddings to its embedder, and each finished
-// call is stored at once. Calls stored for a turn whose turn row was never
+// call is stored at once, without the run's credentials. Calls stored for a turn whose turn row was never
 // stored (a crash or cancel in the middle of the turn) are replayed from the
 // store, not sent again, when the resumed turn makes the same call (same
 // turn, seq, role and request); a call that differs drops the stored calls
@@ -30,19 +30,20 @@ type subCalls struct {
 	model     core.Model
 	emb       experiments.Embedder // nil: embeddings fail
 	journal   *experiments.SubCallJournal
+	red       *experiments.Redactor
 }
 
 // newSubCalls loads the rollout's stored calls of turns ≥ next for replay.
-func newSubCalls(ctx context.Context, st *storage.Store, rolloutID int64, next int, model core.Model, emb experiments.Embedder) (*subCalls, error) {
-	j, err := experiments.NewSubCallJournal(ctx, st, rolloutID, next)
+func newSubCalls(ctx context.Context, st *storage.Store, rolloutID int64, next int, model core.Model, emb experiments.Embedder, red *experiments.Redactor) (*subCalls, error) {
+	j, err := experiments.NewSubCallJournal(ctx, st, rolloutID, next, red)
 	if err != nil {
 		return nil, err
 	}
-	return &subCalls{store: st, rolloutID: rolloutID, model: model, emb: emb, journal: j}, nil
+	return &subCalls{store: st, rolloutID: rolloutID, model: model, emb: emb, journal: j, red: red}, nil
 }
 
 func (s *subCalls) commit(ctx context.Context, call core.SubCall) error {
-	if err := s.store.AppendSubCall(context.WithoutCancel(ctx), s.rolloutID, call); err != nil {
+	if err := s.store.AppendSubCall(context.WithoutCancel(ctx), s.rolloutID, s.red.SubCall(call)); err != nil {
 		return fmt.Errorf("storing sub-call: %w", err)
 	}
 	return nil
@@ -92,5 +93,5 @@ func (s *subCalls) Embed(ctx context.Context, call core.SubCall, texts []string)
 
 // Flag implements core.SubCaller.
 func (s *subCalls) Flag(ctx context.Context, call core.SubCall, msg string) error {
-	return s.store.FlagSubCall(context.WithoutCancel(ctx), s.rolloutID, call.Turn, call.Seq, msg)
+	return s.store.FlagSubCall(context.WithoutCancel(ctx), s.rolloutID, call.Turn, call.Seq, s.red.Text(msg))
 }
