@@ -27,7 +27,7 @@ func TestPlotWebShopCharts(t *testing.T) {
 	assert.Contains(t, errs, "dependency")
 
 	for chart, want := range map[string][]string{
-		"accuracy":     {"Final reward ×100 by setting", figures.RewardLabel, "MEM1-WebShop (paper, Table 2)", "AgentLM-13B (paper, Table 2)", ">mem1 · mem1lab-scripted-shopper</text>", ">AgentLM-7B (paper)</text>"},
+		"accuracy":     {"Final reward ×100 by setting", figures.RewardLabel, "MEM1-WebShop (paper, Table 2)", "AgentLM-13B (paper, Table 2)", ">mem1</text>", ">AgentLM-7B (paper)</text>"},
 		"dependency":   {"Dependency by setting", "AgentLM-7B (paper, Table 2)", "setting (WebShop: one goal per task)"},
 		"reward-turns": {"Final reward ×100 vs turns used", "turns used", "mean per turn count"},
 	} {

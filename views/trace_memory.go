@@ -31,7 +31,7 @@ func newMemorySection() *memorySection {
 	m.payload.Wrapping, m.changes.Wrapping = fyne.TextWrapWord, fyne.TextWrapWord
 	m.subcalls.MultiOpen = true
 	m.box = container.NewVBox(
-		widget.NewLabelWithStyle("Memory", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), m.summary,
+		widget.NewLabelWithStyle("Memory kept by the policy (sub-calls)", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), m.summary,
 		m.payload, m.changes, m.subcalls)
 	m.box.Hide()
 	return m

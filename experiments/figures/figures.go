@@ -588,7 +588,8 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 }
 
 // byCategory is vsObjectives for WebShop: one category on the x axis per
-// (model, policy) series, named on the axis, holding its mean with error
+// (model, policy) series, named on the axis (by its policy alone when every
+// series has the same model), holding its mean with error
 // bars (its aggregate over the most rollouts, should a series have several
 // objective counts); then, when o.Overlay and paper is set, the Table 2
 // systems, each its own category (overlay2 draws them at x = 1, 2, 3, …,
@@ -596,6 +597,10 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 func (f *Figure) byCategory(aggs []experiments.Aggregate, stat func(experiments.Aggregate) experiments.Stat,
 	paper func(*Figure) (float64, float64, error), o Options) error {
 	keys, by := groupSeries(aggs)
+	oneModel := true // then a category is named by its policy alone (the legend names the model)
+	for _, k := range keys {
+		oneModel = oneModel && k.model == keys[0].model
+	}
 	var ticks plot.ConstantTicks
 	for i, k := range keys {
 		var best experiments.Stat
@@ -606,7 +611,11 @@ func (f *Figure) byCategory(aggs []experiments.Aggregate, stat func(experiments.
 		}
 		x := float64(len(ticks) + 1)
 		label := seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})
-		ticks = append(ticks, plot.Tick{Value: x, Label: label})
+		tick := label
+		if oneModel {
+			tick = k.policy
+		}
+		ticks = append(ticks, plot.Tick{Value: x, Label: tick})
 		if best.N == 0 {
 			continue // no value (e.g. no paper peak)
 		}
