@@ -3,6 +3,7 @@ package views
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,7 +29,8 @@ type shopForm struct {
 	form                             *widget.Form
 	name, endpoint, model, apiKeyEnv *widget.Entry
 	mode                             *widget.Select
-	policy                           *widget.SelectEntry
+	policies                         *widget.CheckGroup // the usual policies
+	morePolicies                     *widget.Entry      // others (window:K, summary:K), a comma list
 	env, goals, maxTurns             *widget.Entry
 	temperature, topP, maxTokens     *widget.Entry
 	box                              *fyne.Container
@@ -68,12 +70,11 @@ func newShopForm(def experiments.RunConfig, changed func()) *shopForm {
 	if f.mode.Selected == "" {
 		f.mode.SetSelected(experiments.ModeCompletions)
 	}
-	f.policy = widget.NewSelectEntry(webShopPolicyChoices)
-	f.policy.SetText(core.PolicyMEM1)
-	if _, err := core.WebShopPolicy(def.Policy, core.MemoryOptions{}); err == nil && def.Policy != "" {
-		f.policy.SetText(def.Policy)
-	}
-	f.policy.OnChanged = func(string) { changed() }
+	f.policies = widget.NewCheckGroup(webShopPolicyChoices, nil)
+	f.morePolicies = entry("", "e.g. window:3, summary:2")
+	f.setPolicies(def.PolicyList())
+	f.policies.OnChanged = func([]string) { changed() }
+	f.morePolicies.OnChanged = func(string) { changed() }
 	f.form = widget.NewForm(
 		widget.NewFormItem("Name", f.name),
 		widget.NewFormItem("Endpoint URL", hint(f.endpoint, `"scripted" plays mem1lab's scripted shopper (no model); a URL runs the model at that OpenAI-compatible endpoint`)),
@@ -82,7 +83,8 @@ func newShopForm(def experiments.RunConfig, changed func()) *shopForm {
 		widget.NewFormItem("API key env var", f.apiKeyEnv),
 		widget.NewFormItem("WebShop server", hint(f.env, `the root URL of AgentGym's agentenv-webshop, or "demo": mem1lab's fake WebShop started in-process, whose reward has no product-type term (not comparable with the paper's Table 2)`)),
 		widget.NewFormItem("Goals", hint(f.goals, "goal indices such as 0-9 or 3,7,12; goals below 500 are WebShop's test split")),
-		widget.NewFormItem("Policy", hint(f.policy, "mem1, a full-history or window baseline, or a memory baseline (its summariser, extractor and updater calls go to this endpoint; mem0 and amem also need its /v1/embeddings); type window:K or summary:K for another K, or a list such as mem1, full, amem to play every goal under each")),
+		widget.NewFormItem("Policies", hint(f.policies, "every goal is played under each policy checked: mem1, the full-history and window baselines, and the memory baselines (their summariser, extractor and updater calls go to this endpoint; mem0 and amem also need its /v1/embeddings)")),
+		widget.NewFormItem("Other policies", hint(f.morePolicies, "window:K or summary:K with another K, comma-separated")),
 		widget.NewFormItem("Max turns", f.maxTurns),
 		widget.NewFormItem("Temperature", f.temperature),
 		widget.NewFormItem("Top-p", f.topP),
@@ -92,8 +94,45 @@ func newShopForm(def experiments.RunConfig, changed func()) *shopForm {
 	return f
 }
 
-// webShopPolicyChoices are the policies the WebShop form offers (any other
-// that core.WebShopPolicy takes can be typed).
+// policyList is the checked policies in the offered order, then the other
+// policies typed, without repeats.
+func (f *shopForm) policyList() []string {
+	var out []string
+	for _, p := range webShopPolicyChoices {
+		if slices.Contains(f.policies.Selected, p) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range strings.Split(f.morePolicies.Text, ",") {
+		if p = strings.TrimSpace(p); p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// setPolicies checks the offered policies among pols and types the others
+// (mem1 alone when pols names none).
+func (f *shopForm) setPolicies(pols []string) {
+	var checked, other []string
+	for _, p := range pols {
+		switch {
+		case p == "":
+		case slices.Contains(webShopPolicyChoices, p):
+			checked = append(checked, p)
+		default:
+			other = append(other, p)
+		}
+	}
+	if len(checked)+len(other) == 0 {
+		checked = []string{core.PolicyMEM1}
+	}
+	f.policies.SetSelected(checked)
+	f.morePolicies.SetText(strings.Join(other, ", "))
+}
+
+// webShopPolicyChoices are the policies the WebShop form offers as checks
+// (any other that core.WebShopPolicy takes can be typed).
 var webShopPolicyChoices = []string{core.PolicyMEM1, core.PolicyFull, core.PolicyFullMessages, "window:1", "window:2", "window:4",
 	"summary:1", core.PolicyReSum, core.PolicyMemAgent, core.PolicyMem0, core.PolicyMem0Add, core.PolicyAMem}
 
@@ -101,7 +140,7 @@ var webShopPolicyChoices = []string{core.PolicyMEM1, core.PolicyFull, core.Polic
 var shopKeys = map[string]string{
 	"endpoint": "Endpoint URL", "model": "Model", "mode": "Mode", "api_key_env": "API key env var",
 	"temperature": "Temperature", "top_p": "Top-p", "max_tokens": "Max tokens per turn",
-	"policy": "Policy", "max_turns": "Max turns", "webshop.env": "WebShop server", "webshop.goals": "Goals",
+	"policy": "Policies", "policies": "Policies", "max_turns": "Max turns", "webshop.env": "WebShop server", "webshop.goals": "Goals",
 }
 
 // config reads the WebShop form into a RunConfig with family = "webshop"
@@ -139,18 +178,16 @@ func (f *shopForm) config(def experiments.RunConfig) (experiments.RunConfig, err
 	cfg.Model = strings.TrimSpace(f.model.Text)
 	cfg.Mode = f.mode.Selected
 	cfg.APIKeyEnv = strings.TrimSpace(f.apiKeyEnv.Text)
-	cfg.Policy, cfg.Policies = strings.TrimSpace(f.policy.Text), nil
-	if strings.Contains(cfg.Policy, ",") { // a list: every goal under each
-		cfg.Policies = nil
-		for _, p := range strings.Split(cfg.Policy, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				cfg.Policies = append(cfg.Policies, p)
-			}
-		}
-		cfg.Policy = ""
-		if len(cfg.Policies) > 0 {
-			cfg.Policy = cfg.Policies[0]
-		}
+	pols := f.policyList()
+	cfg.Policy, cfg.Policies = "", nil
+	switch {
+	case len(pols) == 1:
+		cfg.Policy = pols[0]
+	case len(pols) > 1:
+		cfg.Policy, cfg.Policies = pols[0], pols
+	default:
+		errs = append(errs, "Policies: check at least one")
+		unparsed["policy"] = true
 	}
 	cfg.Endpoints, cfg.Memory, cfg.Retriever, cfg.Tags = nil, nil, nil, nil
 	cfg.Template, cfg.TemplateName, cfg.TemplateSHA256, cfg.TemplateText = "", "", "", ""
@@ -201,7 +238,7 @@ func (f *shopForm) set(cfg experiments.RunConfig) {
 	f.apiKeyEnv.SetText(cfg.APIKeyEnv)
 	f.env.SetText(w.Env)
 	f.goals.SetText(w.Goals)
-	f.policy.SetText(strings.Join(cfg.PolicyList(), ", "))
+	f.setPolicies(cfg.PolicyList())
 	turns := cfg.MaxTurns
 	if turns == 0 {
 		turns = core.DefaultWebShopMaxTurns

@@ -10,6 +10,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/fyne/v2/test"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -95,9 +96,13 @@ func TestNewExperimentWebShopFamily(t *testing.T) {
 		p.shop.goals.SetText("0-2")
 		p.start()
 		assert.Contains(t, p.errors.Text, "WebShop server:")
-		p.shop.policy.SetText("closed-book")
+		p.shop.morePolicies.SetText("closed-book")
 		p.start()
-		assert.Contains(t, p.errors.Text, `Policy: policy "closed-book": WebShop has no retrieval to turn off`)
+		assert.Contains(t, p.errors.Text, `Policies: policy "closed-book": WebShop has no retrieval to turn off`)
+		p.shop.morePolicies.SetText("")
+		p.shop.policies.SetSelected(nil)
+		p.start()
+		assert.Contains(t, p.errors.Text, "Policies: check at least one")
 	})
 	u.wait()
 	r.mu.Lock()
@@ -106,13 +111,15 @@ func TestNewExperimentWebShopFamily(t *testing.T) {
 
 	act(u, func() {
 		p.shop.env.SetText(srv.URL)
-		p.shop.policy.SetText(core.PolicyMemAgent)
+		p.shop.policies.SetSelected([]string{core.PolicyMemAgent})
 		p.preview()
 		assert.Contains(t, p.plan.Text, "one WebShop episode per goal, policy memagent", "a memory baseline is a WebShop policy")
-		p.shop.policy.SetText("mem1, window:2 ,amem")
+		p.shop.policies.SetSelected([]string{core.PolicyAMem, core.PolicyMEM1})
+		p.shop.morePolicies.SetText(" window:3, mem1")
 		p.preview()
-		assert.Contains(t, p.plan.Text, "9 rollouts: one WebShop episode per goal and policy (mem1, window:2, amem)")
-		p.shop.policy.SetText(core.PolicyFull)
+		assert.Contains(t, p.plan.Text, "9 rollouts: one WebShop episode per goal and policy (mem1, amem, window:3)", "checked in the offered order, then the typed ones")
+		p.shop.morePolicies.SetText("")
+		p.shop.policies.SetSelected([]string{core.PolicyFull})
 		p.preview()
 		assert.Contains(t, p.plan.Text, "3 rollouts: one WebShop episode per goal, policy full")
 		desktopShortcut(menu, w.Canvas(), &desktop.CustomShortcut{KeyName: fyne.KeyR, Modifier: fyne.KeyModifierShortcutDefault})
@@ -166,4 +173,30 @@ func TestNewExperimentWebShopFamily(t *testing.T) {
 		assert.False(t, cfg.IsWebShop())
 		assert.Nil(t, cfg.WebShop)
 	})
+}
+
+// TestShopFormPoliciesRoundTrip: a WebShop config's policies fill the form
+// (the offered ones checked, the others typed) and read back the same.
+func TestShopFormPoliciesRoundTrip(t *testing.T) {
+	test.NewTempApp(t)
+	def := experiments.DefaultRunConfig()
+	def.Family, def.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
+	f := newShopForm(def, func() {})
+	assert.Equal(t, []string{core.PolicyMEM1}, f.policies.Selected, "mem1 by default")
+	cfg := def
+	cfg.Policy, cfg.Policies = "amem", []string{"amem", "window:3", "mem1", "summary:2"}
+	f.set(cfg)
+	assert.ElementsMatch(t, []string{"amem", "mem1"}, f.policies.Selected)
+	assert.Equal(t, "window:3, summary:2", f.morePolicies.Text)
+	got, err := f.config(def)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"mem1", "amem", "window:3", "summary:2"}, got.Policies)
+	assert.Equal(t, "mem1", got.Policy)
+	one := def
+	one.Policy, one.Policies = "resum", nil
+	f.set(one)
+	got, err = f.config(def)
+	require.NoError(t, err)
+	assert.Equal(t, "resum", got.Policy)
+	assert.Nil(t, got.Policies)
 }
