@@ -53,7 +53,7 @@ func (c *CLI) cmdWebShopRun(ctx context.Context, args []string) error {
 	model := fs.String("model", "", "model name at --endpoint")
 	mode := fs.String("mode", experiments.ModeCompletions, "completions (Qwen chat prefix) or chat")
 	keyEnv := fs.String("api-key-env", "", "environment variable holding the endpoint's API key")
-	retries := fs.Int("retries", 2, "retries of a failed WebShop request")
+	retries := fs.Int("retries", 2, "retries of a failed WebShop request or model call (HTTP 408, 429, 5xx, timeouts, dropped connections)")
 	timeout := fs.Float64("timeout", 30, "seconds per WebShop request")
 	resume := fs.Int64("resume", 0, "resume WebShop experiment ID")
 	name := fs.String("name", "webshop", "experiment name")

@@ -135,15 +135,30 @@ func (e *Env) withRecovery(ctx context.Context, op string, fn func() error) erro
 }
 
 func (e *Env) retry(ctx context.Context, op string, fn func() error) error {
+	return retry(ctx, e.Retries, e.Backoff, func(attempt int, err error) {
+		if e.OnFailure != nil {
+			e.OnFailure(op, attempt, err)
+		}
+	}, fn)
+}
+
+// retry runs fn until it succeeds, up to retries more times for a failure
+// experiments.Retryable accepts, waiting the failure's Retry-After or
+// backoff(attempt) (nil: no wait) in between; failed(attempt, err) is told
+// of each failed attempt (1-based). The last failure notes "(gave up after N
+// attempts)" when N > 1; a cancelled ctx ends it (a call cut short by the
+// cancel is no failed attempt).
+func retry(ctx context.Context, retries int, backoff func(int) time.Duration, failed func(int, error), fn func() error) error {
 	for attempt := 1; ; attempt++ {
 		err := fn()
 		if err == nil {
 			return nil
 		}
-		if e.OnFailure != nil {
-			e.OnFailure(op, attempt, err)
+		if ctx.Err() != nil {
+			return err // cancelled: not a failed attempt
 		}
-		if ctx.Err() != nil || !experiments.Retryable(err) || attempt > e.Retries {
+		failed(attempt, err)
+		if !experiments.Retryable(err) || attempt > retries {
 			if attempt > 1 {
 				err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
 			}
@@ -153,8 +168,8 @@ func (e *Env) retry(ctx context.Context, op string, fn func() error) error {
 		var ce *experiments.CallError
 		if errors.As(err, &ce) && ce.RetryAfter > 0 {
 			wait = ce.RetryAfter
-		} else if e.Backoff != nil {
-			wait = e.Backoff(attempt)
+		} else if backoff != nil {
+			wait = backoff(attempt)
 		}
 		if wait > 0 {
 			t := time.NewTimer(wait)

@@ -2,6 +2,7 @@ package webshop
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mem1lab/mem1lab/core"
+	"github.com/mem1lab/mem1lab/experiments"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -224,4 +226,56 @@ func TestSeveralPoliciesOneExperiment(t *testing.T) {
 	after, err := st.Experiments(ctx)
 	require.NoError(t, err)
 	assert.Len(t, after, len(before), "a refused config stores nothing")
+}
+
+// flakyModel fails its first calls with err, then plays the scripted shopper.
+type flakyModel struct {
+	mu    sync.Mutex
+	fails int
+	err   error
+	calls int
+}
+
+func (m *flakyModel) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	m.mu.Lock()
+	m.calls++
+	fail := m.calls <= m.fails
+	m.mu.Unlock()
+	if fail {
+		return core.Completion{}, m.err
+	}
+	return Scripted{}.Complete(ctx, c, stops)
+}
+
+// TestModelCallsRetried: a model call that fails with a retryable error
+// (503) is sent again, as a WebShop request is, each failed attempt recorded
+// under ModelAttemptEndpoint; a final error (400) fails the rollout at once.
+func TestModelCallsRetried(t *testing.T) {
+	srv := httptest.NewServer(NewFakeServer())
+	defer srv.Close()
+	st := testStore(t)
+	ctx := context.Background()
+	m := &flakyModel{fails: 2, err: &experiments.CallError{Status: 503, Err: errors.New("busy")}}
+	sum, err := (&Runner{Store: st, Model: m}).Run(ctx, "flaky model", Config{EnvURL: srv.URL, Goals: []int{0}, Model: ScriptedModelName, Retries: 2})
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Done)
+	assert.Equal(t, 100.0, sum.Reward100)
+	rows, _ := st.Rollouts(ctx, sum.Experiment)
+	atts, err := st.Attempts(ctx, rows[0].ID)
+	require.NoError(t, err)
+	require.Len(t, atts, 2)
+	for i, a := range atts {
+		assert.Equal(t, ModelAttemptEndpoint, a.Endpoint)
+		assert.Equal(t, 503, a.Status)
+		assert.Equal(t, i+1, a.Attempt)
+		assert.Contains(t, a.Error, "model: ")
+	}
+
+	bad := &flakyModel{fails: 99, err: &experiments.CallError{Status: 400, Err: errors.New("context too long")}}
+	sum, err = (&Runner{Store: st, Model: bad}).Run(ctx, "bad request", Config{EnvURL: srv.URL, Goals: []int{0}, Model: ScriptedModelName, Retries: 2})
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Failed)
+	assert.Equal(t, 1, bad.calls, "a 400 is final")
+	rows, _ = st.Rollouts(ctx, sum.Experiment)
+	assert.Contains(t, rows[0].Error, "turn 0: model: ")
 }

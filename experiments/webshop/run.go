@@ -36,8 +36,11 @@ type Config struct {
 	MaxTurns int      `json:"max_turns"`
 	Model    string   `json:"model"`
 	Template string   `json:"template,omitempty"`
-	Retries  int      `json:"retries"`
-	Timeout  float64  `json:"timeout_seconds,omitempty"`
+	// Retries is how many times a failed WebShop request or model call (a
+	// turn or a sub-call) is sent again when experiments.Retryable accepts
+	// the failure; each failed attempt is recorded.
+	Retries int     `json:"retries"`
+	Timeout float64 `json:"timeout_seconds,omitempty"`
 	// Endpoint, Mode, APIKeyEnv and APIKeyKeyring (the variable's and the
 	// keyring entry's names, never the key) and the session-key settings
 	// (experiments.EndpointProfile's) are where Model is served, so that a
@@ -350,7 +353,16 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 			Status: status, Error: r.Redact.Text(op + ": " + err.Error())})
 	}
 	defer env.Close(bg)
-	agent := &core.WebShopAgent{Model: r.Model, Env: env, Clock: r.Clock, Hold: r.hold(cnt),
+	model := retryingModel{m: r.Model, retries: cfg.Retries, backoff: r.Backoff, failed: func(attempt int, err error) {
+		status := 0
+		var ce *experiments.CallError
+		if errors.As(err, &ce) {
+			status = ce.Status
+		}
+		_ = r.Store.RecordAttempt(bg, storage.Attempt{RolloutID: id, Turn: turn, Attempt: attempt, Endpoint: ModelAttemptEndpoint,
+			Status: status, Error: r.Redact.Text("model: " + err.Error())})
+	}}
+	agent := &core.WebShopAgent{Model: model, Env: env, Clock: r.Clock, Hold: r.hold(cnt),
 		Config: core.WebShopConfig{Template: cfg.Template, MaxTurns: cfg.MaxTurns, Policy: policy, Memory: cfg.Memory.Options()}}
 	if p, err := core.WebShopPolicy(policy, agent.Config.Memory); err == nil {
 		if _, memory := p.(core.MemoryPolicy); memory {
@@ -358,7 +370,7 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 			if emb == nil {
 				emb, _ = r.Model.(experiments.Embedder)
 			}
-			sc, err := newSubCalls(bg, r.Store, id, len(prior), r.Model, emb, r.Redact)
+			sc, err := newSubCalls(bg, r.Store, id, len(prior), model, emb, r.Redact)
 			if err != nil {
 				return "", err
 			}

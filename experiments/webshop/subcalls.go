@@ -95,3 +95,28 @@ func (s *subCalls) Embed(ctx context.Context, call core.SubCall, texts []string)
 func (s *subCalls) Flag(ctx context.Context, call core.SubCall, msg string) error {
 	return s.store.FlagSubCall(context.WithoutCancel(ctx), s.rolloutID, call.Turn, call.Seq, s.red.Text(msg))
 }
+
+// ModelAttemptEndpoint is the endpoint name under which failed model calls
+// (turns and sub-calls) are recorded (storage.Attempt.Endpoint).
+const ModelAttemptEndpoint = SubCallEndpoint
+
+// retryingModel sends each model call again after a failure that
+// experiments.Retryable accepts (HTTP 408, 429, 5xx, timeouts, dropped
+// connections), up to retries more times, as the environment's requests
+// are; failed is told of each failed attempt.
+type retryingModel struct {
+	m       core.Model
+	retries int
+	backoff func(int) time.Duration
+	failed  func(attempt int, err error)
+}
+
+func (r retryingModel) Complete(ctx context.Context, c core.Context, stops []string) (core.Completion, error) {
+	var out core.Completion
+	err := retry(ctx, r.retries, r.backoff, r.failed, func() error {
+		var err error
+		out, err = r.m.Complete(ctx, c, stops)
+		return err
+	})
+	return out, err
+}
