@@ -177,7 +177,7 @@ goals = "1"
 	require.NoError(t, os.WriteFile(bad, []byte("family = \"webshop\"\nendpoint = \"scripted\"\npolicy = \"mem0\"\n[memory]\nurl = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n"), 0o644))
 	code, _, errs = run(t, "run", "--db", db2, "--config", bad, "--quiet")
 	assert.Equal(t, 1, code)
-	assert.Contains(t, errs, "url and embeddings_url are for QA runs")
+	assert.Contains(t, errs, "the embeddings_ keys are for QA runs")
 	_, err = os.Stat(db2)
 	assert.True(t, os.IsNotExist(err), "a refused config creates no store")
 }

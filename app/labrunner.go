@@ -272,25 +272,27 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 			defer beats.Done()
 			tick := time.NewTicker(every)
 			defer tick.Stop()
+			last := "" // the stored control last acted on: only a change is a request
 			for {
 				select {
 				case <-stopBeats:
 					return
 				case <-tick.C:
 					control, err := r.Store.TouchExperiment(bg, id, owner)
-					if err != nil {
-						continue
+					if err != nil || control == last {
+						continue // a read from before a local Pause or Resume must not undo it
 					}
+					last = control
 					switch control {
 					case "cancel":
 						cancel()
 					case "pause":
 						if gate.Set(true) {
-							_ = r.Store.SetExperimentStatus(bg, id, experiments.StatusPaused)
+							r.setShopStatus(bg, id, experiments.StatusPaused)
 						}
 					default:
 						if gate.Set(false) {
-							_ = r.Store.SetExperimentStatus(bg, id, storage.StatusRunning)
+							r.setShopStatus(bg, id, storage.StatusRunning)
 						}
 					}
 				}
@@ -317,7 +319,7 @@ func (r *labRunner) playShop(ctx context.Context, expID int64, progress func(exp
 		secrets = append(secrets, key)
 	}
 	wr := &webshop.Runner{Store: r.Store, Model: m, Backoff: backoff, EnvURL: envURL, Progress: r.OnTurn, Gate: gate,
-		Redact: experiments.NewRedactor(secrets, cfg.EndpointWithCredentials),
+		Redact: experiments.NewRedactor(secrets, cfg.EndpointWithCredentials, cfg.Endpoint), // an old config may hold userinfo
 		Report: func(pr experiments.Progress) {
 			if err := register(pr.Experiment); err != nil && claimErr == nil {
 				claimErr = err
@@ -438,11 +440,20 @@ func (r *labRunner) Control(ctx context.Context, expID int64, action string) err
 			return err
 		}
 		if play.gate.Set(paused) {
-			return r.Store.SetExperimentStatus(ctx, expID, status)
+			r.setShopStatus(ctx, expID, status)
 		}
 		return nil
 	default:
 		return fmt.Errorf("runner: unknown action %q (want pause, resume or cancel)", action)
+	}
+}
+
+// setShopStatus records a WebShop play's pause or go-on as the experiment's
+// status while it is running or paused; a play that has just ended (done or
+// cancelled) keeps its final status.
+func (r *labRunner) setShopStatus(ctx context.Context, id int64, status string) {
+	if e, err := r.Store.Experiment(ctx, id); err == nil && (e.Status == storage.StatusRunning || e.Status == experiments.StatusPaused) {
+		_ = r.Store.SetExperimentStatus(ctx, id, status)
 	}
 }
 

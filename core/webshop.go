@@ -212,7 +212,7 @@ type WebShopOutcome struct {
 	Done        bool
 	HitMaxTurns bool
 	PeakTokens  int // max over turns of Turn.Tokens()
-	TotalTokens int
+	TotalTokens int // Σ over turns of Turn.Tokens() and its sub-calls' tokens (Turn.SubCallTokens), as for QA
 	Elapsed     time.Duration
 }
 
@@ -279,7 +279,7 @@ func (a *WebShopAgent) Run(ctx context.Context, prior []Turn, onTurn func(Turn) 
 	var priorTime, held time.Duration
 	finish := func() WebShopOutcome {
 		for _, t := range out.Turns {
-			out.TotalTokens += t.Tokens()
+			out.TotalTokens += t.Tokens() + t.SubCallTokens() // a memory policy's sub-calls are paid for too
 			out.PeakTokens = max(out.PeakTokens, t.Tokens())
 		}
 		out.HitMaxTurns = !out.Done && len(out.Turns) >= cfg.MaxTurns

@@ -280,8 +280,8 @@ func (c RunConfig) validateWebShop() error {
 		}
 	}
 	if m := c.Memory; m != nil {
-		if m.URL != "" || m.EmbeddingsURL != "" {
-			bad("memory", "url and embeddings_url are for QA runs: a WebShop run sends its sub-calls to its one endpoint")
+		if m.HasEndpoint() {
+			bad("memory", "url, model, mode, api_key_env, requests_per_second and the embeddings_ keys are for QA runs: a WebShop run sends its sub-calls to its one endpoint (only the knobs apply)")
 		}
 		errs = append(errs, m.validate()...)
 	}
@@ -295,6 +295,8 @@ func (c RunConfig) validateWebShop() error {
 	if w.Env != WebShopDemo {
 		if _, err := normalizeBaseURL(w.Env); err != nil {
 			bad("webshop.env", "%v (or %q for the fake WebShop in-process)", err, WebShopDemo)
+		} else if StripUserinfo(w.Env) != w.Env {
+			bad("webshop.env", "no user name or password in the WebShop server's URL: the URL is stored with the experiment")
 		}
 	}
 	if _, err := ParseGoalList(w.Goals); err != nil {

@@ -97,7 +97,12 @@ timeout_seconds = 5
 	assert.NoError(t, mem.Validate())
 	mem.Memory = &MemoryConfig{URL: "http://127.0.0.1:9/v1", Model: "m", K: -1}
 	err = mem.Validate()
-	assert.ErrorContains(t, err, "memory: url and embeddings_url are for QA runs")
+	assert.ErrorContains(t, err, "memory: url, model, mode, api_key_env, requests_per_second and the embeddings_ keys are for QA runs")
+	envPass := d
+	envPass.WebShop = &WebShopSettings{Env: "http://u:pw-4567@127.0.0.1:36001", Goals: "0"}
+	assert.ErrorContains(t, envPass.Validate(), "webshop.env: no user name or password in the WebShop server's URL")
+	mem.Memory = &MemoryConfig{EmbeddingsModel: "bge-small"}
+	assert.ErrorContains(t, mem.Validate(), "only the knobs apply", "an embeddings model would go unused")
 	assert.ErrorContains(t, err, "memory.k: -1")
 
 	qa := DefaultRunConfig()

@@ -58,6 +58,22 @@ func (m *MemoryConfig) Options() core.MemoryOptions {
 		SummaryTokens: m.SummaryTokens, SummaryEvery: m.SummaryEvery, MemoryTokens: m.MemoryTokens}
 }
 
+// Knobs is m with its knobs only (no endpoint keys); nil for nil m.
+func (m *MemoryConfig) Knobs() *MemoryConfig {
+	if m == nil {
+		return nil
+	}
+	return &MemoryConfig{K: m.K, Evolve: m.Evolve, Similar: m.Similar, SummaryTokens: m.SummaryTokens,
+		SummaryEvery: m.SummaryEvery, MemoryTokens: m.MemoryTokens}
+}
+
+// HasEndpoint reports whether m names anything of a sub-call endpoint (its
+// URL, model, mode, key, rate, or the embeddings endpoint's), not only knobs.
+func (m *MemoryConfig) HasEndpoint() bool {
+	return m != nil && (m.URL != "" || m.Model != "" || m.Mode != "" || m.APIKeyEnv != "" || m.RequestsPerSecond != 0 ||
+		m.EmbeddingsURL != "" || m.EmbeddingsModel != "" || m.EmbeddingsAPIKeyEnv != "")
+}
+
 func (m *MemoryConfig) validate() []error {
 	if m == nil {
 		return nil

@@ -3,6 +3,7 @@ package experiments
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,16 +18,22 @@ func TestPauseGate(t *testing.T) {
 	assert.True(t, g.Set(true))
 	assert.False(t, g.Set(true), "already paused")
 	assert.True(t, g.Paused())
-	done := make(chan error, 1)
-	go func() { done <- g.Wait(t.Context()) }()
-	select {
-	case err := <-done:
-		t.Fatalf("Wait returned %v while paused", err)
-	default:
-	}
-	assert.True(t, g.Set(false))
-	require.NoError(t, <-done)
-	assert.False(t, g.Paused())
+	synctest.Test(t, func(t *testing.T) {
+		g := NewPauseGate()
+		g.Set(true)
+		done := make(chan error, 1)
+		go func() { done <- g.Wait(context.Background()) }()
+		synctest.Wait() // the waiter is blocked for good, or has returned
+		select {
+		case err := <-done:
+			t.Fatalf("Wait returned %v while paused", err)
+		default:
+		}
+		assert.True(t, g.Set(false))
+		require.NoError(t, <-done)
+		assert.False(t, g.Paused())
+	})
+	g.Set(false)
 
 	g.Set(true)
 	ctx, cancel := context.WithCancel(t.Context())

@@ -1,6 +1,7 @@
 package experiments
 
 import (
+	"encoding/json"
 	"regexp"
 	"strings"
 
@@ -50,10 +51,19 @@ func newRedactor(cfg RunConfig, extra ...string) *redactor {
 	return r
 }
 
-// add makes s a secret unless it is too short to be one.
+// add makes s a secret unless it is too short to be one, and also its
+// form inside a JSON string when that differs (json.Marshal escapes quotes,
+// backslashes, control characters and <, >, &): memory states and
+// embeddings requests are stored as JSON.
 func (r *redactor) add(s string) {
-	if len(s) >= minSecretLen && !contains(r.secrets, s) {
-		r.secrets = append(r.secrets, s)
+	if len(s) < minSecretLen || contains(r.secrets, s) {
+		return
+	}
+	r.secrets = append(r.secrets, s)
+	if b, err := json.Marshal(s); err == nil {
+		if esc := string(b[1 : len(b)-1]); esc != s && !contains(r.secrets, esc) {
+			r.secrets = append(r.secrets, esc)
+		}
 	}
 }
 

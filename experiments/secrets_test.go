@@ -67,6 +67,9 @@ func TestRedactorFacadeAndSubCalls(t *testing.T) {
 	assert.Equal(t, "notes: [redacted]", c.Request)
 	assert.Equal(t, "[redacted]", c.Response)
 	assert.NotContains(t, c.Error, "abcdefghijk")
+	amp := NewRedactor([]string{`p&ss"word`})
+	assert.Equal(t, `{"memory":"[redacted]"}`, amp.Values(`{"memory":"p\u0026ss\"word"}`), "a secret escaped inside JSON is found too")
+	assert.Equal(t, "x [redacted] y", amp.Values(`x p&ss"word y`))
 	var none *Redactor
 	assert.Equal(t, "sk-abc-123", none.Values("sk-abc-123"))
 	assert.NotContains(t, none.Text("Authorization: Bearer abcdefghijk"), "abcdefghijk", "the patterns still apply")

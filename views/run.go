@@ -1106,7 +1106,7 @@ func (p *runPanel) setConfig(cfg experiments.RunConfig) {
 		p.shop.set(cfg)
 		p.family.SetSelected(familyWebShop)
 		def := p.u.deps.DefaultRun
-		def.TimeoutSeconds, def.WebShop = cfg.TimeoutSeconds, cfg.WebShop
+		def.TimeoutSeconds, def.WebShop, def.Memory = cfg.TimeoutSeconds, cfg.WebShop, cfg.Memory.Knobs()
 		p.u.deps.DefaultRun = def
 		return
 	}

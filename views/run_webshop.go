@@ -189,7 +189,8 @@ func (f *shopForm) config(def experiments.RunConfig) (experiments.RunConfig, err
 		errs = append(errs, "Policies: check at least one")
 		unparsed["policy"] = true
 	}
-	cfg.Endpoints, cfg.Memory, cfg.Retriever, cfg.Tags = nil, nil, nil, nil
+	cfg.Endpoints, cfg.Retriever, cfg.Tags = nil, nil, nil
+	cfg.Memory = def.Memory.Knobs() // the memory baselines' knobs; their sub-calls go to this endpoint
 	cfg.Template, cfg.TemplateName, cfg.TemplateSHA256, cfg.TemplateText = "", "", "", ""
 	cfg.ObjectivesGrid, cfg.Datasets = nil, nil
 	ws := experiments.WebShopSettings{Env: strings.TrimSpace(f.env.Text), Goals: strings.TrimSpace(f.goals.Text)}

@@ -192,6 +192,12 @@ func TestShopFormPoliciesRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"mem1", "amem", "window:3", "summary:2"}, got.Policies)
 	assert.Equal(t, "mem1", got.Policy)
+	withKnobs := def
+	withKnobs.Memory = &experiments.MemoryConfig{URL: "http://127.0.0.1:9/v1", Model: "m", SummaryTokens: 500}
+	got, err = f.config(withKnobs)
+	require.NoError(t, err)
+	require.NotNil(t, got.Memory)
+	assert.Equal(t, experiments.MemoryConfig{SummaryTokens: 500}, *got.Memory, "the knobs are kept, the endpoint keys (QA's) are not")
 	one := def
 	one.Policy, one.Policies = "resum", nil
 	f.set(one)

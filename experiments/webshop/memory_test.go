@@ -279,3 +279,27 @@ func TestModelCallsRetried(t *testing.T) {
 	rows, _ = st.Rollouts(ctx, sum.Experiment)
 	assert.Contains(t, rows[0].Error, "turn 0: model: ")
 }
+
+// TestEnvURLWithUserinfoRefused: a WebShop server URL with a user name or
+// password is refused before anything is stored (the URL is stored with the
+// experiment), for a new run and for a resume elsewhere.
+func TestEnvURLWithUserinfoRefused(t *testing.T) {
+	srv := httptest.NewServer(NewFakeServer())
+	defer srv.Close()
+	st := testStore(t)
+	ctx := context.Background()
+	withPass := strings.Replace(srv.URL, "http://", "http://shop:pw-secret-1@", 1)
+	r := &Runner{Store: st, Model: Scripted{}}
+	_, err := r.Run(ctx, "userinfo", Config{EnvURL: withPass, Goals: []int{0}, Model: ScriptedModelName})
+	assert.ErrorContains(t, err, "no user name or password in the environment URL")
+	exps, err := st.Experiments(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, exps)
+	sum, err := r.Run(ctx, "plain", Config{EnvURL: srv.URL, Goals: []int{0}, Model: ScriptedModelName})
+	require.NoError(t, err)
+	_, err = (&Runner{Store: st, Model: Scripted{}, EnvURL: withPass}).Resume(ctx, sum.Experiment)
+	assert.ErrorContains(t, err, "no user name or password")
+	e, err := st.Experiment(ctx, sum.Experiment)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusDone, e.Status, "the refused resume changed nothing")
+}

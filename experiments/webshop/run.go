@@ -67,8 +67,9 @@ type Config struct {
 	FakeReward bool `json:"fake_reward,omitempty"`
 	// Memory holds the memory policies' knobs (k, evolve, similar,
 	// summary_tokens, summary_every, memory_tokens); their sub-calls go to
-	// the run's one endpoint, so its url and embeddings_url keys must be
-	// empty. nil = the defaults.
+	// the run's one endpoint, so its endpoint keys (url, model, mode,
+	// api_key_env, requests_per_second, embeddings_*) must be empty. nil =
+	// the defaults.
 	Memory *experiments.MemoryConfig `json:"memory,omitempty"`
 }
 
@@ -86,6 +87,8 @@ func (c *Config) normalize() error {
 	var errs []error
 	if strings.TrimSpace(c.EnvURL) == "" {
 		errs = append(errs, errors.New("webshop: no environment URL"))
+	} else if experiments.StripUserinfo(c.EnvURL) != c.EnvURL {
+		errs = append(errs, errors.New("webshop: no user name or password in the environment URL: it is stored with the experiment"))
 	}
 	if len(c.Goals) == 0 {
 		errs = append(errs, errors.New("webshop: no goals"))
@@ -103,8 +106,8 @@ func (c *Config) normalize() error {
 			errs = append(errs, fmt.Errorf("webshop: policy %q is listed twice", p))
 		}
 	}
-	if m := c.Memory; m != nil && (m.URL != "" || m.EmbeddingsURL != "") {
-		errs = append(errs, errors.New("webshop: memory.url and memory.embeddings_url: a WebShop run sends its sub-calls to its one endpoint"))
+	if c.Memory.HasEndpoint() {
+		errs = append(errs, errors.New("webshop: memory: only the knobs apply (a WebShop run sends its sub-calls to its one endpoint)"))
 	}
 	if c.MaxTurns < 1 || c.MaxTurns > 100 {
 		errs = append(errs, fmt.Errorf("webshop: max turns %d: want 1..100", c.MaxTurns))
@@ -174,9 +177,9 @@ type Runner struct {
 	// Embedder makes the embeddings sub-calls of mem0 and amem (nil: Model,
 	// when it can embed, e.g. an endpoint's *experiments.OpenAIModel).
 	Embedder experiments.Embedder
-	// Gate (may be nil) pauses the play between turns; reports carry
-	// Progress.Paused while it is paused, and the time held is left out of
-	// the episodes' seconds.
+	// Gate (may be nil) pauses the play between turns and between rollouts
+	// (none starts while it is paused); reports carry Progress.Paused while
+	// it is paused, and the time held is left out of the episodes' seconds.
 	Gate *experiments.PauseGate
 	// Redact keeps the run's credentials out of what is stored: turns,
 	// sub-calls, attempts and error texts (nil: the error patterns only).
@@ -263,6 +266,9 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 	if err := cfg.normalize(); err != nil {
 		return sum, err
 	}
+	if experiments.StripUserinfo(r.EnvURL) != r.EnvURL {
+		return sum, errors.New("webshop: no user name or password in the environment URL")
+	}
 	_ = r.Store.SetExperimentStatus(ctx, expID, storage.StatusRunning)
 	rows, err := r.Store.Rollouts(ctx, expID)
 	if err != nil {
@@ -290,6 +296,10 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 	for _, row := range rows {
 		if row.Status == storage.StatusDone {
 			continue
+		}
+		if r.Gate.Paused() { // paused between rollouts: none starts (no reset, no replay) until it goes on
+			cnt.send()
+			_ = r.Gate.Wait(ctx)
 		}
 		if err := ctx.Err(); err != nil {
 			_ = r.Store.SetExperimentStatus(context.WithoutCancel(ctx), expID, storage.StatusCancelled)

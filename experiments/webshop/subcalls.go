@@ -31,15 +31,22 @@ type subCalls struct {
 	emb       experiments.Embedder // nil: embeddings fail
 	journal   *experiments.SubCallJournal
 	red       *experiments.Redactor
+	// embeddings calls are retried as model calls are (retryingModel)
+	retries int
+	backoff func(int) time.Duration
+	failed  func(attempt int, err error)
 }
 
 // newSubCalls loads the rollout's stored calls of turns ≥ next for replay.
-func newSubCalls(ctx context.Context, st *storage.Store, rolloutID int64, next int, model core.Model, emb experiments.Embedder, red *experiments.Redactor) (*subCalls, error) {
+// model is the retrying model the turns use; its retries apply to the
+// embeddings calls too.
+func newSubCalls(ctx context.Context, st *storage.Store, rolloutID int64, next int, model retryingModel, emb experiments.Embedder, red *experiments.Redactor) (*subCalls, error) {
 	j, err := experiments.NewSubCallJournal(ctx, st, rolloutID, next, red)
 	if err != nil {
 		return nil, err
 	}
-	return &subCalls{store: st, rolloutID: rolloutID, model: model, emb: emb, journal: j, red: red}, nil
+	return &subCalls{store: st, rolloutID: rolloutID, model: model, emb: emb, journal: j, red: red,
+		retries: model.retries, backoff: model.backoff, failed: model.failed}, nil
 }
 
 func (s *subCalls) commit(ctx context.Context, call core.SubCall) error {
@@ -78,7 +85,13 @@ func (s *subCalls) Embed(ctx context.Context, call core.SubCall, texts []string)
 	}
 	call.Request, call.Endpoint = req, SubCallEndpoint
 	start := time.Now()
-	vecs, usage, err := s.emb.Embed(ctx, texts)
+	var vecs [][]float64
+	var usage core.Usage
+	err = retry(ctx, s.retries, s.backoff, s.failed, func() error {
+		var err error
+		vecs, usage, err = s.emb.Embed(ctx, texts)
+		return err
+	})
 	if err != nil {
 		return call, nil, err
 	}
