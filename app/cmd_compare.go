@@ -10,7 +10,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/mem1lab/mem1lab/experiments"
+	"github.com/mem1lab/mem1lab/experiments/figures"
 	"github.com/mem1lab/mem1lab/experiments/stats"
+	"github.com/mem1lab/mem1lab/storage"
 )
 
 // experimentList is a repeatable --experiment flag; each value may itself be
@@ -87,8 +89,12 @@ func (c *CLI) cmdCompare(ctx context.Context, args []string) error {
 		}
 		return nil
 	}
+	metricName := cmp.Metric
+	if (cmp.Metric == "em" || cmp.Metric == "f1") && allWebShop(ctx, st, exps.ids) {
+		metricName = "final reward (WebShop, 0..1)" // stored in the EM and F1 columns
+	}
 	fmt.Fprintf(c.Stdout, "%s: a = %s, b = %s (%s differs); delta = a − b, 95%% intervals\n",
-		cmp.Metric, cmp.A, cmp.B, cmp.Factor)
+		metricName, cmp.A, cmp.B, cmp.Factor)
 	tw := tabwriter.NewWriter(c.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "objectives\tn\tmean a\tmean b\tdelta\tt CI\tbootstrap CI\tp\tp (Holm)\tw/t/l\ttest")
 	for _, r := range cmp.Rows {
@@ -109,4 +115,18 @@ func g4(x float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.4g", x)
+}
+
+// allWebShop reports whether every experiment of ids is a WebShop one.
+func allWebShop(ctx context.Context, st *storage.Store, ids []int64) bool {
+	for _, id := range ids {
+		e, err := st.Experiment(ctx, id)
+		if err != nil {
+			return false
+		}
+		if ws, _ := figures.WebShopConfig(e.ConfigJSON); !ws {
+			return false
+		}
+	}
+	return len(ids) > 0
 }

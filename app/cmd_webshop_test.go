@@ -110,6 +110,16 @@ func TestWebShopRunSeveralPolicies(t *testing.T) {
 	assert.Contains(t, out, "mem1           (1 done) final reward ×100: 100.0")
 	assert.Contains(t, out, "amem           (1 done) final reward ×100: 100.0")
 
+	// Compare sets two of the policies side by side on the same goals, in
+	// WebShop's terms.
+	code, out, errs = run(t, "compare", "--db", db, "--experiment", "1", "-a", "policy=mem1", "-b", "policy=window:2")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, "final reward (WebShop, 0..1): a = policy=mem1, b = policy=window:2")
+	assert.Contains(t, out, "0/2/0  paired t", "two goals paired")
+	code, out, errs = run(t, "compare", "--db", db, "--experiment", "1", "-a", "policy=mem1", "-b", "policy=mem0", "--metric", "peak")
+	require.Equal(t, 0, code, errs)
+	assert.True(t, strings.HasPrefix(out, "peak: "), out)
+
 	code, out, errs = run(t, "run", "--db", db, "--family", "webshop", "--endpoint", "scripted", "--goals", "2",
 		"--policy", "full,resum", "--json", "--quiet")
 	require.Equal(t, 0, code, errs)
