@@ -540,16 +540,9 @@ func (f *Figure) vsObjectives(aggs []experiments.Aggregate, stat func(experiment
 		if len(pts.XYs) == 0 {
 			continue
 		}
-		if err := f.addLine(pts.XYs, plotutil.Color(i), plotutil.Shape(i), nil, seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})); err != nil {
+		if err := f.addErrorLine(pts, i, seriesLabel(experiments.GroupKey{Model: k.model, Policy: k.policy})); err != nil {
 			return err
 		}
-		eb, err := plotter.NewYErrorBars(pts)
-		if err != nil {
-			return err
-		}
-		eb.LineStyle.Color = plotutil.Color(i)
-		f.Plot.Add(eb)
-		f.Points += len(pts.XYs)
 	}
 	if len(o.NotSignificant) > 0 && f.Points > 0 {
 		top := math.Inf(-1)
@@ -620,16 +613,9 @@ func (f *Figure) byCategory(aggs []experiments.Aggregate, stat func(experiments.
 			continue // no value (e.g. no paper peak)
 		}
 		pts := errXY{XYs: plotter.XYs{{X: x, Y: best.Mean}}, YErrors: plotter.YErrors{{Low: half(best, o), High: half(best, o)}}, XErrors: make(plotter.XErrors, 1)}
-		if err := f.addLine(pts.XYs, plotutil.Color(i), plotutil.Shape(i), nil, label); err != nil {
+		if err := f.addErrorLine(pts, i, label); err != nil {
 			return err
 		}
-		eb, err := plotter.NewYErrorBars(pts)
-		if err != nil {
-			return err
-		}
-		eb.LineStyle.Color = plotutil.Color(i)
-		f.Plot.Add(eb)
-		f.Points++
 	}
 	f.Categories = []string{}
 	for _, t := range ticks {
@@ -659,6 +645,23 @@ func (f *Figure) byCategory(aggs []experiments.Aggregate, stat func(experiments.
 	f.Plot.X.Tick.Label.Rotation = math.Pi / 6
 	f.Plot.X.Tick.Label.XAlign, f.Plot.X.Tick.Label.YAlign = draw.XRight, draw.YTop
 	f.Plot.X.Label.Text = "setting (WebShop: one goal per task)"
+	return nil
+}
+
+// addErrorLine draws series i's points (a line with glyphs) and their
+// vertical error bars in its colour, with its legend label, and counts the
+// points.
+func (f *Figure) addErrorLine(pts errXY, i int, label string) error {
+	if err := f.addLine(pts.XYs, plotutil.Color(i), plotutil.Shape(i), nil, label); err != nil {
+		return err
+	}
+	eb, err := plotter.NewYErrorBars(pts)
+	if err != nil {
+		return err
+	}
+	eb.LineStyle.Color = plotutil.Color(i)
+	f.Plot.Add(eb)
+	f.Points += len(pts.XYs)
 	return nil
 }
 
