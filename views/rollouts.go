@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/mem1lab/mem1lab/core"
 	"github.com/mem1lab/mem1lab/storage"
 )
 
@@ -84,6 +85,17 @@ func (l *rolloutList) apply() {
 		if l.filter == "" || strings.Contains(strings.ToLower(strings.Join([]string{r.TaskKey, r.Dataset, r.Policy, r.Status, r.Error}, " ")), l.filter) {
 			l.shown = append(l.shown, r)
 		}
+	}
+	shop := len(l.all) > 0 // a WebShop experiment's score is its final reward
+	for _, r := range l.all {
+		shop = shop && r.Dataset == core.FamilyWebShop
+	}
+	if shop {
+		l.table.setHeader(4, "Reward")
+		l.table.setHeader(5, "F1 (= reward)")
+	} else {
+		l.table.setHeader(4, "EM")
+		l.table.setHeader(5, "F1")
 	}
 	rows := make([][]string, len(l.shown))
 	for i, r := range l.shown {

@@ -295,3 +295,19 @@ func TestChartsMixedFamiliesChartQA(t *testing.T) {
 		assert.False(t, p.metric.Disabled())
 	})
 }
+
+// TestRolloutListNamesWebShopReward: a WebShop experiment's rollouts are
+// listed with a Reward column where QA ones show EM.
+func TestRolloutListNamesWebShopReward(t *testing.T) {
+	st, exp := webShopStore(t)
+	u, _ := newTestUI(t, st, nil)
+	l := u.runs.rollouts
+	act(u, func() { l.load(exp) })
+	u.wait()
+	act(u, func() {
+		require.Len(t, l.table.rows, 6)
+		assert.Equal(t, "Reward", l.table.headers[4])
+		assert.Equal(t, "F1 (= reward)", l.table.headers[5])
+		assert.Equal(t, "1.00", l.table.rows[0][4])
+	})
+}
