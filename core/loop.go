@@ -187,6 +187,11 @@ type Agent struct {
 	// Sub makes a memory policy's sub-calls (see MemoryPolicy); nil is fine
 	// for policies without memory.
 	Sub SubCaller
+	// Held (may be nil) is the time, so far, the rollout's calls were held
+	// by a paused run (it only grows): what it grows by during a turn is
+	// left out of that turn's Latency (and RetrievalLatency), and all it
+	// grows by during Run out of the outcome's Elapsed.
+	Held func() time.Duration
 }
 
 // TurnError is the error Run returns when a turn fails: Op is "model",
@@ -283,7 +288,8 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 	}
 	began := clock()
 
-	r := rollout{cfg: cfg, task: task, began: began, clock: clock}
+	r := rollout{cfg: cfg, task: task, began: began, clock: clock, held: a.Held}
+	r.heldAtBegin = r.heldNow()
 	r.turns = append(r.turns, prior...)
 	r.exchanges = cfg.Tags.Exchanges(prior)
 	for _, t := range prior {
@@ -304,6 +310,7 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 		}
 		last := i == cfg.MaxTurns-1
 		start := clock() // sub-calls count in the turn's latency
+		heldAtStart := r.heldNow()
 		c := Context{Prompt: prompt, History: cfg.Policy.Keep(r.exchanges), OneMessage: OneMessage(cfg.Policy)}
 		var mt Turn
 		if mem != nil {
@@ -357,9 +364,9 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 			t.Information = BudgetHint(turnsLeft) + "\n" + ClosedBookNote + "\n"
 		case p.Action == ActionSearch && !last:
 			if strings.TrimSpace(p.Query) != "" {
-				searchStart := clock()
+				searchStart, heldBefore := clock(), r.heldNow()
 				passages, err := a.Env.Search(ctx, p.Query, cfg.TopK)
-				t.RetrievalLatency = clock().Sub(searchStart)
+				t.RetrievalLatency = clock().Sub(searchStart) - (r.heldNow() - heldBefore)
 				if err != nil {
 					return r.outcome(), &TurnError{Turn: i, Op: "search", Err: err}
 				}
@@ -369,7 +376,7 @@ func (a *Agent) Run(ctx context.Context, task Task, prior []Turn, onTurn func(Tu
 		case p.Action == ActionNone && !last && cfg.InvalidNote != "":
 			t.Information = BudgetHint(turnsLeft) + "\n" + cfg.InvalidNote + "\n"
 		}
-		t.Latency = clock().Sub(start) // model call plus retrieval
+		t.Latency = clock().Sub(start) - (r.heldNow() - heldAtStart) // model call plus retrieval, without a pause
 		if t.Cached {
 			t.Latency = t.RetrievalLatency // no model call was made
 		}
@@ -397,6 +404,18 @@ type rollout struct {
 	began     time.Time
 	priorTime time.Duration
 	clock     func() time.Time
+	// held is Agent.Held; heldAtBegin its value when Run began.
+	held        func() time.Duration
+	heldAtBegin time.Duration
+}
+
+// heldNow is the time the rollout has been held by a pause so far (0 without
+// Agent.Held).
+func (r *rollout) heldNow() time.Duration {
+	if r.held == nil {
+		return 0
+	}
+	return r.held()
 }
 
 // ended reports whether t, the latest turn, finishes the rollout.
@@ -436,6 +455,6 @@ func (r *rollout) outcome() Outcome {
 	o.Answer, _ = FinalAnswerWith(r.cfg.Scheme, traj, r.cfg.Tags)
 	answered := len(r.turns) > 0 && r.turns[len(r.turns)-1].Action == ActionAnswer
 	o.HitMaxTurns = !answered && len(r.turns) >= r.cfg.MaxTurns
-	o.Elapsed = r.priorTime + r.clock().Sub(r.began)
+	o.Elapsed = r.priorTime + r.clock().Sub(r.began) - (r.heldNow() - r.heldAtBegin)
 	return o
 }

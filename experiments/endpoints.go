@@ -145,7 +145,21 @@ func (e *endpointState) stats() EndpointStats {
 type gate struct {
 	mu     sync.Mutex
 	paused bool
-	open   chan struct{} // closed while not paused
+	open   chan struct{}    // closed while not paused
+	now    func() time.Time // measures the time waiters are held (nil: time.Now)
+}
+
+// heldTime sums the time one rollout's calls were held by a paused gate, so
+// that its latencies and seconds leave the pause out (core.Agent.Held).
+type heldTime struct{ ns atomic.Int64 }
+
+func (h *heldTime) total() time.Duration { return time.Duration(h.ns.Load()) }
+
+type heldKey struct{}
+
+// withHeld returns ctx whose gate waits are summed into h.
+func withHeld(ctx context.Context, h *heldTime) context.Context {
+	return context.WithValue(ctx, heldKey{}, h)
 }
 
 func newGate() *gate {
@@ -193,8 +207,15 @@ func (g *gate) waitIdle(ctx context.Context, idle func()) error {
 		idle()
 	}
 	g.mu.Lock()
-	ch = g.open
+	ch, now := g.open, g.now
 	g.mu.Unlock()
+	if now == nil {
+		now = time.Now
+	}
+	if h, _ := ctx.Value(heldKey{}).(*heldTime); h != nil {
+		began := now()
+		defer func() { h.ns.Add(int64(now().Sub(began))) }()
+	}
 	select {
 	case <-ch:
 		return nil

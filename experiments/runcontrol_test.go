@@ -544,6 +544,63 @@ func TestPauseResumeCancelAndResumeFromStore(t *testing.T) {
 	})
 }
 
+// TestPauseIsNoPartOfRolloutTime: the time a run is paused (100 fake
+// seconds in a synctest bubble) is left out of the seconds and turn
+// latencies of the rollouts it held mid-way, so a paused run's time figures
+// equal an unpaused one's.
+func TestPauseIsNoPartOfRolloutTime(t *testing.T) {
+	path := bubbleStoreFile(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	synctest.Test(t, func(t *testing.T) {
+		st := openBubbleStore(t, path)
+		defer st.Close()
+		ctx := context.Background()
+		qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
+		require.NoError(t, err)
+		c := &countingServer{next: oracle.New(qs), latency: 5 * time.Millisecond}
+		newModel, stop := serveMem(c)
+		defer stop()
+		cfg := DefaultRunConfig()
+		cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency = memURL, oracle.ModelName, 2, 4, 2
+		r := &Runner{Store: st, Env: st, Heartbeat: 20 * time.Millisecond, NewModel: newModel}
+		expID, err := r.Create(ctx, cfg)
+		require.NoError(t, err)
+		progress := make(chan Progress, 1000)
+		errc := make(chan error, 1)
+		began := time.Now()
+		go func() {
+			_, err := r.Resume(ctx, expID, func(p Progress) { progress <- p })
+			errc <- err
+		}()
+		for p := range progress {
+			if p.Turns >= 1 {
+				break
+			}
+		}
+		require.NoError(t, r.Control(ctx, expID, "pause"))
+		time.Sleep(100 * time.Second)
+		synctest.Wait()
+		require.NoError(t, r.Control(ctx, expID, "resume"))
+		go func() {
+			for range progress {
+			}
+		}()
+		require.NoError(t, <-errc)
+		require.Greater(t, time.Since(began), 100*time.Second, "the run itself took the pause")
+		rows := assertSettled(t, st, expID, 4)
+		for _, row := range rows {
+			assert.Less(t, row.Seconds, 10.0, "rollout %d: its seconds leave the pause out", row.ID)
+			turns, err := st.Turns(ctx, row.ID)
+			require.NoError(t, err)
+			for _, tu := range turns {
+				assert.Less(t, tu.Latency, 10*time.Second, "rollout %d turn %d", row.ID, tu.Index)
+				assert.GreaterOrEqual(t, tu.Latency, time.Duration(0))
+			}
+		}
+		close(progress)
+	})
+}
+
 // TestResumeRefusesALiveOwner: a lease refreshed by a live process is not taken.
 func TestResumeRefusesALiveOwner(t *testing.T) {
 	st := bundleStore(t)

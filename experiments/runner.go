@@ -562,6 +562,7 @@ func (r *Runner) execute(ctx context.Context, expID int64, cfg RunConfig, eps []
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	act := &activeRun{gate: newGate(), cancel: cancelRun}
+	act.gate.now = r.Clock // the time held is measured on the agents' clock
 	r.mu.Lock()
 	if r.active == nil {
 		r.active = map[int64]*activeRun{}
@@ -854,7 +855,8 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	}
 	model := &callModel{store: r.Store, ep: ep, gate: g, rp: rp, rolloutID: j.ID, turn: len(prior), tr: tr, red: red,
 		session: RolloutSessionKey(tr.experiment(), j.ID), cache: tr.cache, claimed: confirm}
-	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock}
+	paused := &heldTime{} // a pause is no part of the rollout's time
+	agent := &core.Agent{Model: model, Env: &callEnv{rs: rs, model: model}, Config: acfg, Clock: r.Clock, Held: paused.total}
 	if isMemory {
 		sc, err := r.newSubCaller(bg, j.ID, len(prior), ep, mem, g, rp, tr, red)
 		if err != nil {
@@ -929,7 +931,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 		return hand(t)
 	}
 	began := time.Now()
-	out, err := agent.Run(ctx, j.Task, prior, onTurn)
+	out, err := agent.Run(withHeld(ctx, paused), j.Task, prior, onTurn)
 	model.markReplied(false) // a reply whose turn was never stored
 	if !confirm() {
 		return // taken elsewhere or not claimable: nothing of it was stored
@@ -939,7 +941,7 @@ func (r *Runner) play(ctx context.Context, j storage.PendingRollout, ep *endpoin
 	} else if serr != nil {
 		err = errors.Join(err, fmt.Errorf("turn %d not stored: %w", lastTurn.Index, serr))
 	}
-	secs := time.Since(began).Seconds()
+	secs := (time.Since(began) - paused.total()).Seconds() // a pause is no part of it
 	for _, t := range prior {
 		secs += t.Latency.Seconds()
 	}
