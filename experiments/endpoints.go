@@ -157,6 +157,15 @@ func (h *heldTime) total() time.Duration { return time.Duration(h.ns.Load()) }
 
 type heldKey struct{}
 
+// heldSoFar is the time ctx's rollout has been held by a pause so far (0
+// when ctx carries no heldTime).
+func heldSoFar(ctx context.Context) time.Duration {
+	if h, _ := ctx.Value(heldKey{}).(*heldTime); h != nil {
+		return h.total()
+	}
+	return 0
+}
+
 // withHeld returns ctx whose gate waits are summed into h.
 func withHeld(ctx context.Context, h *heldTime) context.Context {
 	return context.WithValue(ctx, heldKey{}, h)

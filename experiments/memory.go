@@ -438,7 +438,7 @@ func (s *subCaller) Generate(ctx context.Context, call core.SubCall, prompt stri
 		return j, err
 	}
 	call.Request, call.Endpoint = prompt, s.gen.profile.Name
-	start := time.Now()
+	start, held := time.Now(), heldSoFar(ctx)
 	err := s.send(ctx, s.gen, call, func(ctx context.Context) error {
 		comp, err := s.gen.model.Complete(ctx, core.Context{Prompt: prompt}, nil)
 		if err != nil {
@@ -453,7 +453,7 @@ func (s *subCaller) Generate(ctx context.Context, call core.SubCall, prompt stri
 	if err != nil {
 		return call, err
 	}
-	call.Latency = time.Since(start)
+	call.Latency = time.Since(start) - (heldSoFar(ctx) - held) // a pause is no part of it
 	return call, s.commit(ctx, call)
 }
 
@@ -468,7 +468,7 @@ func (s *subCaller) Embed(ctx context.Context, call core.SubCall, texts []string
 	}
 	call.Request, call.Endpoint = req, s.emb.name
 	var vecs [][]float64
-	start := time.Now()
+	start, held := time.Now(), heldSoFar(ctx)
 	err = s.send(ctx, s.emb.state, call, func(ctx context.Context) error {
 		v, u, err := s.emb.model.Embed(ctx, texts)
 		if err != nil {
@@ -480,7 +480,7 @@ func (s *subCaller) Embed(ctx context.Context, call core.SubCall, texts []string
 	if err != nil {
 		return call, nil, err
 	}
-	call.Latency = time.Since(start)
+	call.Latency = time.Since(start) - (heldSoFar(ctx) - held) // a pause is no part of it
 	resp, err := json.Marshal(vecs)
 	if err != nil {
 		return call, nil, err
