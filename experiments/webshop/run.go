@@ -297,9 +297,8 @@ func (r *Runner) Resume(ctx context.Context, expID int64) (Summary, error) {
 		if row.Status == storage.StatusDone {
 			continue
 		}
-		if r.Gate.Paused() { // paused between rollouts: none starts (no reset, no replay) until it goes on
-			cnt.send()
-			_ = r.Gate.Wait(ctx)
+		if hold := r.hold(cnt); hold != nil {
+			_, _ = hold(ctx) // paused between rollouts: none starts (no reset, no replay) until it goes on
 		}
 		if err := ctx.Err(); err != nil {
 			_ = r.Store.SetExperimentStatus(context.WithoutCancel(ctx), expID, storage.StatusCancelled)
@@ -352,26 +351,21 @@ func (r *Runner) play(ctx context.Context, client *Client, cfg Config, id int64,
 		return "", err
 	}
 	turn := len(prior)
-	env := &Env{Client: client, Goal: goal, Retries: cfg.Retries, Backoff: r.Backoff}
-	env.OnFailure = func(op string, attempt int, err error) {
+	// record stores a failed attempt of the current turn under endpoint.
+	record := func(endpoint, op string, attempt int, err error) {
 		status := 0
 		var ce *experiments.CallError
 		if errors.As(err, &ce) {
 			status = ce.Status
 		}
-		_ = r.Store.RecordAttempt(bg, storage.Attempt{RolloutID: id, Turn: turn, Attempt: attempt, Endpoint: EnvAttemptEndpoint,
+		_ = r.Store.RecordAttempt(bg, storage.Attempt{RolloutID: id, Turn: turn, Attempt: attempt, Endpoint: endpoint,
 			Status: status, Error: r.Redact.Text(op + ": " + err.Error())})
 	}
+	env := &Env{Client: client, Goal: goal, Retries: cfg.Retries, Backoff: r.Backoff}
+	env.OnFailure = func(op string, attempt int, err error) { record(EnvAttemptEndpoint, op, attempt, err) }
 	defer env.Close(bg)
-	model := retryingModel{m: r.Model, retries: cfg.Retries, backoff: r.Backoff, failed: func(attempt int, err error) {
-		status := 0
-		var ce *experiments.CallError
-		if errors.As(err, &ce) {
-			status = ce.Status
-		}
-		_ = r.Store.RecordAttempt(bg, storage.Attempt{RolloutID: id, Turn: turn, Attempt: attempt, Endpoint: ModelAttemptEndpoint,
-			Status: status, Error: r.Redact.Text("model: " + err.Error())})
-	}}
+	model := retryingModel{m: r.Model, retries: cfg.Retries, backoff: r.Backoff,
+		failed: func(attempt int, err error) { record(ModelAttemptEndpoint, "model", attempt, err) }}
 	agent := &core.WebShopAgent{Model: model, Env: env, Clock: r.Clock, Hold: r.hold(cnt),
 		Config: core.WebShopConfig{Template: cfg.Template, MaxTurns: cfg.MaxTurns, Policy: policy, Memory: cfg.Memory.Options()}}
 	if p, err := core.WebShopPolicy(policy, agent.Config.Memory); err == nil {

@@ -27,14 +27,10 @@ const SubCallEndpoint = "agent"
 type subCalls struct {
 	store     *storage.Store
 	rolloutID int64
-	model     core.Model
+	model     retryingModel        // its retries serve the embeddings calls too
 	emb       experiments.Embedder // nil: embeddings fail
 	journal   *experiments.SubCallJournal
 	red       *experiments.Redactor
-	// embeddings calls are retried as model calls are (retryingModel)
-	retries int
-	backoff func(int) time.Duration
-	failed  func(attempt int, err error)
 }
 
 // newSubCalls loads the rollout's stored calls of turns ≥ next for replay.
@@ -45,8 +41,7 @@ func newSubCalls(ctx context.Context, st *storage.Store, rolloutID int64, next i
 	if err != nil {
 		return nil, err
 	}
-	return &subCalls{store: st, rolloutID: rolloutID, model: model, emb: emb, journal: j, red: red,
-		retries: model.retries, backoff: model.backoff, failed: model.failed}, nil
+	return &subCalls{store: st, rolloutID: rolloutID, model: model, emb: emb, journal: j, red: red}, nil
 }
 
 func (s *subCalls) commit(ctx context.Context, call core.SubCall) error {
@@ -87,7 +82,7 @@ func (s *subCalls) Embed(ctx context.Context, call core.SubCall, texts []string)
 	start := time.Now()
 	var vecs [][]float64
 	var usage core.Usage
-	err = retry(ctx, s.retries, s.backoff, s.failed, func() error {
+	err = retry(ctx, s.model.retries, s.model.backoff, s.model.failed, func() error {
 		var err error
 		vecs, usage, err = s.emb.Embed(ctx, texts)
 		return err
