@@ -175,7 +175,9 @@ func WebShopPolicy(name string, o MemoryOptions) (Policy, error) {
 	return p, nil
 }
 
-func (c WebShopConfig) normalized() (WebShopConfig, error) {
+// normalized is c with its defaults, and the policy it names; errors list
+// every invalid field.
+func (c WebShopConfig) normalized() (WebShopConfig, Policy, error) {
 	if c.Tags == (WebShopTags{}) {
 		c.Tags = DefaultWebShopTags()
 	}
@@ -192,13 +194,14 @@ func (c WebShopConfig) normalized() (WebShopConfig, error) {
 	if c.MaxTurns < 0 {
 		errs = append(errs, fmt.Errorf("webshop: MaxTurns %d is negative", c.MaxTurns))
 	}
-	if _, err := WebShopPolicy(c.Policy, c.Memory); err != nil {
+	policy, err := WebShopPolicy(c.Policy, c.Memory)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	if c.Template != "" && !strings.Contains(c.Template, InstructionSlot) {
 		errs = append(errs, fmt.Errorf("webshop: template has no %s slot", InstructionSlot))
 	}
-	return c, errors.Join(errs...)
+	return c, policy, errors.Join(errs...)
 }
 
 // WebShopOutcome is one WebShop episode's result. Reward is the final reward
@@ -259,16 +262,12 @@ type WebShopAgent struct {
 // Errors: invalid config; a *TurnError with Op "reset", "memory", "model",
 // "step" or "store" (the outcome holds the finished turns).
 func (a *WebShopAgent) Run(ctx context.Context, prior []Turn, onTurn func(Turn) error) (WebShopOutcome, error) {
-	cfg, err := a.Config.normalized()
+	cfg, policy, err := a.Config.normalized()
 	if err != nil {
 		return WebShopOutcome{}, err
 	}
 	if a.Model == nil || a.Env == nil {
 		return WebShopOutcome{}, errors.New("webshop: no model or no environment")
-	}
-	policy, err := WebShopPolicy(cfg.Policy, cfg.Memory)
-	if err != nil {
-		return WebShopOutcome{}, err
 	}
 	clock := a.Clock
 	if clock == nil {

@@ -153,18 +153,25 @@ type gate struct {
 // that its latencies and seconds leave the pause out (core.Agent.Held).
 type heldTime struct{ ns atomic.Int64 }
 
-func (h *heldTime) total() time.Duration { return time.Duration(h.ns.Load()) }
+// total is the time summed so far (0 for nil h).
+func (h *heldTime) total() time.Duration {
+	if h == nil {
+		return 0
+	}
+	return time.Duration(h.ns.Load())
+}
 
 type heldKey struct{}
 
+// heldFrom is ctx's heldTime (nil: none).
+func heldFrom(ctx context.Context) *heldTime {
+	h, _ := ctx.Value(heldKey{}).(*heldTime)
+	return h
+}
+
 // heldSoFar is the time ctx's rollout has been held by a pause so far (0
 // when ctx carries no heldTime).
-func heldSoFar(ctx context.Context) time.Duration {
-	if h, _ := ctx.Value(heldKey{}).(*heldTime); h != nil {
-		return h.total()
-	}
-	return 0
-}
+func heldSoFar(ctx context.Context) time.Duration { return heldFrom(ctx).total() }
 
 // withHeld returns ctx whose gate waits are summed into h.
 func withHeld(ctx context.Context, h *heldTime) context.Context {
@@ -221,7 +228,7 @@ func (g *gate) waitIdle(ctx context.Context, idle func()) error {
 	if now == nil {
 		now = time.Now
 	}
-	if h, _ := ctx.Value(heldKey{}).(*heldTime); h != nil {
+	if h := heldFrom(ctx); h != nil {
 		began := now()
 		defer func() { h.ns.Add(int64(now().Sub(began))) }()
 	}

@@ -632,10 +632,7 @@ func (f *Figure) byCategory(aggs []experiments.Aggregate, stat func(experiments.
 		}
 		for _, r := range rows {
 			ticks = append(ticks, plot.Tick{Value: float64(len(ticks) + 1), Label: r.System + " (paper)"})
-		}
-		f.Categories = f.Categories[:0]
-		for _, t := range ticks {
-			f.Categories = append(f.Categories, t.Label)
+			f.Categories = append(f.Categories, r.System+" (paper)")
 		}
 	}
 	f.Plot.X.Tick.Marker = ticks
