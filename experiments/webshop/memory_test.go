@@ -3,7 +3,6 @@ package webshop
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -127,21 +126,7 @@ func TestMemoryPolicyNeedsEmbeddings(t *testing.T) {
 // uninterrupted episode's (the memory comes back from the stored state, the
 // sub-calls of stored turns are not sent again).
 func TestMemoryPolicyResume(t *testing.T) {
-	fake := NewFakeServer()
-	broken := true
-	var mu sync.Mutex
-	f := &faulty{next: fake}
-	f.fail = func(w http.ResponseWriter, r *http.Request, path string, n int) bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if broken && path == "/step" && n >= 3 {
-			http.Error(w, "Internal Server Error", 500)
-			return true
-		}
-		return false
-	}
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	srv, heal := brokenStepServer(t)
 	st := testStore(t)
 	ctx := context.Background()
 	cfg := Config{EnvURL: srv.URL, Goals: []int{11}, Policy: "summary:1", Model: ScriptedModelName}
@@ -150,9 +135,7 @@ func TestMemoryPolicyResume(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1, sum.Failed)
 	rows, _ := st.Rollouts(ctx, sum.Experiment)
-	mu.Lock()
-	broken = false
-	mu.Unlock()
+	heal()
 	sum, err = r.Resume(ctx, sum.Experiment)
 	require.NoError(t, err)
 	require.Equal(t, 1, sum.Done)

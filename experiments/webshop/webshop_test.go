@@ -284,15 +284,13 @@ func TestExpiredIndexIsRecreatedAndReplayed(t *testing.T) {
 	assert.Contains(t, atts[0].Error, "not found")
 }
 
-// TestFailedStepThenResume: a server that keeps answering 500 (after one
-// retry) fails the rollout with a per-turn error and keeps its turns;
-// resuming against a healthy server replays them and finishes the episode
-// with the contexts of an uninterrupted one.
-func TestFailedStepThenResume(t *testing.T) {
-	fake := NewFakeServer()
-	broken := true
+// brokenStepServer is the fake WebShop behind a fault that answers 500 to
+// every /step from the third on, until heal is called; it is closed with the
+// test.
+func brokenStepServer(t *testing.T) (srv *httptest.Server, heal func()) {
 	var mu sync.Mutex
-	f := &faulty{next: fake}
+	broken := true
+	f := &faulty{next: NewFakeServer()}
 	f.fail = func(w http.ResponseWriter, r *http.Request, path string, n int) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -302,8 +300,21 @@ func TestFailedStepThenResume(t *testing.T) {
 		}
 		return false
 	}
-	srv := httptest.NewServer(f)
-	defer srv.Close()
+	srv = httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return srv, func() {
+		mu.Lock()
+		broken = false
+		mu.Unlock()
+	}
+}
+
+// TestFailedStepThenResume: a server that keeps answering 500 (after one
+// retry) fails the rollout with a per-turn error and keeps its turns;
+// resuming against a healthy server replays them and finishes the episode
+// with the contexts of an uninterrupted one.
+func TestFailedStepThenResume(t *testing.T) {
+	srv, heal := brokenStepServer(t)
 	st := testStore(t)
 	ctx := context.Background()
 	cfg := Config{EnvURL: srv.URL, Goals: []int{11}, Model: ScriptedModelName, Retries: 1}
@@ -320,9 +331,7 @@ func TestFailedStepThenResume(t *testing.T) {
 	atts, _ := st.Attempts(ctx, rows[0].ID)
 	assert.Len(t, atts, 2, "both failed attempts are recorded")
 
-	mu.Lock()
-	broken = false
-	mu.Unlock()
+	heal()
 	sum, err = r.Resume(ctx, sum.Experiment)
 	require.NoError(t, err)
 	assert.Equal(t, 1, sum.Done)
