@@ -298,36 +298,61 @@ func (m blockingShopper) Complete(ctx context.Context, _ core.Context, _ []strin
 	return core.Completion{}, ctx.Err()
 }
 
+// shopRunPlay is a WebShop run started in the background by startShopPlay.
+type shopRunPlay struct {
+	db   string
+	st   *storage.Store
+	r    *labRunner
+	id   int64 // the experiment, known from its first progress report
+	done chan shopOutcome
+}
+
+type shopOutcome struct {
+	sum experiments.Summary
+	err error
+}
+
+// startShopPlay runs goals of the demo WebShop with model under a fresh lab
+// runner on a fresh store (heartbeat every beat; 0 = the default), in the
+// background, and returns once the experiment is stored; onProgress (may be
+// nil) sees every report. The store and runner close with the test.
+func startShopPlay(t *testing.T, model core.Model, goals string, beat time.Duration, onProgress func(experiments.Progress)) *shopRunPlay {
+	t.Helper()
+	p := &shopRunPlay{db: filepath.Join(t.TempDir(), "lab.db"), done: make(chan shopOutcome, 1)}
+	st, err := storage.Open(p.db)
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	r := newLabRunner(st, nil)
+	t.Cleanup(r.Close)
+	r.Heartbeat = beat
+	r.ShopModel = func(webshop.Config) (core.Model, error) { return model, nil }
+	cfg := experiments.DefaultRunConfig()
+	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
+	cfg.WebShop = &experiments.WebShopSettings{Goals: goals}
+	ids := make(chan int64, 1)
+	go func() {
+		sum, err := r.Run(context.Background(), cfg, func(pr experiments.Progress) {
+			select {
+			case ids <- pr.Experiment:
+			default:
+			}
+			if onProgress != nil {
+				onProgress(pr)
+			}
+		})
+		p.done <- shopOutcome{sum, err}
+	}()
+	p.st, p.r, p.id = st, r, <-ids
+	return p
+}
+
 // TestLabRunnerControlsWebShop: Runs' controls reach a WebShop run playing in
 // this process: not orphaned; pause and go on set the experiment's status and
 // its stored control; cancel stops it as cancelled.
 func TestLabRunnerControlsWebShop(t *testing.T) {
-	st, err := storage.Open(filepath.Join(t.TempDir(), "lab.db"))
-	require.NoError(t, err)
-	defer st.Close()
-	r := newLabRunner(st, nil)
-	defer r.Close()
 	m := blockingShopper{started: make(chan struct{})}
-	r.ShopModel = func(webshop.Config) (core.Model, error) { return m, nil }
-	cfg := experiments.DefaultRunConfig()
-	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
-	cfg.WebShop = &experiments.WebShopSettings{Goals: "0-1"}
-	ids := make(chan int64, 8)
-	type result struct {
-		sum experiments.Summary
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		sum, err := r.Run(context.Background(), cfg, func(p experiments.Progress) {
-			select {
-			case ids <- p.Experiment:
-			default:
-			}
-		})
-		done <- result{sum, err}
-	}()
-	id := <-ids
+	p := startShopPlay(t, m, "0-1", 0, nil)
+	st, r, id, done := p.st, p.r, p.id, p.done
 	<-m.started
 	orphaned, err := r.Orphaned(t.Context(), id)
 	require.NoError(t, err)
@@ -378,40 +403,20 @@ func (m *heldShopper) Complete(ctx context.Context, c core.Context, stops []stri
 // call starts while paused (the run reports Paused), and `pause --resume`
 // lets the episode go on to its purchase.
 func TestWebShopStoredPause(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "lab.db")
-	st, err := storage.Open(db)
-	require.NoError(t, err)
-	defer st.Close()
-	r := newLabRunner(st, nil)
-	defer r.Close()
-	r.Heartbeat = 2 * time.Millisecond
 	m := &heldShopper{started: make(chan struct{}), release: make(chan struct{})}
-	r.ShopModel = func(webshop.Config) (core.Model, error) { return m, nil }
-	cfg := experiments.DefaultRunConfig()
-	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
-	cfg.WebShop = &experiments.WebShopSettings{Goals: "1"}
-	ids := make(chan int64, 1)
 	held := make(chan int, 1)
-	done := make(chan error, 1)
-	go func() {
-		_, err := r.Run(context.Background(), cfg, func(p experiments.Progress) {
+	p := startShopPlay(t, m, "1", 2*time.Millisecond, func(pr experiments.Progress) {
+		if pr.Paused && pr.Turns == 1 {
+			m.mu.Lock()
+			n := m.calls
+			m.mu.Unlock()
 			select {
-			case ids <- p.Experiment:
+			case held <- n:
 			default:
 			}
-			if p.Paused && p.Turns == 1 {
-				m.mu.Lock()
-				n := m.calls
-				m.mu.Unlock()
-				select {
-				case held <- n:
-				default:
-				}
-			}
-		})
-		done <- err
-	}()
-	id := <-ids
+		}
+	})
+	db, st, id := p.db, p.st, p.id
 	<-m.started
 	code, _, errs := run(t, "pause", "--db", db, strconv.FormatInt(id, 10))
 	require.Equal(t, 0, code, errs)
@@ -427,7 +432,7 @@ func TestWebShopStoredPause(t *testing.T) {
 	assert.Equal(t, 1, <-held, "held before the second turn: one model call made")
 	code, _, errs = run(t, "pause", "--db", db, "--resume", strconv.FormatInt(id, 10))
 	require.Equal(t, 0, code, errs)
-	require.NoError(t, <-done)
+	require.NoError(t, (<-p.done).err)
 	e, err := st.Experiment(t.Context(), id)
 	require.NoError(t, err)
 	assert.Equal(t, storage.StatusDone, e.Status)
@@ -441,30 +446,9 @@ func TestWebShopStoredPause(t *testing.T) {
 // and cannot resume it; a cancel request stored by `mem1lab cancel ID`
 // reaches the run through its heartbeat.
 func TestWebShopLeaseAndStoredCancel(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "lab.db")
-	st, err := storage.Open(db)
-	require.NoError(t, err)
-	defer st.Close()
-	r := newLabRunner(st, nil)
-	defer r.Close()
-	r.Heartbeat = 5 * time.Millisecond
 	m := blockingShopper{started: make(chan struct{})}
-	r.ShopModel = func(webshop.Config) (core.Model, error) { return m, nil }
-	cfg := experiments.DefaultRunConfig()
-	cfg.Family, cfg.Endpoint = core.FamilyWebShop, experiments.WebShopScripted
-	cfg.WebShop = &experiments.WebShopSettings{Goals: "0"}
-	ids := make(chan int64, 1)
-	done := make(chan error, 1)
-	go func() {
-		_, err := r.Run(context.Background(), cfg, func(p experiments.Progress) {
-			select {
-			case ids <- p.Experiment:
-			default:
-			}
-		})
-		done <- err
-	}()
-	id := <-ids
+	p := startShopPlay(t, m, "0", 5*time.Millisecond, nil)
+	db, st, id := p.db, p.st, p.id
 	<-m.started
 
 	other := newLabRunner(st, nil)
@@ -476,7 +460,7 @@ func TestWebShopLeaseAndStoredCancel(t *testing.T) {
 
 	code, _, errs := run(t, "cancel", "--db", db, strconv.FormatInt(id, 10))
 	require.Equal(t, 0, code, errs)
-	require.ErrorIs(t, <-done, context.Canceled)
+	require.ErrorIs(t, (<-p.done).err, context.Canceled)
 	e, err := st.Experiment(t.Context(), id)
 	require.NoError(t, err)
 	assert.Equal(t, storage.StatusCancelled, e.Status)
