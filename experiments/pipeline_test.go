@@ -269,12 +269,11 @@ func TestGateWaitIdle(t *testing.T) {
 // not nil), and the rollout steal taken by another owner just before its
 // claim is applied (so that claim does not hold).
 type claimGate struct {
-	*storage.Store
+	batchLog
 	release chan struct{}
 	steal   int64
 	mu      sync.Mutex
 	held    bool
-	batches [][]storage.Write
 }
 
 func (g *claimGate) ApplyWrites(ctx context.Context, ws []storage.Write) []storage.WriteOutcome {
@@ -293,10 +292,7 @@ func (g *claimGate) ApplyWrites(ctx context.Context, ws []storage.Write) []stora
 			<-g.release
 		}
 	}
-	g.mu.Lock()
-	g.batches = append(g.batches, append([]storage.Write(nil), ws...))
-	g.mu.Unlock()
-	return g.Store.ApplyWrites(ctx, ws)
+	return g.batchLog.ApplyWrites(ctx, ws)
 }
 
 // A rollout's first model call goes out while its claim is being committed;
@@ -306,7 +302,7 @@ func TestFirstCallOverlapsClaim(t *testing.T) {
 	st := bundleStore(t)
 	calls := make(chan int, 16)
 	srv := countingStub(t, calls)
-	g := &claimGate{Store: st, release: make(chan struct{})}
+	g := &claimGate{batchLog: batchLog{Store: st}, release: make(chan struct{})}
 	cfg := DefaultRunConfig()
 	cfg.Name = "claim overlap"
 	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 1, 1, 2
@@ -377,7 +373,7 @@ func TestClaimThatDoesNotHoldStoresNothing(t *testing.T) {
 	cfg.Name = "stolen claim"
 	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency, cfg.MaxTurns = srv.URL+"/v1", "stub", 1, 3, 1, 2
 	r := &Runner{Env: fixedEnv{}}
-	g := &claimGate{Store: st}
+	g := &claimGate{batchLog: batchLog{Store: st}}
 	r.Store = g
 	expID, err := r.Create(context.Background(), cfg)
 	require.NoError(t, err)

@@ -464,6 +464,36 @@ func TestRateLimitHolds(t *testing.T) {
 	})
 }
 
+// bubbleOracleRun is, inside a synctest bubble, the retrieval oracle
+// served in memory (5 ms a reply, calls counted) and a Runner on st with an
+// experiment of tasks 2-objective tasks at concurrency conc created for it;
+// stop closes the server.
+type bubbleOracleRun struct {
+	r        *Runner
+	c        *countingServer
+	newModel func(RunConfig) (core.Model, error)
+	expID    int64
+	stop     func()
+}
+
+func newBubbleOracleRun(t *testing.T, st *storage.Store, tasks, conc int) bubbleOracleRun {
+	t.Helper()
+	ctx := context.Background()
+	qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
+	require.NoError(t, err)
+	c := &countingServer{next: oracle.New(qs), latency: 5 * time.Millisecond}
+	newModel, stop := serveMem(c)
+	cfg := DefaultRunConfig()
+	cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency = memURL, oracle.ModelName, 2, tasks, conc
+	r := &Runner{Store: st, Env: st, Heartbeat: 20 * time.Millisecond, NewModel: newModel}
+	expID, err := r.Create(ctx, cfg)
+	if err != nil {
+		stop()
+		require.NoError(t, err)
+	}
+	return bubbleOracleRun{r: r, c: c, newModel: newModel, expID: expID, stop: stop}
+}
+
 // TestPauseResumeCancelAndResumeFromStore: pause stops new calls, resume lets
 // them go on, cancel ends the run, and Resume finishes it with every rollout
 // done once and its turns contiguous. It runs in a synctest bubble: "nothing
@@ -476,16 +506,9 @@ func TestPauseResumeCancelAndResumeFromStore(t *testing.T) {
 		st := openBubbleStore(t, path)
 		defer st.Close()
 		ctx := context.Background()
-		qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
-		require.NoError(t, err)
-		c := &countingServer{next: oracle.New(qs), latency: 5 * time.Millisecond}
-		newModel, stop := serveMem(c)
-		defer stop()
-		cfg := DefaultRunConfig()
-		cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency = memURL, oracle.ModelName, 2, 30, 3
-		r := &Runner{Store: st, Env: st, Heartbeat: 20 * time.Millisecond, NewModel: newModel}
-		expID, err := r.Create(ctx, cfg)
-		require.NoError(t, err)
+		o := newBubbleOracleRun(t, st, 30, 3)
+		defer o.stop()
+		r, c, newModel, expID := o.r, o.c, o.newModel, o.expID
 
 		turns := make(chan Progress, 1000)
 		errc := make(chan error, 1)
@@ -555,16 +578,9 @@ func TestPauseIsNoPartOfRolloutTime(t *testing.T) {
 		st := openBubbleStore(t, path)
 		defer st.Close()
 		ctx := context.Background()
-		qs, err := st.Questions(ctx, "hotpotqa", 0, 0)
-		require.NoError(t, err)
-		c := &countingServer{next: oracle.New(qs), latency: 5 * time.Millisecond}
-		newModel, stop := serveMem(c)
-		defer stop()
-		cfg := DefaultRunConfig()
-		cfg.Endpoint, cfg.Model, cfg.Objectives, cfg.Tasks, cfg.Concurrency = memURL, oracle.ModelName, 2, 4, 2
-		r := &Runner{Store: st, Env: st, Heartbeat: 20 * time.Millisecond, NewModel: newModel}
-		expID, err := r.Create(ctx, cfg)
-		require.NoError(t, err)
+		o := newBubbleOracleRun(t, st, 4, 2)
+		defer o.stop()
+		r, expID := o.r, o.expID
 		progress := make(chan Progress, 1000)
 		errc := make(chan error, 1)
 		began := time.Now()
