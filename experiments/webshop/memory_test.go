@@ -144,15 +144,10 @@ func TestMemoryPolicyResume(t *testing.T) {
 	resumedCalls, err := st.SubCalls(ctx, rows[0].ID)
 	require.NoError(t, err)
 
-	clean := httptest.NewServer(NewFakeServer())
-	defer clean.Close()
-	cfg.EnvURL = clean.URL
-	sum2, err := r.Run(ctx, "clean", cfg)
+	cleanID := uninterrupted(t, r, cfg)
+	want, err := st.Turns(ctx, cleanID)
 	require.NoError(t, err)
-	rows2, _ := st.Rollouts(ctx, sum2.Experiment)
-	want, err := st.Turns(ctx, rows2[0].ID)
-	require.NoError(t, err)
-	wantCalls, err := st.SubCalls(ctx, rows2[0].ID)
+	wantCalls, err := st.SubCalls(ctx, cleanID)
 	require.NoError(t, err)
 	require.Len(t, resumed, len(want))
 	for i := range want {
@@ -165,7 +160,9 @@ func TestMemoryPolicyResume(t *testing.T) {
 		assert.Equal(t, [2]int{wantCalls[i].Turn, wantCalls[i].Seq}, [2]int{resumedCalls[i].Turn, resumedCalls[i].Seq})
 		assert.Equal(t, wantCalls[i].Request, resumedCalls[i].Request)
 	}
-	assert.Equal(t, storage.StatusDone, rows2[0].Status)
+	clean, err := st.Rollout(ctx, cleanID)
+	require.NoError(t, err)
+	assert.Equal(t, storage.StatusDone, clean.Status)
 }
 
 // TestSeveralPoliciesOneExperiment: Policies plays every goal under each

@@ -309,6 +309,21 @@ func brokenStepServer(t *testing.T) (srv *httptest.Server, heal func()) {
 	}
 }
 
+// uninterrupted plays cfg's (one-goal) experiment again on a healthy fake
+// WebShop and returns its rollout's id: what a resumed episode must equal.
+func uninterrupted(t *testing.T, r *Runner, cfg Config) int64 {
+	t.Helper()
+	clean := httptest.NewServer(NewFakeServer())
+	t.Cleanup(clean.Close)
+	cfg.EnvURL = clean.URL
+	sum, err := r.Run(context.Background(), "uninterrupted", cfg)
+	require.NoError(t, err)
+	rows, err := r.Store.Rollouts(context.Background(), sum.Experiment)
+	require.NoError(t, err)
+	require.Len(t, rows, 1)
+	return rows[0].ID
+}
+
 // TestFailedStepThenResume: a server that keeps answering 500 (after one
 // retry) fails the rollout with a per-turn error and keeps its turns;
 // resuming against a healthy server replays them and finishes the episode
@@ -339,14 +354,7 @@ func TestFailedStepThenResume(t *testing.T) {
 	resumed, err := st.Turns(ctx, rows[0].ID)
 	require.NoError(t, err)
 
-	// The same goal uninterrupted.
-	clean := httptest.NewServer(NewFakeServer())
-	defer clean.Close()
-	cfg.EnvURL = clean.URL
-	sum2, err := r.Run(ctx, "clean", cfg)
-	require.NoError(t, err)
-	rows2, _ := st.Rollouts(ctx, sum2.Experiment)
-	want, err := st.Turns(ctx, rows2[0].ID)
+	want, err := st.Turns(ctx, uninterrupted(t, r, cfg))
 	require.NoError(t, err)
 	require.Len(t, resumed, len(want))
 	for i := range want {
