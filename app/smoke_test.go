@@ -41,10 +41,20 @@ func TestSmokeDesktopWindowUnderXvfb(t *testing.T) {
 	build.Stderr = os.Stderr
 	require.NoError(t, build.Run(), "building the desktop binary")
 
-	display := freeDisplay(t)
-	xvfb := exec.Command("Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+	// Xvfb picks a free display itself and writes its number to fd 3
+	// (-displayfd), so the test never guesses one that another X server takes.
+	displayR, displayW, err := os.Pipe()
+	require.NoError(t, err)
+	xvfb := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+	xvfb.ExtraFiles = []*os.File{displayW}
 	require.NoError(t, xvfb.Start())
+	_ = displayW.Close()
 	t.Cleanup(func() { _ = xvfb.Process.Kill(); _ = xvfb.Wait() })
+	var num string
+	_, err = fmt.Fscan(displayR, &num)
+	_ = displayR.Close()
+	require.NoError(t, err, "reading the display Xvfb chose")
+	display := ":" + num
 	env := append(os.Environ(), "DISPLAY="+display,
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 		"XDG_CACHE_HOME="+filepath.Join(dir, "cache"))
@@ -59,8 +69,11 @@ func TestSmokeDesktopWindowUnderXvfb(t *testing.T) {
 	gui := exec.Command(bin, "--db", db, "--bundle", bundle, "--width", "1200", "--height", "760")
 	gui.Env, gui.Stdout, gui.Stderr = env, &appLog, &appLog
 	require.NoError(t, gui.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- gui.Wait() }()
+	// exited is closed once the app has exited (exitErr then holds how), so
+	// any number of waiters see it: the clean-up after an early exit too.
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = gui.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = gui.Process.Signal(syscall.SIGTERM)
 		select {
@@ -74,8 +87,8 @@ func TestSmokeDesktopWindowUnderXvfb(t *testing.T) {
 	var window string
 	eventually(t, 60*time.Second, "the mem1lab window", func() bool {
 		select {
-		case err := <-exited:
-			t.Fatalf("the app exited early (%v):\n%s", err, appLog.String())
+		case <-exited:
+			t.Fatalf("the app exited early (%v):\n%s", exitErr, appLog.String())
 		default:
 		}
 		c := exec.Command("xdotool", "search", "--name", "^mem1lab")
@@ -111,17 +124,6 @@ func TestSmokeDesktopWindowUnderXvfb(t *testing.T) {
 		data, _ := os.ReadFile(shot)
 		_ = os.WriteFile(keep, data, 0o644)
 	}
-}
-
-// freeDisplay picks an X display number with no lock file.
-func freeDisplay(t *testing.T) string {
-	for n := 91; n < 140; n++ {
-		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); os.IsNotExist(err) {
-			return fmt.Sprintf(":%d", n)
-		}
-	}
-	t.Fatal("no free X display number")
-	return ""
 }
 
 // eventually polls cond (an external process's state, which no channel can
