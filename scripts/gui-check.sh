@@ -88,17 +88,25 @@ launch() {
   for _ in $(seq 1 100); do xdotool search --name '^mem1lab' >/dev/null 2>&1 || break; sleep 0.1; done
   "$BIN" --db "$db" --width 1280 --height 800 "$@" >>"$work/app.log" 2>&1 &
   app=$!
-  wid=""
-  for _ in $(seq 1 200); do wid=$(xdotool search --name '^mem1lab' 2>/dev/null | head -1 || true); [ -n "$wid" ] && break; sleep 0.1; done
-  [ -n "$wid" ] || fail "no window: $(cat "$work/app.log")"
+  findwin || fail "no window: $(cat "$work/app.log")"
   sleep "${SETTLE:-3}"
   # Still the window? (A key sent to a window that is gone fails the check
-  # with BadWindow.)
+  # with BadWindow.) On a busy machine the one found can be a window that is
+  # replaced while the app starts: wait for the app's window again, as long
+  # as the first time, and let it settle.
   if ! xdotool getwindowname "$wid" >/dev/null 2>&1; then
-    echo "gui-check: warning: window $wid went away during start-up; looking again" >&2
-    wid=$(xdotool search --name '^mem1lab' 2>/dev/null | head -1 || true)
-    [ -n "$wid" ] || fail "no window after start-up: $(cat "$work/app.log")"
+    echo "gui-check: warning: window $wid went away during start-up; waiting for the app's window again" >&2
+    kill -0 "$app" 2>/dev/null || fail "the app exited during start-up: $(cat "$work/app.log")"
+    findwin || fail "no window after start-up: $(cat "$work/app.log")"
+    sleep "${SETTLE:-3}"
+    xdotool getwindowname "$wid" >/dev/null 2>&1 || fail "window $wid went away again during start-up: $(cat "$work/app.log")"
   fi
+}
+# findwin: wid is the app's window, waited for up to 20 s (false if none).
+findwin() {
+  wid=""
+  for _ in $(seq 1 200); do wid=$(xdotool search --name '^mem1lab' 2>/dev/null | head -1 || true); [ -n "$wid" ] && return 0; sleep 0.1; done
+  return 1
 }
 # fits STEP: the window is inside the screen.
 fits() {
